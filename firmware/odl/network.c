@@ -1,0 +1,500 @@
+/*
+ * network.c - walks the generated layer table: forward, backward, gradient accumulation, SGD,
+ * Full and transfer-learning modes.
+ *
+ * Memory contract with the generator (pyodl/memory_plan.py):
+ * - each layer reads `in` (NULL = the sample) and writes `out`; a trained Conv1D/Dense layer's `in` is a
+ *   buffer nothing else overwrites during the forward pass, so the backward pass finds it intact;
+ * - the scratch buffers the forward pass ping-pongs through are dead once the loss is known, so the
+ *   backward pass reuses them as error_a / error_b.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "odl.h"
+#include "odl_layers.h"
+
+static int has_params(const odl_layer_t *l)
+{
+    return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE;
+}
+
+static uint32_t out_size(const odl_layer_t *l)
+{
+    return (uint32_t)l->out_len * l->out_ch;
+}
+
+static uint32_t in_size(const odl_layer_t *l)
+{
+    return (uint32_t)l->in_len * l->in_ch;
+}
+
+static uint32_t weight_count(const odl_layer_t *l)
+{
+    if (l->kind == ODL_LAYER_CONV1D) {
+        return (uint32_t)l->size * l->in_ch * l->out_ch;
+    }
+    return in_size(l) * l->out_ch;
+}
+
+/* Index of the lowest parameter layer among the last `n` ones, or num_layers when there are fewer. */
+static unsigned lowest_of_last_params(const odl_net_t *net, unsigned n)
+{
+    unsigned seen = 0;
+    for (unsigned i = net->num_layers; i-- > 0;) {
+        if (has_params(&net->layers[i]) && ++seen == n) {
+            return i;
+        }
+    }
+    return net->num_layers;
+}
+
+static int shapes_ok(const odl_layer_t *l)
+{
+    switch (l->kind) {
+    case ODL_LAYER_CONV1D:
+        return l->size >= 1 && l->in_len >= l->size && l->out_len == l->in_len - l->size + 1;
+    case ODL_LAYER_DENSE:
+        return l->out_len == 1;
+    case ODL_LAYER_AVGPOOL1D:
+        return l->size >= 1 && l->out_len == l->in_len / l->size && l->out_ch == l->in_ch && l->out_len >= 1;
+    case ODL_LAYER_GAP1D:
+        return l->out_len == 1 && l->out_ch == l->in_ch;
+    case ODL_LAYER_FLATTEN:
+        return l->out_len == 1 && l->out_ch == in_size(l) && l->out == l->in;
+    case ODL_LAYER_RELU:
+        return l->out_len == l->in_len && l->out_ch == l->in_ch;
+    case ODL_LAYER_SOFTMAX:
+        return l->out_len == 1 && l->out_ch == in_size(l);
+    default:
+        return 0;
+    }
+}
+
+/* Everything the generator promised, checked once so the hot paths need no checks. */
+static odl_status_t check_table(const odl_net_t *net)
+{
+    if (net->layers == NULL || net->num_layers == 0 || net->logits == NULL || net->probs == NULL) {
+        return ODL_ERR_MODEL;
+    }
+    const unsigned first_capacity = lowest_of_last_params(net, net->trainable_capacity);
+    if (net->trainable_capacity == 0 || first_capacity == net->num_layers) {
+        return ODL_ERR_MODEL;
+    }
+    uint32_t prev_size = (uint32_t)net->input_len * net->input_ch;
+    const float *prev_out = NULL; /* the sample */
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        const int last = (i + 1u == net->num_layers);
+        if (!shapes_ok(l) || in_size(l) != prev_size || l->in != prev_out) {
+            return ODL_ERR_MODEL;
+        }
+        if (l->out == NULL && l->kind != ODL_LAYER_FLATTEN) {
+            return ODL_ERR_MODEL;
+        }
+        if ((l->kind == ODL_LAYER_SOFTMAX || l->act == ODL_ACT_SOFTMAX) && !last) {
+            return ODL_ERR_MODEL;
+        }
+        if (last && !((l->act == ODL_ACT_SOFTMAX && l->out == net->logits) ||
+                      (l->kind == ODL_LAYER_SOFTMAX && l->in == net->logits && l->out == net->probs))) {
+            return ODL_ERR_MODEL;
+        }
+        if (has_params(l)) {
+            const int trainable = i >= first_capacity;
+            if (l->weights == NULL || l->bias == NULL) {
+                return ODL_ERR_MODEL;
+            }
+            if (trainable && (l->weights_rw == NULL || l->bias_rw == NULL || l->grad_weights == NULL ||
+                              l->grad_bias == NULL)) {
+                return ODL_ERR_MODEL;
+            }
+        } else if (l->act != ODL_ACT_NONE) {
+            return ODL_ERR_MODEL;
+        }
+        const int needs_mask = (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) && i >= first_capacity;
+        if (needs_mask && l->relu_mask == NULL) {
+            return ODL_ERR_MODEL;
+        }
+        if (i >= first_capacity && out_size(l) > net->error_capacity && !last) {
+            return ODL_ERR_MODEL;
+        }
+        prev_size = out_size(l);
+        prev_out = l->out;
+    }
+    if (prev_size != net->num_classes || net->error_a == NULL || net->error_b == NULL ||
+        net->error_capacity < net->num_classes) {
+        return ODL_ERR_MODEL;
+    }
+    return ODL_OK;
+}
+
+void odl_zero_grads(odl_net_t *net)
+{
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        if (l->grad_weights != NULL) {
+            const uint32_t nw = weight_count(l);
+            for (uint32_t k = 0; k < nw; ++k) {
+                l->grad_weights[k] = 0.0f;
+            }
+            for (uint32_t k = 0; k < l->out_ch; ++k) {
+                l->grad_bias[k] = 0.0f;
+            }
+        }
+    }
+    net->accumulated = 0;
+}
+
+unsigned odl_param_layer_count(const odl_net_t *net)
+{
+    unsigned count = 0;
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        count += has_params(&net->layers[i]) ? 1u : 0u;
+    }
+    return count;
+}
+
+odl_status_t odl_set_trainable(odl_net_t *net, unsigned n)
+{
+    if (net == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (n == 0 || n > net->trainable_capacity) {
+        return ODL_ERR_TRAINABLE;
+    }
+    net->trainable = (uint16_t)n;
+    net->first_trained = (uint16_t)lowest_of_last_params(net, n);
+    odl_zero_grads(net);
+    return ODL_OK;
+}
+
+odl_status_t odl_init(odl_net_t *net)
+{
+    if (net == NULL) {
+        return ODL_ERR_NULL;
+    }
+    const odl_status_t st = check_table(net);
+    if (st != ODL_OK) {
+        return st;
+    }
+    return odl_set_trainable(net, net->trainable_capacity);
+}
+
+static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const float *x)
+{
+    const float *in = (l->in != NULL) ? l->in : x;
+    float *out = l->out;
+    switch (l->kind) {
+    case ODL_LAYER_CONV1D:
+        odl_conv1d_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->size, l->out_ch, out);
+        break;
+    case ODL_LAYER_DENSE:
+        odl_dense_forward(in, in_size(l), l->weights, l->bias, l->out_ch, out);
+        break;
+    case ODL_LAYER_AVGPOOL1D:
+        odl_avgpool1d_forward(in, l->in_len, l->in_ch, l->size, out);
+        break;
+    case ODL_LAYER_GAP1D:
+        odl_gap1d_forward(in, l->in_len, l->in_ch, out);
+        break;
+    case ODL_LAYER_RELU:
+        odl_relu_forward(in, out_size(l), out, l->relu_mask);
+        break;
+    case ODL_LAYER_SOFTMAX:
+        odl_softmax_forward(in, out_size(l), out);
+        break;
+    default: /* ODL_LAYER_FLATTEN: same buffer, nothing to do */
+        break;
+    }
+    if (l->act == ODL_ACT_RELU) {
+        odl_relu_forward(out, out_size(l), out, l->relu_mask);
+    } else if (l->act == ODL_ACT_SOFTMAX) {
+        odl_softmax_forward(out, out_size(l), net->probs);
+    }
+}
+
+static int all_finite(const float *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; ++i) {
+        if (!isfinite(v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+odl_status_t odl_forward(odl_net_t *net, const float *x)
+{
+    if (net == NULL || x == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (!all_finite(x, (uint32_t)net->input_len * net->input_ch)) {
+        return ODL_ERR_NONFINITE;
+    }
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        layer_forward(net, &net->layers[i], x);
+    }
+    return all_finite(net->logits, net->num_classes) ? ODL_OK : ODL_ERR_NONFINITE;
+}
+
+odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class)
+{
+    if (predicted_class == NULL) {
+        return ODL_ERR_NULL;
+    }
+    const odl_status_t st = odl_forward(net, x);
+    if (st != ODL_OK) {
+        return st;
+    }
+    uint16_t best = 0;
+    for (uint16_t j = 1; j < net->num_classes; ++j) {
+        if (net->probs[j] > net->probs[best]) {
+            best = j;
+        }
+    }
+    *predicted_class = best;
+    return ODL_OK;
+}
+
+/* Backward through layer i: `da` holds dL/d(output); on return *da_io points at dL/d(input) when the
+ * layer below needs it. Parameter gradients are added only for trained layers. */
+static void layer_backward(const odl_net_t *net, unsigned i, const float *x, float **da_io, float **spare_io)
+{
+    const odl_layer_t *l = &net->layers[i];
+    const float *in = (l->in != NULL) ? l->in : x;
+    const int need_dx = i > net->first_trained;
+    float *da = *da_io;
+    float *dx = *spare_io;
+
+    if (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) {
+        odl_relu_backward(da, out_size(l), l->relu_mask);
+    }
+    switch (l->kind) {
+    case ODL_LAYER_CONV1D:
+        odl_conv1d_backward_params(da, in, l->in_len, l->in_ch, l->size, l->out_ch, l->grad_weights,
+                                   l->grad_bias);
+        if (need_dx) {
+            odl_conv1d_backward_input(da, l->in_len, l->in_ch, l->weights, l->size, l->out_ch, dx);
+        }
+        break;
+    case ODL_LAYER_DENSE:
+        odl_dense_backward_params(da, in, in_size(l), l->out_ch, l->grad_weights, l->grad_bias);
+        if (need_dx) {
+            odl_dense_backward_input(da, l->weights, in_size(l), l->out_ch, dx);
+        }
+        break;
+    case ODL_LAYER_AVGPOOL1D:
+        odl_avgpool1d_backward_input(da, l->in_len, l->in_ch, l->size, dx);
+        break;
+    case ODL_LAYER_GAP1D:
+        odl_gap1d_backward_input(da, l->in_len, l->in_ch, dx);
+        break;
+    default: /* Flatten, ReLU and the final softmax leave the gradient in place. */
+        return;
+    }
+    *da_io = dx;
+    *spare_io = da;
+}
+
+odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss)
+{
+    if (net == NULL || x == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (label >= net->num_classes) {
+        return ODL_ERR_LABEL;
+    }
+    odl_status_t st = odl_forward(net, x);
+    if (st != ODL_OK) {
+        return st;
+    }
+    const float sample_loss = odl_cross_entropy(net->logits, net->num_classes, label);
+    if (!isfinite(sample_loss)) {
+        return ODL_ERR_NONFINITE;
+    }
+    if (loss != NULL) {
+        *loss = sample_loss;
+    }
+    float *da = net->error_a;
+    float *spare = net->error_b;
+    odl_cross_entropy_backward(net->probs, net->num_classes, label, da);
+    for (unsigned i = net->num_layers; i-- > net->first_trained;) {
+        layer_backward(net, i, x, &da, &spare);
+    }
+    net->accumulated++;
+    return ODL_OK;
+}
+
+odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate)
+{
+    if (net == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (!(learning_rate > 0.0f) || !isfinite(learning_rate)) {
+        return ODL_ERR_LEARNING_RATE;
+    }
+    if (net->accumulated == 0) {
+        return ODL_ERR_NO_SAMPLES;
+    }
+    /* Validate first, so a bad batch changes no weight at all. */
+    for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        if (has_params(l) && (!all_finite(l->grad_weights, weight_count(l)) ||
+                              !all_finite(l->grad_bias, l->out_ch))) {
+            odl_zero_grads(net);
+            return ODL_ERR_NONFINITE;
+        }
+    }
+    /* Keras applies w -= lr * mean_gradient; the mean is formed first, as in its loss reduction. */
+    const float count = (float)net->accumulated;
+    for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        if (!has_params(l)) {
+            continue;
+        }
+        const uint32_t nw = weight_count(l);
+        for (uint32_t k = 0; k < nw; ++k) {
+            l->weights_rw[k] -= learning_rate * (l->grad_weights[k] / count);
+        }
+        for (uint32_t k = 0; k < l->out_ch; ++k) {
+            l->bias_rw[k] -= learning_rate * (l->grad_bias[k] / count);
+        }
+    }
+    odl_zero_grads(net);
+    return ODL_OK;
+}
+
+static odl_status_t param_layer(const odl_net_t *net, unsigned layer, uint32_t n_weights, uint32_t n_bias,
+                                const odl_layer_t **out)
+{
+    if (net == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (layer >= net->num_layers || !has_params(&net->layers[layer])) {
+        return ODL_ERR_LAYER;
+    }
+    const odl_layer_t *l = &net->layers[layer];
+    if (n_weights != weight_count(l) || n_bias != l->out_ch) {
+        return ODL_ERR_SIZE;
+    }
+    *out = l;
+    return ODL_OK;
+}
+
+odl_status_t odl_param_sizes(const odl_net_t *net, unsigned layer, uint32_t *weights, uint32_t *bias)
+{
+    if (net == NULL || weights == NULL || bias == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (layer >= net->num_layers || !has_params(&net->layers[layer])) {
+        return ODL_ERR_LAYER;
+    }
+    *weights = weight_count(&net->layers[layer]);
+    *bias = net->layers[layer].out_ch;
+    return ODL_OK;
+}
+
+odl_status_t odl_get_params(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
+                            float *bias, uint32_t n_bias)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    if (weights == NULL || bias == NULL) {
+        return ODL_ERR_NULL;
+    }
+    for (uint32_t k = 0; k < n_weights; ++k) {
+        weights[k] = l->weights[k];
+    }
+    for (uint32_t k = 0; k < n_bias; ++k) {
+        bias[k] = l->bias[k];
+    }
+    return ODL_OK;
+}
+
+odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights, uint32_t n_weights,
+                            const float *bias, uint32_t n_bias)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    if (weights == NULL || bias == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (l->weights_rw == NULL) {
+        return ODL_ERR_FROZEN;
+    }
+    if (!all_finite(weights, n_weights) || !all_finite(bias, n_bias)) {
+        return ODL_ERR_NONFINITE;
+    }
+    for (uint32_t k = 0; k < n_weights; ++k) {
+        l->weights_rw[k] = weights[k];
+    }
+    for (uint32_t k = 0; k < n_bias; ++k) {
+        l->bias_rw[k] = bias[k];
+    }
+    /* Gradients summed against the old weights would be applied to the new ones. */
+    odl_zero_grads(net);
+    return ODL_OK;
+}
+
+odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
+                           float *bias, uint32_t n_bias)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    if (weights == NULL || bias == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (l->grad_weights == NULL || layer < net->first_trained) {
+        return ODL_ERR_FROZEN;
+    }
+    if (net->accumulated == 0) {
+        return ODL_ERR_NO_SAMPLES;
+    }
+    const float count = (float)net->accumulated;
+    for (uint32_t k = 0; k < n_weights; ++k) {
+        weights[k] = l->grad_weights[k] / count;
+    }
+    for (uint32_t k = 0; k < n_bias; ++k) {
+        bias[k] = l->grad_bias[k] / count;
+    }
+    return ODL_OK;
+}
+
+const char *odl_status_str(odl_status_t status)
+{
+    switch (status) {
+    case ODL_OK:
+        return "ok";
+    case ODL_ERR_NULL:
+        return "a required pointer is NULL";
+    case ODL_ERR_MODEL:
+        return "the generated layer table is inconsistent; re-run pyodl export";
+    case ODL_ERR_LABEL:
+        return "label is not below the number of classes";
+    case ODL_ERR_NONFINITE:
+        return "NaN or infinity in the input, the loss or a gradient; nothing was changed";
+    case ODL_ERR_LEARNING_RATE:
+        return "learning rate must be a finite number > 0";
+    case ODL_ERR_NO_SAMPLES:
+        return "no sample has been accumulated since the last step";
+    case ODL_ERR_TRAINABLE:
+        return "trainable layer count must be between 1 and the build's trainable capacity";
+    case ODL_ERR_LAYER:
+        return "layer index out of range or layer has no parameters";
+    case ODL_ERR_FROZEN:
+        return "the layer is frozen in this build (its parameters are const)";
+    case ODL_ERR_SIZE:
+        return "element count does not match the layer";
+    default:
+        return "unknown status";
+    }
+}

@@ -1,0 +1,134 @@
+/*
+ * odl.h - public API of the portable on-device-learning library.
+ *
+ * The library trains a 1-D CNN described by a constant layer table that `pyodl export` generates
+ * (firmware/generated/model_params.c). It never allocates and never does I/O: every buffer it touches is
+ * a static array of the generated file, sized at compile time from the generated model.h.
+ *
+ * Tensors are channels-last, exactly the Keras layouts: an activation of length N with C channels is
+ * x[n * C + c]; a Conv1D kernel is w[(k * C_in + c) * F + f]; a Dense kernel is w[i * N_out + j].
+ */
+#ifndef ODL_H
+#define ODL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Places a buffer in a named linker section so the map file shows each class of memory separately. */
+#if defined(__GNUC__) && defined(__ELF__)
+#define ODL_SECTION(name) __attribute__((section(name)))
+#else
+#define ODL_SECTION(name)
+#endif
+
+typedef enum {
+    ODL_OK = 0,
+    ODL_ERR_NULL = 1,          /* a required pointer argument is NULL */
+    ODL_ERR_MODEL = 2,         /* the layer table is inconsistent (shapes, missing buffers) */
+    ODL_ERR_LABEL = 3,         /* label is not below the number of classes */
+    ODL_ERR_NONFINITE = 4,     /* NaN or infinity in an input, the loss or a gradient; nothing changed */
+    ODL_ERR_LEARNING_RATE = 5, /* learning rate is not a finite number > 0 */
+    ODL_ERR_NO_SAMPLES = 6,    /* SGD step requested with no accumulated sample */
+    ODL_ERR_TRAINABLE = 7,     /* more trainable layers requested than this build keeps in RAM, or 0 */
+    ODL_ERR_LAYER = 8,         /* layer index out of range, or the layer has no parameters */
+    ODL_ERR_FROZEN = 9,        /* the layer's parameters are const (in flash) in this build */
+    ODL_ERR_SIZE = 10          /* a caller's element count does not match the layer */
+} odl_status_t;
+
+typedef enum {
+    ODL_LAYER_CONV1D = 0,
+    ODL_LAYER_DENSE = 1,
+    ODL_LAYER_AVGPOOL1D = 2,
+    ODL_LAYER_GAP1D = 3,   /* GlobalAveragePooling1D */
+    ODL_LAYER_FLATTEN = 4, /* channels-last memory is already vec(x): in and out are the same buffer */
+    ODL_LAYER_RELU = 5,    /* standalone ReLU, computed in place */
+    ODL_LAYER_SOFTMAX = 6  /* standalone softmax, last layer only */
+} odl_layer_kind_t;
+
+typedef enum {
+    ODL_ACT_NONE = 0,
+    ODL_ACT_RELU = 1,
+    ODL_ACT_SOFTMAX = 2 /* last layer only: the loss is categorical cross-entropy on these probabilities */
+} odl_activation_t;
+
+/*
+ * One row of the generated layer table. Shapes are (length, channels); Dense has length 1.
+ * Pointers the build does not need are NULL: a frozen layer has no gradient buffers and its weights
+ * are const (flash), a layer below every trainable one keeps no ReLU mask.
+ */
+typedef struct {
+    uint8_t kind;   /* odl_layer_kind_t */
+    uint8_t act;    /* odl_activation_t, fused after Conv1D / Dense */
+    uint16_t size;  /* Conv1D kernel size K, AvgPool1D pool size p, otherwise 0 */
+    uint16_t in_len, in_ch;
+    uint16_t out_len, out_ch;
+    const float *in; /* NULL: the sample passed to odl_forward */
+    float *out;      /* equals `in` for layers computed in place */
+    const float *weights;
+    const float *bias;
+    float *weights_rw; /* same storage as weights when it lives in RAM, NULL when const */
+    float *bias_rw;
+    float *grad_weights; /* sums over the accumulated samples */
+    float *grad_bias;
+    uint32_t *relu_mask; /* bit i set when output element i was > 0 */
+} odl_layer_t;
+
+typedef struct {
+    /* Fixed by the generator. */
+    const odl_layer_t *layers;
+    uint16_t num_layers;
+    uint16_t input_len, input_ch;
+    uint16_t num_classes;
+    uint16_t trainable_capacity; /* how many of the last parameter layers this build can train */
+    uint32_t error_capacity;     /* elements in each of error_a / error_b */
+    float *logits;               /* input of the final softmax */
+    float *probs;                /* output of the final softmax */
+    float *error_a, *error_b;    /* backward ping-pong buffers (the forward scratch, reused) */
+    uint32_t model_hash;
+    /* Changed by the API. */
+    uint16_t trainable;      /* parameter layers currently trained, counted from the output */
+    uint16_t first_trained;  /* index in `layers` of the lowest trained parameter layer */
+    uint32_t accumulated;    /* samples summed in the gradient buffers */
+} odl_net_t;
+
+/* Checks the table, trains the build's full capacity, clears the gradient buffers. */
+odl_status_t odl_init(odl_net_t *net);
+
+/* Trains only the last `n` parameter layers (transfer learning); n = all of them is Full mode.
+ * Clears the gradient buffers, since a half-accumulated batch would mix two modes. */
+odl_status_t odl_set_trainable(odl_net_t *net, unsigned n);
+unsigned odl_param_layer_count(const odl_net_t *net);
+
+/* Forward pass of one sample (input_len * input_ch floats); probabilities land in net->probs. */
+odl_status_t odl_forward(odl_net_t *net, const float *x);
+odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class);
+
+/* Forward + backward of one labelled sample; adds its parameter gradients to the accumulators.
+ * `loss` (may be NULL) receives the sample's cross-entropy. */
+odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss);
+
+/* w -= lr * (accumulated gradient / accumulated samples): Keras' SGD on the batch mean. Leaves every
+ * weight untouched and returns ODL_ERR_NONFINITE when a gradient is not finite. Clears the accumulators. */
+odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate);
+void odl_zero_grads(odl_net_t *net);
+
+/* Copies of a parameter layer's data; `layer` indexes net->layers. Counts must match the layer. */
+odl_status_t odl_param_sizes(const odl_net_t *net, unsigned layer, uint32_t *weights, uint32_t *bias);
+odl_status_t odl_get_params(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
+                            float *bias, uint32_t n_bias);
+odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights, uint32_t n_weights,
+                            const float *bias, uint32_t n_bias);
+/* The batch-mean gradient accumulated so far (what Keras would apply). */
+odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
+                           float *bias, uint32_t n_bias);
+
+const char *odl_status_str(odl_status_t status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ODL_H */

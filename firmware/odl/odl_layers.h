@@ -1,0 +1,52 @@
+/*
+ * odl_layers.h - the layer kernels of Table I (Craighero et al., 2023), one family per source file,
+ * each with its forward pass and both backward passes side by side.
+ *
+ * Conventions shared by every kernel:
+ * - channels-last tensors (see odl.h); dims are element counts;
+ * - `*_backward_params` ADD the sample's gradient to the accumulators (gradient accumulation), while
+ *   `*_backward_input` OVERWRITE dx;
+ * - `da` is dL/d(layer output) after any fused activation has been undone (see odl_relu_backward).
+ * Flatten has no kernel: channels-last memory already is vec(x), so its forward and backward are the
+ * identity on the same buffer.
+ */
+#ifndef ODL_LAYERS_H
+#define ODL_LAYERS_H
+
+#include <stdint.h>
+
+/* conv1d.c: valid padding, stride 1. x: (n, c), w: (k, c, f), a: (n - k + 1, f). */
+void odl_conv1d_forward(const float *x, unsigned n, unsigned c, const float *w, const float *b,
+                        unsigned k, unsigned f, float *a);
+void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                               unsigned f, float *dx);
+void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                unsigned f, float *grad_w, float *grad_b);
+
+/* dense.c: x: (n_in), w: (n_in, n_out), a: (n_out). */
+void odl_dense_forward(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
+                       float *a);
+void odl_dense_backward_input(const float *da, const float *w, unsigned n_in, unsigned n_out, float *dx);
+void odl_dense_backward_params(const float *da, const float *x, unsigned n_in, unsigned n_out,
+                               float *grad_w, float *grad_b);
+
+/* pool1d.c: AvgPool1D with stride = pool size p, rounding the output length down like Keras, and
+ * GlobalAveragePooling1D. x: (n, c). */
+void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a);
+void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, float *dx);
+void odl_gap1d_forward(const float *x, unsigned n, unsigned c, float *a);
+void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx);
+
+/* activation.c: ReLU keeps a bit mask (1 bit per element) instead of a copy of its input; x may equal a. */
+void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);
+void odl_relu_backward(float *da, unsigned n, const uint32_t *mask); /* in place */
+#define ODL_MASK_WORDS(n) (((n) + 31u) / 32u)
+void odl_softmax_forward(const float *z, unsigned n, float *p);
+
+/* loss.c: categorical cross-entropy on the softmax of `z`, computed from the logits as Keras does
+ * (softmax_cross_entropy_with_logits), so no probability is clipped. */
+float odl_cross_entropy(const float *z, unsigned n, unsigned label);
+/* dL/dz = p - onehot(label), where p = softmax(z) already computed by odl_softmax_forward. */
+void odl_cross_entropy_backward(const float *p, unsigned n, unsigned label, float *dz);
+
+#endif /* ODL_LAYERS_H */

@@ -1,0 +1,257 @@
+/*
+ * Whole-network checks on the generated model of ODL_MODEL_DIR (the paper's model by default).
+ *
+ * Usage: test_network <gradcheck|tl_matches_full|errors>
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "odl_layers.h"
+#include "testutil.h"
+
+#define BATCH 4
+#define MAX_PARAMS 16384
+
+static float samples[BATCH][ODL_INPUT_SIZE];
+static uint16_t labels[BATCH];
+static float w_buf[MAX_PARAMS], b_buf[1024], gw[MAX_PARAMS], gb[1024];
+
+static void make_batch(test_rng_t *rng)
+{
+    for (unsigned s = 0; s < BATCH; ++s) {
+        test_fill(rng, samples[s], ODL_INPUT_SIZE, -1.0f, 1.0f);
+        labels[s] = (uint16_t)test_int(rng, 0, ODL_NUM_CLASSES - 1u);
+    }
+}
+
+static int is_param_layer(unsigned i)
+{
+    const uint8_t kind = odl_model.layers[i].kind;
+    return kind == ODL_LAYER_CONV1D || kind == ODL_LAYER_DENSE;
+}
+
+static void sizes(unsigned layer, uint32_t *nw, uint32_t *nb)
+{
+    test_expect(odl_param_sizes(&odl_model, layer, nw, nb) == ODL_OK, "param sizes");
+    test_expect(*nw <= MAX_PARAMS && *nb <= 1024, "test buffers large enough");
+}
+
+/* Mean cross-entropy of the batch at the current weights. */
+static double batch_loss(void *ctx)
+{
+    (void)ctx;
+    double total = 0.0;
+    for (unsigned s = 0; s < BATCH; ++s) {
+        test_expect(odl_forward(&odl_model, samples[s]) == ODL_OK, "forward");
+        total += odl_cross_entropy(odl_model.logits, ODL_NUM_CLASSES, labels[s]);
+    }
+    return total / BATCH;
+}
+
+/* A parameter perturbed through odl_set_params, so the check also covers the public API. */
+typedef struct {
+    unsigned layer;
+    uint32_t nw, nb;
+} param_ctx_t;
+
+static double perturbed_loss(void *ctx)
+{
+    const param_ctx_t *pc = ctx;
+    test_expect(odl_set_params(&odl_model, pc->layer, w_buf, pc->nw, b_buf, pc->nb) == ODL_OK, "set params");
+    return batch_loss(NULL);
+}
+
+/*
+ * Backward of the whole network against central differences of the batch-mean loss, for every bias
+ * and up to 40 weights per trainable layer. The loss is only piecewise smooth (ReLU kinks), so the step is
+ * small (1e-3), one-sided differences are accepted at a kink, and the bound is looser than per layer
+ * (2e-3 + 5e-2 * |g|): float rounding of the ~2.0 loss divided by 2h is already ~2e-4.
+ */
+static void check_gradcheck(test_rng_t *rng)
+{
+    make_batch(rng);
+    for (unsigned layer = 0; layer < ODL_NUM_LAYERS; ++layer) {
+        if (!is_param_layer(layer) || odl_model.layers[layer].weights_rw == NULL) {
+            continue;
+        }
+        param_ctx_t pc = {layer, 0, 0};
+        sizes(layer, &pc.nw, &pc.nb);
+        odl_zero_grads(&odl_model);
+        for (unsigned s = 0; s < BATCH; ++s) {
+            test_expect(odl_accumulate(&odl_model, samples[s], labels[s], NULL) == ODL_OK, "accumulate");
+        }
+        test_expect(odl_get_grads(&odl_model, layer, gw, pc.nw, gb, pc.nb) == ODL_OK, "get grads");
+        test_expect(odl_get_params(&odl_model, layer, w_buf, pc.nw, b_buf, pc.nb) == ODL_OK, "get params");
+
+        static float picked_g[40];
+        unsigned picked_i[40];
+        const unsigned n_pick = pc.nw < 40u ? pc.nw : 40u;
+        for (unsigned j = 0; j < n_pick; ++j) {
+            picked_i[j] = test_int(rng, 0, pc.nw - 1u);
+            picked_g[j] = gw[picked_i[j]];
+        }
+        char what[64];
+        for (unsigned j = 0; j < n_pick; ++j) {
+            snprintf(what, sizeof what, "layer %u dL/dw[%u]", layer, picked_i[j]);
+            test_fd_check(what, &w_buf[picked_i[j]], 1, &picked_g[j], perturbed_loss, &pc, 1e-3f, 2e-3, 5e-2, 1);
+        }
+        snprintf(what, sizeof what, "layer %u dL/db", layer);
+        test_fd_check(what, b_buf, pc.nb, gb, perturbed_loss, &pc, 1e-3f, 2e-3, 5e-2, 1);
+        perturbed_loss(&pc); /* restore */
+    }
+}
+
+/* Transfer learning computes, for the layers it trains, exactly the gradients Full mode computes, and
+ * its SGD step changes only those layers. */
+static void check_tl_matches_full(test_rng_t *rng)
+{
+    make_batch(rng);
+    const unsigned n_params = odl_param_layer_count(&odl_model);
+    test_expect(odl_set_trainable(&odl_model, 0) == ODL_ERR_TRAINABLE, "0 trainable layers refused");
+    test_expect(odl_set_trainable(&odl_model, odl_model.trainable_capacity + 1u) == ODL_ERR_TRAINABLE,
+                "more trainable layers than the build holds refused");
+    const unsigned tl = odl_model.trainable_capacity >= 2u ? 2u : 1u;
+    unsigned top = ODL_NUM_LAYERS; /* lowest layer trained in TL */
+    for (unsigned seen = 0; seen < tl;) {
+        seen += is_param_layer(--top) ? 1u : 0u;
+    }
+    static float full_gw[ODL_NUM_LAYERS][MAX_PARAMS];
+    for (int pass = 0; pass < 2; ++pass) {
+        test_expect(odl_set_trainable(&odl_model, pass == 0 ? odl_model.trainable_capacity : tl) == ODL_OK,
+                    "set trainable");
+        for (unsigned s = 0; s < BATCH; ++s) {
+            test_expect(odl_accumulate(&odl_model, samples[s], labels[s], NULL) == ODL_OK, "accumulate");
+        }
+        for (unsigned layer = top; layer < ODL_NUM_LAYERS; ++layer) {
+            if (!is_param_layer(layer)) {
+                continue;
+            }
+            uint32_t nw, nb;
+            sizes(layer, &nw, &nb);
+            test_expect(odl_get_grads(&odl_model, layer, gw, nw, gb, nb) == ODL_OK, "get grads");
+            if (pass == 0) {
+                memcpy(full_gw[layer], gw, nw * sizeof(float));
+            } else {
+                test_expect(memcmp(full_gw[layer], gw, nw * sizeof(float)) == 0, "TL gradient == Full gradient");
+            }
+        }
+        if (pass == 1 && top > 0) {
+            for (unsigned layer = 0; layer < top; ++layer) {
+                if (is_param_layer(layer)) {
+                    uint32_t nw, nb;
+                    sizes(layer, &nw, &nb);
+                    test_expect(odl_get_grads(&odl_model, layer, gw, nw, gb, nb) == ODL_ERR_FROZEN,
+                                "no gradient for a layer below the trained ones");
+                }
+            }
+        }
+    }
+    /* A TL step moves the trained layers and leaves every other weight bit-identical. */
+    static float before[ODL_NUM_LAYERS][MAX_PARAMS];
+    for (unsigned layer = 0; layer < ODL_NUM_LAYERS; ++layer) {
+        if (is_param_layer(layer)) {
+            uint32_t nw, nb;
+            sizes(layer, &nw, &nb);
+            odl_get_params(&odl_model, layer, before[layer], nw, b_buf, nb);
+        }
+    }
+    test_expect(odl_sgd_step(&odl_model, 0.5f) == ODL_OK, "TL SGD step");
+    for (unsigned layer = 0; layer < ODL_NUM_LAYERS; ++layer) {
+        if (is_param_layer(layer)) {
+            uint32_t nw, nb;
+            sizes(layer, &nw, &nb);
+            odl_get_params(&odl_model, layer, w_buf, nw, b_buf, nb);
+            const int same = memcmp(before[layer], w_buf, nw * sizeof(float)) == 0;
+            test_expect(layer >= top ? !same : same, "TL step changes exactly the trained layers");
+        }
+    }
+    (void)n_params;
+}
+
+static void snapshot(float *dst, unsigned layer)
+{
+    uint32_t nw, nb;
+    sizes(layer, &nw, &nb);
+    odl_get_params(&odl_model, layer, dst, nw, b_buf, nb);
+}
+
+/* Every bad input is refused with its own status and changes nothing. */
+static void check_errors(test_rng_t *rng)
+{
+    make_batch(rng);
+    unsigned last = ODL_NUM_LAYERS - 1u;
+    while (!is_param_layer(last)) {
+        --last;
+    }
+    uint32_t nw, nb;
+    sizes(last, &nw, &nb);
+    static float before[MAX_PARAMS], after[MAX_PARAMS];
+    snapshot(before, last);
+
+    float bad[ODL_INPUT_SIZE];
+    memcpy(bad, samples[0], sizeof bad);
+    bad[ODL_INPUT_SIZE / 2] = NAN;
+    test_expect(odl_accumulate(&odl_model, bad, 0, NULL) == ODL_ERR_NONFINITE, "NaN input refused");
+    bad[ODL_INPUT_SIZE / 2] = INFINITY;
+    test_expect(odl_accumulate(&odl_model, bad, 0, NULL) == ODL_ERR_NONFINITE, "infinite input refused");
+    for (unsigned i = 0; i < ODL_INPUT_SIZE; ++i) {
+        bad[i] = 3e38f; /* finite, but the activations overflow */
+    }
+    test_expect(odl_accumulate(&odl_model, bad, 0, NULL) == ODL_ERR_NONFINITE, "overflowing input refused");
+    test_expect(odl_accumulate(&odl_model, samples[0], ODL_NUM_CLASSES, NULL) == ODL_ERR_LABEL,
+                "label out of range refused");
+    test_expect(odl_accumulate(&odl_model, NULL, 0, NULL) == ODL_ERR_NULL, "NULL sample refused");
+    test_expect(odl_model.accumulated == 0, "refused samples are not accumulated");
+    test_expect(odl_sgd_step(&odl_model, 0.01f) == ODL_ERR_NO_SAMPLES, "step without samples refused");
+
+    float loss = -1.0f;
+    test_expect(odl_accumulate(&odl_model, samples[0], labels[0], &loss) == ODL_OK && loss > 0.0f, "accumulate");
+    test_expect(odl_sgd_step(&odl_model, NAN) == ODL_ERR_LEARNING_RATE, "NaN learning rate refused");
+    test_expect(odl_sgd_step(&odl_model, 0.0f) == ODL_ERR_LEARNING_RATE, "zero learning rate refused");
+    test_expect(odl_sgd_step(&odl_model, -0.01f) == ODL_ERR_LEARNING_RATE, "negative learning rate refused");
+    test_expect(odl_model.accumulated == 1, "a refused step keeps the accumulated batch");
+    odl_model.layers[last].grad_weights[0] = INFINITY; /* as if the batch had overflowed */
+    test_expect(odl_sgd_step(&odl_model, 0.01f) == ODL_ERR_NONFINITE, "non-finite gradient refused");
+
+    w_buf[0] = NAN;
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_ERR_NONFINITE, "NaN weight refused");
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw - 1u, b_buf, nb) == ODL_ERR_SIZE, "wrong size refused");
+    test_expect(odl_get_params(&odl_model, ODL_NUM_LAYERS, w_buf, nw, b_buf, nb) == ODL_ERR_LAYER,
+                "layer out of range refused");
+    snapshot(after, last);
+    test_expect(memcmp(before, after, nw * sizeof(float)) == 0, "refused calls left the weights untouched");
+
+    /* A corrupted table is caught before anything runs. */
+    odl_layer_t broken[ODL_NUM_LAYERS];
+    memcpy(broken, odl_model.layers, sizeof broken);
+    broken[0].out_ch = (uint16_t)(broken[0].out_ch + 1u);
+    odl_net_t copy = odl_model;
+    copy.layers = broken;
+    test_expect(odl_init(&copy) == ODL_ERR_MODEL, "inconsistent layer table refused");
+    test_expect(strlen(odl_status_str(ODL_ERR_MODEL)) > 0 && strcmp(odl_status_str((odl_status_t)99), "unknown status") == 0,
+                "status strings");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        void (*run)(test_rng_t *);
+    } checks[] = {{"gradcheck", check_gradcheck}, {"tl_matches_full", check_tl_matches_full}, {"errors", check_errors}};
+    if (odl_init(&odl_model) != ODL_OK) {
+        printf("FAIL odl_init: %s\n", odl_status_str(odl_init(&odl_model)));
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; ++i) {
+        if (argc == 2 && strcmp(argv[1], checks[i].name) == 0) {
+            test_rng_t rng = {0xD1B54A32D192ED03ull + i};
+            checks[i].run(&rng);
+            printf("%s: %s\n", checks[i].name, test_failures() == 0 ? "ok" : "FAILED");
+            return test_failures() == 0 ? 0 : 1;
+        }
+    }
+    fprintf(stderr, "usage: %s <gradcheck|tl_matches_full|errors>\n", argv[0]);
+    return 2;
+}

@@ -256,6 +256,20 @@ odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_cla
     return ODL_OK;
 }
 
+odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n)
+{
+    if (net == NULL || probs == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (n != net->num_classes) {
+        return ODL_ERR_SIZE;
+    }
+    for (uint32_t j = 0; j < n; ++j) {
+        probs[j] = net->probs[j];
+    }
+    return ODL_OK;
+}
+
 /* Backward through layer i: `da` holds dL/d(output); on return *da_io points at dL/d(input) when the
  * layer below needs it. Parameter gradients are added only for trained layers. */
 static void layer_backward(const odl_net_t *net, unsigned i, const float *x, float **da_io, float **spare_io)

@@ -105,6 +105,8 @@ unsigned odl_param_layer_count(const odl_net_t *net);
 /* Forward pass of one sample (input_len * input_ch floats); probabilities land in net->probs. */
 odl_status_t odl_forward(odl_net_t *net, const float *x);
 odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class);
+/* Copies the probabilities of the last forward pass; n must be the number of classes. */
+odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
 
 /* Forward + backward of one labelled sample; adds its parameter gradients to the accumulators.
  * `loss` (may be NULL) receives the sample's cross-entropy. */

@@ -1,0 +1,112 @@
+"""The TensorFlow golden model: the reference every C build is compared with.
+
+:func:`train` runs N SGD steps exactly as ``keras.Model.fit`` would on the same batches (categorical
+cross-entropy, batch-mean reduction, plain SGD, frozen layers for transfer learning) and records the
+loss and the gradients of every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyodl.keras_model import keras, to_keras
+from pyodl.model import Model, Params
+
+# Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
+# summation order and rounding (~3e-8 absolute measured), so this leaves a wide margin without ever
+# accepting a wrong formula, whose errors are orders of magnitude larger.
+ATOL = 1e-6
+RTOL = 1e-5
+
+
+@dataclass(frozen=True)
+class GoldenRun:
+    params: Params  # after the last step, every parameter layer
+    losses: np.ndarray  # (steps,) batch-mean loss before each update
+    gradients: list[Params]  # per step, the batch-mean gradients of the trained layers
+
+
+def check_batches(model: Model, windows: np.ndarray, labels: np.ndarray) -> None:
+    """``windows`` (steps, B, T, C) float32 and ``labels`` (steps, B) integer classes, or ValueError."""
+    arch = model.arch
+    if windows.ndim != 4 or windows.shape[2:] != (arch.input_len, arch.input_ch):
+        raise ValueError(
+            f"windows must have shape (steps, batch, {arch.input_len}, {arch.input_ch}), got {windows.shape}"
+        )
+    if labels.shape != windows.shape[:2]:
+        raise ValueError(f"labels must have shape {windows.shape[:2]}, got {labels.shape}")
+    if not np.isfinite(windows).all():
+        raise ValueError("windows contain NaN or infinity")
+    if labels.size and (labels.min() < 0 or labels.max() >= arch.num_classes):
+        raise ValueError(f"labels must be classes 0..{arch.num_classes - 1}")
+
+
+def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
+          trainable_layers: int | None = None) -> GoldenRun:
+    """Train a copy of ``model`` in TensorFlow, one SGD step per batch ``windows[s]``.
+
+    ``trainable_layers``: train only the last N parameter layers (None: all, Full mode)."""
+    import tensorflow as tf
+
+    check_batches(model, windows, labels)
+    arch = model.arch
+    n_params = len(arch.param_layers)
+    trainable_layers = n_params if trainable_layers is None else trainable_layers
+    first = arch.first_trained(trainable_layers)
+    km = to_keras(model)
+    for i in arch.param_layers:
+        km.get_layer(arch.layers[i].name).trainable = i >= first
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+    loss_fn = keras.losses.CategoricalCrossentropy()
+    variables = km.trainable_variables
+
+    @tf.function
+    def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, km(x, training=True))
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss, grads
+
+    onehot = np.eye(arch.num_classes, dtype=np.float32)[labels]
+    losses = []
+    gradients: list[Params] = []
+    for s in range(windows.shape[0]):
+        loss, grads = step(tf.constant(windows[s], tf.float32), tf.constant(onehot[s]))
+        losses.append(float(loss))
+        g = [np.asarray(t) for t in grads]
+        gradients.append([(g[k], g[k + 1]) for k in range(0, len(g), 2)])
+    params = [tuple(km.get_layer(arch.layers[i].name).get_weights()) for i in arch.param_layers]
+    return GoldenRun([(np.asarray(w), np.asarray(b)) for w, b in params], np.asarray(losses, np.float32),
+                     gradients)
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    name: str
+    max_abs: float
+    max_rel: float
+    worst_ratio: float  # max over elements of |diff| / (ATOL + RTOL |w_tf|); <= 1 passes
+
+    @property
+    def ok(self) -> bool:
+        return self.worst_ratio <= 1.0
+
+
+def compare(model: Model, candidate: Params, golden: Params) -> list[LayerDiff]:
+    """Per parameter layer (weights and bias together), how far ``candidate`` is from ``golden``."""
+    diffs = []
+    for i, (cw, cb), (gw, gb) in zip(model.arch.param_layers, candidate, golden):
+        c = np.concatenate([np.ravel(cw), np.ravel(cb)]).astype(np.float64)
+        g = np.concatenate([np.ravel(gw), np.ravel(gb)]).astype(np.float64)
+        if c.shape != g.shape:
+            raise ValueError(f"layer '{model.arch.layers[i].name}': {c.size} values against {g.size}")
+        diff = np.abs(c - g)
+        rel = diff / np.maximum(np.abs(g), np.finfo(np.float32).tiny)
+        ratio = diff / (ATOL + RTOL * np.abs(g))
+        # NaN anywhere must fail, not compare as "not greater than".
+        worst = float(np.max(ratio)) if np.isfinite(ratio).all() else float("inf")
+        diffs.append(LayerDiff(model.arch.layers[i].name, float(np.max(diff)), float(np.max(rel)), worst))
+    return diffs

@@ -57,9 +57,9 @@ def _pointer(buffer: str) -> str:
 def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export") -> dict[str, str]:
     """The generated files' text, keyed by file name."""
     plan: MemoryPlan = plan_memory(model.arch, trainable_layers)
-    params = dict(zip(model.arch.param_layers, model.params))
+    params = dict(zip(model.arch.param_layers, model.params, strict=True))
     views = []
-    for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers)):
+    for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers, strict=True)):
         w, b = params.get(i, (np.zeros(0, np.float32), np.zeros(0, np.float32)))
         views.append(
             _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], _pointer(lplan.input),

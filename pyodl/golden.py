@@ -67,7 +67,7 @@ def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: 
         with tf.GradientTape() as tape:
             loss = loss_fn(y, km(x, training=True))
         grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss, grads
 
     onehot = np.eye(arch.num_classes, dtype=np.float32)[labels]
@@ -98,7 +98,7 @@ class LayerDiff:
 def compare(model: Model, candidate: Params, golden: Params) -> list[LayerDiff]:
     """Per parameter layer (weights and bias together), how far ``candidate`` is from ``golden``."""
     diffs = []
-    for i, (cw, cb), (gw, gb) in zip(model.arch.param_layers, candidate, golden):
+    for i, (cw, cb), (gw, gb) in zip(model.arch.param_layers, candidate, golden, strict=True):
         c = np.concatenate([np.ravel(cw), np.ravel(cb)]).astype(np.float64)
         g = np.concatenate([np.ravel(gw), np.ravel(gb)]).astype(np.float64)
         if c.shape != g.shape:

@@ -165,7 +165,7 @@ class HostNetwork:
         Returns the batch's mean loss."""
         if len(xs) != len(labels) or len(xs) == 0:
             raise ValueError(f"a batch needs as many labels as samples (got {len(xs)} and {len(labels)})")
-        losses = [self.accumulate(x, y) for x, y in zip(xs, labels)]
+        losses = [self.accumulate(x, y) for x, y in zip(xs, labels, strict=True)]
         self.sgd_step(learning_rate)
         return float(np.mean(np.asarray(losses, dtype=np.float32)))
 
@@ -184,7 +184,7 @@ class HostNetwork:
         return [self._layer_arrays("odl_get_grads", i) for i in self.arch.param_layers[-trainable_layers:]]
 
     def set_params(self, params: Params) -> None:
-        for i, (w, b) in zip(self.arch.param_layers, params):
+        for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
             w = np.ascontiguousarray(w, dtype=np.float32)
             b = np.ascontiguousarray(b, dtype=np.float32)
             self._call("odl_set_params", i, _ptr(w), w.size, _ptr(b), b.size)

@@ -17,7 +17,7 @@ from pyodl.model import Architecture, Kind, LayerSpec, Model, ModelError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402
+import keras
 
 _NO_EXTRAS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
               "bias_constraint")
@@ -108,14 +108,17 @@ def _chain(model: Any) -> list[Any]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError("only models with one input and one output are supported")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if isinstance(model, keras.Sequential):
+        return layers  # a chain by construction (Keras may hold several graph nodes per layer for it)
     previous = model.inputs[0]
     for layer in layers:
-        if len(layer._inbound_nodes) != 1:
-            raise _refuse(layer, "a layer used more than once (shared weights) is not supported")
-        inputs = layer._inbound_nodes[0].input_tensors
-        if len(inputs) != 1 or inputs[0] is not previous:
-            raise _refuse(layer, "only a plain chain of layers is supported (no branches or merges)")
-        previous = layer.output
+        node = next((n for n in layer._inbound_nodes
+                     if len(n.input_tensors) == 1 and n.input_tensors[0] is previous), None)
+        if node is None or len(node.output_tensors) != 1:
+            raise _refuse(layer, "only a plain chain of layers is supported (no branches, merges or shared layers)")
+        previous = node.output_tensors[0]
+    if previous is not model.outputs[0]:
+        raise ModelError("only a plain chain of layers is supported (the output is not the last layer's)")
     return layers
 
 
@@ -127,7 +130,7 @@ def from_keras(model: Any, name: str = "keras") -> Model:
     layers = _chain(model)
     specs: list[LayerSpec] = []
     params = []
-    for i, layer in enumerate(layers):
+    for layer in layers:
         policy = getattr(layer, "dtype_policy", None)
         if policy is not None and getattr(policy, "name", "float32") != "float32":
             raise _refuse(layer, f"dtype policy '{policy.name}' is not supported (the library trains float32)")
@@ -172,6 +175,6 @@ def to_keras(model: Model) -> Any:
         else:
             layers.append(keras.layers.Softmax(name=layer.name))
     km = keras.Sequential(layers, name=arch.name)
-    for i, (w, b) in zip(arch.param_layers, model.params):
+    for i, (w, b) in zip(arch.param_layers, model.params, strict=True):
         km.get_layer(arch.layers[i].name).set_weights([w, b])
     return km

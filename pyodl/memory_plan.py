@@ -64,7 +64,7 @@ class MemoryPlan:
         sizes = dict.fromkeys(SECTIONS, 0)
         for buf in self.buffers:
             sizes[buf.section] += buf.bytes
-        for layer, plan in zip(self.arch.layers, self.layers):
+        for layer, plan in zip(self.arch.layers, self.layers, strict=True):
             if layer.has_params and plan.trainable:
                 sizes[".odl_params"] += layer.param_count * FLOAT_BYTES
                 sizes[".odl_grads"] += layer.param_count * FLOAT_BYTES
@@ -73,7 +73,7 @@ class MemoryPlan:
     def flash_param_bytes(self) -> int:
         return sum(
             layer.param_count * FLOAT_BYTES
-            for layer, plan in zip(self.arch.layers, self.layers)
+            for layer, plan in zip(self.arch.layers, self.layers, strict=True)
             if layer.has_params and not plan.trainable
         )
 

@@ -229,7 +229,7 @@ class Model:
         if len(self.params) != len(layers):
             raise ModelError(f"expected parameters for {len(layers)} layers, got {len(self.params)}")
         checked = []
-        for layer, (w, b) in zip(layers, self.params):
+        for layer, (w, b) in zip(layers, self.params, strict=True):
             w = np.asarray(w, dtype=np.float32)
             b = np.asarray(b, dtype=np.float32)
             if w.shape != layer.weight_shape or b.shape != layer.bias_shape:

@@ -1,0 +1,173 @@
+"""The ``pyodl`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pyodl.model import PAPER_INPUT_LENGTHS, Model, ModelError, glorot_params, paper_architecture
+
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+
+
+def _load_model(source: str, input_len: int | None, channels: int, classes: int, seed: int) -> Model:
+    """``paper`` builds the paper's model with seeded Keras-default initial weights; anything else is a
+    ``.keras`` file, whose own input shape and weights are used."""
+    if source == "paper":
+        arch = paper_architecture(40 if input_len is None else input_len, channels, classes)
+        return Model(arch, glorot_params(arch, seed))
+    if input_len is not None:
+        raise ModelError(f"--input applies to the paper model only; {source} carries its own input shape")
+    from pyodl.keras_model import load
+
+    return load(Path(source))
+
+
+def _trainable(model: Model, mode: str, trainable_layers: int | None) -> int | None:
+    """None for Full mode; the number of last parameter layers for TL (default 2: the paper's TL)."""
+    if mode == "full":
+        if trainable_layers is not None:
+            raise ModelError("--trainable-layers applies to --mode tl only")
+        return None
+    n = 2 if trainable_layers is None else trainable_layers
+    model.arch.first_trained(n)  # validates the count against the model
+    return n
+
+
+def _export_command(args: argparse.Namespace) -> str:
+    parts = ["pyodl export", args.model]
+    if args.model == "paper":
+        parts += [f"--input {args.input or 40}", f"--channels {args.channels}", f"--classes {args.classes}",
+                  f"--seed {args.seed}"]
+    if args.trainable_layers is not None:
+        parts.append(f"--trainable-layers {args.trainable_layers}")
+    return " ".join(parts)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pyodl.export import export
+
+    model = _load_model(args.model, args.input, args.channels, args.classes, args.seed)
+    if args.trainable_layers is not None:
+        model.arch.first_trained(args.trainable_layers)
+    for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def random_batches(model: Model, steps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-normal windows (the scale of accelerometer data in g) and uniform labels."""
+    rng = np.random.default_rng(seed)
+    arch = model.arch
+    windows = rng.standard_normal((steps, batch, arch.input_len, arch.input_ch)).astype(np.float32)
+    labels = rng.integers(0, arch.num_classes, size=(steps, batch))
+    return windows, labels
+
+
+def cmd_golden_check(args: argparse.Namespace) -> int:
+    from pyodl import golden
+    from pyodl.host import HostBuilder, HostNetwork
+
+    if args.steps < 1 or args.batch < 1:
+        raise ModelError("--steps and --batch must be >= 1")
+    if not (np.isfinite(args.lr) and args.lr > 0):
+        raise ModelError("--lr must be a finite number > 0")
+    model = _load_model(args.model, args.input, args.channels, args.classes, args.seed)
+    trainable = _trainable(model, args.mode, args.trainable_layers)
+    windows, labels = random_batches(model, args.steps, args.batch, args.seed + 1)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp:
+        builder = HostBuilder(Path(tmp) / "build")
+        # A TL build keeps the frozen layers const, as the device would: the check covers that build.
+        library = builder.export_and_build(model, Path(tmp) / "model", trainable)
+        net = HostNetwork(library, model.arch)
+        c_losses = [net.train_step(x, y, args.lr) for x, y in zip(windows, labels, strict=True)]
+        c_params = net.get_params()
+    t_c = time.perf_counter() - t0
+    run = golden.train(model, windows, labels, args.lr, trainable)
+    t_tf = time.perf_counter() - t0 - t_c
+    diffs = golden.compare(model, c_params, run.params)
+    ok = all(d.ok for d in diffs)
+
+    if args.json:
+        print(json.dumps({
+            "model": args.model, "input": model.arch.input_len, "mode": args.mode, "trainable_layers": trainable,
+            "steps": args.steps, "batch": args.batch, "lr": args.lr, "backend": args.backend,
+            "tolerance": {"atol": golden.ATOL, "rtol": golden.RTOL},
+            "layers": [d.__dict__ | {"ok": d.ok} for d in diffs],
+            "final_loss": {"c": c_losses[-1], "tf": float(run.losses[-1])}, "ok": ok,
+        }, indent=2))
+    else:
+        print(f"golden check: {args.model} model, input ({model.arch.input_len}, {model.arch.input_ch}), "
+              f"{args.mode} mode" + (f" (last {trainable} layers)" if trainable else "") +
+              f", {args.steps} SGD steps of batch {args.batch}, lr {args.lr}, backend {args.backend}")
+        print(f"tolerance |w_c - w_tf| <= {golden.ATOL:g} + {golden.RTOL:g} * |w_tf|")
+        print(f"{'layer':<16} {'max abs diff':>13} {'max rel diff':>13} {'of tolerance':>13}  result")
+        for d in diffs:
+            print(f"{d.name:<16} {d.max_abs:>13.3e} {d.max_rel:>13.3e} {d.worst_ratio:>12.2%}  "
+                  f"{'ok' if d.ok else 'FAIL'}")
+        print(f"final loss: C {c_losses[-1]:.6f}, TF {run.losses[-1]:.6f}; "
+              f"time: C build+train {t_c:.1f} s, TF {t_tf:.1f} s")
+        print("PASS" if ok else "FAIL: weights outside the tolerance")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default="paper",
+                   help="'paper' (the seed paper's 1-D CNN, default) or a Keras 3 .keras file")
+    p.add_argument("--input", type=int, default=None, metavar="T",
+                   help=f"paper model input length (paper: {', '.join(map(str, PAPER_INPUT_LENGTHS))}; default 40)")
+    p.add_argument("--channels", type=int, default=3, help="paper model input channels (default 3)")
+    p.add_argument("--classes", type=int, default=6, help="paper model classes (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the paper model's initial weights (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyodl", description="On-device personalization of 1-D CNNs for HAR.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="write firmware/generated/model.h and model_params.c for a model")
+    _add_model_args(p)
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="build for training only the last N Conv1D/Dense layers (TL): the others stay const "
+                        "in flash (default: all layers, Full mode)")
+    p.add_argument("--out", default="firmware/generated", help="output directory (default firmware/generated)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("golden-check",
+                       help="train the C library and TensorFlow on the same random batches and compare weights")
+    _add_model_args(p)
+    p.add_argument("--mode", choices=("full", "tl"), default="full",
+                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N")
+    p.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
+    p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--backend", choices=("host",), default="host",
+                   help="where the C library runs: host (this computer, through ctypes)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_golden_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ModelError, ValueError, FileNotFoundError) as exc:
+        print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except RuntimeError as exc:  # ToolchainError, OdlError
+        print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

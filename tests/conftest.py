@@ -1,0 +1,31 @@
+"""Shared fixtures: one host build directory per test process (pytest-xdist workers each get their own)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from pyodl.host import HostBuilder
+
+# CI explores the same examples on every run, so a red build is reproducible; locally each run explores
+# new ones. Deadlines are off: a TensorFlow trace of a new architecture takes a variable second or so.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def host_builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBuilder]:
+    builder = HostBuilder(tmp_path_factory.mktemp("host-build"))
+    yield builder
+    builder.close()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    return tmp_path / "model"

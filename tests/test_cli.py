@@ -1,0 +1,62 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from pyodl.cli import main
+from pyodl.keras_model import keras
+
+
+def test_golden_check_passes_and_reports_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["golden-check", "--input", "20", "--mode", "tl", "--steps", "3", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    for layer in ("conv1d_1", "conv1d_2", "dense_1", "dense_2"):
+        assert layer in out
+    assert "(last 2 layers)" in out and out.rstrip().endswith("PASS")
+
+
+def test_golden_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["golden-check", "--input", "20", "--steps", "2", "--batch", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is True and len(result["layers"]) == 4
+    assert all(layer["worst_ratio"] <= 1 for layer in result["layers"])
+
+
+def test_golden_check_fails_when_c_and_tf_disagree(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken C result must turn the check red with exit status 1."""
+    from pyodl import host
+
+    real = host.HostNetwork.get_params
+
+    def skewed(self: host.HostNetwork) -> list:
+        return [(w * 1.001, b) for w, b in real(self)]
+
+    monkeypatch.setattr(host.HostNetwork, "get_params", skewed)
+    assert main(["golden-check", "--input", "20", "--steps", "1", "--batch", "2"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_export_writes_the_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--input", "80", "--trainable-layers", "1", "--out", str(tmp_path)]) == 0
+    header = (tmp_path / "model.h").read_text()
+    assert "#define ODL_INPUT_LEN 80u" in header and "#define ODL_TRAINABLE_CAPACITY 1u" in header
+    assert "pyodl export paper --input 80" in header
+    assert (tmp_path / "model_params.c").exists()
+
+
+def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, padding="same"),
+                           keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    path = tmp_path / "same.keras"
+    km.save(path)
+    assert main(["export", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "padding='same' is not supported" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(["export", str(tmp_path / "missing.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    assert main(["golden-check", "--mode", "tl", "--trainable-layers", "9"]) == 2
+    assert "between 1 and 4" in capsys.readouterr().err
+    assert main(["golden-check", "--lr", "nan"]) == 2
+    assert main(["export", str(path), "--input", "40"]) == 2
+    assert "--input applies to the paper model only" in capsys.readouterr().err

@@ -16,17 +16,25 @@ from pyodl.model import PAPER_INPUT_LENGTHS, Model, ModelError, glorot_params, p
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
 
-def _load_model(source: str, input_len: int | None, channels: int, classes: int, seed: int) -> Model:
+PAPER_DEFAULTS = {"input": 40, "channels": 3, "classes": 6, "seed": 0}
+
+
+def _load_model(args: argparse.Namespace) -> Model:
     """``paper`` builds the paper's model with seeded Keras-default initial weights; anything else is a
-    ``.keras`` file, whose own input shape and weights are used."""
-    if source == "paper":
-        arch = paper_architecture(40 if input_len is None else input_len, channels, classes)
-        return Model(arch, glorot_params(arch, seed))
-    if input_len is not None:
-        raise ModelError(f"--input applies to the paper model only; {source} carries its own input shape")
+    ``.keras`` file, whose own shapes and weights are used."""
+    if args.model == "paper":
+        for key, value in PAPER_DEFAULTS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        arch = paper_architecture(args.input, args.channels, args.classes)
+        return Model(arch, glorot_params(arch, args.seed))
+    given = [f"--{key}" for key in ("input", "channels", "classes") if getattr(args, key) is not None]
+    if given:
+        raise ModelError(f"{', '.join(given)} apply to the paper model only; {args.model} carries its own "
+                         "shapes and weights")
     from pyodl.keras_model import load
 
-    return load(Path(source))
+    return load(Path(args.model))
 
 
 def _trainable(model: Model, mode: str, trainable_layers: int | None) -> int | None:
@@ -43,8 +51,7 @@ def _trainable(model: Model, mode: str, trainable_layers: int | None) -> int | N
 def _export_command(args: argparse.Namespace) -> str:
     parts = ["pyodl export", args.model]
     if args.model == "paper":
-        parts += [f"--input {args.input or 40}", f"--channels {args.channels}", f"--classes {args.classes}",
-                  f"--seed {args.seed}"]
+        parts += [f"--{key} {getattr(args, key)}" for key in PAPER_DEFAULTS]
     if args.trainable_layers is not None:
         parts.append(f"--trainable-layers {args.trainable_layers}")
     return " ".join(parts)
@@ -53,7 +60,7 @@ def _export_command(args: argparse.Namespace) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from pyodl.export import export
 
-    model = _load_model(args.model, args.input, args.channels, args.classes, args.seed)
+    model = _load_model(args)
     if args.trainable_layers is not None:
         model.arch.first_trained(args.trainable_layers)
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
@@ -78,9 +85,9 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
         raise ModelError("--steps and --batch must be >= 1")
     if not (np.isfinite(args.lr) and args.lr > 0):
         raise ModelError("--lr must be a finite number > 0")
-    model = _load_model(args.model, args.input, args.channels, args.classes, args.seed)
+    model = _load_model(args)
     trainable = _trainable(model, args.mode, args.trainable_layers)
-    windows, labels = random_batches(model, args.steps, args.batch, args.seed + 1)
+    windows, labels = random_batches(model, args.steps, args.batch, (args.seed or 0) + 1)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp:
@@ -124,9 +131,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="'paper' (the seed paper's 1-D CNN, default) or a Keras 3 .keras file")
     p.add_argument("--input", type=int, default=None, metavar="T",
                    help=f"paper model input length (paper: {', '.join(map(str, PAPER_INPUT_LENGTHS))}; default 40)")
-    p.add_argument("--channels", type=int, default=3, help="paper model input channels (default 3)")
-    p.add_argument("--classes", type=int, default=6, help="paper model classes (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the paper model's initial weights (default 0)")
+    p.add_argument("--channels", type=int, default=None, help="paper model input channels (default 3)")
+    p.add_argument("--classes", type=int, default=None, help="paper model classes (default 6)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the paper model's initial weights and of golden-check's batches (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--mode", choices=("full", "tl"), default="full",
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
-    p.add_argument("--trainable-layers", type=int, default=None, metavar="N")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="with --mode tl: how many of the last Conv1D/Dense layers train (default 2)")
     p.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")

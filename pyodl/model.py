@@ -173,6 +173,8 @@ class Architecture:
                 f"layer '{last_layer.name}': the model must end in softmax (the training loss is categorical "
                 "cross-entropy on class probabilities)"
             )
+        if last_layer.out_size < 2:
+            raise ModelError(f"layer '{last_layer.name}': a classifier needs at least 2 classes")
         if last_layer.out_len != 1:
             raise ModelError(f"layer '{last_layer.name}': the output must be a vector of class probabilities")
         if last_layer.kind is Kind.SOFTMAX and len(self.layers) > 1 and self.layers[-2].kind is Kind.RELU:

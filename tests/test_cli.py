@@ -59,4 +59,6 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "between 1 and 4" in capsys.readouterr().err
     assert main(["golden-check", "--lr", "nan"]) == 2
     assert main(["export", str(path), "--input", "40"]) == 2
-    assert "--input applies to the paper model only" in capsys.readouterr().err
+    assert "--input apply to the paper model only" in capsys.readouterr().err
+    assert main(["golden-check", "--classes", "1"]) == 2
+    assert "at least 2 classes" in capsys.readouterr().err

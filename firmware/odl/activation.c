@@ -33,8 +33,7 @@ void odl_relu_backward(float *da, unsigned n, const uint32_t *mask)
     }
 }
 
-/* p_i = exp(z_i - max z) / sum_j exp(z_j - max z); the shift keeps exp from overflowing. */
-void odl_softmax_forward(const float *z, unsigned n, float *p)
+float odl_max(const float *z, unsigned n)
 {
     float zmax = z[0];
     for (unsigned i = 1; i < n; ++i) {
@@ -42,6 +41,13 @@ void odl_softmax_forward(const float *z, unsigned n, float *p)
             zmax = z[i];
         }
     }
+    return zmax;
+}
+
+/* p_i = exp(z_i - max z) / sum_j exp(z_j - max z); the shift keeps exp from overflowing. */
+void odl_softmax_forward(const float *z, unsigned n, float *p)
+{
+    const float zmax = odl_max(z, n);
     float sum = 0.0f;
     for (unsigned i = 0; i < n; ++i) {
         p[i] = expf(z[i] - zmax);

@@ -8,12 +8,7 @@
 /* L = log(sum_j exp(z_j - max z)) - (z_label - max z) */
 float odl_cross_entropy(const float *z, unsigned n, unsigned label)
 {
-    float zmax = z[0];
-    for (unsigned i = 1; i < n; ++i) {
-        if (z[i] > zmax) {
-            zmax = z[i];
-        }
-    }
+    const float zmax = odl_max(z, n);
     float sum = 0.0f;
     for (unsigned i = 0; i < n; ++i) {
         sum += expf(z[i] - zmax);

@@ -213,7 +213,12 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
     }
 }
 
-static int all_finite(const float *v, uint32_t n)
+static void copy_floats(float *dst, const float *src, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; ++k) {
+        dst[k] = src[k];
+    }
+}static int all_finite(const float *v, uint32_t n)
 {
     for (uint32_t i = 0; i < n; ++i) {
         if (!isfinite(v[i])) {
@@ -264,9 +269,7 @@ odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n)
     if (n != net->num_classes) {
         return ODL_ERR_SIZE;
     }
-    for (uint32_t j = 0; j < n; ++j) {
-        probs[j] = net->probs[j];
-    }
+    copy_floats(probs, net->probs, n);
     return ODL_OK;
 }
 
@@ -378,10 +381,11 @@ odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate)
     return ODL_OK;
 }
 
-static odl_status_t param_layer(const odl_net_t *net, unsigned layer, uint32_t n_weights, uint32_t n_bias,
-                                const odl_layer_t **out)
+/* The checks every parameter accessor starts with; on success *out is the layer. */
+static odl_status_t param_layer(const odl_net_t *net, unsigned layer, const float *weights, uint32_t n_weights,
+                                const float *bias, uint32_t n_bias, const odl_layer_t **out)
 {
-    if (net == NULL) {
+    if (net == NULL || weights == NULL || bias == NULL) {
         return ODL_ERR_NULL;
     }
     if (layer >= net->num_layers || !has_params(&net->layers[layer])) {
@@ -394,6 +398,8 @@ static odl_status_t param_layer(const odl_net_t *net, unsigned layer, uint32_t n
     *out = l;
     return ODL_OK;
 }
+
+
 
 odl_status_t odl_param_sizes(const odl_net_t *net, unsigned layer, uint32_t *weights, uint32_t *bias)
 {
@@ -412,19 +418,12 @@ odl_status_t odl_get_params(const odl_net_t *net, unsigned layer, float *weights
                             float *bias, uint32_t n_bias)
 {
     const odl_layer_t *l = NULL;
-    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    const odl_status_t st = param_layer(net, layer, weights, n_weights, bias, n_bias, &l);
     if (st != ODL_OK) {
         return st;
     }
-    if (weights == NULL || bias == NULL) {
-        return ODL_ERR_NULL;
-    }
-    for (uint32_t k = 0; k < n_weights; ++k) {
-        weights[k] = l->weights[k];
-    }
-    for (uint32_t k = 0; k < n_bias; ++k) {
-        bias[k] = l->bias[k];
-    }
+    copy_floats(weights, l->weights, n_weights);
+    copy_floats(bias, l->bias, n_bias);
     return ODL_OK;
 }
 
@@ -432,12 +431,9 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
                             const float *bias, uint32_t n_bias)
 {
     const odl_layer_t *l = NULL;
-    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    const odl_status_t st = param_layer(net, layer, weights, n_weights, bias, n_bias, &l);
     if (st != ODL_OK) {
         return st;
-    }
-    if (weights == NULL || bias == NULL) {
-        return ODL_ERR_NULL;
     }
     if (l->weights_rw == NULL) {
         return ODL_ERR_FROZEN;
@@ -445,12 +441,8 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
     if (!all_finite(weights, n_weights) || !all_finite(bias, n_bias)) {
         return ODL_ERR_NONFINITE;
     }
-    for (uint32_t k = 0; k < n_weights; ++k) {
-        l->weights_rw[k] = weights[k];
-    }
-    for (uint32_t k = 0; k < n_bias; ++k) {
-        l->bias_rw[k] = bias[k];
-    }
+    copy_floats(l->weights_rw, weights, n_weights);
+    copy_floats(l->bias_rw, bias, n_bias);
     /* Gradients summed against the old weights would be applied to the new ones. */
     odl_zero_grads(net);
     return ODL_OK;
@@ -460,12 +452,9 @@ odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights,
                            float *bias, uint32_t n_bias)
 {
     const odl_layer_t *l = NULL;
-    const odl_status_t st = param_layer(net, layer, n_weights, n_bias, &l);
+    const odl_status_t st = param_layer(net, layer, weights, n_weights, bias, n_bias, &l);
     if (st != ODL_OK) {
         return st;
-    }
-    if (weights == NULL || bias == NULL) {
-        return ODL_ERR_NULL;
     }
     if (l->grad_weights == NULL || layer < net->first_trained) {
         return ODL_ERR_FROZEN;

@@ -42,6 +42,8 @@ void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);
 void odl_relu_backward(float *da, unsigned n, const uint32_t *mask); /* in place */
 #define ODL_MASK_WORDS(n) (((n) + 31u) / 32u)
 void odl_softmax_forward(const float *z, unsigned n, float *p);
+/* max_i z_i: the shift that keeps exp() finite in softmax and cross-entropy alike. */
+float odl_max(const float *z, unsigned n);
 
 /* loss.c: categorical cross-entropy on the softmax of `z`, computed from the logits as Keras does
  * (softmax_cross_entropy_with_logits), so no probability is clipped. */

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from pyodl.memory_plan import INPUT, Buffer, LayerPlan, MemoryPlan, plan_memory
+from pyodl.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
 from pyodl.model import Kind, Layer, Model
 
 GENERATED_FILES = ("model.h", "model_params.c")
@@ -102,5 +102,3 @@ def export(model: Model, out_dir: Path, trainable_layers: int | None = None,
         written.append(path)
     return written
 
-
-__all__ = ["GENERATED_FILES", "Buffer", "c_float", "export", "render"]

@@ -210,11 +210,6 @@ class Architecture:
             )
         return params[-trainable_layers]
 
-    def with_input_len(self, input_len: int) -> Architecture:
-        specs = [LayerSpec(la.kind, la.name, la.out_ch if la.has_params else 0, la.size, la.activation)
-                 for la in self.layers]
-        return Architecture.build(self.name, input_len, self.input_ch, specs)
-
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 

@@ -37,15 +37,13 @@ def _load_model(args: argparse.Namespace) -> Model:
     return load(Path(args.model))
 
 
-def _trainable(model: Model, mode: str, trainable_layers: int | None) -> int | None:
+def _trainable(mode: str, trainable_layers: int | None) -> int | None:
     """None for Full mode; the number of last parameter layers for TL (default 2: the paper's TL)."""
     if mode == "full":
         if trainable_layers is not None:
             raise ModelError("--trainable-layers applies to --mode tl only")
         return None
-    n = 2 if trainable_layers is None else trainable_layers
-    model.arch.first_trained(n)  # validates the count against the model
-    return n
+    return 2 if trainable_layers is None else trainable_layers
 
 
 def _export_command(args: argparse.Namespace) -> str:
@@ -61,20 +59,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pyodl.export import export
 
     model = _load_model(args)
-    if args.trainable_layers is not None:
-        model.arch.first_trained(args.trainable_layers)
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
         print(f"wrote {path}")
     return EXIT_OK
-
-
-def random_batches(model: Model, steps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standard-normal windows (the scale of accelerometer data in g) and uniform labels."""
-    rng = np.random.default_rng(seed)
-    arch = model.arch
-    windows = rng.standard_normal((steps, batch, arch.input_len, arch.input_ch)).astype(np.float32)
-    labels = rng.integers(0, arch.num_classes, size=(steps, batch))
-    return windows, labels
 
 
 def cmd_golden_check(args: argparse.Namespace) -> int:
@@ -86,8 +73,8 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     if not (np.isfinite(args.lr) and args.lr > 0):
         raise ModelError("--lr must be a finite number > 0")
     model = _load_model(args)
-    trainable = _trainable(model, args.mode, args.trainable_layers)
-    windows, labels = random_batches(model, args.steps, args.batch, (args.seed or 0) + 1)
+    trainable = _trainable(args.mode, args.trainable_layers)
+    windows, labels = golden.random_batches(model.arch, args.steps, args.batch, (args.seed or 0) + 1)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp:
@@ -170,10 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ModelError, ValueError, FileNotFoundError) as exc:
-        print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except RuntimeError as exc:  # ToolchainError, OdlError
+    # ModelError is a ValueError; ToolchainError and OdlError are RuntimeErrors.
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyodl.keras_model import keras, to_keras
-from pyodl.model import Model, Params
+from pyodl.model import Architecture, Model, Params
 
 # Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
 # summation order and rounding (~3e-8 absolute measured), so this leaves a wide margin without ever
@@ -26,6 +26,15 @@ class GoldenRun:
     params: Params  # after the last step, every parameter layer
     losses: np.ndarray  # (steps,) batch-mean loss before each update
     gradients: list[Params]  # per step, the batch-mean gradients of the trained layers
+
+
+def random_batches(arch: Architecture, steps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-normal windows (the scale of accelerometer data in g) and uniform labels, shaped as
+    :func:`train` takes them: (steps, batch, T, C) and (steps, batch)."""
+    rng = np.random.default_rng(seed)
+    windows = rng.standard_normal((steps, batch, arch.input_len, arch.input_ch)).astype(np.float32)
+    labels = rng.integers(0, arch.num_classes, size=(steps, batch))
+    return windows, labels
 
 
 def check_batches(model: Model, windows: np.ndarray, labels: np.ndarray) -> None:

@@ -8,16 +8,10 @@ from pyodl.keras_model import keras, to_keras
 from pyodl.model import paper_model
 
 
-def _batches(model, steps: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((steps, batch, model.arch.input_len, model.arch.input_ch)).astype(np.float32)
-    return x, rng.integers(0, model.arch.num_classes, (steps, batch))
-
-
 @pytest.mark.parametrize("trainable", [None, 2])
 def test_golden_equals_keras_fit(trainable: int | None) -> None:
     model = paper_model(20, seed=1)
-    x, y = _batches(model, steps=5, batch=8)
+    x, y = golden.random_batches(model.arch, steps=5, batch=8, seed=0)
     run = golden.train(model, x, y, 0.01, trainable)
 
     km = to_keras(model)
@@ -35,7 +29,7 @@ def test_golden_equals_keras_fit(trainable: int | None) -> None:
 
 def test_frozen_layers_do_not_move() -> None:
     model = paper_model(20, seed=2)
-    x, y = _batches(model, steps=3, batch=4)
+    x, y = golden.random_batches(model.arch, steps=3, batch=4, seed=0)
     run = golden.train(model, x, y, 0.5, trainable_layers=1)
     for (w0, b0), (w1, b1) in zip(model.params[:3], run.params[:3], strict=True):
         assert np.array_equal(w0, w1) and np.array_equal(b0, b1)
@@ -44,7 +38,7 @@ def test_frozen_layers_do_not_move() -> None:
 
 def test_bad_batches_are_refused() -> None:
     model = paper_model(20)
-    x, y = _batches(model, 2, 4)
+    x, y = golden.random_batches(model.arch, 2, 4, seed=0)
     with pytest.raises(ValueError, match=r"shape \(steps, batch, 20, 3\)"):
         golden.train(model, x[:, :, :10], y)
     with pytest.raises(ValueError, match="labels must have shape"):

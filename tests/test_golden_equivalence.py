@@ -17,12 +17,6 @@ from pyodl.model import PAPER_INPUT_LENGTHS, Architecture, Kind, LayerSpec, Mode
 GRAD_ATOL, GRAD_RTOL = 1e-6, 1e-4
 
 
-def _batches(arch: Architecture, steps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((steps, batch, arch.input_len, arch.input_ch)).astype(np.float32)
-    return x, rng.integers(0, arch.num_classes, (steps, batch))
-
-
 def _train_c(net: HostNetwork, x: np.ndarray, y: np.ndarray, lr: float, trainable: int) -> tuple[list, list]:
     """Trains on every batch; returns the per-step losses and the first step's gradients."""
     losses, first_grads = [], None
@@ -53,7 +47,7 @@ def test_paper_model_100_steps_of_batch_32(t: int, mode: str, host_builder: Host
     model = paper_model(t, seed=t)
     trainable = 2 if mode == "tl" else None
     net = HostNetwork(host_builder.export_and_build(model, model_dir, trainable), model.arch)
-    x, y = _batches(model.arch, steps=100, batch=32, seed=1000 + t)
+    x, y = golden.random_batches(model.arch, steps=100, batch=32, seed=1000 + t)
     _assert_equivalent(model, net, x, y, trainable)
 
 
@@ -89,7 +83,7 @@ def test_random_architectures_full_and_tl(arch: Architecture, data: st.DataObjec
     library = host_builder.export_and_build(model, tmp_path_factory.mktemp("sweep"))
     n_params = len(arch.param_layers)
     tl = data.draw(st.integers(1, n_params), label="tl layers")
-    x, y = _batches(arch, steps=20, batch=8, seed=seed)
+    x, y = golden.random_batches(arch, steps=20, batch=8, seed=seed)
     for trainable in (None, tl):
         net = HostNetwork(library, arch)  # a fresh load: same library path shares state, so reset params
         net.set_params(model.params)

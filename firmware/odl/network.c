@@ -218,7 +218,9 @@ static void copy_floats(float *dst, const float *src, uint32_t n)
     for (uint32_t k = 0; k < n; ++k) {
         dst[k] = src[k];
     }
-}static int all_finite(const float *v, uint32_t n)
+}
+
+static int all_finite(const float *v, uint32_t n)
 {
     for (uint32_t i = 0; i < n; ++i) {
         if (!isfinite(v[i])) {
@@ -398,8 +400,6 @@ static odl_status_t param_layer(const odl_net_t *net, unsigned layer, const floa
     *out = l;
     return ODL_OK;
 }
-
-
 
 odl_status_t odl_param_sizes(const odl_net_t *net, unsigned layer, uint32_t *weights, uint32_t *bias)
 {

@@ -17,6 +17,7 @@ import numpy as np
 
 from pyodl.export import export
 from pyodl.model import Architecture, Model, Params
+from pyodl.trainer import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARY_NAME = "libodl_model.so"
@@ -112,7 +113,7 @@ def _ptr(a: np.ndarray) -> ctypes._Pointer:
     return a.ctypes.data_as(_F32P)
 
 
-class HostNetwork:
+class HostNetwork(Trainer):
     """One generated model, trained by the C library in this process.
 
     Arrays cross the boundary as float32 numpy arrays: a sample is ``(input_len, input_ch)``."""
@@ -159,15 +160,6 @@ class HostNetwork:
 
     def zero_grads(self) -> None:
         self._lib.odl_zero_grads(self._net)
-
-    def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float:
-        """One SGD step on a batch ``(B, input_len, input_ch)``: accumulate every sample, then update.
-        Returns the batch's mean loss."""
-        if len(xs) != len(labels) or len(xs) == 0:
-            raise ValueError(f"a batch needs as many labels as samples (got {len(xs)} and {len(labels)})")
-        losses = [self.accumulate(x, y) for x, y in zip(xs, labels, strict=True)]
-        self.sgd_step(learning_rate)
-        return float(np.mean(np.asarray(losses, dtype=np.float32)))
 
     def _layer_arrays(self, fn: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         layer = self.arch.layers[index]

@@ -448,6 +448,68 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
     return ODL_OK;
 }
 
+static odl_status_t param_slice(const odl_net_t *net, unsigned layer, uint32_t offset, const float *data,
+                                uint32_t count, const odl_layer_t **out)
+{
+    if (net == NULL || data == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (layer >= net->num_layers || !has_params(&net->layers[layer])) {
+        return ODL_ERR_LAYER;
+    }
+    const odl_layer_t *l = &net->layers[layer];
+    const uint32_t total = weight_count(l) + l->out_ch;
+    /* Written so that no sum can wrap around. */
+    if (offset > total || count > total - offset) {
+        return ODL_ERR_SIZE;
+    }
+    *out = l;
+    return ODL_OK;
+}
+
+odl_status_t odl_read_param_slice(const odl_net_t *net, unsigned layer, uint32_t offset, float *dst,
+                                  uint32_t count)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = param_slice(net, layer, offset, dst, count, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    const uint32_t n_weights = weight_count(l);
+    for (uint32_t k = 0; k < count; ++k) {
+        const uint32_t i = offset + k;
+        dst[k] = i < n_weights ? l->weights[i] : l->bias[i - n_weights];
+    }
+    return ODL_OK;
+}
+
+odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
+                                   uint32_t count)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = param_slice(net, layer, offset, src, count, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    if (l->weights_rw == NULL) {
+        return ODL_ERR_FROZEN;
+    }
+    if (!all_finite(src, count)) {
+        return ODL_ERR_NONFINITE;
+    }
+    const uint32_t n_weights = weight_count(l);
+    for (uint32_t k = 0; k < count; ++k) {
+        const uint32_t i = offset + k;
+        if (i < n_weights) {
+            l->weights_rw[i] = src[k];
+        } else {
+            l->bias_rw[i - n_weights] = src[k];
+        }
+    }
+    odl_zero_grads(net);
+    return ODL_OK;
+}
+
 odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
                            float *bias, uint32_t n_bias)
 {

@@ -127,6 +127,16 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
 odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,
                            float *bias, uint32_t n_bias);
 
+/*
+ * A slice of a parameter layer seen as one flat vector: its weights followed by its bias. This is what a
+ * transport with a bounded buffer (the RAM mailbox, UART frames) moves, chunk by chunk. Writing follows
+ * odl_set_params' rules: refused for a frozen layer or a non-finite value, and it clears the gradients.
+ */
+odl_status_t odl_read_param_slice(const odl_net_t *net, unsigned layer, uint32_t offset, float *dst,
+                                  uint32_t count);
+odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
+                                   uint32_t count);
+
 const char *odl_status_str(odl_status_t status);
 
 #ifdef __cplusplus

@@ -219,6 +219,18 @@ static void check_errors(test_rng_t *rng)
     test_expect(odl_set_params(&odl_model, last, w_buf, nw - 1u, b_buf, nb) == ODL_ERR_SIZE, "wrong size refused");
     test_expect(odl_get_params(&odl_model, ODL_NUM_LAYERS, w_buf, nw, b_buf, nb) == ODL_ERR_LAYER,
                 "layer out of range refused");
+    /* Slices: weights then bias as one vector; reading across the boundary gives both. */
+    float slice[4];
+    w_buf[0] = 0.0f;
+    test_expect(odl_get_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_OK, "get params");
+    test_expect(odl_read_param_slice(&odl_model, last, nw - 2u, slice, 4) == ODL_OK && slice[0] == w_buf[nw - 2u] &&
+                    slice[1] == w_buf[nw - 1u] && slice[2] == b_buf[0] && slice[3] == b_buf[1],
+                "slice across weights and bias");
+    test_expect(odl_read_param_slice(&odl_model, last, nw + nb - 1u, slice, 2) == ODL_ERR_SIZE, "slice past the end");
+    test_expect(odl_read_param_slice(&odl_model, last, 0xFFFFFFFFu, slice, 2) == ODL_ERR_SIZE, "wrapping offset");
+    test_expect(odl_read_param_slice(&odl_model, 1, 0, slice, 1) == ODL_ERR_LAYER, "slice of a pooling layer");
+    slice[1] = NAN;
+    test_expect(odl_write_param_slice(&odl_model, last, 0, slice, 2) == ODL_ERR_NONFINITE, "NaN slice refused");
     snapshot(after, last);
     test_expect(memcmp(before, after, nw * sizeof(float)) == 0, "refused calls left the weights untouched");
 

@@ -1,0 +1,100 @@
+/*
+ * The STM32L496 application around the odl library: one command set served over two transports, the RAM
+ * mailbox (simulators: the host writes a command into `odl_mailbox` and runs the CPU until it parks in
+ * `odl_idle`) and framed UART messages on USART2 (real boards, Renode socket terminals).
+ *
+ * pyodl/protocol.py mirrors every number in this file; change both together.
+ */
+#ifndef ODL_APP_H
+#define ODL_APP_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+#define ODL_PROTOCOL_VERSION 1u
+#define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
+
+/* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
+#define ODL_DATA_FLOATS (ODL_INPUT_SIZE > 256u ? ODL_INPUT_SIZE : 256u)
+#define ODL_DATA_BYTES (ODL_DATA_FLOATS * 4u)
+
+typedef enum {
+    ODL_CMD_NONE = 0,
+    ODL_CMD_INFO = 1,          /* data <- odl_info_t */
+    ODL_CMD_LAYER_INFO = 2,    /* arg0 parameter layer ordinal -> result0 table index, 1 weights, 2 bias, 3 frozen */
+    ODL_CMD_GET_PARAMS = 3,    /* arg0 table index, arg1 offset, arg2 count -> data floats */
+    ODL_CMD_SET_PARAMS = 4,    /* arg0 table index, arg1 offset, data floats (count = data_len / 4) */
+    ODL_CMD_LOAD_SAMPLE = 5,   /* data = one window, input_len * input_ch floats */
+    ODL_CMD_SET_TRAINABLE = 6, /* arg0 = parameter layers trained, counted from the output */
+    ODL_CMD_TRAIN_SAMPLE = 7,  /* arg0 label: forward + backward + accumulate -> result_f loss, result0 batch */
+    ODL_CMD_SGD_STEP = 8,      /* arg_f learning rate: apply the accumulated batch mean */
+    ODL_CMD_ZERO_GRADS = 9,    /* drop the accumulated batch */
+    ODL_CMD_PREDICT = 10,      /* -> result0 class, data probabilities */
+    ODL_CMD_COUNT
+} odl_command_t;
+
+/* Statuses 0..31 are odl_status_t; the application's own start at 32. */
+typedef enum {
+    ODL_APP_ERR_COMMAND = 32,   /* unknown command */
+    ODL_APP_ERR_ARGS = 33,      /* an argument is out of range */
+    ODL_APP_ERR_LENGTH = 34,    /* data_len (or frame payload) does not fit the command */
+    ODL_APP_ERR_NO_SAMPLE = 35, /* train or predict before any window was loaded */
+    ODL_APP_ERR_CRC = 36,       /* UART frame with a bad CRC-32 */
+    ODL_APP_ERR_FRAME = 37      /* UART frame longer than the firmware accepts */
+} odl_app_status_t;
+
+/* Word layout is fixed: the host reads and writes it by offset. */
+typedef struct {
+    uint32_t magic;             /* ODL_MAILBOX_MAGIC once the firmware is ready */
+    uint32_t version;           /* ODL_PROTOCOL_VERSION */
+    volatile uint32_t command;  /* written last by the host; the firmware clears it when done */
+    volatile uint32_t status;   /* of the last command */
+    volatile uint32_t sequence; /* commands completed since reset */
+    uint32_t data_len;          /* bytes of `data` in use, in both directions */
+    uint32_t data_capacity;     /* ODL_DATA_BYTES */
+    uint32_t arg[4];
+    float arg_f;
+    uint32_t result[4];
+    float result_f;
+    uint32_t reserved[3];
+    float data[ODL_DATA_FLOATS];
+} odl_mailbox_t;
+
+#define ODL_MAILBOX_HEADER_BYTES 80u
+
+/* ODL_CMD_INFO's answer, as words in `data`. */
+typedef struct {
+    uint32_t protocol_version;
+    uint32_t model_hash;
+    uint32_t input_len, input_ch, num_classes;
+    uint32_t num_layers, param_layers, trainable_capacity, trainable;
+    uint32_t data_capacity;
+    uint32_t ram_static_bytes; /* everything the linker placed in SRAM, stack included */
+    uint32_t stack_size, stack_high_water;
+    uint32_t accumulated;
+} odl_info_t;
+
+extern odl_mailbox_t odl_mailbox;
+
+/* Where the firmware waits for work; simulators stop when the PC gets here. */
+void odl_idle(void);
+
+void odl_app_init(void);
+/* Runs odl_mailbox.command on odl_mailbox's arguments and data; fills status and results. */
+void odl_app_execute(void);
+
+void odl_uart_init(void);
+int odl_uart_rx_ready(void);
+uint8_t odl_uart_getc(void);
+void odl_uart_putc(uint8_t byte);
+
+/* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
+void odl_frames_feed(uint8_t byte);
+uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
+
+void odl_stack_paint(void);
+uint32_t odl_stack_size(void);
+uint32_t odl_stack_high_water(void);
+
+#endif /* ODL_APP_H */

@@ -1,0 +1,146 @@
+/*
+ * UART framing of the mailbox commands.
+ *
+ *   request:  0xA5 | command u8 | length u16 | arg0..arg3 u32, arg_f f32, data | CRC-32
+ *   response: 0x5A | status u8  | length u16 | result0..3 u32, result_f f32, data | CRC-32
+ *
+ * Little-endian; length counts the payload (20 bytes of fields + data); the CRC (IEEE 802.3, as zlib's
+ * crc32) covers everything after the sync byte. A frame with a bad CRC or an impossible length is answered
+ * with an error status and not executed. There is no inter-byte timeout: a truncated frame swallows the
+ * start of the next one, whose CRC then fails, and the host resends.
+ */
+#include <string.h>
+
+#include "app.h"
+
+#define SYNC_REQUEST 0xA5u
+#define SYNC_RESPONSE 0x5Au
+#define FIELDS_BYTES 20u
+#define MAX_PAYLOAD (FIELDS_BYTES + ODL_DATA_BYTES)
+
+typedef enum { HUNT, HEADER, BODY } parse_state_t;
+
+static struct {
+    parse_state_t state;
+    uint32_t have; /* bytes of the current part received */
+    uint8_t header[3];
+    uint32_t length;
+} parser;
+
+__attribute__((section(".odl_mailbox"))) static uint8_t frame_body[MAX_PAYLOAD + 4u];
+
+uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len)
+{
+    crc = ~crc;
+    for (uint32_t i = 0; i < len; ++i) {
+        crc ^= data[i];
+        for (int bit = 0; bit < 8; ++bit) {
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
+    }
+    return ~crc;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void send_bytes(const uint8_t *p, uint32_t n, uint32_t *crc)
+{
+    *crc = odl_crc32(*crc, p, n);
+    for (uint32_t i = 0; i < n; ++i) {
+        odl_uart_putc(p[i]);
+    }
+}
+
+static void respond(uint32_t status)
+{
+    const odl_mailbox_t *mb = &odl_mailbox;
+    const uint32_t data_len = status == ODL_OK ? mb->data_len : 0u;
+    uint8_t head[3] = {(uint8_t)status, (uint8_t)(FIELDS_BYTES + data_len), (uint8_t)((FIELDS_BYTES + data_len) >> 8)};
+    uint8_t fields[FIELDS_BYTES];
+    for (int i = 0; i < 4; ++i) {
+        put_u32(&fields[4 * i], mb->result[i]);
+    }
+    uint32_t result_f;
+    memcpy(&result_f, &mb->result_f, 4);
+    put_u32(&fields[16], result_f);
+    uint32_t crc = 0;
+    odl_uart_putc(SYNC_RESPONSE);
+    send_bytes(head, sizeof head, &crc);
+    send_bytes(fields, sizeof fields, &crc);
+    send_bytes((const uint8_t *)mb->data, data_len, &crc);
+    uint8_t tail[4];
+    put_u32(tail, crc);
+    for (int i = 0; i < 4; ++i) {
+        odl_uart_putc(tail[i]);
+    }
+}
+
+static void execute_frame(void)
+{
+    odl_mailbox_t *mb = &odl_mailbox;
+    const uint32_t crc = odl_crc32(odl_crc32(0, parser.header, 3), frame_body, parser.length);
+    if (crc != get_u32(&frame_body[parser.length])) {
+        mb->data_len = 0;
+        respond(ODL_APP_ERR_CRC);
+        return;
+    }
+    if (parser.length < FIELDS_BYTES) {
+        mb->data_len = 0;
+        respond(ODL_APP_ERR_LENGTH);
+        return;
+    }
+    for (int i = 0; i < 4; ++i) {
+        mb->arg[i] = get_u32(&frame_body[4 * i]);
+    }
+    const uint32_t arg_f = get_u32(&frame_body[16]);
+    memcpy(&mb->arg_f, &arg_f, 4);
+    mb->data_len = parser.length - FIELDS_BYTES;
+    memcpy(mb->data, &frame_body[FIELDS_BYTES], mb->data_len);
+    mb->command = parser.header[0];
+    odl_app_execute();
+    respond(mb->status);
+}
+
+void odl_frames_feed(uint8_t byte)
+{
+    switch (parser.state) {
+    case HUNT:
+        if (byte == SYNC_REQUEST) {
+            parser.state = HEADER;
+            parser.have = 0;
+        }
+        break;
+    case HEADER:
+        parser.header[parser.have++] = byte;
+        if (parser.have == 3) {
+            parser.length = (uint32_t)parser.header[1] | (uint32_t)parser.header[2] << 8;
+            parser.have = 0;
+            if (parser.length > MAX_PAYLOAD) {
+                odl_mailbox.data_len = 0;
+                respond(ODL_APP_ERR_FRAME);
+                parser.state = HUNT;
+            } else {
+                parser.state = BODY;
+            }
+        }
+        break;
+    case BODY:
+        frame_body[parser.have++] = byte;
+        if (parser.have == parser.length + 4u) {
+            parser.state = HUNT;
+            execute_frame();
+        }
+        break;
+    }
+}

@@ -1,0 +1,1 @@
+"""Boards that run the pyodl firmware: the Unicorn STM32L496 model, Renode, a real board over serial."""

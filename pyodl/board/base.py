@@ -1,0 +1,85 @@
+"""The one interface every simulated or real STM32L496 offers to the rest of pyodl.
+
+A :class:`Board` runs the pyodl firmware ELF. The firmware's command loop parks at the function
+``odl_idle`` whenever it waits for work; the host writes a command into the ``odl_mailbox`` struct (or a
+frame into USART2) and runs the CPU until it parks again. Everything above this interface (the mailbox
+client, the UART protocol, the Robot keywords, ``golden-check``) is backend-agnostic.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+IDLE_SYMBOL = "odl_idle"
+MAILBOX_SYMBOL = "odl_mailbox"
+
+# The STM32L496ZG memory map the firmware is linked for (RM0351, section 2.2.2).
+FLASH_BASE = 0x0800_0000
+FLASH_SIZE = 1024 * 1024
+SRAM1_BASE = 0x2000_0000
+SRAM1_SIZE = 256 * 1024
+SRAM2_BASE = 0x2004_0000
+SRAM2_SIZE = 64 * 1024
+SRAM2_ALIAS = 0x1000_0000
+SRAM_SIZE = SRAM1_SIZE + SRAM2_SIZE
+USART2_BASE = 0x4000_4400
+
+
+class BoardError(RuntimeError):
+    """The simulated or real board failed: a bad memory access, a fault, a budget or timeout exceeded."""
+
+
+class Board(abc.ABC):
+    """A board running one firmware ELF. Addresses are the target's; data is raw little-endian bytes."""
+
+    @abc.abstractmethod
+    def load_elf(self, elf: Path) -> None:
+        """Load the firmware and reset the CPU to its reset vector (not yet run)."""
+
+    @abc.abstractmethod
+    def symbol_address(self, name: str) -> int:
+        """Address of a global symbol of the loaded ELF; BoardError when it has none."""
+
+    @abc.abstractmethod
+    def read(self, address: int, size: int) -> bytes:
+        """Read target memory."""
+
+    @abc.abstractmethod
+    def write(self, address: int, data: bytes) -> None:
+        """Write target memory."""
+
+    @abc.abstractmethod
+    def run_until_idle(self, budget: int | None = None) -> int:
+        """Run until the PC reaches ``odl_idle``; returns the instructions executed by this call.
+        BoardError when the budget (instructions) runs out first or the firmware faults."""
+
+    @abc.abstractmethod
+    def executed_instructions(self) -> int:
+        """Instructions executed since the ELF was loaded."""
+
+    @abc.abstractmethod
+    def uart_output(self) -> bytes:
+        """Everything the firmware sent on USART2 since the last call (consumed)."""
+
+    @abc.abstractmethod
+    def uart_input(self, data: bytes) -> None:
+        """Queue bytes on USART2's receive line; the firmware reads them when it next runs."""
+
+    def reset(self) -> None:
+        """Reload the ELF: fresh RAM, CPU at the reset vector."""
+        self.load_elf(self.elf)
+
+    @property
+    @abc.abstractmethod
+    def elf(self) -> Path:
+        """The ELF loaded last."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release the simulator or the port."""
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Robot Framework keyword library driving the pyodl firmware on any Board backend."""

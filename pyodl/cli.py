@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyodl.backends import BACKENDS
 from pyodl.model import PAPER_INPUT_LENGTHS, Model, ModelError, glorot_params, paper_architecture
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -66,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_golden_check(args: argparse.Namespace) -> int:
     from pyodl import golden
-    from pyodl.host import HostBuilder, HostNetwork
+    from pyodl.backends import open_trainer
 
     if args.steps < 1 or args.batch < 1:
         raise ModelError("--steps and --batch must be >= 1")
@@ -77,11 +78,9 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     windows, labels = golden.random_batches(model.arch, args.steps, args.batch, (args.seed or 0) + 1)
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp:
-        builder = HostBuilder(Path(tmp) / "build")
-        # A TL build keeps the frozen layers const, as the device would: the check covers that build.
-        library = builder.export_and_build(model, Path(tmp) / "model", trainable)
-        net = HostNetwork(library, model.arch)
+    # A TL build keeps the frozen layers const, as the device does: the check covers that build.
+    with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp, \
+            open_trainer(args.backend, model, Path(tmp), trainable, args.port) as net:
         c_losses = [net.train_step(x, y, args.lr) for x, y in zip(windows, labels, strict=True)]
         c_params = net.get_params()
     t_c = time.perf_counter() - t0
@@ -146,8 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--backend", choices=("host",), default="host",
-                   help="where the C library runs: host (this computer, through ctypes)")
+    p.add_argument("--backend", choices=BACKENDS, default="host",
+                   help="where the C library trains: host (this computer, through ctypes), unicorn (the firmware "
+                        "on the simulated STM32L496) or serial (a board running the firmware, see --port)")
+    p.add_argument("--port", default=None,
+                   help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_golden_check)
     return parser

@@ -1,0 +1,53 @@
+"""Pick where the C library trains: this computer (host), the simulated STM32L496 (unicorn), or a real
+board over a serial port (serial). Every choice yields a :class:`~pyodl.trainer.Trainer` holding the
+model's initial parameters, so callers never care which one they got."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyodl.model import Model
+from pyodl.trainer import Trainer
+
+BACKENDS = ("host", "unicorn", "serial")
+
+
+@contextlib.contextmanager
+def open_trainer(backend: str, model: Model, work_dir: Path, trainable_layers: int | None = None,
+                 port: str | None = None) -> Iterator[Trainer]:
+    """A trainer for ``model`` built for ``trainable_layers`` (None: Full). ``work_dir`` receives the
+    exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend."""
+    model_dir = work_dir / "model"
+    if backend == "host":
+        from pyodl.host import HostBuilder, HostNetwork
+
+        builder = HostBuilder(work_dir / "build-host")
+        yield HostNetwork(builder.export_and_build(model, model_dir, trainable_layers), model.arch)
+    elif backend == "unicorn":
+        from pyodl.board.unicorn import UnicornBoard
+        from pyodl.device import DeviceNetwork
+        from pyodl.firmware import FirmwareBuilder
+        from pyodl.protocol import MailboxTransport
+
+        firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers)
+        board = UnicornBoard()
+        try:
+            board.load_elf(firmware.elf)
+            yield DeviceNetwork(MailboxTransport(board), model.arch)
+        finally:
+            board.close()
+    elif backend == "serial":
+        from pyodl.device import DeviceNetwork
+        from pyodl.protocol import open_serial
+
+        if not port:
+            raise ValueError("the serial backend needs --port (a device such as /dev/ttyACM0, or socket://HOST:PORT)")
+        # The board must already run firmware built for this model (`pyodl export` + the arm build);
+        # its parameters are overwritten with the model's, so every run starts from the same weights.
+        net = DeviceNetwork(open_serial(port), model.arch)
+        net.set_params(model.params)
+        yield net
+    else:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")

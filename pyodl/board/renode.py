@@ -1,0 +1,307 @@
+"""The simulated STM32L496 in Renode, driven one monitor command at a time.
+
+Renode is not a Python library: everything here is a monitor command string handed to ``execute`` (under
+``renode-test``, Robot's ``Execute Command`` keyword; see :meth:`RenodeBoard.from_robot`), and every
+answer is parsed from the monitor's printed output (``MonitorCommands.PrintActionResult``: integers in
+hex, byte arrays as ``[0x01, 0x02, ...]``, booleans as ``True``/``False``).
+
+Running until the firmware parks: a CPU hook at ``odl_idle`` halts the core (``self.IsHalted = True``,
+as Renode's own tests stop a core from a hook), and the host advances virtual time in slices with
+``emulation RunFor`` until the core reports halted. Renode deactivates the hooks at the current PC when a
+hook fires, so un-halting resumes at ``odl_idle`` without re-triggering it; the firmware then runs its
+loop and halts at the next ``odl_idle`` call. Budgets are instructions; a slice of ``n`` instructions is
+``n / PerformanceInMips`` microseconds of virtual time.
+
+USART2 output goes to a file Renode appends to (``CreateFileBackend``), read back by the host: Renode and
+this process must share a filesystem, as they do under ``renode-test``.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pyodl.board.base import (
+    FLASH_BASE,
+    FLASH_SIZE,
+    IDLE_SYMBOL,
+    SRAM1_BASE,
+    SRAM2_ALIAS,
+    SRAM2_SIZE,
+    SRAM_SIZE,
+    USART2_BASE,
+    Board,
+    BoardError,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLATFORM = REPO_ROOT / "renode" / "stm32l496.repl"
+
+CPU = "sysbus.cpu"
+UART = "sysbus.usart2"
+
+# Memory the host may read and write. Renode answers accesses elsewhere with zeros and a log warning,
+# so the board refuses them itself, as a real probe would fail.
+MEMORY = (
+    (FLASH_BASE, FLASH_SIZE),
+    (SRAM1_BASE, SRAM_SIZE),  # SRAM1 and SRAM2 are contiguous
+    (SRAM2_ALIAS, SRAM2_SIZE),
+)
+
+# USART2_CR1: UE (bit 0) and RE (bit 2); Renode drops received characters while either is clear.
+USART_CR1_UE_RE = 0b101
+
+_HEX = re.compile(r"0x([0-9A-Fa-f]+)")
+
+
+def _path_token(path: Path) -> str:
+    """A monitor path argument: ``@`` + path, spaces escaped (``PathToken`` stops at blanks and ``;``)."""
+    text = str(path.resolve())
+    if ";" in text or any(c.isspace() and c != " " for c in text):
+        raise BoardError(f"Renode's monitor cannot take this path: {text!r}")
+    return "@" + text.replace(" ", "\\ ")
+
+
+def _parse_int(output: str, what: str) -> int:
+    """The first number the monitor printed (hex in its default ``numbersMode``, else decimal)."""
+    match = _HEX.search(output) or re.search(r"\b(\d+)\b", output)
+    if match is None:
+        raise BoardError(f"Renode printed no number for {what}: {output!r}")
+    return int(match.group(1), 16 if match.group(0).startswith("0x") else 10)
+
+
+def _parse_bool(output: str, what: str) -> bool:
+    word = output.strip().lower()
+    if word not in ("true", "false"):
+        raise BoardError(f"Renode printed no boolean for {what}: {output!r}")
+    return word == "true"
+
+
+def _run_for(instructions: int, mips: int) -> str:
+    """``emulation RunFor`` for at least ``instructions``: whole microseconds, so Renode's time-to-
+    instruction conversion (``ns * MIPS / 1000``) is exact."""
+    micros = max(1, -(-instructions // mips))
+    return f'emulation RunFor "{micros // 1_000_000}.{micros % 1_000_000:06d}"'
+
+
+class RenodeBoard(Board):
+    """One Renode machine running the firmware. ``execute`` runs one monitor command, returns its output
+    and raises on a monitor error (``Execute Command`` does)."""
+
+    # Without a budget, stop anyway after this many instructions: minutes of host time, far more than a
+    # full training run, so a firmware that never parks fails instead of hanging the suite.
+    DEFAULT_BUDGET = 20_000_000_000
+    # The first slice is short because most commands finish quickly; slices then double, so a long run
+    # costs a logarithmic number of round trips. A halted core skips the rest of its slice at no cost.
+    FIRST_SLICE = 20_000
+    MAX_SLICE = 200_000_000
+    READ_CHUNK = 4096
+    WRITE_CHUNK = 1024
+
+    def __init__(self, execute: Callable[[str], str], machine: str = "stm32l496",
+                 platform: Path = PLATFORM, workdir: Path | None = None) -> None:
+        self._execute = execute
+        self.machine = machine
+        self.platform = platform
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pyodl-renode-")
+            workdir = Path(self._tmp.name)
+        self._workdir = workdir
+        self._elf: Path | None = None
+        self._idle: int | None = None
+        self._fault_handler: int | None = None
+        self._uart_file: Path | None = None
+        self._uart_pos = 0
+        self._loads = 0
+
+    @classmethod
+    def from_robot(cls, machine: str = "stm32l496", platform: Path = PLATFORM,
+                   workdir: Path | None = None) -> RenodeBoard:
+        """A board for a Robot suite run by ``renode-test``, which imports Renode's keywords (through
+        ``renode-keywords.robot``'s ``Remote`` library) before any test runs."""
+        from robot.libraries.BuiltIn import BuiltIn  # only present under Robot Framework
+
+        builtin = BuiltIn()
+
+        def execute(command: str) -> str:
+            return str(builtin.run_keyword("Execute Command", command) or "")
+
+        return cls(execute, machine=machine, platform=platform, workdir=workdir)
+
+    # -- monitor plumbing ------------------------------------------------------------------------------
+
+    def execute(self, command: str) -> str:
+        try:
+            return self._execute(command)
+        except BoardError:
+            raise
+        except Exception as exc:  # the executor's own failure type (Robot's ExecutionFailed, ...)
+            raise BoardError(f"Renode command failed: {command}: {exc}") from exc
+
+    def _machine_exists(self) -> bool:
+        # After Robot's per-test `Reset Emulation` our machine is gone; a name list tells us so without
+        # provoking a failing command (which Robot would log as a failure even when caught).
+        names = self.execute("emulation Names")
+        return self.machine in re.findall(r"[^\s\[\],]+", names)
+
+    def _require_loaded(self) -> None:
+        if self._elf is None:
+            raise BoardError("no ELF loaded")
+
+    # -- Board -----------------------------------------------------------------------------------------
+
+    @property
+    def elf(self) -> Path:
+        self._require_loaded()
+        assert self._elf is not None
+        return self._elf
+
+    def load_elf(self, elf: Path) -> None:
+        elf = Path(elf)
+        if not elf.is_file():
+            raise BoardError(f"no ELF at {elf}")
+        if self._machine_exists():
+            if self._uart_file is not None:
+                self.execute(f"{UART} CloseFileBackend {_path_token(self._uart_file)}")
+            self.execute(f'mach rem "{self.machine}"')
+        self._elf = None
+        self._uart_file = None
+        self._fault_handler = None
+        # Pin the output format the parsers expect; it is the monitor's default but a global setting.
+        self.execute("numbersMode Hexadecimal")
+        self.execute(f'mach create "{self.machine}"')
+        self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
+        self.execute(f"{CPU} VectorTableOffset {FLASH_BASE:#x}")
+        self.execute(f"sysbus LoadELF {_path_token(elf)}")
+        self._elf = elf
+        self._idle = self.symbol_address(IDLE_SYMBOL) & ~1  # a Thumb function's address has bit 0 set
+        self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
+        self._hook_fault_handler()
+        self._loads += 1
+        # A fresh file per load: CreateFileBackend refuses a path it already writes, and moves an existing
+        # file aside, so a new name keeps one file per firmware run. Flushing per byte lets the host read
+        # everything the firmware sent as soon as RunFor returns.
+        self._uart_file = self._workdir / f"usart2-{self._loads}.bin"
+        self._uart_pos = 0
+        self.execute(f"{UART} CreateFileBackend {_path_token(self._uart_file)} true")
+
+    def _hook_fault_handler(self) -> None:
+        """Halt at the HardFault handler too, so a fault ends ``run_until_idle`` at once instead of spinning
+        in the handler until the budget runs out."""
+        handler = int.from_bytes(self.read(FLASH_BASE + 3 * 4, 4), "little") & ~1
+        if handler in (0, self._idle) or not self._is_memory(handler, 2):
+            return
+        self._fault_handler = handler
+        self.execute(f'{CPU} AddHook {handler:#x} "self.IsHalted = True"')
+
+    def symbol_address(self, name: str) -> int:
+        self._require_loaded()
+        if not re.fullmatch(r"[A-Za-z_.$][\w.$]*", name):
+            raise BoardError(f"not a symbol name: {name!r}")
+        try:
+            output = self.execute(f'sysbus GetSymbolAddress "{name}"')
+        except BoardError as exc:
+            raise BoardError(f"the ELF has no symbol {name!r}") from exc
+        return _parse_int(output, f"symbol {name}")
+
+    @staticmethod
+    def _is_memory(address: int, size: int) -> bool:
+        return any(base <= address and address + size <= base + length for base, length in MEMORY)
+
+    def _check_memory(self, address: int, size: int) -> None:
+        if size < 0 or not self._is_memory(address, size):
+            raise BoardError(f"{size} bytes at {address:#010x} are not all in the STM32L496's memory")
+
+    def read(self, address: int, size: int) -> bytes:
+        self._require_loaded()
+        self._check_memory(address, size)
+        data = bytearray()
+        for offset in range(0, size, self.READ_CHUNK):
+            count = min(self.READ_CHUNK, size - offset)
+            output = self.execute(f"sysbus ReadBytes {address + offset:#x} {count}")
+            values = [int(h, 16) for h in _HEX.findall(output)]
+            if len(values) != count or any(v > 0xFF for v in values):
+                raise BoardError(f"ReadBytes {address + offset:#x} {count} printed {output!r}")
+            data += bytes(values)
+        return bytes(data)
+
+    def write(self, address: int, data: bytes) -> None:
+        self._require_loaded()
+        self._check_memory(address, len(data))
+        for offset in range(0, len(data), self.WRITE_CHUNK):
+            chunk = data[offset:offset + self.WRITE_CHUNK]
+            listing = ", ".join(f"0x{b:02x}" for b in chunk)
+            self.execute(f"sysbus WriteBytes [{listing}] {address + offset:#x}")
+
+    def executed_instructions(self) -> int:
+        self._require_loaded()
+        return _parse_int(self.execute(f"{CPU} ExecutedInstructions"), "ExecutedInstructions")
+
+    def pc(self) -> int:
+        return _parse_int(self.execute(f"{CPU} PC"), "PC")
+
+    def run_until_idle(self, budget: int | None = None) -> int:
+        self._require_loaded()
+        budget = self.DEFAULT_BUDGET if budget is None else budget
+        if budget <= 0:
+            raise BoardError(f"budget must be positive, not {budget}")
+        mips = _parse_int(self.execute(f"{CPU} PerformanceInMips"), "PerformanceInMips")
+        if mips <= 0:
+            raise BoardError(f"PerformanceInMips is {mips}")
+        start = self.executed_instructions()
+        # The core was halted by the previous visit to odl_idle (or the fault hook); let it go.
+        self.execute(f"{CPU} IsHalted false")
+        slice_ = self.FIRST_SLICE
+        while True:
+            done = self.executed_instructions() - start
+            remaining = budget - done
+            if remaining <= 0:
+                raise BoardError(f"budget of {budget} instructions ran out before {IDLE_SYMBOL}; "
+                                 f"PC={self.pc():#010x}")
+            self.execute(_run_for(min(slice_, remaining), mips))
+            if _parse_bool(self.execute(f"{CPU} IsHalted"), "IsHalted"):
+                break
+            slice_ = min(2 * slice_, self.MAX_SLICE)
+        done = self.executed_instructions() - start
+        pc = self.pc()
+        if pc != self._idle:
+            kind = "HardFault handler" if pc == self._fault_handler else "halted"
+            raise BoardError(f"firmware stopped outside {IDLE_SYMBOL} ({kind}) after {done} instructions; "
+                             f"PC={pc:#010x}")
+        return done
+
+    def uart_output(self) -> bytes:
+        self._require_loaded()
+        assert self._uart_file is not None
+        if not self._uart_file.exists():  # Renode creates it on the first character
+            return b""
+        with self._uart_file.open("rb") as f:
+            f.seek(self._uart_pos)
+            data = f.read()
+        self._uart_pos += len(data)
+        return data
+
+    def uart_input(self, data: bytes) -> None:
+        self._require_loaded()
+        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {USART2_BASE:#x}"), "USART2_CR1")
+        if data and cr1 & USART_CR1_UE_RE != USART_CR1_UE_RE:
+            # Renode would silently drop the bytes (a debug-level log line only).
+            raise BoardError(f"USART2 receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")
+        for byte in data:
+            self.execute(f"{UART} WriteChar {byte:#04x}")
+
+    def close(self) -> None:
+        # Renode keeps the UART file open until its backend closes; close it while the machine lives.
+        if self._uart_file is not None:
+            try:
+                if self._machine_exists():
+                    self.execute(f"{UART} CloseFileBackend {_path_token(self._uart_file)}")
+            except BoardError:
+                pass  # Renode already gone: nothing left to release there
+            self._uart_file = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -1,0 +1,312 @@
+"""High-level keywords of the Robot suites: build the firmware for the paper's model, start it on a board
+(the Unicorn STM32L496 model under plain ``robot``, Renode under ``renode-test``), load windows into the
+simulated RAM through the mailbox, train, and compare every weight with the TensorFlow golden model.
+
+Suites never call a backend directly, so the same ``.robot`` file runs on both.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from robot.api import logger
+
+from pyodl import golden
+from pyodl.board.base import SRAM_SIZE, Board, BoardError
+from pyodl.device import DeviceNetwork
+from pyodl.firmware import Firmware, FirmwareBuilder, RamOverflowError
+from pyodl.model import Model, Params, paper_model
+from pyodl.protocol import (
+    STATUS_NAMES,
+    BoardUart,
+    Command,
+    DeviceError,
+    MailboxTransport,
+    Request,
+    UartTransport,
+    encode_request,
+)
+
+MODES = {"full": None, "tl": 2}  # TL: the paper's last two Dense layers
+
+
+def _trainable(mode: str) -> int | None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return MODES[mode]
+
+
+class BoardKeywords:
+    """Keywords for one suite; ``backend`` is ``unicorn`` (default) or ``renode`` (under renode-test)."""
+
+    ROBOT_LIBRARY_SCOPE = "SUITE"
+    ROBOT_LISTENER_API_VERSION = 3
+
+    def __init__(self, backend: str = "unicorn") -> None:
+        if backend not in ("unicorn", "renode"):
+            raise ValueError(f"backend must be unicorn or renode, got {backend!r}")
+        self.backend = backend
+        self._tmp = tempfile.TemporaryDirectory(prefix="pyodl-robot-")
+        self._work = Path(self._tmp.name)
+        self._builder: FirmwareBuilder | None = None
+        self._firmware: dict[tuple[int, str], Firmware] = {}
+        self.board: Board | None = None
+        self.model: Model | None = None
+        self.mode = "full"
+        self.net: DeviceNetwork | None = None
+        self._batches: tuple[np.ndarray, np.ndarray] | None = None
+        self._learning_rate = 0.0
+        self._snapshot: Params | None = None
+        self._reply_status: int | None = None
+        self.training_instructions = 0
+        # As its own listener, the library hears when the suite ends and frees the board and build files.
+        self.ROBOT_LIBRARY_LISTENER = self
+
+    # -- building ---------------------------------------------------------------------------------------
+
+    def _build(self, model: Model, mode: str, name: str) -> Firmware:
+        if self._builder is None:
+            self._builder = FirmwareBuilder(self._work / "build")
+        return self._builder.export_and_build(model, self._work / name, _trainable(mode))
+
+    def build_firmware_for_paper_model(self, input_len: int = 40, mode: str = "full", seed: int = 0) -> str:
+        """Export the paper's model at ``input_len`` with initial weights from ``seed``, link the firmware
+        for ``mode`` (full or tl) and log the SRAM each section takes. Returns the ELF path."""
+        input_len, seed = int(input_len), int(seed)
+        key = (input_len, mode)
+        self.model = paper_model(input_len, seed)
+        self.mode = mode
+        if key not in self._firmware:
+            self._firmware[key] = self._build(self.model, mode, f"paper-{input_len}-{mode}")
+        firmware = self._firmware[key]
+        sections = firmware.ram_sections()
+        table = ", ".join(f"{name} {size}" for name, size in sections.items())
+        logger.info(f"paper model T={input_len} {mode}: SRAM {firmware.ram_bytes()} of {SRAM_SIZE} bytes ({table}); "
+                    f"flash {firmware.flash_bytes()} bytes")
+        return str(firmware.elf)
+
+    def firmware_should_fit_in_sram(self) -> int:
+        """Fails when the linked firmware (stack included) takes more than the STM32L496's 320 KB."""
+        firmware = self._current_firmware()
+        used = firmware.ram_bytes()
+        if used > SRAM_SIZE:
+            raise AssertionError(f"the firmware takes {used} bytes of SRAM, more than {SRAM_SIZE}")
+        logger.info(f"SRAM used: {used} bytes, {SRAM_SIZE - used} bytes free")
+        return used
+
+    def oversized_model_should_fail_to_link(self, input_len: int = 4000) -> int:
+        """Link the paper's model at an input length whose activations cannot fit in SRAM: the link must
+        fail and say by how many bytes it overflows. Returns the overflow."""
+        model = paper_model(int(input_len), 0)
+        try:
+            self._build(model, "full", f"oversized-{input_len}")
+        except RamOverflowError as exc:
+            logger.info(str(exc).splitlines()[0])
+            if exc.overflow <= 0 or f"by {exc.overflow} bytes" not in str(exc):
+                raise AssertionError(f"the overflow message does not give the bytes: {exc}") from exc
+            return exc.overflow
+        raise AssertionError(f"the paper's model at T={input_len} linked, but it cannot fit in {SRAM_SIZE} bytes")
+
+    def _current_firmware(self) -> Firmware:
+        if self.model is None:
+            raise AssertionError("call `Build Firmware For Paper Model` first")
+        return self._firmware[(self.model.arch.input_len, self.mode)]
+
+    # -- the board --------------------------------------------------------------------------------------
+
+    def _new_board(self) -> Board:
+        if self.backend == "unicorn":
+            from pyodl.board.unicorn import UnicornBoard
+
+            return UnicornBoard()
+        from pyodl.board.renode import RenodeBoard
+
+        return RenodeBoard.from_robot()
+
+    def start_board(self) -> None:
+        """Load the firmware built last on a fresh board and boot it until it waits for commands."""
+        firmware = self._current_firmware()
+        if self.board is not None:
+            self.board.close()
+        self.board = self._new_board()
+        self.board.load_elf(firmware.elf)
+        assert self.model is not None
+        self.net = DeviceNetwork(MailboxTransport(self.board), self.model.arch)
+        self.net.set_trainable(_trainable(self.mode) or len(self.model.arch.param_layers))
+        logger.info(f"booted on {self.backend} in {self.board.executed_instructions()} instructions")
+
+    def stop_board(self) -> None:
+        if self.board is not None:
+            self.board.close()
+        self.board = None
+        self.net = None
+
+    def _net(self) -> DeviceNetwork:
+        if self.net is None:
+            raise AssertionError("call `Start Board` first")
+        return self.net
+
+    def use_transport(self, transport: str) -> None:
+        """Route the following commands through the RAM ``mailbox`` or USART2 ``uart`` frames."""
+        net, board = self._net(), self.board
+        assert board is not None
+        if transport == "mailbox":
+            net.transport = MailboxTransport(board)
+        elif transport == "uart":
+            net.transport = UartTransport(BoardUart(board))
+        else:
+            raise ValueError(f"transport must be mailbox or uart, got {transport!r}")
+
+    # -- training and golden comparison ---------------------------------------------------------------
+
+    def run_training_steps(self, steps: int = 10, batch: int = 32, learning_rate: float = 0.01,
+                           seed: int = 1) -> float:
+        """Load ``steps * batch`` random windows into the board's RAM one by one, accumulate each, and take
+        an SGD step after every ``batch``. Returns the last step's mean loss; logs instructions per sample."""
+        net, board = self._net(), self.board
+        assert self.model is not None and board is not None
+        windows, labels = golden.random_batches(self.model.arch, int(steps), int(batch), int(seed))
+        self._batches = (windows, labels)
+        self._learning_rate = float(learning_rate)
+        start = board.executed_instructions()
+        loss = 0.0
+        for x, y in zip(windows, labels, strict=True):
+            loss = net.train_step(x, y, self._learning_rate)
+        self.training_instructions = board.executed_instructions() - start
+        samples = int(steps) * int(batch)
+        logger.info(f"{samples} samples trained in {self.training_instructions} instructions "
+                    f"({self.training_instructions // samples} per sample, protocol included)")
+        return loss
+
+    def weights_should_match_golden_model(self) -> None:
+        """Train the same initial weights on the same batches in TensorFlow and compare every weight:
+        |w_board - w_tf| <= 1e-6 + 1e-5 |w_tf| (DESIGN.md)."""
+        if self._batches is None or self.model is None:
+            raise AssertionError("call `Run Training Steps` first")
+        windows, labels = self._batches
+        run = golden.train(self.model, windows, labels, self._learning_rate, _trainable(self.mode))
+        diffs = golden.compare(self.model, self._net().get_params(), run.params)
+        for d in diffs:
+            logger.info(f"{d.name}: max abs {d.max_abs:.3e}, {d.worst_ratio:.2%} of the tolerance")
+        bad = [d for d in diffs if not d.ok]
+        if bad:
+            raise AssertionError("weights outside the golden tolerance: " + "; ".join(
+                f"{d.name} max abs {d.max_abs:.3e} ({d.worst_ratio:.0%} of tolerance)" for d in bad))
+
+    # -- memory ---------------------------------------------------------------------------------------
+
+    def stack_high_water_mark_should_be_below_reserved_stack(self) -> int:
+        """The deepest stack use since boot (painted-stack scan by the firmware) must stay inside the
+        reserved stack. Returns the bytes used."""
+        info = self._net().info()
+        logger.info(f"stack high-water mark {info.stack_high_water} of {info.stack_size} reserved bytes")
+        if not 0 < info.stack_high_water < info.stack_size:
+            raise AssertionError(f"stack high-water mark {info.stack_high_water} is not below the reserved "
+                                 f"{info.stack_size} bytes")
+        return info.stack_high_water
+
+    # -- protocol ---------------------------------------------------------------------------------------
+
+    def info_should_describe_the_model(self) -> None:
+        info = self._net().info()
+        assert self.model is not None
+        arch = self.model.arch
+        want = (arch.input_len, arch.input_ch, arch.num_classes, len(arch.param_layers))
+        got = (info.input_len, info.input_ch, info.num_classes, info.param_layers)
+        if got != want:
+            raise AssertionError(f"INFO says (T, C, classes, parameter layers) = {got}, expected {want}")
+
+    def parameters_should_round_trip(self, scale: float = 0.5) -> None:
+        """Set every trainable parameter to a scaled copy and read it back bit for bit, then restore."""
+        net = self._net()
+        original = net.get_params()
+        changed = [(w, b) if layer.frozen else ((w * scale).astype(np.float32), (b * scale).astype(np.float32))
+                   for layer, (w, b) in zip(net.layers, original, strict=True)]
+        net.set_params(changed)
+        back = net.get_params()
+        for (w, b), (w2, b2) in zip(changed, back, strict=True):
+            if not (np.array_equal(w, w2) and np.array_equal(b, b2)):
+                raise AssertionError("parameters read back differ from the ones written")
+        net.set_params(original)
+
+    def prediction_should_be_a_distribution(self, seed: int = 3) -> int:
+        """Predict one random window: the probabilities must sum to 1 and the class must be their argmax."""
+        assert self.model is not None
+        x = np.random.default_rng(int(seed)).standard_normal((self.model.arch.input_len, self.model.arch.input_ch))
+        cls, probs = self._net().predict(x.astype(np.float32))
+        if not (abs(float(probs.sum()) - 1.0) < 1e-5 and cls == int(np.argmax(probs))):
+            raise AssertionError(f"prediction {cls} with probabilities {probs} is not a distribution and its argmax")
+        return cls
+
+    def take_weight_snapshot(self) -> None:
+        self._snapshot = self._net().get_params()
+
+    def weights_should_be_unchanged(self) -> None:
+        if self._snapshot is None:
+            raise AssertionError("call `Take Weight Snapshot` first")
+        for (w, b), (w2, b2) in zip(self._snapshot, self._net().get_params(), strict=True):
+            if not (np.array_equal(w, w2) and np.array_equal(b, b2)):
+                raise AssertionError("the weights changed")
+
+    def send_command(self, command: str, arg0: int = 0, arg1: int = 0, arg2: int = 0, arg_f: float = 0.0,
+                     data_floats: int = 0, fill: float = 0.0) -> int:
+        """Send one command through the current transport, by name (e.g. SGD_STEP) or number, and remember its status
+        without failing on a refusal. ``data_floats`` values equal to ``fill`` are sent as data."""
+        data = np.full(int(data_floats), float(fill), dtype="<f4").tobytes()
+        code = int(command) if str(command).isdigit() else Command[command]
+        request = Request(code, (int(arg0), int(arg1), int(arg2), 0), float(arg_f), data)
+        self._reply_status = self._net().transport.execute(request).status
+        return self._reply_status
+
+    def command_should_answer(self, expected: str, command: str, arg0: int = 0, arg1: int = 0, arg2: int = 0,
+                              arg_f: float = 0.0, data_floats: int = 0, fill: float = 0.0) -> None:
+        """`Send Command` followed by `Last Status Should Be` ``expected``."""
+        self.send_command(command, arg0, arg1, arg2, arg_f, data_floats, fill)
+        self.last_status_should_be(expected)
+
+    def send_frame_with_bad_crc(self, command: str = "SGD_STEP") -> None:
+        frame = bytearray(encode_request(Request(Command[command], arg_f=0.01)))
+        frame[-1] ^= 0xFF
+        self._send_raw(bytes(frame))
+
+    def send_frame_with_length(self, length: int) -> None:
+        """A frame header that announces ``length`` payload bytes (and sends no payload)."""
+        self._send_raw(bytes([0xA5, Command.SET_PARAMS, int(length) & 0xFF, (int(length) >> 8) & 0xFF]))
+
+    def send_frame_with_short_payload(self) -> None:
+        """A well-formed, CRC-correct frame whose payload is shorter than the 20 bytes of fields."""
+        body = bytes([Command.INFO, 4, 0]) + b"\x00" * 4
+        self._send_raw(bytes([0xA5]) + body + zlib.crc32(body).to_bytes(4, "little"))
+
+    def _send_raw(self, raw: bytes) -> None:
+        assert self.board is not None
+        uart = UartTransport(BoardUart(self.board))
+        uart.stream.write(raw)
+        self._reply_status = uart.read_reply().status
+
+    def last_status_should_be(self, expected: str) -> None:
+        """``expected``: a status name of pyodl.protocol.STATUS_NAMES or its number."""
+        want = int(expected) if expected.isdigit() else next(
+            (code for code, name in STATUS_NAMES.items() if name == expected), None)
+        if want is None:
+            raise ValueError(f"unknown status {expected!r}; known: {sorted(STATUS_NAMES.values())}")
+        if self._reply_status != want:
+            got = STATUS_NAMES.get(self._reply_status or 0, "?")
+            raise AssertionError(f"status {self._reply_status} ({got}), expected {want} ({STATUS_NAMES[want]})")
+
+    def board_should_not_have_faulted(self) -> None:
+        """The board answers INFO and has made no access outside the memory map. Unicorn raises at the bad
+        access itself; under Renode the suite also checks the log (see robot/ram.robot)."""
+        try:
+            self._net().info()
+        except (BoardError, DeviceError) as exc:
+            raise AssertionError(f"the board no longer answers: {exc}") from exc
+
+    def _close(self) -> None:
+        self.stop_board()
+        if self._builder is not None:
+            self._builder.close()
+        self._tmp.cleanup()

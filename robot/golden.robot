@@ -1,0 +1,33 @@
+*** Settings ***
+Documentation       The firmware trains the paper's model inside the simulated STM32L496 exactly like the
+...                 TensorFlow golden model: every input size of the paper, Full and transfer learning,
+...                 10 SGD steps of batch 32 with every window loaded into simulated RAM through the mailbox.
+Resource            pyodl.resource
+Suite Setup         Suite Setup For Backend
+Suite Teardown      Suite Teardown For Backend
+Test Setup          Test Setup For Backend
+Test Teardown       Test Teardown For Backend
+Test Template       Board Training Should Match Golden Model
+
+
+*** Test Cases ***    INPUT    MODE
+T=20 Full             20       full
+T=20 TL               20       tl
+T=40 Full             40       full
+T=40 TL               40       tl
+T=60 Full             60       full
+T=60 TL               60       tl
+T=80 Full             80       full
+T=80 TL               80       tl
+T=100 Full            100      full
+T=100 TL              100      tl
+
+
+*** Keywords ***
+Board Training Should Match Golden Model
+    [Documentation]    Ten steps of batch 32 on the board, the same in TensorFlow, weights compared.
+    [Arguments]    ${input}    ${mode}
+    Build Firmware For Paper Model    ${input}    ${mode}
+    Start Board
+    Run Training Steps    steps=10    batch=32
+    Weights Should Match Golden Model

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pyodl.firmware import Firmware, FirmwareBuilder
 from pyodl.host import HostBuilder
+from pyodl.model import paper_model
 
 # CI explores the same examples on every run, so a red build is reproducible; locally each run explores
 # new ones. Deadlines are off: a TensorFlow trace of a new architecture takes a variable second or so.
@@ -29,3 +31,16 @@ def host_builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBuild
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return tmp_path / "model"
+
+
+@pytest.fixture(scope="session")
+def firmware_builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirmwareBuilder]:
+    builder = FirmwareBuilder(tmp_path_factory.mktemp("arm-build"))
+    yield builder
+    builder.close()
+
+
+@pytest.fixture(scope="session")
+def paper_firmware(firmware_builder: FirmwareBuilder, tmp_path_factory: pytest.TempPathFactory) -> Firmware:
+    """The paper's model at T=40, Full mode, initial weights from seed 0, linked for the STM32L496."""
+    return firmware_builder.export_and_build(paper_model(40, 0), tmp_path_factory.mktemp("paper40"))

@@ -62,3 +62,18 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--input apply to the paper model only" in capsys.readouterr().err
     assert main(["golden-check", "--classes", "1"]) == 2
     assert "at least 2 classes" in capsys.readouterr().err
+
+
+def test_golden_check_on_the_simulated_board(capsys: pytest.CaptureFixture[str]) -> None:
+    """The firmware, trained inside the Unicorn STM32L496, against TensorFlow."""
+    assert main(["golden-check", "--backend", "unicorn", "--input", "20", "--mode", "tl",
+                 "--steps", "2", "--batch", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["backend"] == "unicorn" and result["ok"] is True
+    # TL: the frozen conv layers come back from flash bit for bit.
+    assert [layer["max_abs"] for layer in result["layers"][:2]] == [0.0, 0.0]
+
+
+def test_serial_backend_needs_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["golden-check", "--backend", "serial", "--steps", "1", "--batch", "1"]) == 2
+    assert "--port" in capsys.readouterr().err

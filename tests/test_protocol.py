@@ -1,0 +1,157 @@
+"""The command protocol: the host's constants against the firmware's header, frame encoding, and both
+transports against the firmware on the simulated board."""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from pyodl.board.unicorn import UnicornBoard
+from pyodl.device import DeviceNetwork
+from pyodl.firmware import Firmware
+from pyodl.host import REPO_ROOT
+from pyodl.model import paper_model
+from pyodl.protocol import (
+    MAILBOX_HEADER_BYTES,
+    MAILBOX_MAGIC,
+    PROTOCOL_VERSION,
+    STATUS_CRC,
+    STATUS_NAMES,
+    BoardUart,
+    Command,
+    DeviceError,
+    MailboxTransport,
+    ProtocolError,
+    Request,
+    UartTransport,
+    encode_request,
+)
+
+APP_H = (REPO_ROOT / "firmware" / "app" / "app.h").read_text()
+ODL_H = (REPO_ROOT / "firmware" / "odl" / "odl.h").read_text()
+
+
+def _c_constants(text: str, prefix: str) -> dict[str, int]:
+    return {m[0]: int(m[1], 0) for m in re.findall(rf"\b{prefix}(\w+) = (\w+)", text)}
+
+
+def test_commands_match_the_firmware_header() -> None:
+    c = _c_constants(APP_H, "ODL_CMD_")
+    c.pop("NONE")
+    assert c == {cmd.name: cmd.value for cmd in Command}
+
+
+def test_status_codes_match_the_firmware_headers() -> None:
+    codes = set(_c_constants(ODL_H, "ODL_").values()) & set(range(32)) | set(
+        _c_constants(APP_H, "ODL_APP_ERR_").values())
+    assert codes == set(STATUS_NAMES)
+
+
+def test_mailbox_constants_match_the_firmware_header() -> None:
+    assert f"ODL_PROTOCOL_VERSION {PROTOCOL_VERSION}u" in APP_H
+    assert f"ODL_MAILBOX_MAGIC 0x{MAILBOX_MAGIC:08X}u" in APP_H
+    assert f"ODL_MAILBOX_HEADER_BYTES {MAILBOX_HEADER_BYTES}u" in APP_H
+
+
+class _Stream:
+    """Bytes a fake port will return, and what was written to it."""
+
+    def __init__(self, incoming: bytes) -> None:
+        self.incoming = incoming
+        self.written = b""
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        out, self.incoming = self.incoming[:size], self.incoming[size:]
+        return out
+
+
+def _reply_frame(status: int, results: tuple[int, ...], result_f: float, data: bytes) -> bytes:
+    payload = struct.pack("<4If", *results, result_f) + data
+    head = struct.pack("<BH", status, len(payload))
+    return b"\x5a" + head + payload + struct.pack("<I", zlib.crc32(head + payload))
+
+
+def test_request_frame_layout() -> None:
+    frame = encode_request(Request(Command.SGD_STEP, (1, 2, 3, 4), 0.5, b"\x01\x02"))
+    assert frame[0] == 0xA5 and frame[1] == Command.SGD_STEP
+    assert struct.unpack_from("<H", frame, 2)[0] == 20 + 2
+    assert struct.unpack_from("<4If", frame, 4) == (1, 2, 3, 4, 0.5)
+    assert struct.unpack_from("<I", frame, len(frame) - 4)[0] == zlib.crc32(frame[1:-4])
+
+
+def test_reply_frames_are_checked() -> None:
+    good = _reply_frame(0, (7, 0, 0, 0), 1.5, b"abcd")
+    reply = UartTransport(_Stream(good)).read_reply()
+    assert (reply.status, reply.results[0], reply.result_f, reply.data) == (0, 7, 1.5, b"abcd")
+    corrupt = good[:-5] + bytes([good[-5] ^ 1]) + good[-4:]
+    with pytest.raises(ProtocolError, match="CRC"):
+        UartTransport(_Stream(corrupt)).read_reply()
+    with pytest.raises(ProtocolError, match="timed out after 10 of"):
+        UartTransport(_Stream(good[:14])).read_reply()
+    with pytest.raises(ProtocolError, match="starts with 0x00"):
+        UartTransport(_Stream(b"\x00" + good)).read_reply()
+
+
+def test_arguments_must_fit_32_bits() -> None:
+    with pytest.raises(ValueError, match="32 bits"):
+        encode_request(Request(Command.GET_PARAMS, (-1, 0, 0, 0)))
+
+
+@pytest.fixture
+def board(paper_firmware: Firmware) -> UnicornBoard:
+    b = UnicornBoard()
+    b.load_elf(paper_firmware.elf)
+    return b
+
+
+def test_both_transports_give_bitwise_identical_results(board: UnicornBoard) -> None:
+    arch = paper_model(40, 0).arch
+    x = np.random.default_rng(5).standard_normal((arch.input_len, arch.input_ch)).astype(np.float32)
+    mailbox = DeviceNetwork(MailboxTransport(board), arch)
+    uart = DeviceNetwork(UartTransport(BoardUart(board)), arch)
+    assert np.array_equal(mailbox.forward(x), uart.forward(x))
+    loss_m = mailbox.accumulate(x, 3)
+    loss_u = uart.accumulate(x, 3)
+    assert loss_m == loss_u and uart.info().accumulated == 2
+    uart.sgd_step(0.01)
+    for (w1, b1), (w2, b2) in zip(mailbox.get_params(), uart.get_params(), strict=True):
+        assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
+
+
+def test_parser_skips_noise_and_recovers_after_a_truncated_frame(board: UnicornBoard) -> None:
+    MailboxTransport(board)  # boot
+    stream = BoardUart(board)
+    uart = UartTransport(stream)
+    info = encode_request(Request(Command.INFO))
+    stream.write(b"\x00\x13garbage" + info)
+    assert uart.read_reply().status == 0
+    # The truncated frame (sync, header, 6 of its 24 body bytes) swallows the first 18 bytes of the next
+    # one, whose CRC then fails: exactly one answer, CRC mismatch, and the parser hunts for a sync again.
+    stream.write(info[:10] + info)
+    assert uart.read_reply().status == STATUS_CRC
+    assert stream.read(1) == b"", "no second answer"
+    assert uart.execute(Request(Command.INFO)).status == 0
+
+
+def test_device_refuses_a_board_running_another_model(board: UnicornBoard) -> None:
+    with pytest.raises(DeviceError, match="expected"):
+        DeviceNetwork(MailboxTransport(board), paper_model(60, 0).arch)
+
+
+def test_non_finite_parameters_are_refused_before_anything_is_written(board: UnicornBoard) -> None:
+    net = DeviceNetwork(MailboxTransport(board), paper_model(40, 0).arch)
+    before = net.get_params()
+    bad = [(w.copy(), b.copy()) for w, b in before]
+    bad[-1][0][-1, -1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        net.set_params(bad)
+    for (w1, b1), (w2, b2) in zip(before, net.get_params(), strict=True):
+        assert np.array_equal(w1, w2) and np.array_equal(b1, b2)

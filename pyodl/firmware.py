@@ -23,7 +23,7 @@ from pyodl.model import Model
 TOOLCHAIN_FILE = REPO_ROOT / "cmake" / "arm-none-eabi.cmake"
 ELF_NAME = "pyodl.elf"
 MAP_NAME = "pyodl.map"
-DEFAULT_STACK_BYTES = 4096
+DEFAULT_STACK_BYTES = 2048
 INSTALL_HINT = (
     "install the Debian packages gcc-arm-none-eabi and libnewlib-arm-none-eabi "
     "(sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi, or run ./scripts/setup.sh)"

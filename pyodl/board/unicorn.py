@@ -1,0 +1,674 @@
+"""STM32L496 model on the Unicorn CPU engine: fast, deterministic, strict about the memory map.
+
+Unicorn emulates the Cortex-M4 core only. This module adds the board around it: the exact STM32L496 memory
+map (anything else is a :class:`BoardError`, never a silently-ignored access), USART2 as a byte pipe, the
+System Control Space as a register file, and an instruction counter written in C.
+
+Instruction counting. A Python hook per block costs ~95% of the speed, so the counter is a ``UC_HOOK_BLOCK``
+callback in C, compiled on first use with the system ``cc`` and cached under ``~/.cache/pyodl``. It counts the
+Thumb-2 instructions of each block it enters (decoded once per flash block and memoised: flash is immutable)
+and it also decides where a run ends:
+
+* it stops the engine *before* a block that starts at ``odl_idle`` (the parking point), and
+* before a block that would take the run past its instruction budget.
+
+A block hook runs before the block's own exit check, so a block the hook stops never executes and is never
+counted. This replaces both ``emu_start(until=odl_idle)`` and ``emu_start(count=budget)``: Unicorn applies
+``until`` only when it translates a block, so once the block at ``odl_idle`` has been translated for the step
+that leaves it, a later run sails through it; and ``count=`` is a per-instruction code hook (several times
+slower on tight loops). Instructions of an IT block whose condition fails are counted (they are in the block).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import unicorn
+from elftools.elf.elffile import ELFFile
+from unicorn import arm_const
+from unicorn.unicorn_py3.unicorn import uclib
+
+from pyodl.board.base import (
+    FLASH_BASE,
+    FLASH_SIZE,
+    IDLE_SYMBOL,
+    SRAM1_BASE,
+    SRAM1_SIZE,
+    SRAM2_ALIAS,
+    SRAM2_BASE,
+    SRAM2_SIZE,
+    USART2_BASE,
+    Board,
+    BoardError,
+)
+
+DEFAULT_BUDGET: Final = 2_000_000_000
+
+PERIPH_SIZE: Final = 0x400
+RCC_BASE: Final = 0x4002_1000
+GPIOA_BASE: Final = 0x4800_0000
+SCS_BASE: Final = 0xE000_E000
+SCS_SIZE: Final = 0x1000
+CPACR_ADDRESS: Final = 0xE000_ED88
+CPACR_CP10_CP11_FULL: Final = 0xF << 20
+
+# STM32L4 USART register offsets and ISR flags (RM0351, section 40.8).
+USART_ISR: Final = 0x1C
+USART_RDR: Final = 0x24
+USART_TDR: Final = 0x28
+USART_ISR_RXNE: Final = 1 << 5
+USART_ISR_TC: Final = 1 << 6
+USART_ISR_TXE: Final = 1 << 7
+
+# A Thumb PC is always even, so an odd `until` never matches: runs end only through the native hook.
+_NO_UNTIL: Final = 0xFFFF_FFFF
+
+_STOP_IDLE: Final = 1
+_STOP_BUDGET: Final = 2
+_EXCP_PREFETCH_ABORT: Final = 3
+
+# QEMU's ARM exception numbers as UC_HOOK_INTR reports them (target/arm/cpu.h).
+_EXCEPTION_NAMES: Final = {
+    1: "undefined instruction (UDF)",
+    2: "supervisor call (SVC)",
+    3: "prefetch abort",
+    4: "data abort",
+    5: "IRQ",
+    7: "breakpoint (BKPT)",
+    8: "exception return",
+    16: "semihosting call",
+    17: "no coprocessor (NOCP)",
+    18: "invalid state (INVSTATE)",
+    19: "stack overflow (STKOF)",
+    22: "unaligned access",
+}
+
+_ACCESS_NAMES: Final = {
+    unicorn.UC_MEM_READ_UNMAPPED: "read",
+    unicorn.UC_MEM_WRITE_UNMAPPED: "write",
+    unicorn.UC_MEM_FETCH_UNMAPPED: "instruction fetch",
+    unicorn.UC_MEM_WRITE_PROT: "write",
+    unicorn.UC_MEM_READ_PROT: "read",
+    unicorn.UC_MEM_FETCH_PROT: "instruction fetch",
+}
+
+_COUNTER_C_SOURCE: Final = r"""
+/* pyodl native block hook: Thumb-2 instruction counter and run-end detector for Unicorn. */
+#include <stdint.h>
+#include <stdlib.h>
+#ifdef PYODL_HAVE_UNICORN_H
+#include <unicorn/unicorn.h>
+#else
+typedef struct uc_struct uc_engine;
+typedef int uc_err;
+#endif
+
+typedef uc_err (*mem_read_fn)(uc_engine *uc, uint64_t address, void *bytes, uint64_t size);
+typedef uc_err (*emu_stop_fn)(uc_engine *uc);
+
+#define MAX_BLOCK 4096
+
+/* The header is mirrored by a ctypes Structure: keep the field order. */
+struct pyodl_counter {
+    uint64_t executed;     /* instructions of the blocks entered since the counter was made */
+    uint64_t limit;        /* stop before a block that would take executed past this */
+    uint64_t stop_address; /* stop before a block starting here ... */
+    uint32_t stop_armed;   /* ... unless this is 0: then let it run once (a run resuming from it) */
+    uint32_t stop_reason;  /* 0 none, 1 stop_address, 2 limit */
+    uint64_t code_base;    /* [code_base, code_base + code_size) is immutable host memory at code_host */
+    uint64_t code_size;
+    const uint8_t *code_host;
+    mem_read_fn mem_read;
+    emu_stop_fn emu_stop;
+    /* Per flash halfword: (block size << 16 | instruction count) of the block starting there, 0 = unknown.
+       Indexed directly, so a hit is one load; calloc leaves the untouched pages unmapped. */
+    uint32_t *memo;
+};
+
+static uint32_t count_thumb(const uint8_t *p, uint32_t size)
+{
+    uint32_t n = 0, off = 0;
+    while (off + 1 < size) {
+        uint32_t top5 = p[off + 1] >> 3;
+        /* 0b11101, 0b11110, 0b11111 start a 32-bit Thumb-2 instruction */
+        off += top5 >= 0x1D ? 4 : 2;
+        n++;
+    }
+    return n;
+}
+
+static inline uint32_t block_count(struct pyodl_counter *c, uc_engine *uc, uint64_t address, uint32_t size)
+{
+    uint64_t offset = address - c->code_base; /* wraps to huge below code_base */
+    if (__builtin_expect(offset < c->code_size && size <= c->code_size - offset && size < 0x10000, 1)) {
+        uint32_t *m = &c->memo[offset >> 1];
+        if (__builtin_expect(*m >> 16 == size, 1))
+            return *m & 0xFFFF;
+        uint32_t n = count_thumb(c->code_host + offset, size);
+        *m = size << 16 | n;
+        return n;
+    }
+    /* code outside flash (RAM) may change: decode it every time */
+    uint8_t buf[MAX_BLOCK];
+    uint32_t n = 0;
+    while (size > 0) {
+        uint32_t chunk = size < MAX_BLOCK ? size : MAX_BLOCK;
+        if (c->mem_read(uc, address, buf, chunk) != 0)
+            return n + (chunk + 1) / 2;
+        n += count_thumb(buf, chunk);
+        address += chunk;
+        size -= chunk;
+    }
+    return n;
+}
+
+void pyodl_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user_data)
+{
+    struct pyodl_counter *c = (struct pyodl_counter *)user_data;
+    if (__builtin_expect(address == c->stop_address, 0)) {
+        if (c->stop_armed) {
+            c->stop_reason = 1;
+            c->emu_stop(uc);
+            return;
+        }
+        c->stop_armed = 1;
+    }
+    uint32_t n = block_count(c, uc, address, size);
+    if (__builtin_expect(c->executed + n > c->limit, 0)) {
+        c->stop_reason = 2;
+        c->emu_stop(uc);
+        return;
+    }
+    c->executed += n;
+}
+
+struct pyodl_counter *pyodl_counter_new(void *mem_read, void *emu_stop, uint64_t code_base, uint64_t code_size,
+                                        const uint8_t *code_host)
+{
+    struct pyodl_counter *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->memo = calloc(code_size / 2, sizeof *c->memo);
+    if (c->memo == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->limit = UINT64_MAX;
+    c->stop_address = UINT64_MAX;
+    c->code_base = code_base;
+    c->code_size = code_size;
+    c->code_host = code_host;
+    c->mem_read = (mem_read_fn)mem_read;
+    c->emu_stop = (emu_stop_fn)emu_stop;
+    return c;
+}
+
+void pyodl_counter_free(struct pyodl_counter *c)
+{
+    if (c != NULL)
+        free(c->memo);
+    free(c);
+}
+"""
+
+
+class _CounterHeader(ctypes.Structure):
+    _fields_ = (
+        ("executed", ctypes.c_uint64),
+        ("limit", ctypes.c_uint64),
+        ("stop_address", ctypes.c_uint64),
+        ("stop_armed", ctypes.c_uint32),
+        ("stop_reason", ctypes.c_uint32),
+    )
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = Path(base) / "pyodl"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        # A read-only home (some CI sandboxes): a per-user temporary directory still caches per machine.
+        cache = Path(tempfile.gettempdir()) / f"pyodl-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+@functools.cache
+def native_counter_library() -> ctypes.CDLL:
+    """Build (once per C source and compiler flags) and load the native block hook."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        raise BoardError(
+            "the Unicorn board needs a C compiler ('cc') to build its native instruction counter; "
+            "install the Debian/Ubuntu package `gcc` (or set CC)"
+        )
+    include = Path(unicorn.__file__).parent / "include"
+    header = include / "unicorn" / "unicorn.h"
+    flags = ["-O2", "-std=c99", "-shared", "-fPIC"]
+    key = hashlib.sha256(_COUNTER_C_SOURCE.encode())
+    if header.is_file():
+        # The wheel's own header pins the prototypes to the library actually loaded.
+        flags += [f"-I{include}", "-DPYODL_HAVE_UNICORN_H"]
+        key.update(header.read_bytes())
+    key.update(" ".join([cc, *flags]).encode())
+    library = _cache_dir() / f"uc_block_counter-{key.hexdigest()[:16]}.so"
+    if not library.is_file():
+        with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
+            source = Path(tmp) / "uc_block_counter.c"
+            source.write_text(_COUNTER_C_SOURCE)
+            built = Path(tmp) / library.name
+            result = subprocess.run([cc, *flags, "-o", str(built), str(source)], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise BoardError(f"building the native instruction counter with {cc} failed:\n{result.stderr}")
+            # Atomic, so concurrent test workers never load a half-written library.
+            os.replace(built, library)
+    lib = ctypes.CDLL(str(library))
+    lib.pyodl_counter_new.restype = ctypes.c_void_p
+    lib.pyodl_counter_new.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+        ctypes.c_void_p,
+    )
+    lib.pyodl_counter_free.restype = None
+    lib.pyodl_counter_free.argtypes = (ctypes.c_void_p,)
+    return lib
+
+
+_HOOK_CODE_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+
+
+class _RegisterFile:
+    """Peripheral registers that read back what was last written (any access size)."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+
+    def read(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.data[offset : offset + size], "little")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self.data[offset : offset + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+class _Usart(_RegisterFile):
+    """STM32L4 USART: always ready to transmit; RXNE while host-queued bytes are pending."""
+
+    def __init__(self) -> None:
+        super().__init__(PERIPH_SIZE)
+        self.rx: deque[int] = deque()
+        self.tx = bytearray()
+
+    def read(self, offset: int, size: int) -> int:
+        if offset == USART_ISR:
+            return super().read(offset, size) | USART_ISR_TXE | USART_ISR_TC | (USART_ISR_RXNE if self.rx else 0)
+        if offset == USART_RDR:
+            return self.rx.popleft() if self.rx else 0
+        return super().read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset == USART_TDR:
+            self.tx.append(value & 0xFF)
+        else:
+            super().write(offset, size, value)
+
+
+def _is_vfp(first: int, second: int) -> bool:
+    """A 32-bit Thumb-2 coprocessor instruction on CP10/CP11 (VFP: VLDR, VMOV, VMRS, VADD, ...)."""
+    return (first >> 8) in (0xEC, 0xED, 0xEE) and (second >> 9) & 0b111 == 0b101
+
+
+class UnicornBoard(Board):
+    """An STM32L496 (Cortex-M4F, 1 MB flash, 320 KB SRAM, USART2) emulated with Unicorn.
+
+    A run ends when a translated block *starts* at ``odl_idle``, which holds whenever the firmware calls or
+    branches to it (it is never reached by falling through from the code before it). The budget is checked
+    per block, so a run stops at most one block short of it. After a budget error the next run continues
+    where it stopped; after any other error the board refuses to run until the ELF is reloaded.
+    """
+
+    def __init__(self, elf: Path | None = None, *, budget: int = DEFAULT_BUDGET) -> None:
+        if budget <= 0:
+            raise ValueError("the instruction budget must be positive")
+        self.budget = budget
+        self._lib = native_counter_library()
+        self._elf: Path | None = None
+        self._uc: unicorn.Uc | None = None
+        self._counter: int | None = None
+        self._header: _CounterHeader | None = None
+        self._symbols: dict[str, int] = {}
+        self._idle = 0
+        self._resume_pc: int | None = None
+        self._broken: str | None = None
+        self._error: BoardError | None = None
+        self._fpu_hook: int | None = None
+        self._fpu_hook_fn: object = None
+        self._flush_tb = False
+        self._last_run: tuple[int, float] = (0, 0.0)
+        if elf is not None:
+            self.load_elf(elf)
+
+    # ----------------------------------------------------------------- loading
+
+    @property
+    def elf(self) -> Path:
+        if self._elf is None:
+            raise BoardError("no ELF loaded")
+        return self._elf
+
+    def load_elf(self, elf: Path) -> None:
+        elf = Path(elf)
+        with elf.open("rb") as stream:
+            image = ELFFile(stream)
+            segments = [(seg["p_paddr"], seg.data()) for seg in image.iter_segments() if seg["p_type"] == "PT_LOAD"]
+            symbols: dict[str, int] = {}
+            symtab = image.get_section_by_name(".symtab")
+            if symtab is None:
+                raise BoardError(f"{elf} has no symbol table")
+            for sym in symtab.iter_symbols():
+                if not sym.name or sym["st_shndx"] == "SHN_UNDEF":
+                    continue
+                value = sym["st_value"]
+                if sym["st_info"]["type"] == "STT_FUNC":
+                    value &= ~1
+                # A global wins over a same-named local (a static in some other file).
+                if sym["st_info"]["bind"] != "STB_LOCAL" or sym.name not in symbols:
+                    symbols[sym.name] = value
+        if IDLE_SYMBOL not in symbols:
+            raise BoardError(f"{elf} defines no `{IDLE_SYMBOL}`: the board cannot tell when the firmware parks")
+
+        self.close()
+        self._new_engine()
+        for address, data in segments:
+            if data:
+                self.write(address, data)
+        self._elf = elf
+        self._symbols = symbols
+        self._idle = symbols[IDLE_SYMBOL]
+        initial_sp = int.from_bytes(self.read(FLASH_BASE, 4), "little")
+        reset = int.from_bytes(self.read(FLASH_BASE + 4, 4), "little")
+        if not reset & 1:
+            raise BoardError(f"reset vector 0x{reset:08x} lacks the Thumb bit (a Cortex-M would fault at reset)")
+        uc = self._engine()
+        uc.reg_write(arm_const.UC_ARM_REG_MSP, initial_sp)
+        uc.reg_write(arm_const.UC_ARM_REG_SP, initial_sp)
+        self._resume_pc = reset & ~1
+        assert self._header is not None
+        self._header.stop_address = self._idle
+
+    def _new_engine(self) -> None:
+        uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+        uc.ctl_set_cpu_model(arm_const.UC_CPU_ARM_CORTEX_M4)
+        # Host buffers mapped with mem_map_ptr: SRAM2 is one buffer seen at two addresses, like the silicon.
+        self._flash = ctypes.create_string_buffer(FLASH_SIZE)
+        self._sram1 = ctypes.create_string_buffer(SRAM1_SIZE)
+        self._sram2 = ctypes.create_string_buffer(SRAM2_SIZE)
+        rx = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
+        uc.mem_map_ptr(FLASH_BASE, FLASH_SIZE, rx, ctypes.addressof(self._flash))
+        uc.mem_map_ptr(SRAM1_BASE, SRAM1_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram1))
+        uc.mem_map_ptr(SRAM2_BASE, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
+        uc.mem_map_ptr(SRAM2_ALIAS, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
+
+        self._usart = _Usart()
+        self._scs = _RegisterFile(SCS_SIZE)
+        self._rcc = _RegisterFile(PERIPH_SIZE)
+        self._gpioa = _RegisterFile(PERIPH_SIZE)
+        self._mmio(uc, USART2_BASE, PERIPH_SIZE, self._usart.read, self._usart.write)
+        self._mmio(uc, RCC_BASE, PERIPH_SIZE, self._rcc.read, self._rcc.write)
+        self._mmio(uc, GPIOA_BASE, PERIPH_SIZE, self._gpioa.read, self._gpioa.write)
+        self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
+
+        uc.hook_add(
+            unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT,
+            self._on_bad_access,
+        )
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_exception)
+        self._uc = uc
+
+        counter = self._lib.pyodl_counter_new(
+            ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p),
+            ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p),
+            FLASH_BASE,
+            FLASH_SIZE,
+            ctypes.addressof(self._flash),
+        )
+        if not counter:
+            raise MemoryError("allocating the native instruction counter failed")
+        self._counter = counter
+        self._header = _CounterHeader.from_address(counter)
+        self._block_hook = self._native_hook_add(
+            unicorn.UC_HOOK_BLOCK, ctypes.cast(self._lib.pyodl_block_hook, ctypes.c_void_p), counter
+        )
+
+        # Until the firmware enables the FPU in CPACR, every instruction is inspected for VFP encodings.
+        self._fpu_hook_fn = _HOOK_CODE_CFUNC(self._on_code_before_fpu_enable)
+        self._fpu_hook = self._native_hook_add(
+            unicorn.UC_HOOK_CODE, ctypes.cast(self._fpu_hook_fn, ctypes.c_void_p), None
+        )
+        self._flush_tb = False
+        self._broken = None
+        self._error = None
+        self._last_run = (0, 0.0)
+
+    @staticmethod
+    def _mmio(
+        uc: unicorn.Uc,
+        base: int,
+        size: int,
+        read: Callable[[int, int], int],
+        write: Callable[[int, int, int], None],
+    ) -> None:
+        uc.mmio_map(
+            base,
+            size,
+            lambda _uc, offset, width, _ud: read(offset, width),
+            None,
+            lambda _uc, offset, width, value, _ud: write(offset, width, value),
+            None,
+        )
+
+    def _native_hook_add(self, kind: int, callback: ctypes.c_void_p, user_data: int | None) -> int:
+        handle = ctypes.c_size_t()
+        status = uclib.uc_hook_add(
+            self._engine()._uch,
+            ctypes.byref(handle),
+            kind,
+            callback,
+            ctypes.c_void_p(user_data),
+            ctypes.c_uint64(1),  # begin > end: every address
+            ctypes.c_uint64(0),
+        )
+        if status != unicorn.UC_ERR_OK:
+            raise BoardError(f"installing a native Unicorn hook failed: {unicorn.UcError(status)}")
+        return handle.value
+
+    def close(self) -> None:
+        # The engine holds pointers into the counter and the buffers; drop it before freeing them.
+        self._uc = None
+        self._header = None
+        if self._counter is not None:
+            self._lib.pyodl_counter_free(self._counter)
+            self._counter = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def _engine(self) -> unicorn.Uc:
+        if self._uc is None:
+            raise BoardError("no ELF loaded")
+        return self._uc
+
+    # ----------------------------------------------------------------- hooks
+
+    def _fail(self, uc: unicorn.Uc, message: str) -> None:
+        if self._error is None:
+            self._error = BoardError(message)
+        uc.emu_stop()
+
+    def _on_bad_access(self, uc: unicorn.Uc, access: int, address: int, size: int, value: int, _ud: object) -> bool:
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        kind = _ACCESS_NAMES.get(access, f"access (kind {access})")
+        if access == unicorn.UC_MEM_WRITE_PROT and FLASH_BASE <= address < FLASH_BASE + FLASH_SIZE:
+            what = f"guest write to read-only flash at 0x{address:08x}"
+        elif access in (unicorn.UC_MEM_READ_PROT, unicorn.UC_MEM_WRITE_PROT, unicorn.UC_MEM_FETCH_PROT):
+            what = f"{kind} of protected address 0x{address:08x}"
+        else:
+            what = f"{kind} of unmapped address 0x{address:08x}"
+        self._fail(uc, f"{what} ({size} bytes) at PC 0x{pc:08x}")
+        return False
+
+    def _on_exception(self, uc: unicorn.Uc, intno: int, _ud: object) -> None:
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        if intno == _EXCP_PREFETCH_ABORT:
+            # Unicorn reports a fetch from mapped but non-executable memory (MMIO) this way.
+            self._fail(uc, f"instruction fetch of non-executable address 0x{pc:08x} (prefetch abort) at PC 0x{pc:08x}")
+            return
+        name = _EXCEPTION_NAMES.get(intno, "CPU exception")
+        self._fail(uc, f"{name} (QEMU exception {intno}) at PC 0x{pc:08x}; the guest fault handler is not emulated")
+
+    def _on_code_before_fpu_enable(self, _handle: int, address: int, size: int, _ud: object) -> None:
+        # A ctypes callback must not raise: errors are parked in self._error and the engine is stopped.
+        if size != 4 or self._error is not None:
+            return
+        try:
+            raw = bytes(self._engine().mem_read(address, 4))
+            first, second = int.from_bytes(raw[:2], "little"), int.from_bytes(raw[2:], "little")
+            if _is_vfp(first, second):
+                cpacr = self._scs.read(CPACR_ADDRESS - SCS_BASE, 4)
+                self._fail(
+                    self._engine(),
+                    f"VFP instruction at PC 0x{address:08x} before CPACR enabled CP10/CP11 "
+                    f"(CPACR = 0x{cpacr:08x}); real silicon takes a NOCP UsageFault here",
+                )
+        except Exception as exc:  # pragma: no cover - defensive: a Python error inside a C callback
+            self._fail(self._engine(), f"internal error in the VFP check at PC 0x{address:08x}: {exc!r}")
+
+    def _scs_write(self, offset: int, size: int, value: int) -> None:
+        self._scs.write(offset, size, value)
+        cpacr = self._scs.read(CPACR_ADDRESS - SCS_BASE, 4)
+        if self._fpu_hook is not None and cpacr & CPACR_CP10_CP11_FULL == CPACR_CP10_CP11_FULL:
+            # Unicorn defers the deletion to the end of the run, so this is safe inside a callback; the
+            # ctypes thunk stays referenced (self._fpu_hook_fn) until the engine is gone.
+            uclib.uc_hook_del(self._engine()._uch, self._fpu_hook)
+            self._fpu_hook = None
+            # Blocks translated while the hook existed keep calling into it; retranslate them once.
+            self._flush_tb = True
+
+    # ----------------------------------------------------------------- memory
+
+    def _check_range(self, address: int, size: int) -> None:
+        # SRAM1 and SRAM2 are adjacent, so one range may span both; MMIO is for the guest only.
+        for base, length in (
+            (FLASH_BASE, FLASH_SIZE),
+            (SRAM1_BASE, SRAM1_SIZE + SRAM2_SIZE),
+            (SRAM2_ALIAS, SRAM2_SIZE),
+        ):
+            if base <= address and address + size <= base + length:
+                return
+        raise BoardError(f"host access to 0x{address:08x} (+{size} bytes) is not inside flash or SRAM")
+
+    def read(self, address: int, size: int) -> bytes:
+        uc = self._engine()
+        self._check_range(address, size)
+        return bytes(uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        uc = self._engine()
+        self._check_range(address, len(data))
+        # Through Unicorn (not the host buffers) so that translated blocks of overwritten code are dropped.
+        uc.mem_write(address, bytes(data))
+
+    # ----------------------------------------------------------------- running
+
+    def symbol_address(self, name: str) -> int:
+        try:
+            return self._symbols[name]
+        except KeyError:
+            raise BoardError(f"{self._elf} has no symbol `{name}`") from None
+
+    def run_until_idle(self, budget: int | None = None) -> int:
+        uc = self._engine()
+        header = self._header
+        assert header is not None
+        if self._broken is not None:
+            raise BoardError(f"the board faulted earlier ({self._broken}); reload the ELF")
+        budget = self.budget if budget is None else budget
+        if budget <= 0:
+            raise ValueError("the instruction budget must be positive")
+        begin = self._resume_pc
+        assert begin is not None
+        start = header.executed
+        header.limit = start + budget
+        header.stop_armed = 0 if begin == self._idle else 1
+        header.stop_reason = 0
+        self._error = None
+        failure: str | None = None
+        t0 = time.perf_counter()
+        try:
+            uc.emu_start(begin | 1, _NO_UNTIL)
+        except unicorn.UcError as exc:
+            failure = str(exc)
+        elapsed = time.perf_counter() - t0
+        executed = header.executed - start
+        self._last_run = (executed, elapsed)
+        if self._flush_tb:
+            uc.ctl_flush_tb()
+            self._flush_tb = False
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+
+        if self._error is not None:
+            self._broken = str(self._error)
+            raise self._error
+        if failure is not None:
+            self._broken = failure
+            raise BoardError(f"Unicorn stopped with '{failure}' at PC 0x{pc:08x}")
+        if header.stop_reason == _STOP_IDLE and pc == self._idle:
+            self._resume_pc = pc
+            return executed
+        if header.stop_reason == _STOP_BUDGET:
+            # The CPU state is consistent: a later run_until_idle continues from here.
+            self._resume_pc = pc
+            raise BoardError(
+                f"the firmware did not reach {IDLE_SYMBOL} within the budget of {budget} instructions (PC 0x{pc:08x})"
+            )
+        self._broken = f"stopped at PC 0x{pc:08x}"
+        raise BoardError(
+            f"emulation stopped at PC 0x{pc:08x} before reaching {IDLE_SYMBOL} (a WFI, or an exit Unicorn "
+            "does not report)"
+        )
+
+    def executed_instructions(self) -> int:
+        return 0 if self._header is None else int(self._header.executed)
+
+    @property
+    def last_run_mips(self) -> float:
+        """Millions of instructions per wall-clock second of the last run_until_idle."""
+        executed, elapsed = self._last_run
+        return executed / elapsed / 1e6 if elapsed > 0 else 0.0
+
+    # ----------------------------------------------------------------- USART2
+
+    def uart_output(self) -> bytes:
+        self._engine()
+        out = bytes(self._usart.tx)
+        self._usart.tx.clear()
+        return out
+
+    def uart_input(self, data: bytes) -> None:
+        self._engine()
+        self._usart.rx.extend(data)

@@ -1,6 +1,6 @@
-"""Pick where the C library trains: this computer (host), the simulated STM32L496 (unicorn), or a real
-board over a serial port (serial). Every choice yields a :class:`~pyodl.trainer.Trainer` holding the
-model's initial parameters, so callers never care which one they got."""
+"""Pick where the C library trains: this computer (host), the simulated STM32L496 (unicorn, or Renode
+started as a program), or a real board over a serial port (serial). Every choice yields a
+:class:`~pyodl.trainer.Trainer` holding the model's initial parameters, so callers never care which."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 from pyodl.model import Model
 from pyodl.trainer import Trainer
 
-BACKENDS = ("host", "unicorn", "serial")
+BACKENDS = ("host", "unicorn", "renode", "serial")
 
 
 @contextlib.contextmanager
 def open_trainer(backend: str, model: Model, work_dir: Path, trainable_layers: int | None = None,
                  port: str | None = None) -> Iterator[Trainer]:
     """A trainer for ``model`` built for ``trainable_layers`` (None: Full). ``work_dir`` receives the
-    exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend."""
+    exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend, or the TCP port
+    Renode opens (default 3456)."""
     model_dir = work_dir / "model"
     if backend == "host":
         from pyodl.host import HostBuilder, HostNetwork
@@ -38,6 +39,14 @@ def open_trainer(backend: str, model: Model, work_dir: Path, trainable_layers: i
             yield DeviceNetwork(MailboxTransport(board), model.arch)
         finally:
             board.close()
+    elif backend == "renode":
+        from pyodl.board.renode_process import RenodeProcess
+        from pyodl.device import DeviceNetwork
+        from pyodl.firmware import FirmwareBuilder
+
+        firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers)
+        with RenodeProcess(firmware.elf, port=int(port or 3456)) as transport:
+            yield DeviceNetwork(transport, model.arch)
     elif backend == "serial":
         from pyodl.device import DeviceNetwork
         from pyodl.protocol import open_serial

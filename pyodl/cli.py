@@ -147,9 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--backend", choices=BACKENDS, default="host",
                    help="where the C library trains: host (this computer, through ctypes), unicorn (the firmware "
-                        "on the simulated STM32L496) or serial (a board running the firmware, see --port)")
+                        "on the simulated STM32L496), renode (the firmware in Renode, which must be installed) "
+                        "or serial (a board running the firmware, see --port)")
     p.add_argument("--port", default=None,
-                   help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456")
+                   help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456; "
+                        "renode backend: the TCP port Renode opens for USART2 (default 3456)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_golden_check)
     return parser

@@ -77,3 +77,10 @@ def test_golden_check_on_the_simulated_board(capsys: pytest.CaptureFixture[str])
 def test_serial_backend_needs_a_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["golden-check", "--backend", "serial", "--steps", "1", "--batch", "1"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_renode_backend_without_renode_says_how_to_install(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the cross compiler stays reachable, Renode is not there
+    assert main(["golden-check", "--backend", "renode", "--input", "20", "--steps", "1", "--batch", "1"]) == 2
+    assert "renode/releases" in capsys.readouterr().err

@@ -43,7 +43,6 @@ class BoardKeywords:
     """Keywords for one suite; ``backend`` is ``unicorn`` (default) or ``renode`` (under renode-test)."""
 
     ROBOT_LIBRARY_SCOPE = "SUITE"
-    ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self, backend: str = "unicorn") -> None:
         if backend not in ("unicorn", "renode"):
@@ -62,8 +61,8 @@ class BoardKeywords:
         self._snapshot: Params | None = None
         self._reply_status: int | None = None
         self.training_instructions = 0
-        # As its own listener, the library hears when the suite ends and frees the board and build files.
-        self.ROBOT_LIBRARY_LISTENER = self
+        # Robot tells a library's listener when the library goes out of scope (the suite ends).
+        self.ROBOT_LIBRARY_LISTENER = _Cleanup(self)
 
     # -- building ---------------------------------------------------------------------------------------
 
@@ -305,8 +304,20 @@ class BoardKeywords:
         except (BoardError, DeviceError) as exc:
             raise AssertionError(f"the board no longer answers: {exc}") from exc
 
-    def _close(self) -> None:
+    def _release(self) -> None:
         self.stop_board()
         if self._builder is not None:
             self._builder.close()
         self._tmp.cleanup()
+
+
+class _Cleanup:
+    """Frees a suite's board and build files when Robot closes the library."""
+
+    ROBOT_LISTENER_API_VERSION = 3
+
+    def __init__(self, library: BoardKeywords) -> None:
+        self.library = library
+
+    def close(self) -> None:
+        self.library._release()

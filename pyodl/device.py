@@ -99,6 +99,10 @@ class DeviceNetwork(Trainer):
         if not 0 <= int(label) < self.arch.num_classes:
             raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
         self.load_sample(x)
+        return self.train_loaded_sample(label)
+
+    def train_loaded_sample(self, label: int) -> float:
+        """Forward, backward and accumulate the window loaded last; returns its loss."""
         return self._run(Request(Command.TRAIN_SAMPLE, (int(label), 0, 0, 0))).result_f
 
     def sgd_step(self, learning_rate: float) -> None:

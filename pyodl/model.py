@@ -292,3 +292,23 @@ def paper_architecture(input_len: int = 40, input_ch: int = 3, num_classes: int 
 def paper_model(input_len: int = 40, seed: int = 0) -> Model:
     arch = paper_architecture(input_len)
     return Model(arch, glorot_params(arch, seed))
+
+
+def random_architecture(rng: np.random.Generator, name: str = "random") -> Architecture:
+    """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
+    GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks."""
+    while True:
+        specs: list[LayerSpec] = []
+        for b in range(int(rng.integers(1, 4))):
+            specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)),
+                                   size=int(rng.integers(2, 8)), activation="relu"))
+            if rng.random() < 0.7:
+                specs.append(LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4))))
+        specs.append(LayerSpec(Kind.GAP1D, "gap") if rng.random() < 0.6 else LayerSpec(Kind.FLATTEN, "flatten"))
+        if rng.random() < 0.7:
+            specs.append(LayerSpec(Kind.DENSE, "hidden", units=int(rng.integers(8, 65)), activation="relu"))
+        specs.append(LayerSpec(Kind.DENSE, "out", units=int(rng.integers(2, 13)), activation="softmax"))
+        try:
+            return Architecture.build(name, int(rng.integers(20, 101)), int(rng.integers(1, 7)), specs)
+        except ModelError:
+            continue  # the window shrank below one sample: draw again

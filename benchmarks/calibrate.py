@@ -1,0 +1,71 @@
+"""Fit the instruction cost model of pyodl/estimate.py (COEFFICIENTS) to the firmware on the simulated board.
+
+    .venv/bin/python benchmarks/calibrate.py [--random 16] [--seed 100]
+
+Measures the paper's model at every T and mode plus random architectures (pyodl.model.random_architecture),
+then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
+error of the fit. Validation on other architectures is in tests/test_estimate.py and `pyodl bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pyodl.bench import measure
+from pyodl.estimate import estimate, features
+from pyodl.firmware import FirmwareBuilder
+from pyodl.model import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
+
+SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
+               "element", "sample")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--random", type=int, default=16, help="random architectures (default 16)")
+    parser.add_argument("--seed", type=int, default=100, help="seed of the random architectures (default 100)")
+    args = parser.parse_args()
+    configs: list[tuple[Model, int | None]] = []
+    for t in PAPER_INPUT_LENGTHS:
+        configs += [(paper_model(t, 0), None), (paper_model(t, 0), 2)]
+    rng = np.random.default_rng(args.seed)
+    while len(configs) < 2 * len(PAPER_INPUT_LENGTHS) + args.random:
+        i = len(configs)
+        arch = random_architecture(rng, f"cal{i}")
+        tl = None if i % 2 == 0 else int(rng.integers(1, len(arch.param_layers) + 1))
+        if estimate(arch, tl).fits:
+            configs.append((Model(arch, glorot_params(arch, i)), tl))
+    rows, ys, steps, codes = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        builder = FirmwareBuilder(Path(tmp) / "build")
+        for k, (model, tl) in enumerate(configs):
+            m = measure(model, tl, builder, Path(tmp) / f"m{k}", batch=4)
+            f = features(model.arch, tl)
+            rows.append([f[key] for key in SAMPLE_KEYS])
+            ys.append(m.instructions_per_sample)
+            n_trained = len(model.arch.param_layers) if tl is None else tl
+            params = sum(model.arch.layers[i].param_count for i in model.arch.param_layers[-n_trained:])
+            steps.append((params, m.instructions_per_step))
+            est = estimate(model.arch, tl)
+            code = m.text_bytes - est.flash["layer table"] - est.flash["parameters (frozen, flash)"]
+            codes.append(code)
+            print(f"{model.arch.name} T={model.arch.input_len} tl={tl}: {m.instructions_per_sample:.0f} per sample, "
+                  f"code {code} bytes")
+    a, y = np.array(rows), np.array(ys)
+    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)  # minimise relative error
+    rel = np.abs(a @ coef - y) / y
+    p = np.array(steps, dtype=float)
+    step_coef, *_ = np.linalg.lstsq(np.c_[p[:, 0], np.ones(len(p))] / p[:, 1:2], np.ones(len(p)), rcond=None)
+    for key, value in zip(SAMPLE_KEYS, coef, strict=True):
+        print(f'    "{key}": {value:.3f},')
+    print(f'    "update_param": {step_coef[0]:.3f},\n    "step": {step_coef[1]:.1f},')
+    print(f"worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
+    print(f"code and constants besides the model: {min(codes)} to {max(codes)} bytes")
+
+
+if __name__ == "__main__":
+    main()

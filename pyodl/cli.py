@@ -112,6 +112,97 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_MISMATCH
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from pyodl.estimate import estimate
+
+    model = _load_model(args)
+    trainable = _trainable(args.mode, args.trainable_layers)
+    est = estimate(model.arch, trainable, args.batch, args.model)
+    if args.json:
+        print(json.dumps(est.to_json(), indent=2))
+        return EXIT_OK if est.fits else EXIT_MISMATCH
+    arch = model.arch
+    print(f"estimate: {args.model} model, input ({arch.input_len}, {arch.input_ch}), {est.mode} mode "
+          f"(last {est.trainable_layers} of {len(arch.param_layers)} parameter layers trained), batch {est.batch}")
+    print("\nSRAM")
+    for name, size in est.ram.items():
+        print(f"  {name:<40} {size:>9,} B")
+    print(f"  {'total':<40} {est.ram_total:>9,} B of {est.sram_bytes:,} ({est.ram_margin:+,} B margin)")
+    print("flash")
+    for name, size in est.flash.items():
+        print(f"  {name:<40} {size:>9,} B")
+    print(f"  {'total':<40} {est.flash_total:>9,} B of {est.flash_bytes:,} ({est.flash_margin:+,} B margin)")
+    print(f"\n{'layer':<14} {'pass':<9} {'MACs':>10} {'adds':>8} {'divs':>6} {'exps':>5}")
+    for lo in est.layers:
+        for pass_name, ops in (("forward", lo.forward), ("backward", lo.backward), ("update", lo.update)):
+            if ops.macs or ops.adds or ops.divs or ops.exps:
+                print(f"{lo.name:<14} {pass_name:<9} {ops.macs:>10,} {ops.adds:>8,} {ops.divs:>6,} {ops.exps:>5,}")
+    print(f"\ntraining MACs per sample: {est.training_macs_per_sample:,}")
+    print(f"predicted instructions: {est.instructions_per_sample:,} per sample, {est.instructions_per_step:,} per "
+          f"SGD step, {est.instructions_per_batch:,} per batch of {est.batch}")
+    for note in est.notes:
+        print(f"note: {note}")
+    if est.fits:
+        print(f"verdict: fits the STM32L496 ({est.ram_margin:,} B of SRAM and {est.flash_margin:,} B of flash left)")
+        return EXIT_OK
+    over = [f"SRAM by {-est.ram_margin:,} B" if est.ram_margin < 0 else "",
+            f"flash by {-est.flash_margin:,} B" if est.flash_margin < 0 else ""]
+    print(f"verdict: does NOT fit the STM32L496: over {' and '.join(o for o in over if o)}")
+    return EXIT_MISMATCH
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    from pyodl.host import REPO_ROOT
+
+    proc = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pyodl.bench import PAPER_TABLE_III, BenchRow, measure, plot, results_markdown
+    from pyodl.estimate import estimate
+    from pyodl.firmware import FirmwareBuilder
+    from pyodl.model import paper_model
+
+    inputs = [int(t) for t in args.inputs.split(",")]
+    modes = args.modes.split(",")
+    if any(m not in ("full", "tl") for m in modes) or any(t < 1 for t in inputs):
+        raise ModelError("--modes takes full and/or tl; --inputs positive lengths, e.g. 20,40")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pyodl-bench-") as tmp:
+        builder = FirmwareBuilder(Path(tmp) / "build")
+        configs = [(t, m) for t in inputs for m in modes]
+        for k, (t, mode) in enumerate(configs, 1):
+            print(f"[{k}/{len(configs)}] T={t} {mode}: build, then {args.batch} samples on the simulated board",
+                  file=sys.stderr, flush=True)
+            model = paper_model(t, 0)
+            trainable = _trainable(mode, None)
+            est = estimate(model.arch, trainable, args.batch, "paper")
+            got = measure(model, trainable, builder, Path(tmp) / f"{t}-{mode}", batch=args.batch)
+            paper = PAPER_TABLE_III.get((t, mode))
+            rows.append(BenchRow(t, mode, est.ram_total, got.ram_bytes, est.flash_total, got.flash_bytes,
+                                 est.instructions_per_sample, got.instructions_per_sample,
+                                 est.training_macs_per_sample, got.instructions_per_step, got.protocol_per_sample,
+                                 got.stack_high_water, args.batch, paper[0] if paper else None,
+                                 paper[1] if paper else None))
+    command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    if args.json:
+        print(json.dumps([r.__dict__ | {"ram_error": r.ram_error, "instruction_error": r.instruction_error,
+                                        "instructions_per_mac": r.instructions_per_mac} for r in rows], indent=2))
+    else:
+        print(results_markdown(rows, command, _git_commit()))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "RESULTS.md").write_text(results_markdown(rows, command, _git_commit()))
+        plot(rows, out / "bench.png")
+        print(f"wrote {out / 'RESULTS.md'} and {out / 'bench.png'}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default="paper",
                    help="'paper' (the seed paper's 1-D CNN, default) or a Keras 3 .keras file")
@@ -154,6 +245,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "renode backend: the TCP port Renode opens for USART2 (default 3456)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_golden_check)
+
+    p = sub.add_parser("estimate", help="RAM, flash, operations and instructions of on-device training, before "
+                                        "any build, with a verdict against the STM32L496")
+    _add_model_args(p)
+    p.add_argument("--mode", choices=("full", "tl"), default="full",
+                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="with --mode tl: how many of the last Conv1D/Dense layers train (default 2)")
+    p.add_argument("--batch", type=int, default=32, help="samples per SGD step (default 32)")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("bench", help="build the paper's model for each input size and mode, train a batch on the "
+                                     "simulated board, and compare with the estimate and the paper")
+    p.add_argument("--inputs", default=",".join(map(str, PAPER_INPUT_LENGTHS)),
+                   help="comma-separated input lengths (default 20,40,60,80,100)")
+    p.add_argument("--modes", default="full,tl", help="comma-separated modes (default full,tl)")
+    p.add_argument("--backend", choices=("unicorn",), default="unicorn",
+                   help="the board that counts instructions (default unicorn)")
+    p.add_argument("--batch", type=int, default=32, help="training samples measured per cell (default 32)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write DIR/RESULTS.md and DIR/bench.png (e.g. benchmarks)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of Markdown")
+    p.set_defaults(func=cmd_bench, command_line=None)
     return parser
 
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 echo "== lint: ruff, robocop, actionlint"
-.venv/bin/ruff check pyodl tests
+.venv/bin/ruff check pyodl tests benchmarks
 .venv/bin/robocop check robot
 .venv/bin/actionlint .github/workflows/*.yml
 

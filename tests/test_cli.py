@@ -84,3 +84,26 @@ def test_renode_backend_without_renode_says_how_to_install(capsys: pytest.Captur
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the cross compiler stays reachable, Renode is not there
     assert main(["golden-check", "--backend", "renode", "--input", "20", "--steps", "1", "--batch", "1"]) == 2
     assert "renode/releases" in capsys.readouterr().err
+
+
+def test_estimate_reports_every_part_and_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "paper", "--input", "20", "--mode", "tl"]) == 0
+    out = capsys.readouterr().out
+    for part in ("parameters (frozen, flash)", "gradients", "input window", "stack", "predicted instructions",
+                 "verdict: fits"):
+        assert part in out
+
+
+def test_estimate_json_flags_a_model_that_does_not_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "paper", "--input", "4000", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["fits"] is False and result["ram_margin"] < 0
+
+
+def test_bench_writes_results_and_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--inputs", "20", "--modes", "tl", "--batch", "2", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "[1/1] T=20 tl" in captured.err
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| 20 | tl |" in text and "63 KB" in text and "at commit" in text
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,52 @@
+"""Resampling, windowing and the personalization split (no sample on both sides)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyodl.data import Normalizer, Recording, personalization_split, windows_of
+from pyodl.data.windows import resample
+
+
+def _ramp(n: int, subject: int = 1, label: int = 0, rate: float = 20.0) -> Recording:
+    t = np.arange(n, dtype=np.float32)
+    return Recording(subject, label, np.stack([t, -t], axis=1), rate, "ramp")
+
+
+def test_resample_50_to_20_hz_keeps_duration_and_a_slow_signal() -> None:
+    t = np.arange(500) / 50.0
+    sig = np.sin(2 * np.pi * 0.5 * t)[:, None]
+    out = resample(sig, 50.0)
+    assert out.shape == (200, 1)
+    np.testing.assert_allclose(out[20:-20, 0], np.sin(2 * np.pi * 0.5 * np.arange(200) / 20.0)[20:-20], atol=0.02)
+
+
+def test_windows_have_the_stride_and_labels() -> None:
+    w = windows_of([_ramp(100, subject=3, label=2)], length=40, stride=20)
+    assert w.x.shape == (4, 40, 2) and set(w.y) == {2} and set(w.subject) == {3}
+    assert [int(x[0, 0]) for x in w.x] == [0, 20, 40, 60]
+
+
+def test_split_never_shares_a_sample() -> None:
+    """Values of the ramp are sample indices: every personalization window ends before every test window
+    of the same recording starts."""
+    first, rest = personalization_split([_ramp(203)], length=40, stride=20, fraction=0.5)
+    assert len(first) > 0 and len(rest) > 0
+    assert first.x[:, :, 0].max() < rest.x[:, :, 0].min()
+    assert first.x[:, :, 0].max() < 101 <= rest.x[:, :, 0].min()
+
+
+def test_split_rejects_a_bad_fraction() -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        personalization_split([_ramp(100)], 40, 20, fraction=1.0)
+
+
+def test_normalizer_round_trips(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 40, 3)).astype(np.float32)
+    norm = Normalizer.fit(x)
+    z = norm(x)
+    np.testing.assert_allclose(z.reshape(-1, 3).mean(axis=0), 0, atol=1e-5)
+    norm.save(tmp_path / "n.json")
+    again = Normalizer.load(tmp_path / "n.json")
+    assert np.array_equal(again(x), z)

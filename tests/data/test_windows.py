@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,7 @@ def test_split_rejects_a_bad_fraction() -> None:
         personalization_split([_ramp(100)], 40, 20, fraction=1.0)
 
 
-def test_normalizer_round_trips(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+def test_normalizer_round_trips(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 40, 3)).astype(np.float32)
     norm = Normalizer.fit(x)
     z = norm(x)

@@ -203,6 +203,68 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str]:
+    """``watch`` (bundled), ``wisdm:PATH`` or ``table:PATH`` (CSV or .npz, with --rate)."""
+    if spec == "watch":
+        from pyodl.data.watch import load_watch
+
+        recordings, classes, _ = load_watch()
+        return recordings, classes, "the seglearn watch dataset"
+    kind, _, path = spec.partition(":")
+    if kind == "wisdm" and path:
+        from pyodl.data.wisdm import load_wisdm
+
+        recordings, classes, report = load_wisdm(Path(path))
+        print(f"WISDM: {report.summary()}", file=sys.stderr)
+        return recordings, classes, f"WISDM ({Path(path).name})"
+    if kind == "table" and path:
+        from pyodl.data.table import load_table
+
+        if rate is None:
+            raise ModelError("a table dataset needs --rate (its sampling rate in Hz)")
+        recordings, classes = load_table(Path(path), rate)
+        return recordings, classes, Path(path).name
+    raise ModelError(f"--dataset {spec!r}: use watch, wisdm:PATH or table:PATH")
+
+
+def cmd_personalize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pyodl import personalize as pers
+
+    recordings, classes, name = _load_dataset(args.dataset, args.rate)
+    channels = tuple(range(recordings[0].signal.shape[1])) if args.all_channels else (0, 1, 2)
+    cfg = pers.Config(input_len=args.input, stride=args.stride or args.input // 2, channels=channels,
+                      epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
+                      seed=args.seed, trainer=args.trainer)
+    subjects = ([int(s) for s in args.subjects.split(",")] if args.subjects
+                else sorted({r.subject for r in recordings})[:3])
+    bars: dict[str, tqdm] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        bar = bars.get(what)
+        if bar is None:
+            bar = bars[what] = tqdm(total=total, desc=what, unit="epoch" if "build" not in what else "step",
+                                    leave=False, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            del bars[what]
+
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    report = pers.run(recordings, classes, subjects, cfg, name, cache, progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "pyodl personalize " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    (out / "results.md").write_text(report.markdown(command))
+    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2))
+    pers.plot(report, out)
+    print(report.markdown(command))
+    print(f"wrote {out}/results.md, results.json, confusion.png, losses.png", file=sys.stderr)
+    return EXIT_OK
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default="paper",
                    help="'paper' (the seed paper's 1-D CNN, default) or a Keras 3 .keras file")
@@ -269,6 +331,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write DIR/RESULTS.md and DIR/bench.png (e.g. benchmarks)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of Markdown")
     p.set_defaults(func=cmd_bench, command_line=None)
+
+    p = sub.add_parser("personalize", help="leave-one-subject-out personalization (the paper's Table II): TL and "
+                                           "Full trained by the firmware on the simulated board")
+    p.add_argument("--dataset", default="watch",
+                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
+    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
+    p.add_argument("--input", type=int, default=40, help="window length at 20 Hz (default 40)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
+    p.add_argument("--all-channels", action="store_true",
+                   help="use every channel (default: the first 3, the accelerometer, like the paper)")
+    p.add_argument("--epochs", type=int, default=20, help="personalization epochs (default 20)")
+    p.add_argument("--warmup-epochs", type=int, default=5,
+                   help="Full: epochs training only the last layer first (default 5)")
+    p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
+    p.add_argument("--trainer", choices=("board", "tf"), default="board",
+                   help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches")
+    p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
+    p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
+    p.add_argument("--no-cache", action="store_true", help="always pretrain again")
+    p.set_defaults(func=cmd_personalize, command_line=None)
     return parser
 
 

@@ -72,6 +72,8 @@ class SubjectResult:
     personalization_windows: int
     test_windows: int
     conditions: dict[str, ConditionResult]
+    norm_mean: list[float]  # the general model's input normalisation, per channel
+    norm_std: list[float]
 
 
 def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
@@ -93,12 +95,14 @@ def _fit(trainer: BatchTrainer, data: Windows, epochs: int, cfg: Config, rng: np
 
 
 def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | None, key: str,
-             progress: Progress) -> Model:
-    """The general model: the paper's CNN trained with Adam in Keras; cached by ``key``."""
+             norm: Normalizer, progress: Progress) -> Model:
+    """The general model: the paper's CNN trained with Adam in Keras on ``train`` (already normalised with
+    ``norm``); cached by ``key`` with its normalisation beside it (``.norm.json``), which a device needs
+    to feed it raw sensor data."""
     from pyodl.keras_model import from_keras, keras, load, to_keras
 
     path = cache_dir / f"general-{key}.keras" if cache_dir else None
-    if path and path.exists():
+    if path and path.exists() and path.with_suffix(".norm.json").exists():
         return load(path)
     keras.utils.set_random_seed(cfg.seed)
     arch = paper_architecture(cfg.input_len, len(cfg.channels), num_classes)
@@ -114,6 +118,7 @@ def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | No
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         km.save(path)
+        norm.save(path.with_suffix(".norm.json"))
     return from_keras(km, name="general")
 
 
@@ -148,7 +153,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     test = Windows(norm(test.x), test.y, test.subject)
     key = hashlib.sha256(json.dumps([fingerprint, subject, cfg.input_len, cfg.stride, channels, cfg.seed,
                                      cfg.pretrain_epochs]).encode()).hexdigest()[:16]
-    general = pretrain(general_data, num_classes, cfg, cache_dir, key, progress)
+    general = pretrain(general_data, num_classes, cfg, cache_dir, key, norm, progress)
     results = {"No Pers.": _evaluate(test.y, KerasTrainer(general).predict_classes(test.x), num_classes, [])}
     n_params = len(general.arch.param_layers)
     plans = {
@@ -166,7 +171,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
                 trainer.set_trainable(layers)
                 losses += _fit(trainer, pers, epochs, cfg, rng, progress, f"subject {subject} {name}")
             results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
-    return SubjectResult(subject, len(pers), len(test), results)
+    return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist())
 
 
 @dataclass

@@ -36,6 +36,8 @@ def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]
             assert len(b.conditions[c].losses) == {"No Pers.": 0, "TL": 2, "Full": 3, "No Pretrain": 2}[c]
     # Pretraining was cached by the first run: the second found it.
     assert len(list(tmp_path.glob("general-*.keras"))) == 2
+    assert len(list(tmp_path.glob("general-*.norm.json"))) == 2
+    assert board.subjects[0].norm_mean == tf.subjects[0].norm_mean and len(board.subjects[0].norm_std) == 3
 
 
 def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

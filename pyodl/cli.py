@@ -189,15 +189,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  got.stack_high_water, args.batch, paper[0] if paper else None,
                                  paper[1] if paper else None))
     command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    markdown = results_markdown(rows, command, _git_commit())
     if args.json:
         print(json.dumps([r.__dict__ | {"ram_error": r.ram_error, "instruction_error": r.instruction_error,
                                         "instructions_per_mac": r.instructions_per_mac} for r in rows], indent=2))
     else:
-        print(results_markdown(rows, command, _git_commit()))
+        print(markdown)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "RESULTS.md").write_text(results_markdown(rows, command, _git_commit()))
+        (out / "RESULTS.md").write_text(markdown)
         plot(rows, out / "bench.png")
         print(f"wrote {out / 'RESULTS.md'} and {out / 'bench.png'}", file=sys.stderr)
     return EXIT_OK

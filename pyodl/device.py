@@ -16,6 +16,10 @@ from pyodl.protocol import Command, DeviceError, Reply, Request, Transport, floa
 from pyodl.trainer import Trainer
 
 
+class ModelMismatchError(RuntimeError):
+    """The board runs firmware built for another model."""
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """The firmware's answer to INFO (``odl_info_t`` in firmware/app/app.h)."""
@@ -54,9 +58,11 @@ class DeviceNetwork(Trainer):
         got = (info.input_len, info.input_ch, info.num_classes, info.num_layers)
         want = (arch.input_len, arch.input_ch, arch.num_classes, len(arch.layers))
         if got != want:
-            raise DeviceError(f"INFO (the board runs a model with input, classes, layers {got}, expected {want})", 2)
+            raise ModelMismatchError(f"the board runs a model with (input length, channels, classes, layers) = "
+                                     f"{got}, expected {want}: flash firmware built for this model")
         if model_hash is not None and info.model_hash != model_hash:
-            raise DeviceError(f"INFO (model hash 0x{info.model_hash:08x}, expected 0x{model_hash:08x})", 2)
+            raise ModelMismatchError(f"the board's model hash is 0x{info.model_hash:08x}, expected "
+                                     f"0x{model_hash:08x}: flash firmware built for this model")
         self._chunk = info.data_capacity // 4
         self.layers = [self._layer_info(p) for p in range(info.param_layers)]
 

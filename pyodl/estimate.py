@@ -10,19 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pyodl.board.base import FLASH_SIZE, SRAM_SIZE
+from pyodl.firmware import DEFAULT_STACK_BYTES
 from pyodl.memory_plan import FLOAT_BYTES, MemoryPlan, plan_memory
 from pyodl.model import Architecture, Kind
+from pyodl.protocol import FIELDS_BYTES, MAILBOX_HEADER_BYTES
 
-# Application buffers (firmware/app/app.h, commands.c, frames.c).
-MAILBOX_HEADER_BYTES = 80
-FRAME_FIELDS_BYTES = 20
+# Application buffers besides the protocol's (firmware/app/app.h, commands.c, frames.c).
 FRAME_CRC_BYTES = 4
 MIN_DATA_FLOATS = 256
 # .data and .bss of the application and newlib (odl_model, the frame parser, libc's state): the same for
 # every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`.
 FIRMWARE_DATA_BYTES = 152
 FIRMWARE_BSS_BYTES = 20
-DEFAULT_STACK_BYTES = 2048  # firmware/app/stm32l496.ld, CMakeLists.txt ODL_STACK_SIZE
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
 CODE_FLASH_BYTES = 9_188  # benchmarks/calibrate.py: 9,176 to 9,200 over 26 builds
@@ -208,7 +207,7 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "logits and probabilities": sections[".odl_io"],
         "input window": window,
         "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes
-        + FRAME_FIELDS_BYTES + data_bytes + FRAME_CRC_BYTES,
+        + FIELDS_BYTES + data_bytes + FRAME_CRC_BYTES,
         "firmware variables": FIRMWARE_DATA_BYTES + FIRMWARE_BSS_BYTES,
         "stack": stack_bytes,
     }

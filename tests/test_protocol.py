@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.device import DeviceNetwork
+from pyodl.device import DeviceNetwork, ModelMismatchError
 from pyodl.firmware import Firmware
 from pyodl.host import REPO_ROOT
 from pyodl.model import paper_model
@@ -23,7 +23,6 @@ from pyodl.protocol import (
     STATUS_NAMES,
     BoardUart,
     Command,
-    DeviceError,
     MailboxTransport,
     ProtocolError,
     Request,
@@ -142,7 +141,7 @@ def test_parser_skips_noise_and_recovers_after_a_truncated_frame(board: UnicornB
 
 
 def test_device_refuses_a_board_running_another_model(board: UnicornBoard) -> None:
-    with pytest.raises(DeviceError, match="expected"):
+    with pytest.raises(ModelMismatchError, match=r"\(60, 3, 6, 7\): flash firmware built for this model"):
         DeviceNetwork(MailboxTransport(board), paper_model(60, 0).arch)
 
 

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from pyodl.board.base import BoardError
+from pyodl.board.renode import REPO_ROOT
 from pyodl.protocol import UartTransport, open_serial
 
-RESC = Path(__file__).resolve().parents[2] / "renode" / "pyodl.resc"
+RESC = REPO_ROOT / "renode" / "pyodl.resc"
 INSTALL_HINT = ("install Renode from https://github.com/renode/renode/releases (the portable Linux package "
                 "puts `renode` on the PATH), or use the `unicorn` backend, which needs no install")
 

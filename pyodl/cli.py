@@ -247,8 +247,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         if bar is None:
             bar = bars[what] = tqdm(total=total, desc=what, unit="epoch" if "build" not in what else "step",
                                     leave=False, file=sys.stderr)
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
         if done >= total:
             bar.close()
             del bars[what]

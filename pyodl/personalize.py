@@ -85,7 +85,8 @@ def _fit(trainer: BatchTrainer, data: Windows, epochs: int, cfg: Config, rng: np
          progress: Progress, what: str) -> list[float]:
     """Plain SGD, shuffled each epoch; the last partial batch is dropped so both trainers see equal batches."""
     batch = min(cfg.batch, len(data))
-    losses = []
+    losses: list[float] = []
+    progress(what, 0, epochs)  # the bar starts before the first epoch, so its rate is honest
     for epoch in range(epochs):
         order = rng.permutation(len(data))
         steps = [order[k:k + batch] for k in range(0, len(order) - batch + 1, batch)]
@@ -108,6 +109,8 @@ def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | No
     arch = paper_architecture(cfg.input_len, len(cfg.channels), num_classes)
     km = to_keras(Model(arch, glorot_params(arch, cfg.seed)))
     km.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+
+    progress("pretraining", 0, cfg.pretrain_epochs)
 
     class _Epochs(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: object = None) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pyodl.backends import BACKENDS
-from pyodl.model import PAPER_INPUT_LENGTHS, Model, ModelError, glorot_params, paper_architecture
+from pyodl.model import PAPER_INPUT_LENGTHS, PAPER_TL_LAYERS, Model, ModelError, glorot_params, paper_architecture
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
@@ -44,7 +44,7 @@ def _trainable(mode: str, trainable_layers: int | None) -> int | None:
         if trainable_layers is not None:
             raise ModelError("--trainable-layers applies to --mode tl only")
         return None
-    return 2 if trainable_layers is None else trainable_layers
+    return PAPER_TL_LAYERS if trainable_layers is None else trainable_layers
 
 
 def _export_command(args: argparse.Namespace) -> str:

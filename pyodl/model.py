@@ -269,6 +269,8 @@ def glorot_params(arch: Architecture, seed: int) -> Params:
 
 
 PAPER_INPUT_LENGTHS = (20, 40, 60, 80, 100)
+# The paper's transfer learning trains the last two parameter layers (its two Dense layers).
+PAPER_TL_LAYERS = 2
 
 
 def paper_architecture(input_len: int = 40, input_ch: int = 3, num_classes: int = 6) -> Architecture:

@@ -26,11 +26,10 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
-from pyodl.model import Model, glorot_params, paper_architecture
+from pyodl.model import PAPER_TL_LAYERS, Model, glorot_params, paper_architecture
 from pyodl.trainers import BatchTrainer, BoardTrainer, KerasTrainer
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
-TL_LAYERS = 2  # the paper's transfer learning: the last two Dense layers
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -160,7 +159,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     results = {"No Pers.": _evaluate(test.y, KerasTrainer(general).predict_classes(test.x), num_classes, [])}
     n_params = len(general.arch.param_layers)
     plans = {
-        "TL": (general, TL_LAYERS, [(TL_LAYERS, cfg.epochs)]),
+        "TL": (general, PAPER_TL_LAYERS, [(PAPER_TL_LAYERS, cfg.epochs)]),
         "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
                         [(n_params, cfg.epochs)]),

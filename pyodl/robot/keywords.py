@@ -18,7 +18,7 @@ from pyodl import golden
 from pyodl.board.base import SRAM_SIZE, Board, BoardError
 from pyodl.device import DeviceNetwork
 from pyodl.firmware import Firmware, FirmwareBuilder, RamOverflowError
-from pyodl.model import Model, Params, paper_model
+from pyodl.model import PAPER_TL_LAYERS, Model, Params, paper_model
 from pyodl.protocol import (
     STATUS_NAMES,
     BoardUart,
@@ -30,7 +30,7 @@ from pyodl.protocol import (
     encode_request,
 )
 
-MODES = {"full": None, "tl": 2}  # TL: the paper's last two Dense layers
+MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 
 
 def _trainable(mode: str) -> int | None:

@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/calibrate.py [--random 16] [--seed 100]
 
-Measures the paper's model at every T and mode plus random architectures (pyodl.model.random_architecture),
+Measures the paper's model at every T and mode plus random architectures (pyodl.model.architecture.random_architecture),
 then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
-error of the fit. Validation on other architectures is in tests/test_estimate.py and `pyodl bench`.
+error of the fit. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pyodl.bench import measure
-from pyodl.estimate import estimate, features
-from pyodl.firmware import FirmwareBuilder
-from pyodl.model import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
+from pyodl.build.firmware import FirmwareBuilder
+from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
+from pyodl.resources.bench import measure
+from pyodl.resources.estimate import estimate, features
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "sample")

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pyodl.backends import BACKENDS
-from pyodl.model import PAPER_INPUT_LENGTHS, PAPER_TL_LAYERS, Model, ModelError, glorot_params, paper_architecture
+from pyodl.experiments.trainer import TRAINERS
+from pyodl.model.architecture import (
+    PAPER_INPUT_LENGTHS,
+    PAPER_TL_LAYERS,
+    Model,
+    ModelError,
+    glorot_params,
+    paper_architecture,
+)
+from pyodl.network.open import BACKENDS
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 
@@ -33,7 +41,7 @@ def _load_model(args: argparse.Namespace) -> Model:
     if given:
         raise ModelError(f"{', '.join(given)} apply to the paper model only; {args.model} carries its own "
                          "shapes and weights")
-    from pyodl.keras_model import load
+    from pyodl.model.keras_io import load
 
     return load(Path(args.model))
 
@@ -57,7 +65,7 @@ def _export_command(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pyodl.export import export
+    from pyodl.model.export import export
 
     model = _load_model(args)
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
@@ -66,8 +74,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_golden_check(args: argparse.Namespace) -> int:
-    from pyodl import golden
-    from pyodl.backends import open_trainer
+    from pyodl.network.open import open_network
+    from pyodl.reference import golden
 
     if args.steps < 1 or args.batch < 1:
         raise ModelError("--steps and --batch must be >= 1")
@@ -80,7 +88,7 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # A TL build keeps the frozen layers const, as the device does: the check covers that build.
     with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp, \
-            open_trainer(args.backend, model, Path(tmp), trainable, args.port) as net:
+            open_network(args.backend, model, Path(tmp), trainable, args.port) as net:
         c_losses = [net.train_step(x, y, args.lr) for x, y in zip(windows, labels, strict=True)]
         c_params = net.get_params()
     t_c = time.perf_counter() - t0
@@ -113,7 +121,7 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from pyodl.estimate import estimate
+    from pyodl.resources.estimate import estimate
 
     model = _load_model(args)
     trainable = _trainable(args.mode, args.trainable_layers)
@@ -151,21 +159,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_MISMATCH
 
 
-def _git_commit() -> str:
-    import subprocess
-
-    from pyodl.host import REPO_ROOT
-
-    proc = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
-                          capture_output=True, text=True)
-    return proc.stdout.strip() or "unknown"
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pyodl.bench import PAPER_TABLE_III, BenchRow, measure, plot, results_markdown
-    from pyodl.estimate import estimate
-    from pyodl.firmware import FirmwareBuilder
-    from pyodl.model import paper_model
+    from pyodl.build.firmware import FirmwareBuilder
+    from pyodl.build.sources import git_commit
+    from pyodl.model.architecture import paper_model
+    from pyodl.resources.bench import PAPER_TABLE_III, BenchRow, measure, plot, results_markdown
+    from pyodl.resources.estimate import estimate
 
     inputs = [int(t) for t in args.inputs.split(",")]
     modes = args.modes.split(",")
@@ -189,7 +188,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  got.stack_high_water, args.batch, paper[0] if paper else None,
                                  paper[1] if paper else None))
     command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
-    markdown = results_markdown(rows, command, _git_commit())
+    markdown = results_markdown(rows, command, git_commit())
     if args.json:
         print(json.dumps([r.__dict__ | {"ram_error": r.ram_error, "instruction_error": r.instruction_error,
                                         "instructions_per_mac": r.instructions_per_mac} for r in rows], indent=2))
@@ -231,7 +230,7 @@ def _load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str]:
 def cmd_personalize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pyodl import personalize as pers
+    from pyodl.experiments import personalize as pers
 
     recordings, classes, name = _load_dataset(args.dataset, args.rate)
     channels = tuple(range(recordings[0].signal.shape[1])) if args.all_channels else (0, 1, 2)
@@ -347,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
-    p.add_argument("--trainer", choices=("board", "tf"), default="board",
+    p.add_argument("--trainer", choices=TRAINERS, default="board",
                    help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches")
     p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")

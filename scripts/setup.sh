@@ -22,9 +22,9 @@ if ((${#need_apt[@]})); then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# Reinstall only when pyproject.toml changed since the last successful install.
+# Reinstall only when pyproject.toml or setup.py changed since the last successful install.
 stamp=.venv/.pyodl-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing pyodl and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pyodl.cli import main
-from pyodl.keras_model import keras
+from pyodl.model.keras_io import keras
 
 
 def test_golden_check_passes_and_reports_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,7 +25,7 @@ def test_golden_check_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_golden_check_fails_when_c_and_tf_disagree(capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A broken C result must turn the check red with exit status 1."""
-    from pyodl import host
+    from pyodl.network import host
 
     real = host.HostNetwork.get_params
 

@@ -3,7 +3,8 @@
  * mailbox (simulators: the host writes a command into `odl_mailbox` and runs the CPU until it parks in
  * `odl_idle`) and framed UART messages on USART2 (real boards, Renode socket terminals).
  *
- * pyodl/protocol.py mirrors every number in this file; change both together.
+ * pyodl/board/protocol.py reads every number and layout it needs from this file (and odl.h's statuses):
+ * there is no second copy to keep in step.
  */
 #ifndef ODL_APP_H
 #define ODL_APP_H
@@ -16,7 +17,8 @@
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
-#define ODL_DATA_FLOATS (ODL_INPUT_SIZE > 256u ? ODL_INPUT_SIZE : 256u)
+#define ODL_DATA_MIN_FLOATS 256u
+#define ODL_DATA_FLOATS (ODL_INPUT_SIZE > ODL_DATA_MIN_FLOATS ? ODL_INPUT_SIZE : ODL_DATA_MIN_FLOATS)
 #define ODL_DATA_BYTES (ODL_DATA_FLOATS * 4u)
 
 typedef enum {
@@ -62,6 +64,12 @@ typedef struct {
 } odl_mailbox_t;
 
 #define ODL_MAILBOX_HEADER_BYTES 80u
+
+/* UART frames (frames.c): sync | command or status u8 | payload length u16 | payload | CRC-32, where the
+   payload is the four u32 arguments (results) and the float argument (result), then the data. */
+#define ODL_FRAME_SYNC_REQUEST 0xA5u
+#define ODL_FRAME_SYNC_RESPONSE 0x5Au
+#define ODL_FRAME_FIELDS_BYTES 20u
 
 /* ODL_CMD_INFO's answer, as words in `data`. */
 typedef struct {

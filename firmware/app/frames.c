@@ -13,10 +13,7 @@
 
 #include "app.h"
 
-#define SYNC_REQUEST 0xA5u
-#define SYNC_RESPONSE 0x5Au
-#define FIELDS_BYTES 20u
-#define MAX_PAYLOAD (FIELDS_BYTES + ODL_DATA_BYTES)
+#define MAX_PAYLOAD (ODL_FRAME_FIELDS_BYTES + ODL_DATA_BYTES)
 
 typedef enum { HUNT, HEADER, BODY } parse_state_t;
 
@@ -66,8 +63,9 @@ static void respond(uint32_t status)
 {
     const odl_mailbox_t *mb = &odl_mailbox;
     const uint32_t data_len = status == ODL_OK ? mb->data_len : 0u;
-    uint8_t head[3] = {(uint8_t)status, (uint8_t)(FIELDS_BYTES + data_len), (uint8_t)((FIELDS_BYTES + data_len) >> 8)};
-    uint8_t fields[FIELDS_BYTES];
+    const uint32_t length = ODL_FRAME_FIELDS_BYTES + data_len;
+    uint8_t head[3] = {(uint8_t)status, (uint8_t)length, (uint8_t)(length >> 8)};
+    uint8_t fields[ODL_FRAME_FIELDS_BYTES];
     for (int i = 0; i < 4; ++i) {
         put_u32(&fields[4 * i], mb->result[i]);
     }
@@ -75,7 +73,7 @@ static void respond(uint32_t status)
     memcpy(&result_f, &mb->result_f, 4);
     put_u32(&fields[16], result_f);
     uint32_t crc = 0;
-    odl_uart_putc(SYNC_RESPONSE);
+    odl_uart_putc(ODL_FRAME_SYNC_RESPONSE);
     send_bytes(head, sizeof head, &crc);
     send_bytes(fields, sizeof fields, &crc);
     send_bytes((const uint8_t *)mb->data, data_len, &crc);
@@ -95,7 +93,7 @@ static void execute_frame(void)
         respond(ODL_APP_ERR_CRC);
         return;
     }
-    if (parser.length < FIELDS_BYTES) {
+    if (parser.length < ODL_FRAME_FIELDS_BYTES) {
         mb->data_len = 0;
         respond(ODL_APP_ERR_LENGTH);
         return;
@@ -105,8 +103,8 @@ static void execute_frame(void)
     }
     const uint32_t arg_f = get_u32(&frame_body[16]);
     memcpy(&mb->arg_f, &arg_f, 4);
-    mb->data_len = parser.length - FIELDS_BYTES;
-    memcpy(mb->data, &frame_body[FIELDS_BYTES], mb->data_len);
+    mb->data_len = parser.length - ODL_FRAME_FIELDS_BYTES;
+    memcpy(mb->data, &frame_body[ODL_FRAME_FIELDS_BYTES], mb->data_len);
     mb->command = parser.header[0];
     odl_app_execute();
     respond(mb->status);
@@ -116,7 +114,7 @@ void odl_frames_feed(uint8_t byte)
 {
     switch (parser.state) {
     case HUNT:
-        if (byte == SYNC_REQUEST) {
+        if (byte == ODL_FRAME_SYNC_REQUEST) {
             parser.state = HEADER;
             parser.have = 0;
         }

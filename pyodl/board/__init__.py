@@ -1,1 +1,2 @@
-"""Boards that run the pyodl firmware: the Unicorn STM32L496 model, Renode, a real board over serial."""
+"""Running the firmware: the :class:`~pyodl.board.base.Board` interface and its backends (the Unicorn
+STM32L496 model, Renode), and the transports that carry commands to it (RAM mailbox, UART frames)."""

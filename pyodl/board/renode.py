@@ -23,21 +23,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pyodl.board.base import (
-    FLASH_BASE,
-    FLASH_SIZE,
-    IDLE_SYMBOL,
-    SRAM1_BASE,
-    SRAM2_ALIAS,
-    SRAM2_SIZE,
-    SRAM_SIZE,
-    USART2_BASE,
-    Board,
-    BoardError,
-)
+from pyodl.board.base import IDLE_SYMBOL, Board, BoardError
+from pyodl.build.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM2_ALIAS, SRAM2_SIZE, SRAM_SIZE, USART2_BASE
+from pyodl.build.sources import renode_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PLATFORM = REPO_ROOT / "renode" / "stm32l496.repl"
+PLATFORM = renode_file("stm32l496.repl")
 
 CPU = "sysbus.cpu"
 UART = "sysbus.usart2"

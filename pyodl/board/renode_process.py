@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from pyodl.board.base import BoardError
-from pyodl.board.renode import REPO_ROOT
-from pyodl.protocol import UartTransport, open_serial
+from pyodl.board.uart import UartTransport, open_serial
+from pyodl.build.sources import renode_file
 
-RESC = REPO_ROOT / "renode" / "pyodl.resc"
+RESC = renode_file("pyodl.resc")
 INSTALL_HINT = ("install Renode from https://github.com/renode/renode/releases (the portable Linux package "
                 "puts `renode` on the PATH), or use the `unicorn` backend, which needs no install")
 

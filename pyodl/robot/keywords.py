@@ -14,21 +14,15 @@ from pathlib import Path
 import numpy as np
 from robot.api import logger
 
-from pyodl import golden
-from pyodl.board.base import SRAM_SIZE, Board, BoardError
-from pyodl.device import DeviceNetwork
-from pyodl.firmware import Firmware, FirmwareBuilder, RamOverflowError
-from pyodl.model import PAPER_TL_LAYERS, Model, Params, paper_model
-from pyodl.protocol import (
-    STATUS_NAMES,
-    BoardUart,
-    Command,
-    DeviceError,
-    MailboxTransport,
-    Request,
-    UartTransport,
-    encode_request,
-)
+from pyodl.board.base import Board, BoardError
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.protocol import STATUS_NAMES, Command, CommandError, Request
+from pyodl.board.uart import BoardUart, UartTransport, encode_request
+from pyodl.build.firmware import Firmware, FirmwareBuilder, RamOverflowError
+from pyodl.build.memory_map import SRAM_SIZE
+from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, paper_model
+from pyodl.network.board import BoardNetwork
+from pyodl.reference import golden
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 
@@ -55,7 +49,7 @@ class BoardKeywords:
         self.board: Board | None = None
         self.model: Model | None = None
         self.mode = "full"
-        self.net: DeviceNetwork | None = None
+        self.net: BoardNetwork | None = None
         self._batches: tuple[np.ndarray, np.ndarray] | None = None
         self._learning_rate = 0.0
         self._snapshot: Params | None = None
@@ -133,7 +127,7 @@ class BoardKeywords:
         self.board = self._new_board()
         self.board.load_elf(firmware.elf)
         assert self.model is not None
-        self.net = DeviceNetwork(MailboxTransport(self.board), self.model.arch)
+        self.net = BoardNetwork(MailboxTransport(self.board), self.model.arch)
         self.net.set_trainable(_trainable(self.mode) or len(self.model.arch.param_layers))
         logger.info(f"booted on {self.backend} in {self.board.executed_instructions()} instructions")
 
@@ -143,7 +137,7 @@ class BoardKeywords:
         self.board = None
         self.net = None
 
-    def _net(self) -> DeviceNetwork:
+    def _net(self) -> BoardNetwork:
         if self.net is None:
             raise AssertionError("call `Start Board` first")
         return self.net
@@ -287,7 +281,7 @@ class BoardKeywords:
         self._reply_status = uart.read_reply().status
 
     def last_status_should_be(self, expected: str) -> None:
-        """``expected``: a status name of pyodl.protocol.STATUS_NAMES or its number."""
+        """``expected``: a status name of pyodl.board.protocol.STATUS_NAMES or its number."""
         want = int(expected) if expected.isdigit() else next(
             (code for code, name in STATUS_NAMES.items() if name == expected), None)
         if want is None:
@@ -301,7 +295,7 @@ class BoardKeywords:
         access itself; under Renode the suite also checks the log (see robot/ram.robot)."""
         try:
             self._net().info()
-        except (BoardError, DeviceError) as exc:
+        except (BoardError, CommandError) as exc:
             raise AssertionError(f"the board no longer answers: {exc}") from exc
 
     def _release(self) -> None:

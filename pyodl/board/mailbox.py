@@ -1,0 +1,65 @@
+"""Commands through the ``odl_mailbox`` struct in a board's RAM (simulators: no UART, no framing)."""
+
+from __future__ import annotations
+
+import struct
+
+from pyodl.board.base import IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError
+from pyodl.board.protocol import (
+    FIELDS,
+    MAILBOX,
+    MAILBOX_HEADER_BYTES,
+    MAILBOX_MAGIC,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    Reply,
+    Request,
+    pack_fields,
+)
+
+
+def _offset(field: str) -> int:
+    return MAILBOX[field].offset
+
+
+class MailboxTransport:
+    """The host writes arguments and data, writes the command word last, and runs the CPU until the
+    firmware parks in ``odl_idle`` again."""
+
+    def __init__(self, board: Board, budget: int | None = None) -> None:
+        self.board = board
+        self.budget = budget
+        self.address = board.symbol_address(MAILBOX_SYMBOL)
+        board.symbol_address(IDLE_SYMBOL)  # fails early, with the symbol's name, for a foreign ELF
+        magic, version = self._words("magic", "version")
+        if magic != MAILBOX_MAGIC:
+            board.run_until_idle(budget)
+            magic, version = self._words("magic", "version")
+        if magic != MAILBOX_MAGIC:
+            raise ProtocolError(f"the firmware never marked its mailbox ready (magic 0x{magic:08x})")
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(f"firmware speaks protocol {version}, this pyodl speaks {PROTOCOL_VERSION}")
+        (self.capacity,) = self._words("data_capacity")
+
+    def _words(self, *names: str) -> tuple[int, ...]:
+        return tuple(struct.unpack("<I", self.board.read(self.address + _offset(n), 4))[0] for n in names)
+
+    def execute(self, request: Request) -> Reply:
+        if len(request.data) > self.capacity:
+            raise ValueError(f"{len(request.data)} bytes of data exceed the mailbox's {self.capacity}")
+        fields = pack_fields(request)
+        self.board.write(self.address + _offset("data_len"), struct.pack("<I", len(request.data)))
+        self.board.write(self.address + _offset("arg"), fields)
+        if request.data:
+            self.board.write(self.address + _offset("data"), request.data)
+        (sequence,) = self._words("sequence")
+        self.board.write(self.address + _offset("command"), struct.pack("<I", request.command))
+        self.board.run_until_idle(self.budget)
+        header = self.board.read(self.address, MAILBOX_HEADER_BYTES)
+        command, status, new_sequence, data_len = (
+            struct.unpack_from("<I", header, _offset(n))[0] for n in ("command", "status", "sequence", "data_len"))
+        if command != 0 or new_sequence != (sequence + 1) & 0xFFFF_FFFF:
+            raise BoardError(f"the firmware went idle without completing command {request.command}")
+        *results, result_f = FIELDS.unpack_from(header, _offset("result"))
+        data = self.board.read(self.address + _offset("data"), data_len) if data_len else b""
+        return Reply(status, tuple(results), result_f, data)  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""The firmware's command set, as both transports carry it (:mod:`pyodl.board.mailbox`,
+:mod:`pyodl.board.uart`).
+
+Every number and layout comes from the firmware's headers (``firmware/app/app.h`` for the commands, the
+mailbox and the frames; ``firmware/odl/odl.h`` for the library's statuses), read by
+:mod:`pyodl.build.headers`: change the header and this module follows. Only the human-readable status
+messages are written here, keyed by the C enumerator's name.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import numpy as np
+
+from pyodl.build import headers
+
+PROTOCOL_VERSION = headers.define("ODL_PROTOCOL_VERSION")
+MAILBOX_MAGIC = headers.define("ODL_MAILBOX_MAGIC")
+MAILBOX_HEADER_BYTES = headers.define("ODL_MAILBOX_HEADER_BYTES")
+SYNC_REQUEST = headers.define("ODL_FRAME_SYNC_REQUEST")
+SYNC_RESPONSE = headers.define("ODL_FRAME_SYNC_RESPONSE")
+FIELDS_BYTES = headers.define("ODL_FRAME_FIELDS_BYTES")
+DATA_MIN_FLOATS = headers.define("ODL_DATA_MIN_FLOATS")  # the data area holds a window, or at least this
+MAILBOX = headers.struct_layout("odl_mailbox_t")  # field name -> offset and words
+INFO_FIELDS = tuple(headers.struct_layout("odl_info_t"))  # ODL_CMD_INFO's answer, word by word
+
+Command = IntEnum(  # type: ignore[misc]
+    "Command",
+    {name.removeprefix("ODL_CMD_"): value
+     for name, value in headers.enum("odl_command_t", prefix="ODL_CMD_").items() if name != "ODL_CMD_NONE"},
+)
+
+_MESSAGES = {
+    "ODL_OK": "ok",
+    "ODL_ERR_NULL": "NULL pointer",
+    "ODL_ERR_MODEL": "inconsistent model table",
+    "ODL_ERR_LABEL": "label out of range",
+    "ODL_ERR_NONFINITE": "NaN or infinity in an input, the loss or a gradient (nothing changed)",
+    "ODL_ERR_LEARNING_RATE": "learning rate is not a finite number > 0",
+    "ODL_ERR_NO_SAMPLES": "SGD step with no accumulated sample",
+    "ODL_ERR_TRAINABLE": "trainable layer count out of range for this build",
+    "ODL_ERR_LAYER": "layer index out of range or layer without parameters",
+    "ODL_ERR_FROZEN": "the layer is frozen (const, in flash) in this build",
+    "ODL_ERR_SIZE": "element count does not match the layer",
+    "ODL_APP_ERR_COMMAND": "unknown command",
+    "ODL_APP_ERR_ARGS": "argument out of range",
+    "ODL_APP_ERR_LENGTH": "data length does not fit the command",
+    "ODL_APP_ERR_NO_SAMPLE": "no window loaded yet",
+    "ODL_APP_ERR_CRC": "frame CRC mismatch",
+    "ODL_APP_ERR_FRAME": "frame longer than the firmware accepts",
+}
+# The library's statuses, then the application's own (from 32 up).
+STATUS_CODES = headers.enum("odl_status_t", headers.LIBRARY_HEADER) | headers.enum("odl_app_status_t")
+# A status the headers gained without a message here still reads as its C name.
+STATUS_NAMES = {code: _MESSAGES.get(name, name) for name, code in STATUS_CODES.items()}
+STATUS_FROZEN = STATUS_CODES["ODL_ERR_FROZEN"]
+STATUS_CRC = STATUS_CODES["ODL_APP_ERR_CRC"]
+STATUS_FRAME = STATUS_CODES["ODL_APP_ERR_FRAME"]
+
+
+class CommandError(RuntimeError):
+    """The firmware refused a command; ``status`` is its status code."""
+
+    def __init__(self, command: str, status: int) -> None:
+        name = STATUS_NAMES.get(status, "unknown status")
+        super().__init__(f"{command} failed with status {status}: {name}")
+        self.status = status
+
+
+class ProtocolError(RuntimeError):
+    """The bytes that came back are not a well-formed answer (bad sync, CRC, or a timeout)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    command: int
+    args: tuple[int, int, int, int] = (0, 0, 0, 0)
+    arg_f: float = 0.0
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    results: tuple[int, int, int, int]
+    result_f: float
+    data: bytes
+
+
+class Transport(Protocol):
+    """Carries one request to the firmware and its reply back: the RAM mailbox or UART frames."""
+
+    def execute(self, request: Request) -> Reply: ...
+
+
+# Four u32 arguments (results) and one float argument (result): the mailbox's and a frame's fields.
+FIELDS = struct.Struct("<4If")
+if FIELDS.size != FIELDS_BYTES or FIELDS.size != MAILBOX["result_f"].offset + 4 - MAILBOX["result"].offset:
+    raise headers.HeaderError("firmware/app/app.h: the frame fields and the mailbox's results differ in size")
+
+
+def pack_fields(request: Request) -> bytes:
+    for v in request.args:
+        if not 0 <= v <= 0xFFFF_FFFF:
+            raise ValueError(f"argument {v} does not fit in 32 bits")
+    return FIELDS.pack(*request.args, request.arg_f)
+
+
+def floats(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)

@@ -1,0 +1,117 @@
+"""The STM32L496 firmware: cross-built with arm-none-eabi-gcc through the project's CMakeLists.txt.
+
+:class:`FirmwareBuilder` exports a model and links ``pyodl.elf`` for it; :class:`Firmware` reads back what
+the linker actually placed in SRAM and flash, section by section.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from pyodl.build import toolchain
+from pyodl.build.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM_SIZE
+from pyodl.build.sources import source_root, toolchain_file
+from pyodl.build.toolchain import ToolchainError
+from pyodl.model.architecture import Model
+from pyodl.model.export import export
+
+ELF_NAME = "pyodl.elf"
+MAP_NAME = "pyodl.map"
+DEFAULT_STACK_BYTES = 2048
+_OVERFLOW = re.compile(r"region [`']RAM' overflowed by (\d+) bytes")
+
+
+class RamOverflowError(ToolchainError):
+    """The model's buffers plus the firmware and its stack do not fit in the STM32L496's SRAM."""
+
+    def __init__(self, overflow: int, log: str) -> None:
+        super().__init__(
+            f"the model does not fit in the STM32L496's {SRAM_SIZE // 1024} KB of SRAM: the link overflows it "
+            f"by {overflow} bytes (train fewer layers, shorten the input window or shrink the model)\n{log}"
+        )
+        self.overflow = overflow
+
+
+@dataclass(frozen=True)
+class Firmware:
+    elf: Path
+    map_file: Path
+
+    def sections(self) -> dict[str, tuple[int, int]]:
+        """Every allocated section: name -> (address, bytes)."""
+        with self.elf.open("rb") as f:
+            elf = ELFFile(f)
+            return {
+                s.name: (s["sh_addr"], s["sh_size"])
+                for s in elf.iter_sections()
+                if s["sh_flags"] & 0x2 and s["sh_size"] > 0  # SHF_ALLOC
+            }
+
+    def ram_sections(self) -> dict[str, int]:
+        """Bytes of SRAM per section, in address order (the stack is the `.stack` section)."""
+        ram = [(a, n, s) for s, (a, n) in self.sections().items() if SRAM1_BASE <= a < SRAM1_BASE + SRAM_SIZE]
+        return {name: size for _, size, name in sorted(ram)}
+
+    def ram_bytes(self) -> int:
+        return sum(self.ram_sections().values())
+
+    def flash_bytes(self) -> int:
+        """Bytes of flash: code, constants and the initial values of every initialised RAM section."""
+        with self.elf.open("rb") as f:
+            elf = ELFFile(f)
+            return sum(
+                seg["p_filesz"]
+                for seg in elf.iter_segments()
+                if seg["p_type"] == "PT_LOAD" and FLASH_BASE <= seg["p_paddr"] < FLASH_BASE + FLASH_SIZE
+            )
+
+
+def require_toolchain() -> None:
+    toolchain.require("cmake", "arm-none-eabi-gcc")
+
+
+class FirmwareBuilder:
+    """Links the firmware for one model after another in a single build directory (the library is
+    compiled once). Not safe to share between processes: give each its own ``build_dir``."""
+
+    def __init__(self, build_dir: Path | None = None, stack_bytes: int = DEFAULT_STACK_BYTES) -> None:
+        require_toolchain()
+        self._tmp = None if build_dir is not None else tempfile.TemporaryDirectory(prefix="pyodl-fw-")
+        self.build_dir = build_dir if build_dir is not None else Path(self._tmp.name) / "build"
+        self.stack_bytes = stack_bytes
+
+    @staticmethod
+    def _run(args: list[str]) -> str:
+        try:
+            return toolchain.run(args)
+        except ToolchainError as exc:
+            overflow = _OVERFLOW.search(str(exc))
+            if overflow:
+                raise RamOverflowError(int(overflow.group(1)), str(exc).split("\n", 1)[-1]) from None
+            raise
+
+    def build(self, model_dir: Path) -> Firmware:
+        """Link the model exported in ``model_dir``; the ELF and map are copied next to it."""
+        self._run([
+            "cmake", "-S", str(source_root()), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file()}", f"-DODL_MODEL_DIR={model_dir.resolve()}",
+            f"-DODL_STACK_SIZE={self.stack_bytes}",
+        ])
+        self.log = self._run(["cmake", "--build", str(self.build_dir), "--target", ELF_NAME])
+        for name in (ELF_NAME, MAP_NAME):
+            shutil.copyfile(self.build_dir / name, model_dir / name)
+        return Firmware(model_dir / ELF_NAME, model_dir / MAP_NAME)
+
+    def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None) -> Firmware:
+        export(model, model_dir, trainable_layers)
+        return self.build(model_dir)
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,1 @@
+"""Experiments built on the pipeline: personalization (the seed paper's Table II)."""

@@ -1,0 +1,245 @@
+"""Leave-one-subject-out personalization, as in the seed paper's Table II.
+
+For each held-out subject: pretrain the general model in Keras on every other subject ("No Pers."), then
+personalize on the first part of each of the subject's recordings and test on the rest:
+
+- TL: the last two Dense layers;
+- Full: every layer, after a warm-up that trains only the last layer (the paper's recipe);
+- No Pretrain: every layer, from random initial weights.
+
+TL, Full and No Pretrain run on the simulated board (the firmware trains; windows stream through the
+mailbox; predictions are read back) or, with ``trainer="tf"``, in TensorFlow on the very same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
+from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
+from pyodl.model.architecture import PAPER_TL_LAYERS, Model, glorot_params, paper_architecture
+from pyodl.reference.golden import KerasReference
+
+CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
+
+
+@dataclass(frozen=True)
+class Config:
+    input_len: int = 40
+    stride: int = 20
+    channels: tuple[int, ...] = (0, 1, 2)  # the watch's accelerometer, as the paper's (T, 3) input
+    epochs: int = 20
+    warmup_epochs: int = 5
+    pretrain_epochs: int = 30
+    batch: int = 32
+    learning_rate: float = 0.01
+    fraction: float = 0.5
+    seed: int = 0
+    trainer: str = "board"
+
+    def __post_init__(self) -> None:
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        for name in ("input_len", "stride", "epochs", "batch", "pretrain_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
+            raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
+
+
+@dataclass
+class ConditionResult:
+    f1: float
+    accuracy: float
+    confusion: list[list[int]]
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+
+
+@dataclass
+class SubjectResult:
+    subject: int
+    personalization_windows: int
+    test_windows: int
+    conditions: dict[str, ConditionResult]
+    norm_mean: list[float]  # the general model's input normalisation, per channel
+    norm_std: list[float]
+
+
+def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
+    return ConditionResult(float(f1_score(y_true, y_pred, average="macro")), float(accuracy_score(y_true, y_pred)),
+                           confusion_matrix(y_true, y_pred, labels=list(range(classes))).tolist(), losses)
+
+
+def _fit(trainer: Trainer, data: Windows, epochs: int, cfg: Config, rng: np.random.Generator,
+         progress: Progress, what: str) -> list[float]:
+    """Plain SGD, shuffled each epoch; the last partial batch is dropped so both trainers see equal batches."""
+    batch = min(cfg.batch, len(data))
+    losses: list[float] = []
+    progress(what, 0, epochs)  # the bar starts before the first epoch, so its rate is honest
+    for epoch in range(epochs):
+        order = rng.permutation(len(data))
+        steps = [order[k:k + batch] for k in range(0, len(order) - batch + 1, batch)]
+        losses.append(float(np.mean([trainer.train_step(data.x[s], data.y[s], cfg.learning_rate) for s in steps])))
+        progress(what, epoch + 1, epochs)
+    return losses
+
+
+def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | None, key: str,
+             norm: Normalizer, progress: Progress) -> Model:
+    """The general model: the paper's CNN trained with Adam in Keras on ``train`` (already normalised with
+    ``norm``); cached by ``key`` with its normalisation beside it (``.norm.json``), which a device needs
+    to feed it raw sensor data."""
+    from pyodl.model.keras_io import from_keras, keras, load, to_keras
+
+    path = cache_dir / f"general-{key}.keras" if cache_dir else None
+    if path and path.exists() and path.with_suffix(".norm.json").exists():
+        return load(path)
+    keras.utils.set_random_seed(cfg.seed)
+    arch = paper_architecture(cfg.input_len, len(cfg.channels), num_classes)
+    km = to_keras(Model(arch, glorot_params(arch, cfg.seed)))
+    km.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+
+    progress("pretraining", 0, cfg.pretrain_epochs)
+
+    class _Epochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            progress("pretraining", epoch + 1, cfg.pretrain_epochs)
+
+    onehot = np.eye(num_classes, dtype=np.float32)[train.y]
+    km.fit(train.x, onehot, epochs=cfg.pretrain_epochs, batch_size=64, verbose=0, callbacks=[_Epochs()])
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        km.save(path)
+        norm.save(path.with_suffix(".norm.json"))
+    return from_keras(km, name="general")
+
+
+def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config,
+                cache_dir: Path | None, progress: Progress, fingerprint: str) -> SubjectResult:
+    others = [r for r in recordings if r.subject != subject]
+    mine = [r for r in recordings if r.subject == subject]
+    if not mine:
+        raise ValueError(f"subject {subject} has no recording")
+    channels = list(cfg.channels)
+    general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
+    norm = Normalizer.fit(general_data.x)
+    general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
+    pers, test = personalization_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
+    if len(pers) == 0 or len(test) == 0:
+        raise ValueError(f"subject {subject}: recordings too short for windows of {cfg.input_len} samples")
+    pers = Windows(norm(pers.x), pers.y, pers.subject)
+    test = Windows(norm(test.x), test.y, test.subject)
+    key = hashlib.sha256(json.dumps([fingerprint, subject, cfg.input_len, cfg.stride, channels, cfg.seed,
+                                     cfg.pretrain_epochs]).encode()).hexdigest()[:16]
+    general = pretrain(general_data, num_classes, cfg, cache_dir, key, norm, progress)
+    results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}
+    n_params = len(general.arch.param_layers)
+    plans = {
+        "TL": (general, PAPER_TL_LAYERS, [(PAPER_TL_LAYERS, cfg.epochs)]),
+        "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
+        "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
+                        [(n_params, cfg.epochs)]),
+    }
+    for name, (start, capacity, phases) in plans.items():
+        rng = np.random.default_rng([cfg.seed, subject])
+        with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
+                open_trainer(cfg.trainer, start, capacity, Path(tmp), progress) as trainer:
+            losses: list[float] = []
+            for layers, epochs in phases:
+                trainer.set_trainable(layers)
+                losses += _fit(trainer, pers, epochs, cfg, rng, progress, f"subject {subject} {name}")
+            results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
+    return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist())
+
+
+@dataclass
+class Report:
+    config: Config
+    dataset: str
+    classes: list[str]
+    subjects: list[SubjectResult]
+    seconds: float
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for c in CONDITIONS:
+            f1 = [s.conditions[c].f1 for s in self.subjects]
+            acc = [s.conditions[c].accuracy for s in self.subjects]
+            out[c] = {"f1_mean": float(np.mean(f1)), "f1_std": float(np.std(f1)),
+                      "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc))}
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
+                "summary": self.summary(), "subjects": [asdict(s) for s in self.subjects], "seconds": self.seconds}
+
+    def markdown(self, command: str) -> str:
+        cfg = self.config
+        where = "the firmware on the simulated STM32L496" if cfg.trainer == "board" else "TensorFlow"
+        lines = [f"# Personalization on {self.dataset}", "",
+                 f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
+                 f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "
+                 f"epochs of SGD (lr {cfg.learning_rate}, batch {cfg.batch}; Full after {cfg.warmup_epochs} "
+                 f"warm-up epochs of the last layer), general model pretrained {cfg.pretrain_epochs} epochs "
+                 f"(Adam). Wall time {self.seconds:.0f} s.", "",
+                 "| condition | macro F1 | accuracy |", "|---|---|---|"]
+        for c, s in self.summary().items():
+            lines.append(f"| {c} | {s['f1_mean']:.3f} ± {s['f1_std']:.3f} | "
+                         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |")
+        lines += ["", "| subject | windows (pers./test) | " + " | ".join(f"{c} F1" for c in CONDITIONS) + " |",
+                  "|---|---|" + "---|" * len(CONDITIONS)]
+        for s in self.subjects:
+            lines.append(f"| {s.subject} | {s.personalization_windows}/{s.test_windows} | "
+                         + " | ".join(f"{s.conditions[c].f1:.3f}" for c in CONDITIONS) + " |")
+        lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
+        return "\n".join(lines)
+
+
+def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
+        cache_dir: Path | None, progress: Progress) -> Report:
+    known = sorted({r.subject for r in recordings})
+    missing = [s for s in subjects if s not in known]
+    if missing:
+        raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
+    fingerprint = hashlib.sha256(b"".join(r.signal.tobytes() for r in recordings)).hexdigest()
+    start = time.perf_counter()
+    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint) for s in subjects]
+    return Report(cfg, dataset, classes, results, time.perf_counter() - start)
+
+
+def plot(report: Report, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(4 * len(CONDITIONS), 4))
+    for ax, c in zip(axes, CONDITIONS, strict=True):
+        cm = np.sum([np.array(s.conditions[c].confusion) for s in report.subjects], axis=0)
+        ax.imshow(cm, cmap="Blues")
+        ax.set(title=f"{c} (all subjects)", xlabel="predicted", ylabel="true",
+               xticks=range(len(report.classes)), yticks=range(len(report.classes)))
+        ax.set_xticklabels(report.classes, rotation=90, fontsize=7)
+        ax.set_yticklabels(report.classes, fontsize=7)
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s in report.subjects:
+        for c, style in (("TL", "--"), ("Full", "-"), ("No Pretrain", ":")):
+            ax.plot(s.conditions[c].losses, style, label=f"subject {s.subject} {c}")
+    ax.set(xlabel="epoch", ylabel="mean training loss", title="On-device training loss")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,47 @@
+"""What an experiment trains with: the firmware on a board, or TensorFlow on the very same batches.
+
+Both sides already speak the three calls an experiment needs (a :class:`~pyodl.network.base.Network` and
+the :class:`~pyodl.reference.golden.KerasReference`), so a trainer is either one of them, opened here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pyodl.model.architecture import Model
+
+TRAINERS = ("board", "tf")
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+class Trainer(Protocol):
+    def set_trainable(self, trainable_layers: int) -> None: ...
+
+    def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float: ...
+
+    def predict_classes(self, xs: np.ndarray) -> np.ndarray: ...
+
+
+@contextlib.contextmanager
+def open_trainer(kind: str, model: Model, trainable_layers: int | None, work_dir: Path,
+                 progress: Progress) -> Iterator[Trainer]:
+    """``board``: the firmware built for ``trainable_layers`` (None: Full) on the simulated STM32L496,
+    every window through the mailbox; ``tf``: the TensorFlow reference."""
+    if kind == "tf":
+        from pyodl.reference.golden import KerasReference
+
+        yield KerasReference(model)
+        return
+    if kind != "board":
+        raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {kind!r}")
+    from pyodl.network.open import open_network
+
+    progress("export and build", 0, 1)
+    with open_network("unicorn", model, work_dir, trainable_layers) as net:
+        progress("export and build", 1, 1)
+        yield net

@@ -1,0 +1,316 @@
+"""The network description shared by the exporter, the estimator and the golden model.
+
+An :class:`Architecture` is the list of supported layers with their shapes; a :class:`Model` adds the
+parameters. Nothing here imports TensorFlow: Keras files are translated in :mod:`pyodl.model.keras_io`.
+Shapes are (length, channels), channels-last like Keras; parameters use the Keras layouts
+(Conv1D kernel ``(K, C_in, F)``, Dense kernel ``(N_in, N_out)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class ModelError(ValueError):
+    """A model the on-device-learning library cannot run, with the layer and option at fault."""
+
+
+class Kind(str, Enum):
+    CONV1D = "conv1d"
+    DENSE = "dense"
+    AVGPOOL1D = "avgpool1d"
+    GAP1D = "gap1d"
+    FLATTEN = "flatten"
+    RELU = "relu"
+    SOFTMAX = "softmax"
+
+
+ACTIVATIONS = ("none", "relu", "softmax")
+PARAM_KINDS = (Kind.CONV1D, Kind.DENSE)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """What a layer is, before shapes are known: the input to :meth:`Architecture.build`."""
+
+    kind: Kind
+    name: str
+    units: int = 0  # Conv1D filters, Dense units
+    size: int = 0  # Conv1D kernel size, AvgPool1D pool size
+    activation: str = "none"
+
+
+@dataclass(frozen=True)
+class Layer:
+    kind: Kind
+    name: str
+    in_len: int
+    in_ch: int
+    out_len: int
+    out_ch: int
+    size: int = 0
+    activation: str = "none"
+
+    @property
+    def has_params(self) -> bool:
+        return self.kind in PARAM_KINDS
+
+    @property
+    def in_size(self) -> int:
+        return self.in_len * self.in_ch
+
+    @property
+    def out_size(self) -> int:
+        return self.out_len * self.out_ch
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        if self.kind is Kind.CONV1D:
+            return (self.size, self.in_ch, self.out_ch)
+        if self.kind is Kind.DENSE:
+            return (self.in_size, self.out_ch)
+        return ()
+
+    @property
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.out_ch,) if self.has_params else ()
+
+    @property
+    def param_count(self) -> int:
+        if not self.has_params:
+            return 0
+        return int(np.prod(self.weight_shape)) + self.out_ch
+
+    @property
+    def has_relu(self) -> bool:
+        return self.kind is Kind.RELU or self.activation == "relu"
+
+    def describe(self) -> str:
+        if self.kind is Kind.CONV1D:
+            what = f"Conv1D({self.out_ch}, {self.size})"
+        elif self.kind is Kind.DENSE:
+            what = f"Dense({self.out_ch})"
+        elif self.kind is Kind.AVGPOOL1D:
+            what = f"AvgPool1D({self.size})"
+        else:
+            what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.FLATTEN: "Flatten", Kind.RELU: "ReLU",
+                    Kind.SOFTMAX: "Softmax"}[self.kind]
+        act = f" {self.activation}" if self.activation != "none" else ""
+        return f"{self.name}: {what}{act} ({self.in_len}, {self.in_ch}) -> ({self.out_len}, {self.out_ch})"
+
+
+def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int]:
+    where = f"layer '{spec.name}'"
+    if spec.activation not in ACTIVATIONS:
+        raise ModelError(f"{where}: activation '{spec.activation}' is not supported (use relu or softmax)")
+    if spec.activation != "none" and spec.kind not in PARAM_KINDS:
+        raise ModelError(f"{where}: only Conv1D and Dense take a fused activation")
+    if spec.kind is Kind.CONV1D:
+        if spec.units < 1 or spec.size < 1:
+            raise ModelError(f"{where}: Conv1D needs filters >= 1 and kernel_size >= 1")
+        if spec.size > in_len:
+            raise ModelError(f"{where}: kernel_size {spec.size} is longer than its input length {in_len}")
+        return in_len - spec.size + 1, spec.units
+    if spec.kind is Kind.DENSE:
+        if spec.units < 1:
+            raise ModelError(f"{where}: Dense needs units >= 1")
+        if in_len != 1:
+            raise ModelError(
+                f"{where}: Dense on a ({in_len}, {in_ch}) input acts per time step, which is not supported; "
+                "put Flatten or GlobalAveragePooling1D before it"
+            )
+        return 1, spec.units
+    if spec.kind is Kind.AVGPOOL1D:
+        if spec.size < 1:
+            raise ModelError(f"{where}: pool_size must be >= 1")
+        if in_len // spec.size < 1:
+            raise ModelError(f"{where}: pool_size {spec.size} leaves no output from input length {in_len}")
+        return in_len // spec.size, in_ch
+    if spec.kind in (Kind.GAP1D,):
+        return 1, in_ch
+    if spec.kind in (Kind.FLATTEN, Kind.SOFTMAX):
+        return 1, in_len * in_ch
+    if spec.kind is Kind.RELU:
+        return in_len, in_ch
+    raise ModelError(f"{where}: unknown layer kind {spec.kind}")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    input_len: int
+    input_ch: int
+    layers: tuple[Layer, ...]
+
+    @staticmethod
+    def build(name: str, input_len: int, input_ch: int, specs: list[LayerSpec]) -> Architecture:
+        if input_len < 1 or input_ch < 1:
+            raise ModelError(f"input shape ({input_len}, {input_ch}) must have length and channels >= 1")
+        if not specs:
+            raise ModelError("the model has no layers")
+        layers = []
+        length, ch = input_len, input_ch
+        for spec in specs:
+            out_len, out_ch = _out_shape(spec, length, ch)
+            layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation))
+            length, ch = out_len, out_ch
+        arch = Architecture(name, input_len, input_ch, tuple(layers))
+        arch._check_head()
+        return arch
+
+    def _check_head(self) -> None:
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            if (layer.kind is Kind.SOFTMAX or layer.activation == "softmax") and not last:
+                raise ModelError(f"layer '{layer.name}': softmax is only supported as the last layer")
+        last_layer = self.layers[-1]
+        if not (last_layer.kind is Kind.SOFTMAX or last_layer.activation == "softmax"):
+            raise ModelError(
+                f"layer '{last_layer.name}': the model must end in softmax (the training loss is categorical "
+                "cross-entropy on class probabilities)"
+            )
+        if last_layer.out_size < 2:
+            raise ModelError(f"layer '{last_layer.name}': a classifier needs at least 2 classes")
+        if last_layer.out_len != 1:
+            raise ModelError(f"layer '{last_layer.name}': the output must be a vector of class probabilities")
+        if last_layer.kind is Kind.SOFTMAX and len(self.layers) > 1 and self.layers[-2].kind is Kind.RELU:
+            # Harmless mathematically, but the logits buffer would then be written in place by the ReLU.
+            raise ModelError(f"layer '{last_layer.name}': softmax directly after a ReLU layer is not supported")
+        if not self.param_layers:
+            raise ModelError("the model has no Conv1D or Dense layer: there is nothing to train")
+
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1].out_size
+
+    @property
+    def input_size(self) -> int:
+        return self.input_len * self.input_ch
+
+    @property
+    def param_layers(self) -> list[int]:
+        """Indices (into ``layers``) of the layers that have parameters."""
+        return [i for i, layer in enumerate(self.layers) if layer.has_params]
+
+    @property
+    def param_count(self) -> int:
+        return sum(layer.param_count for layer in self.layers)
+
+    def first_trained(self, trainable_layers: int) -> int:
+        """Index of the lowest layer trained when the last ``trainable_layers`` parameter layers train."""
+        params = self.param_layers
+        if not 1 <= trainable_layers <= len(params):
+            raise ModelError(
+                f"trainable layers must be between 1 and {len(params)} (the model's Conv1D/Dense layers), "
+                f"got {trainable_layers}"
+            )
+        return params[-trainable_layers]
+
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """An architecture with one (weights, bias) pair per parameter layer, in layer order, float32."""
+
+    arch: Architecture
+    params: Params = field(repr=False)
+
+    def __post_init__(self) -> None:
+        layers = [self.arch.layers[i] for i in self.arch.param_layers]
+        if len(self.params) != len(layers):
+            raise ModelError(f"expected parameters for {len(layers)} layers, got {len(self.params)}")
+        checked = []
+        for layer, (w, b) in zip(layers, self.params, strict=True):
+            w = np.asarray(w, dtype=np.float32)
+            b = np.asarray(b, dtype=np.float32)
+            if w.shape != layer.weight_shape or b.shape != layer.bias_shape:
+                raise ModelError(
+                    f"layer '{layer.name}': parameters have shapes {w.shape} and {b.shape}, expected "
+                    f"{layer.weight_shape} and {layer.bias_shape}"
+                )
+            if not (np.isfinite(w).all() and np.isfinite(b).all()):
+                raise ModelError(f"layer '{layer.name}': parameters contain NaN or infinity")
+            checked.append((w, b))
+        object.__setattr__(self, "params", checked)
+
+    def digest(self) -> str:
+        """SHA-256 of the architecture and parameters: the model's identity on the device."""
+        h = hashlib.sha256()
+        h.update(f"{self.arch.input_len},{self.arch.input_ch};".encode())
+        for layer in self.arch.layers:
+            h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation};".encode())
+        for w, b in self.params:
+            h.update(np.ascontiguousarray(w, dtype="<f4").tobytes())
+            h.update(np.ascontiguousarray(b, dtype="<f4").tobytes())
+        return h.hexdigest()
+
+
+def glorot_params(arch: Architecture, seed: int) -> Params:
+    """Keras' default initialisation (Glorot uniform kernels, zero biases) from a numpy seed, so a model
+    made here is the same on every machine and TensorFlow version."""
+    rng = np.random.default_rng(seed)
+    params: Params = []
+    for i in arch.param_layers:
+        layer = arch.layers[i]
+        if layer.kind is Kind.CONV1D:
+            fan_in, fan_out = layer.size * layer.in_ch, layer.size * layer.out_ch
+        else:
+            fan_in, fan_out = layer.in_size, layer.out_ch
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, size=layer.weight_shape).astype(np.float32)
+        params.append((w, np.zeros(layer.bias_shape, dtype=np.float32)))
+    return params
+
+
+PAPER_INPUT_LENGTHS = (20, 40, 60, 80, 100)
+# The paper's transfer learning trains the last two parameter layers (its two Dense layers).
+PAPER_TL_LAYERS = 2
+
+
+def paper_architecture(input_len: int = 40, input_ch: int = 3, num_classes: int = 6) -> Architecture:
+    """The 1-D CNN of Craighero et al. (2023), Section IV-A: 10,084 parameters for (T, 3) and 6 classes."""
+    return Architecture.build(
+        "paper",
+        input_len,
+        input_ch,
+        [
+            LayerSpec(Kind.CONV1D, "conv1d_1", units=32, size=3, activation="relu"),
+            LayerSpec(Kind.AVGPOOL1D, "avgpool1d_1", size=2),
+            LayerSpec(Kind.CONV1D, "conv1d_2", units=64, size=3, activation="relu"),
+            LayerSpec(Kind.AVGPOOL1D, "avgpool1d_2", size=2),
+            LayerSpec(Kind.GAP1D, "gap1d"),
+            LayerSpec(Kind.DENSE, "dense_1", units=50, activation="relu"),
+            LayerSpec(Kind.DENSE, "dense_2", units=num_classes, activation="softmax"),
+        ],
+    )
+
+
+def paper_model(input_len: int = 40, seed: int = 0) -> Model:
+    arch = paper_architecture(input_len)
+    return Model(arch, glorot_params(arch, seed))
+
+
+def random_architecture(rng: np.random.Generator, name: str = "random") -> Architecture:
+    """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
+    GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks."""
+    while True:
+        specs: list[LayerSpec] = []
+        for b in range(int(rng.integers(1, 4))):
+            specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)),
+                                   size=int(rng.integers(2, 8)), activation="relu"))
+            if rng.random() < 0.7:
+                specs.append(LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4))))
+        specs.append(LayerSpec(Kind.GAP1D, "gap") if rng.random() < 0.6 else LayerSpec(Kind.FLATTEN, "flatten"))
+        if rng.random() < 0.7:
+            specs.append(LayerSpec(Kind.DENSE, "hidden", units=int(rng.integers(8, 65)), activation="relu"))
+        specs.append(LayerSpec(Kind.DENSE, "out", units=int(rng.integers(2, 13)), activation="softmax"))
+        try:
+            return Architecture.build(name, int(rng.integers(20, 101)), int(rng.integers(1, 7)), specs)
+        except ModelError:
+            continue  # the window shrank below one sample: draw again

@@ -1,0 +1,104 @@
+"""Model -> C: renders ``model.h`` and ``model_params.c`` for the firmware from jinja2 templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from pyodl.model.architecture import Kind, Layer, Model
+from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
+
+GENERATED_FILES = ("model.h", "model_params.c")
+VALUES_PER_LINE = 6
+
+_KIND = {
+    Kind.CONV1D: "ODL_LAYER_CONV1D",
+    Kind.DENSE: "ODL_LAYER_DENSE",
+    Kind.AVGPOOL1D: "ODL_LAYER_AVGPOOL1D",
+    Kind.GAP1D: "ODL_LAYER_GAP1D",
+    Kind.FLATTEN: "ODL_LAYER_FLATTEN",
+    Kind.RELU: "ODL_LAYER_RELU",
+    Kind.SOFTMAX: "ODL_LAYER_SOFTMAX",
+}
+_ACT = {"none": "ODL_ACT_NONE", "relu": "ODL_ACT_RELU", "softmax": "ODL_ACT_SOFTMAX"}
+
+
+def c_float(value: np.float32) -> str:
+    """A C literal that parses back to exactly this float32 (9 significant digits always round-trip)."""
+    return f"{float(value):.8e}f"
+
+
+def _rows(values: np.ndarray) -> list[str]:
+    flat = [c_float(v) for v in np.asarray(values, dtype=np.float32).ravel()]
+    return [", ".join(flat[i : i + VALUES_PER_LINE]) + "," for i in range(0, len(flat), VALUES_PER_LINE)]
+
+
+@dataclass(frozen=True)
+class _LayerView:
+    index: int
+    layer: Layer
+    plan: LayerPlan
+    kind: str
+    act: str
+    in_ptr: str
+    out_ptr: str
+    n_weights: int
+    weights: list[str]
+    bias: list[str]
+
+
+def _pointer(buffer: str) -> str:
+    return "NULL" if buffer == INPUT else buffer
+
+
+def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export") -> dict[str, str]:
+    """The generated files' text, keyed by file name."""
+    plan: MemoryPlan = plan_memory(model.arch, trainable_layers)
+    params = dict(zip(model.arch.param_layers, model.params, strict=True))
+    views = []
+    for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers, strict=True)):
+        w, b = params.get(i, (np.zeros(0, np.float32), np.zeros(0, np.float32)))
+        views.append(
+            _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], _pointer(lplan.input),
+                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b))
+        )
+    digest = model.digest()
+    summary = [layer.describe() for layer in model.arch.layers]
+    summary.append(f"{model.arch.param_count} parameters; RAM {plan.ram_bytes()} bytes: " + ", ".join(
+        f"{section} {nbytes}" for section, nbytes in plan.section_bytes().items()))
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pyodl.model", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    context = {
+        "command": command,
+        "name": model.arch.name,
+        "digest": digest,
+        "hash32": digest[:8],
+        "arch": model.arch,
+        "plan": plan,
+        "layers": views,
+        "summary": summary,
+        "section_bytes": plan.section_bytes(),
+        "flash_param_bytes": plan.flash_param_bytes(),
+        "ram_bytes": plan.ram_bytes(),
+    }
+    return {name: env.get_template(f"{name}.j2").render(context) for name in GENERATED_FILES}
+
+
+def export(model: Model, out_dir: Path, trainable_layers: int | None = None,
+           command: str = "pyodl export") -> list[Path]:
+    """Write the generated files into ``out_dir`` (created if needed) and return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render(model, trainable_layers, command).items():
+        path = out_dir / name
+        path.write_text(text)
+        written.append(path)
+    return written
+

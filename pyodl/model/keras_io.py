@@ -1,0 +1,180 @@
+"""Keras 3 <-> :class:`pyodl.model.architecture.Model`: what the exporter reads and the golden model runs.
+
+Only layers and options the C library computes exactly as Keras does are accepted; anything else is
+refused with a :class:`~pyodl.model.architecture.ModelError` naming the layer and the option.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, ModelError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras
+
+_NO_EXTRAS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+              "bias_constraint")
+
+
+def _refuse(layer: Any, what: str) -> ModelError:
+    return ModelError(f"layer '{layer.name}' ({type(layer).__name__}): {what}")
+
+
+def _single(value: Any) -> Any:
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def _activation(layer: Any) -> str:
+    name = keras.activations.serialize(layer.activation)
+    name = name if isinstance(name, str) else name.get("config", name.get("class_name", str(name)))
+    if name == "linear":
+        return "none"
+    if name in ("relu", "softmax"):
+        return name
+    raise _refuse(layer, f"activation '{name}' is not supported (use relu, softmax or none)")
+
+
+def _check_common(layer: Any, config: dict[str, Any]) -> None:
+    for key in _NO_EXTRAS:
+        if config.get(key) is not None:
+            raise _refuse(layer, f"{key} is not supported (on-device SGD applies no regularizer or constraint)")
+    if config.get("lora_rank"):
+        raise _refuse(layer, "LoRA (lora_rank) is not supported")
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise _refuse(layer, f"data_format='{config['data_format']}' is not supported (use channels_last)")
+    if config.get("use_bias") is False:
+        raise _refuse(layer, "use_bias=False is not supported")
+
+
+def _spec(layer: Any) -> LayerSpec | None:
+    """The LayerSpec of one Keras layer, or None for a layer that computes nothing (linear activation)."""
+    config = layer.get_config()
+    _check_common(layer, config)
+    name = layer.name
+    if isinstance(layer, keras.layers.Conv1D) and type(layer) is keras.layers.Conv1D:
+        if config["padding"] != "valid":
+            raise _refuse(layer, f"padding='{config['padding']}' is not supported (use 'valid')")
+        if _single(config["strides"]) != 1:
+            raise _refuse(layer, f"strides={config['strides']} is not supported (use 1)")
+        if _single(config["dilation_rate"]) != 1:
+            raise _refuse(layer, f"dilation_rate={config['dilation_rate']} is not supported (use 1)")
+        if config.get("groups", 1) != 1:
+            raise _refuse(layer, f"groups={config['groups']} is not supported (use 1)")
+        return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
+                         activation=_activation(layer))
+    if type(layer) is keras.layers.Dense:
+        return LayerSpec(Kind.DENSE, name, units=config["units"], activation=_activation(layer))
+    if type(layer) is keras.layers.AveragePooling1D:
+        pool = _single(config["pool_size"])
+        strides = _single(config["strides"])
+        if strides is not None and strides != pool:
+            raise _refuse(layer, f"strides={strides} different from pool_size={pool} is not supported")
+        if config["padding"] != "valid":
+            raise _refuse(layer, f"padding='{config['padding']}' is not supported (use 'valid')")
+        return LayerSpec(Kind.AVGPOOL1D, name, size=pool)
+    if type(layer) is keras.layers.GlobalAveragePooling1D:
+        if config.get("keepdims"):
+            raise _refuse(layer, "keepdims=True is not supported")
+        return LayerSpec(Kind.GAP1D, name)
+    if type(layer) is keras.layers.Flatten:
+        return LayerSpec(Kind.FLATTEN, name)
+    if type(layer) is keras.layers.ReLU:
+        if config.get("max_value") is not None or config.get("negative_slope", 0.0) != 0.0 or \
+                config.get("threshold", 0.0) != 0.0:
+            raise _refuse(layer, "only the plain ReLU is supported (no max_value, negative_slope or threshold)")
+        return LayerSpec(Kind.RELU, name)
+    if type(layer) is keras.layers.Softmax:
+        if config.get("axis", -1) not in (-1, [-1]):
+            raise _refuse(layer, f"axis={config['axis']} is not supported (use -1)")
+        return LayerSpec(Kind.SOFTMAX, name)
+    if type(layer) is keras.layers.Activation:
+        act = _activation(layer)
+        if act == "none":
+            return None
+        return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
+    raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
+                         "GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation)")
+
+
+def _chain(model: Any) -> list[Any]:
+    """The model's layers, checked to form a single chain from one input to one output."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError("only models with one input and one output are supported")
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if isinstance(model, keras.Sequential):
+        return layers  # a chain by construction (Keras may hold several graph nodes per layer for it)
+    previous = model.inputs[0]
+    for layer in layers:
+        node = next((n for n in layer._inbound_nodes
+                     if len(n.input_tensors) == 1 and n.input_tensors[0] is previous), None)
+        if node is None or len(node.output_tensors) != 1:
+            raise _refuse(layer, "only a plain chain of layers is supported (no branches, merges or shared layers)")
+        previous = node.output_tensors[0]
+    if previous is not model.outputs[0]:
+        raise ModelError("only a plain chain of layers is supported (the output is not the last layer's)")
+    return layers
+
+
+def from_keras(model: Any, name: str = "keras") -> Model:
+    """Translate a built Keras model (Sequential or a functional chain) with its current weights."""
+    shape = model.inputs[0].shape if model.inputs else None
+    if shape is None or len(shape) != 3 or shape[1] is None or shape[2] is None:
+        raise ModelError(f"the model input must have a fixed shape (length, channels), got {shape}")
+    layers = _chain(model)
+    specs: list[LayerSpec] = []
+    params = []
+    for layer in layers:
+        policy = getattr(layer, "dtype_policy", None)
+        if policy is not None and getattr(policy, "name", "float32") != "float32":
+            raise _refuse(layer, f"dtype policy '{policy.name}' is not supported (the library trains float32)")
+        spec = _spec(layer)
+        if spec is None:
+            continue
+        specs.append(spec)
+        if spec.kind in (Kind.CONV1D, Kind.DENSE):
+            w, b = layer.get_weights()
+            params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
+    arch = Architecture.build(name, int(shape[1]), int(shape[2]), specs)
+    return Model(arch, params)
+
+
+def load(path: Path) -> Model:
+    """Read a ``.keras`` file."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix != ".keras":
+        raise ModelError(f"{path}: expected a Keras 3 '.keras' file")
+    return from_keras(keras.saving.load_model(path, compile=False), name=path.stem)
+
+
+def to_keras(model: Model) -> Any:
+    """A Keras Sequential model computing exactly ``model``, with its parameters."""
+    arch = model.arch
+    layers: list[Any] = [keras.Input((arch.input_len, arch.input_ch))]
+    for layer in arch.layers:
+        act = None if layer.activation == "none" else layer.activation
+        if layer.kind is Kind.CONV1D:
+            layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, activation=act, name=layer.name))
+        elif layer.kind is Kind.DENSE:
+            layers.append(keras.layers.Dense(layer.out_ch, activation=act, name=layer.name))
+        elif layer.kind is Kind.AVGPOOL1D:
+            layers.append(keras.layers.AveragePooling1D(layer.size, name=layer.name))
+        elif layer.kind is Kind.GAP1D:
+            layers.append(keras.layers.GlobalAveragePooling1D(name=layer.name))
+        elif layer.kind is Kind.FLATTEN:
+            layers.append(keras.layers.Flatten(name=layer.name))
+        elif layer.kind is Kind.RELU:
+            layers.append(keras.layers.ReLU(name=layer.name))
+        else:
+            layers.append(keras.layers.Softmax(name=layer.name))
+    km = keras.Sequential(layers, name=arch.name)
+    for i, (w, b) in zip(arch.param_layers, model.params, strict=True):
+        km.get_layer(arch.layers[i].name).set_weights([w, b])
+    return km

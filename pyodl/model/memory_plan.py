@@ -1,0 +1,140 @@
+"""Static memory plan of a model on the device: every buffer, its size, its linker section.
+
+The plan decides, for a build that can train the last ``trainable_layers`` parameter layers:
+
+- where each layer writes its output. A trained Conv1D/Dense layer needs its input again in the backward
+  pass, so whatever produces that input writes into a dedicated ``.odl_saved`` buffer; every other
+  activation lives in one of two ``.odl_scratch`` buffers used alternately;
+- ReLU masks (one bit per element) only for ReLUs at or above the lowest trainable layer;
+- gradient buffers only for trainable layers; frozen layers' parameters stay const (flash);
+- the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
+  activation routed through scratch or the largest error the backward pass can hold.
+
+Flatten and a ReLU that follows a computed activation work in place, so they take no buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyodl.model.architecture import Architecture, Kind
+
+FLOAT_BYTES = 4
+MASK_WORD_BYTES = 4
+
+INPUT = "input"  # the caller's sample buffer (the mailbox window on the board)
+LOGITS = "logits"
+PROBS = "probs"
+SCRATCH = ("scratch_a", "scratch_b")
+
+SECTIONS = (".odl_params", ".odl_grads", ".odl_saved", ".odl_scratch", ".odl_io")
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    section: str
+    elements: int
+    ctype: str = "float"
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * (MASK_WORD_BYTES if self.ctype == "uint32_t" else FLOAT_BYTES)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    input: str
+    output: str
+    mask: str | None
+    trainable: bool  # parameters in RAM with gradient buffers
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    arch: Architecture
+    trainable_layers: int
+    first_trainable: int
+    layers: tuple[LayerPlan, ...]
+    buffers: tuple[Buffer, ...]  # activations, masks, errors; parameters and gradients are per layer
+    error_capacity: int
+
+    def section_bytes(self) -> dict[str, int]:
+        """RAM per linker section. Frozen parameters are in flash and counted by :meth:`flash_param_bytes`."""
+        sizes = dict.fromkeys(SECTIONS, 0)
+        for buf in self.buffers:
+            sizes[buf.section] += buf.bytes
+        for layer, plan in zip(self.arch.layers, self.layers, strict=True):
+            if layer.has_params and plan.trainable:
+                sizes[".odl_params"] += layer.param_count * FLOAT_BYTES
+                sizes[".odl_grads"] += layer.param_count * FLOAT_BYTES
+        return sizes
+
+    def flash_param_bytes(self) -> int:
+        return sum(
+            layer.param_count * FLOAT_BYTES
+            for layer, plan in zip(self.arch.layers, self.layers, strict=True)
+            if layer.has_params and not plan.trainable
+        )
+
+    def ram_bytes(self) -> int:
+        return sum(self.section_bytes().values())
+
+    def buffer(self, name: str) -> Buffer:
+        for buf in self.buffers:
+            if buf.name == name:
+                return buf
+        raise KeyError(name)
+
+
+def _consumer(arch: Architecture, i: int) -> int | None:
+    """The first layer after ``i`` that reads layer i's output from memory other than in place."""
+    j = i + 1
+    while j < len(arch.layers) and arch.layers[j].kind in (Kind.FLATTEN, Kind.RELU):
+        j += 1
+    return j if j < len(arch.layers) else None
+
+
+def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> MemoryPlan:
+    """Plan the buffers of a build that can train the last ``trainable_layers`` parameter layers
+    (all of them when None: Full mode)."""
+    n_params = len(arch.param_layers)
+    trainable_layers = n_params if trainable_layers is None else trainable_layers
+    first = arch.first_trained(trainable_layers)
+
+    buffers: list[Buffer] = []
+    plans: list[LayerPlan] = []
+    scratch_need = 0
+    cur = INPUT
+    for i, layer in enumerate(arch.layers):
+        mask = None
+        if layer.has_relu and i >= first:
+            mask = f"mask_{i}"
+            buffers.append(Buffer(mask, ".odl_saved", (layer.out_size + 31) // 32, "uint32_t"))
+        in_place = layer.kind is Kind.FLATTEN or (layer.kind is Kind.RELU and cur != INPUT)
+        if in_place:
+            out = cur
+        elif layer.kind is Kind.SOFTMAX:
+            out = PROBS
+        else:
+            consumer = _consumer(arch, i)
+            if consumer is None or arch.layers[consumer].kind is Kind.SOFTMAX:
+                out = LOGITS
+            elif arch.layers[consumer].has_params and consumer >= first:
+                out = f"saved_{consumer}"
+                buffers.append(Buffer(out, ".odl_saved", layer.out_size))
+            else:
+                out = SCRATCH[1] if cur == SCRATCH[0] else SCRATCH[0]
+                scratch_need = max(scratch_need, layer.out_size)
+        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first))
+        cur = out
+
+    # dL/d(output) of every layer from the lowest trainable one up; the last is the logits' gradient.
+    error_capacity = max(
+        [arch.num_classes] + [layer.out_size for layer in arch.layers[first:]]
+    )
+    scratch_elems = max(scratch_need, error_capacity)
+    buffers.extend(Buffer(name, ".odl_scratch", scratch_elems) for name in SCRATCH)
+    buffers.append(Buffer(LOGITS, ".odl_io", arch.num_classes))
+    buffers.append(Buffer(PROBS, ".odl_io", arch.num_classes))
+    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity)

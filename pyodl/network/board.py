@@ -1,0 +1,169 @@
+"""The firmware's model, trained on a board through either transport, with numpy at the boundary.
+
+:class:`BoardNetwork` offers the same calls as :class:`pyodl.network.host.HostNetwork`, so
+``golden-check``, the Robot keywords and personalization run unchanged on the host library, a simulated
+board or a real one.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyodl.board.protocol import (
+    INFO_FIELDS,
+    STATUS_FROZEN,
+    Command,
+    CommandError,
+    Reply,
+    Request,
+    Transport,
+    floats,
+)
+from pyodl.model.architecture import Architecture, Params
+from pyodl.network.base import Network
+
+
+class ModelMismatchError(RuntimeError):
+    """The board runs firmware built for another model."""
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """The firmware's answer to INFO (``odl_info_t`` in firmware/app/app.h; the fields are matched by name,
+    so a header that gains, loses or reorders a field fails here, not with shifted values)."""
+
+    protocol_version: int
+    model_hash: int
+    input_len: int
+    input_ch: int
+    num_classes: int
+    num_layers: int
+    param_layers: int
+    trainable_capacity: int
+    trainable: int
+    data_capacity: int
+    ram_static_bytes: int
+    stack_size: int
+    stack_high_water: int
+    accumulated: int
+
+
+@dataclass(frozen=True)
+class ParamLayer:
+    index: int  # in the firmware's layer table, the same as Architecture.layers
+    weights: int
+    bias: int
+    frozen: bool
+
+
+class BoardNetwork(Network):
+    """One board running the pyodl firmware for ``arch``; refuses a board that runs another model."""
+
+    def __init__(self, transport: Transport, arch: Architecture, model_hash: int | None = None) -> None:
+        self.transport = transport
+        self.arch = arch
+        info = self.info()
+        got = (info.input_len, info.input_ch, info.num_classes, info.num_layers)
+        want = (arch.input_len, arch.input_ch, arch.num_classes, len(arch.layers))
+        if got != want:
+            raise ModelMismatchError(f"the board runs a model with (input length, channels, classes, layers) = "
+                                     f"{got}, expected {want}: flash firmware built for this model")
+        if model_hash is not None and info.model_hash != model_hash:
+            raise ModelMismatchError(f"the board's model hash is 0x{info.model_hash:08x}, expected "
+                                     f"0x{model_hash:08x}: flash firmware built for this model")
+        self._chunk = info.data_capacity // 4
+        self.layers = [self._layer_info(p) for p in range(info.param_layers)]
+
+    def _run(self, request: Request) -> Reply:
+        reply = self.transport.execute(request)
+        if reply.status != 0:
+            raise CommandError(Command(request.command).name, reply.status)
+        return reply
+
+    def info(self) -> BoardInfo:
+        reply = self._run(Request(Command.INFO))
+        values = struct.unpack_from(f"<{len(INFO_FIELDS)}I", reply.data)
+        return BoardInfo(**dict(zip(INFO_FIELDS, values, strict=True)))
+
+    def _layer_info(self, ordinal: int) -> ParamLayer:
+        r = self._run(Request(Command.LAYER_INFO, (ordinal, 0, 0, 0))).results
+        return ParamLayer(r[0], r[1], r[2], bool(r[3]))
+
+    def _sample(self, x: np.ndarray) -> bytes:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (self.arch.input_len, self.arch.input_ch):
+            raise ValueError(f"a sample must have shape ({self.arch.input_len}, {self.arch.input_ch}), got {x.shape}")
+        return x.astype("<f4").tobytes()
+
+    def load_sample(self, x: np.ndarray) -> None:
+        self._run(Request(Command.LOAD_SAMPLE, data=self._sample(x)))
+
+    def set_trainable(self, trainable_layers: int) -> None:
+        self._run(Request(Command.SET_TRAINABLE, (trainable_layers, 0, 0, 0)))
+
+    def predict(self, x: np.ndarray) -> tuple[int, np.ndarray]:
+        self.load_sample(x)
+        reply = self._run(Request(Command.PREDICT))
+        return reply.results[0], floats(reply.data)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.predict(x)[1]
+
+    def predict_classes(self, xs: np.ndarray) -> np.ndarray:
+        """The class the firmware picks for every sample (its own argmax)."""
+        return np.array([self.predict(x)[0] for x in xs], dtype=np.int64)
+
+    def accumulate(self, x: np.ndarray, label: int) -> float:
+        if not 0 <= int(label) < self.arch.num_classes:
+            raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
+        self.load_sample(x)
+        return self.train_loaded_sample(label)
+
+    def train_loaded_sample(self, label: int) -> float:
+        """Forward, backward and accumulate the window loaded last; returns its loss."""
+        return self._run(Request(Command.TRAIN_SAMPLE, (int(label), 0, 0, 0))).result_f
+
+    def sgd_step(self, learning_rate: float) -> None:
+        self._run(Request(Command.SGD_STEP, arg_f=float(learning_rate)))
+
+    def zero_grads(self) -> None:
+        self._run(Request(Command.ZERO_GRADS))
+
+    def _read_layer(self, layer: ParamLayer) -> np.ndarray:
+        total = layer.weights + layer.bias
+        parts = []
+        for offset in range(0, total, self._chunk):
+            count = min(self._chunk, total - offset)
+            parts.append(floats(self._run(Request(Command.GET_PARAMS, (layer.index, offset, count, 0))).data))
+        return np.concatenate(parts)
+
+    def get_params(self) -> Params:
+        out = []
+        for layer in self.layers:
+            flat = self._read_layer(layer)
+            spec = self.arch.layers[layer.index]
+            out.append((flat[: layer.weights].reshape(spec.weight_shape), flat[layer.weights :].copy()))
+        return out
+
+    def set_params(self, params: Params) -> None:
+        """Writes every layer the build keeps in RAM; a frozen layer must already hold the same values."""
+        if len(params) != len(self.layers):
+            raise ValueError(f"{len(params)} parameter layers given, the model has {len(self.layers)}")
+        for layer, (w, b) in zip(self.layers, params, strict=True):
+            flat = np.concatenate([np.ravel(w), np.ravel(b)]).astype("<f4")
+            if not np.all(np.isfinite(flat)):
+                # Refused here so that no layer is left half-written by a later chunk's refusal.
+                raise ValueError(f"layer {layer.index}: parameters must be finite")
+            if flat.size != layer.weights + layer.bias:
+                raise ValueError(f"layer {layer.index} takes {layer.weights} + {layer.bias} values, got {flat.size}")
+            if layer.frozen:
+                if not np.array_equal(self._read_layer(layer), flat):
+                    raise CommandError(f"SET_PARAMS (layer {layer.index} is frozen in flash and differs)",
+                                       STATUS_FROZEN)
+                continue
+            for offset in range(0, flat.size, self._chunk):
+                chunk = flat[offset : offset + self._chunk]
+                self._run(Request(Command.SET_PARAMS, (layer.index, offset, 0, 0), data=chunk.tobytes()))

@@ -1,0 +1,119 @@
+"""The C library built for this computer (:class:`pyodl.build.host_library.HostBuilder`), trained in this
+process through ctypes: the fast, simulator-free place to run it."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from pyodl.model.architecture import Architecture, Params
+from pyodl.network.base import Network
+
+
+class OdlError(RuntimeError):
+    """A status other than ODL_OK returned by the C library."""
+
+    def __init__(self, call: str, status: int, message: str) -> None:
+        super().__init__(f"{call} failed with status {status}: {message}")
+        self.status = status
+
+
+_F32P = ctypes.POINTER(ctypes.c_float)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    net = ctypes.c_void_p
+    sigs = {
+        "odl_init": [net],
+        "odl_set_trainable": [net, ctypes.c_uint],
+        "odl_forward": [net, _F32P],
+        "odl_get_probs": [net, _F32P, ctypes.c_uint32],
+        "odl_accumulate": [net, _F32P, ctypes.c_uint16, _F32P],
+        "odl_sgd_step": [net, ctypes.c_float],
+        "odl_get_params": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
+        "odl_set_params": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
+        "odl_get_grads": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
+    }
+    for name, args in sigs.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = ctypes.c_int
+    lib.odl_status_str.argtypes = [ctypes.c_int]
+    lib.odl_status_str.restype = ctypes.c_char_p
+    lib.odl_zero_grads.argtypes = [net]
+    lib.odl_zero_grads.restype = None
+
+
+def _ptr(a: np.ndarray) -> ctypes._Pointer:
+    return a.ctypes.data_as(_F32P)
+
+
+class HostNetwork(Network):
+    """One generated model, trained by the C library in this process.
+
+    Arrays cross the boundary as float32 numpy arrays: a sample is ``(input_len, input_ch)``."""
+
+    def __init__(self, library: Path, arch: Architecture) -> None:
+        self.arch = arch
+        self._lib = ctypes.CDLL(str(library.resolve()))
+        _declare(self._lib)
+        self._net = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.in_dll(self._lib, "odl_model")))
+        self._call("odl_init")
+
+    def _call(self, name: str, *args: object) -> None:
+        status = getattr(self._lib, name)(self._net, *args)
+        if status != 0:
+            raise OdlError(name, status, self._lib.odl_status_str(status).decode())
+
+    def _sample(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != (self.arch.input_len, self.arch.input_ch):
+            raise ValueError(
+                f"a sample must have shape ({self.arch.input_len}, {self.arch.input_ch}), got {x.shape}"
+            )
+        return x
+
+    def set_trainable(self, trainable_layers: int) -> None:
+        self._call("odl_set_trainable", trainable_layers)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of one sample."""
+        self._call("odl_forward", _ptr(self._sample(x)))
+        probs = np.empty(self.arch.num_classes, dtype=np.float32)
+        self._call("odl_get_probs", _ptr(probs), probs.size)
+        return probs
+
+    def accumulate(self, x: np.ndarray, label: int) -> float:
+        if not 0 <= int(label) < self.arch.num_classes:
+            raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
+        loss = ctypes.c_float()
+        self._call("odl_accumulate", _ptr(self._sample(x)), int(label), ctypes.byref(loss))
+        return float(loss.value)
+
+    def sgd_step(self, learning_rate: float) -> None:
+        self._call("odl_sgd_step", float(learning_rate))
+
+    def zero_grads(self) -> None:
+        self._lib.odl_zero_grads(self._net)
+
+    def _layer_arrays(self, fn: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        layer = self.arch.layers[index]
+        w = np.empty(layer.weight_shape, dtype=np.float32)
+        b = np.empty(layer.bias_shape, dtype=np.float32)
+        self._call(fn, index, _ptr(w), w.size, _ptr(b), b.size)
+        return w, b
+
+    def get_params(self) -> Params:
+        return [self._layer_arrays("odl_get_params", i) for i in self.arch.param_layers]
+
+    def get_grads(self, trainable_layers: int) -> Params:
+        """Batch-mean gradients accumulated so far, for the last ``trainable_layers`` parameter layers."""
+        return [self._layer_arrays("odl_get_grads", i) for i in self.arch.param_layers[-trainable_layers:]]
+
+    def set_params(self, params: Params) -> None:
+        for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
+            w = np.ascontiguousarray(w, dtype=np.float32)
+            b = np.ascontiguousarray(b, dtype=np.float32)
+            self._call("odl_set_params", i, _ptr(w), w.size, _ptr(b), b.size)

@@ -1,0 +1,1 @@
+"""What the firmware is checked against: the TensorFlow golden model."""

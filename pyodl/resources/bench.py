@@ -1,0 +1,167 @@
+"""Measure what the estimator predicts: link the firmware for a configuration, read its sections, and run
+training samples on the simulated board counting instructions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.unicorn import UnicornBoard
+from pyodl.build.firmware import Firmware, FirmwareBuilder
+from pyodl.model.architecture import Model
+from pyodl.network.board import BoardNetwork
+
+
+@dataclass(frozen=True)
+class Measurement:
+    ram_sections: dict[str, int]
+    ram_bytes: int
+    flash_bytes: int
+    text_bytes: int  # .isr_vector + .text (code, constants, the layer table, frozen parameters)
+    instructions_per_sample: float  # TRAIN_SAMPLE: forward, backward, accumulate
+    instructions_per_step: int  # SGD_STEP
+    protocol_per_sample: float  # LOAD_SAMPLE through the mailbox, the transport's own cost
+    stack_high_water: int
+
+
+def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder, work_dir: Path,
+            batch: int = 32, seed: int = 0) -> Measurement:
+    firmware: Firmware = builder.export_and_build(model, work_dir, trainable_layers)
+    board = UnicornBoard()
+    try:
+        board.load_elf(firmware.elf)
+        net = BoardNetwork(MailboxTransport(board), model.arch)
+        rng = np.random.default_rng(seed)
+        windows = rng.standard_normal((batch, model.arch.input_len, model.arch.input_ch)).astype(np.float32)
+        labels = rng.integers(0, model.arch.num_classes, size=batch)
+        train = load = 0
+        for x, y in zip(windows, labels, strict=True):
+            start = board.executed_instructions()
+            net.load_sample(x)
+            middle = board.executed_instructions()
+            net.train_loaded_sample(int(y))
+            load += middle - start
+            train += board.executed_instructions() - middle
+        start = board.executed_instructions()
+        net.sgd_step(0.01)
+        step = board.executed_instructions() - start
+        info = net.info()
+    finally:
+        board.close()
+    sections = firmware.sections()
+    return Measurement(firmware.ram_sections(), firmware.ram_bytes(), firmware.flash_bytes(),
+                       sections[".isr_vector"][1] + sections[".text"][1], train / batch, step, load / batch,
+                       info.stack_high_water)
+
+
+# The seed paper's Table III (STM32L496ZG at 80 MHz): memory footprint in KB and seconds per batch of 32.
+PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float]] = {
+    (100, "tl"): (115, 14.25), (100, "full"): (189, 48.10),
+    (80, "tl"): (102, 11.27), (80, "full"): (165, 38.05),
+    (60, "tl"): (91, 8.29), (60, "full"): (131, 28.00),
+    (40, "tl"): (79, 5.31), (40, "full"): (122, 17.95),
+    (20, "tl"): (63, 2.33), (20, "full"): (98, 7.90),
+}
+CORE_CLOCK_HZ = 80_000_000  # the STM32L496's maximum, which the paper's board ran at
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    input_len: int
+    mode: str
+    ram_estimated: int
+    ram_linked: int
+    flash_estimated: int
+    flash_linked: int
+    instructions_estimated: float  # per training sample
+    instructions_measured: float
+    training_macs: int  # per sample, forward and backward
+    step_instructions: int
+    protocol_instructions: float
+    stack_high_water: int
+    batch: int
+    paper_ram_kb: int | None
+    paper_seconds_per_batch: float | None
+
+    @property
+    def ram_error(self) -> float:
+        return (self.ram_estimated - self.ram_linked) / self.ram_linked
+
+    @property
+    def instruction_error(self) -> float:
+        return (self.instructions_estimated - self.instructions_measured) / self.instructions_measured
+
+    @property
+    def instructions_per_mac(self) -> float:
+        return self.instructions_measured / self.training_macs
+
+    @property
+    def batch_instructions(self) -> float:
+        return self.batch * self.instructions_measured + self.step_instructions
+
+    @property
+    def seconds_at_one_ipc(self) -> float:
+        """A lower bound on the time per batch at 80 MHz: every instruction in one cycle."""
+        return self.batch_instructions / CORE_CLOCK_HZ
+
+
+def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
+    lines = [
+        "# Benchmarks: estimate vs firmware, on the simulated STM32L496",
+        "",
+        f"Produced by `{command}` at commit `{commit}`. RAM is the SRAM the linker placed (every section, "
+        "the 2 KB stack included); instructions are counted by the Unicorn board for one training sample "
+        "(TRAIN_SAMPLE: forward, backward, gradient accumulation; the mailbox transfer of the window is "
+        "listed apart), averaged over a batch. The paper's columns are its Table III (real STM32L496ZG at "
+        "80 MHz). \"≥ s/batch\" is the time a batch of "
+        f"{rows[0].batch if rows else 32} would take at 80 MHz if every instruction took one cycle: a lower "
+        "bound, not a measurement.",
+        "",
+        "| T | mode | RAM est. | RAM linked | err | paper RAM | instr./sample est. | measured | err | "
+        "instr./MAC | SGD step | mailbox/sample | ≥ s/batch | paper s/batch | stack used |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        paper_ram = f"{r.paper_ram_kb} KB" if r.paper_ram_kb else "-"
+        paper_s = f"{r.paper_seconds_per_batch:.2f}" if r.paper_seconds_per_batch else "-"
+        lines.append(
+            f"| {r.input_len} | {r.mode} | {r.ram_estimated / 1024:.1f} KB | {r.ram_linked / 1024:.1f} KB | "
+            f"{r.ram_error:+.2%} | {paper_ram} | {r.instructions_estimated / 1e6:.3f} M | "
+            f"{r.instructions_measured / 1e6:.3f} M | {r.instruction_error:+.2%} | {r.instructions_per_mac:.2f} | "
+            f"{r.step_instructions:,} | {r.protocol_instructions:,.0f} | {r.seconds_at_one_ipc:.2f} | {paper_s} | "
+            f"{r.stack_high_water} B |")
+    lines += ["", "![RAM and instructions per input size](bench.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[BenchRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ram, ax_ins) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, color in (("full", "tab:blue"), ("tl", "tab:orange")):
+        sel = [r for r in rows if r.mode == mode]
+        if not sel:
+            continue
+        t = [r.input_len for r in sel]
+        ax_ram.plot(t, [r.ram_linked / 1024 for r in sel], "o-", color=color, label=f"{mode}: linked")
+        ax_ram.plot(t, [r.ram_estimated / 1024 for r in sel], "x--", color=color, label=f"{mode}: estimated")
+        paper = [(r.input_len, r.paper_ram_kb) for r in sel if r.paper_ram_kb]
+        if paper:
+            ax_ram.plot(*zip(*paper, strict=True), "s:", color=color, alpha=0.5, label=f"{mode}: paper")
+        ax_ins.plot(t, [r.instructions_measured / 1e6 for r in sel], "o-", color=color, label=f"{mode}: measured")
+        ax_ins.plot(t, [r.instructions_estimated / 1e6 for r in sel], "x--", color=color, label=f"{mode}: estimated")
+    ax_ram.axhline(320, color="red", lw=1, label="STM32L496 SRAM")
+    ax_ram.set(xlabel="input length T", ylabel="SRAM (KB)", title="RAM")
+    ax_ins.set(xlabel="input length T", ylabel="million instructions per sample", title="Training instructions")
+    for ax in (ax_ram, ax_ins):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

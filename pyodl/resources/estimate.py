@@ -1,0 +1,235 @@
+"""Resource estimate of on-device training, before anything is built (the seed paper's Section III-B).
+
+RAM comes from the same memory plan the exporter uses (:mod:`pyodl.model.memory_plan`) plus the
+application's own buffers, whose sizes are read from ``firmware/app/app.h``; flash and instructions come
+from a cost model of the C kernels. ``pyodl bench`` checks both against the linked firmware and the simulated board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pyodl.board.protocol import DATA_MIN_FLOATS, FIELDS_BYTES, MAILBOX_HEADER_BYTES
+from pyodl.build.firmware import DEFAULT_STACK_BYTES
+from pyodl.build.memory_map import FLASH_SIZE, SRAM_SIZE
+from pyodl.model.architecture import Architecture, Kind
+from pyodl.model.memory_plan import FLOAT_BYTES, MemoryPlan, plan_memory
+
+# Application buffers besides the protocol's (firmware/app/app.h, commands.c, frames.c): a frame's CRC-32.
+FRAME_CRC_BYTES = 4
+# .data and .bss of the application and newlib (odl_model, the frame parser, libc's state): the same for
+# every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`.
+FIRMWARE_DATA_BYTES = 152
+FIRMWARE_BSS_BYTES = 20
+# Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
+# .text minus the model's layer table and frozen parameters.
+CODE_FLASH_BYTES = 9_188  # benchmarks/calibrate.py: 9,176 to 9,200 over 26 builds
+LAYER_TABLE_ENTRY_BYTES = 52  # sizeof(odl_layer_t) on the Cortex-M4
+
+
+@dataclass
+class Ops:
+    """Arithmetic of one pass over one layer, per sample."""
+
+    macs: int = 0  # multiply-accumulates
+    adds: int = 0  # additions, subtractions, comparisons (ReLU), copies of a gradient
+    divs: int = 0
+    exps: int = 0  # exp and log
+
+    def __add__(self, other: Ops) -> Ops:
+        return Ops(self.macs + other.macs, self.adds + other.adds, self.divs + other.divs, self.exps + other.exps)
+
+
+@dataclass
+class LayerOps:
+    name: str
+    kind: str
+    trained: bool
+    forward: Ops
+    backward: Ops  # input and parameter gradients
+    update: Ops  # the SGD step, per batch
+
+
+# Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
+# `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 16 random
+# architectures; worst error of the fit 0.46%) on the firmware as built by pyodl.build.firmware (-O3,
+# -ffp-contract=off, arm-none-eabi-gcc 12.2), counting instructions on the Unicorn board.
+COEFFICIENTS: dict[str, float] = {
+    "conv_fwd_mac": 7.098,
+    "conv_bwd_param_mac": 8.910,
+    "conv_bwd_input_mac": 5.973,
+    "dense_mac": 7.108,
+    "accumulator": 10.811,  # per output element of an inner product: loop setup, the store
+    "element": 8.394,  # per element of pooling, ReLU, softmax and the input check
+    "sample": 2318.003,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "update_param": 17.800,  # the SGD step: finiteness check, w -= lr * (g / n), zeroing the gradient
+    "step": 334.5,
+}
+
+
+def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[LayerOps]]:
+    """Per-sample features of the cost model, and per-layer operation counts."""
+    f = dict.fromkeys(("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac",
+                       "accumulator", "element"), 0.0)
+    f["sample"] = 1.0
+    f["element"] += arch.input_size  # the input is checked for NaN
+    layers = []
+    for i, layer in enumerate(arch.layers):
+        trained = layer.has_params and i >= first
+        back = i >= first  # the backward pass reaches this layer
+        need_dx = i > first
+        fwd, bwd, upd = Ops(), Ops(), Ops()
+        relu = layer.has_relu
+        if layer.kind is Kind.CONV1D:
+            m_out, k, c, nf = layer.out_len, layer.size, layer.in_ch, layer.out_ch
+            macs = m_out * nf * k * c
+            fwd += Ops(macs=macs, adds=m_out * nf)
+            f["conv_fwd_mac"] += macs
+            f["accumulator"] += m_out * nf
+            if trained:
+                bwd += Ops(macs=macs, adds=m_out * nf)
+                f["conv_bwd_param_mac"] += macs + m_out * nf
+                f["accumulator"] += k * c * nf + nf
+            if need_dx:
+                bwd += Ops(macs=macs)
+                f["conv_bwd_input_mac"] += macs
+                f["accumulator"] += layer.in_len * c * (1 + k)
+        elif layer.kind is Kind.DENSE:
+            macs = layer.in_size * layer.out_ch
+            fwd += Ops(macs=macs, adds=layer.out_ch)
+            f["dense_mac"] += macs
+            f["accumulator"] += layer.out_ch
+            if trained:
+                bwd += Ops(macs=macs, adds=layer.out_ch)
+                f["dense_mac"] += macs
+                f["accumulator"] += layer.in_size + layer.out_ch
+            if need_dx:
+                bwd += Ops(macs=macs)
+                f["dense_mac"] += macs
+                f["accumulator"] += layer.in_size
+        elif layer.kind is Kind.AVGPOOL1D:
+            fwd += Ops(adds=layer.out_size * layer.size, divs=layer.out_size)
+            f["element"] += layer.out_size * (layer.size + 1)
+            if need_dx:
+                bwd += Ops(adds=layer.in_size, divs=layer.out_size)
+                f["element"] += layer.in_size + layer.out_size
+        elif layer.kind is Kind.GAP1D:
+            fwd += Ops(adds=layer.in_size, divs=layer.out_ch)
+            f["element"] += layer.in_size
+            if need_dx:
+                bwd += Ops(adds=layer.in_size, divs=layer.out_ch)
+                f["element"] += layer.in_size
+        if relu:
+            fwd += Ops(adds=layer.out_size)
+            f["element"] += layer.out_size
+            if back:
+                bwd += Ops(adds=layer.out_size)
+                f["element"] += layer.out_size
+        if layer.activation == "softmax" or layer.kind is Kind.SOFTMAX:
+            n = arch.num_classes
+            fwd += Ops(adds=2 * n, divs=n, exps=n)
+            bwd += Ops(adds=n, exps=n + 1)  # the loss: log-sum-exp over the logits, then p - t
+            f["element"] += 8 * n
+        if trained:
+            upd = Ops(macs=layer.param_count, divs=layer.param_count)
+        layers.append(LayerOps(layer.name, layer.kind.value, trained, fwd, bwd, upd))
+    return f, layers
+
+
+@dataclass
+class Estimate:
+    model: str
+    input_len: int
+    input_ch: int
+    mode: str
+    trainable_layers: int
+    batch: int
+    ram: dict[str, int]  # bytes per item; their sum is the SRAM the firmware links
+    flash: dict[str, int]
+    layers: list[LayerOps]
+    instructions_per_sample: int
+    instructions_per_step: int  # the SGD update
+    training_macs_per_sample: int
+    sram_bytes: int = SRAM_SIZE
+    flash_bytes: int = FLASH_SIZE
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ram_total(self) -> int:
+        return sum(self.ram.values())
+
+    @property
+    def flash_total(self) -> int:
+        return sum(self.flash.values())
+
+    @property
+    def ram_margin(self) -> int:
+        return self.sram_bytes - self.ram_total
+
+    @property
+    def flash_margin(self) -> int:
+        return self.flash_bytes - self.flash_total
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_margin >= 0 and self.flash_margin >= 0
+
+    @property
+    def instructions_per_batch(self) -> int:
+        return self.batch * self.instructions_per_sample + self.instructions_per_step
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out.update(ram_total=self.ram_total, flash_total=self.flash_total, ram_margin=self.ram_margin,
+                   flash_margin=self.flash_margin, fits=self.fits, instructions_per_batch=self.instructions_per_batch)
+        return out
+
+
+def data_floats(arch: Architecture) -> int:
+    return max(arch.input_size, DATA_MIN_FLOATS)
+
+
+def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int = 32, model: str = "model",
+             stack_bytes: int = DEFAULT_STACK_BYTES) -> Estimate:
+    """The estimate for training the last ``trainable_layers`` parameter layers (None: all, Full mode)."""
+    if batch < 1:
+        raise ValueError("--batch must be >= 1")
+    plan: MemoryPlan = plan_memory(arch, trainable_layers)
+    sections = plan.section_bytes()
+    data_bytes = data_floats(arch) * FLOAT_BYTES
+    window = arch.input_size * FLOAT_BYTES
+    ram = {
+        "parameters (trained, RAM)": sections[".odl_params"],
+        "gradients": sections[".odl_grads"],
+        "saved activations and ReLU masks": sections[".odl_saved"],
+        "activation and error buffers": sections[".odl_scratch"],
+        "logits and probabilities": sections[".odl_io"],
+        "input window": window,
+        "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes
+        + FIELDS_BYTES + data_bytes + FRAME_CRC_BYTES,
+        "firmware variables": FIRMWARE_DATA_BYTES + FIRMWARE_BSS_BYTES,
+        "stack": stack_bytes,
+    }
+    frozen = plan.flash_param_bytes()
+    flash = {
+        "code and constants": CODE_FLASH_BYTES,
+        "layer table": LAYER_TABLE_ENTRY_BYTES * len(arch.layers),
+        "parameters (frozen, flash)": frozen,
+        "initial values of trained parameters": sections[".odl_params"],
+        "initial values of firmware variables": FIRMWARE_DATA_BYTES,
+    }
+    features, layers = _features(arch, plan.first_trainable)
+    per_sample = sum(COEFFICIENTS[k] * v for k, v in features.items())
+    trained_params = sum(layer.param_count for layer, lo in zip(arch.layers, layers, strict=True) if lo.trained)
+    per_step = COEFFICIENTS["update_param"] * trained_params + COEFFICIENTS["step"]
+    macs = sum(lo.forward.macs + lo.backward.macs for lo in layers)
+    mode = "full" if plan.trainable_layers == len(arch.param_layers) else "tl"
+    notes = ["batch samples are streamed one at a time and their gradients accumulated, so RAM does not "
+             "grow with the batch"]
+    return Estimate(model, arch.input_len, arch.input_ch, mode, plan.trainable_layers, batch, ram, flash, layers,
+                    round(per_sample), round(per_step), macs, notes=notes)
+
+
+def features(arch: Architecture, trainable_layers: int | None = None) -> dict[str, float]:
+    """The cost model's per-sample features (for calibration)."""
+    return _features(arch, plan_memory(arch, trainable_layers).first_trainable)[0]

@@ -1,0 +1,444 @@
+"""RenodeBoard against a fake monitor that answers in Renode's printed formats, and the platform files.
+
+The fake is deliberately small: it keeps memory, the CPU's halt state and instruction count, and runs a
+scripted firmware (``steps_to_idle`` instructions from wherever it is to the next ``odl_idle``). Output
+formats follow Renode's ``MonitorCommands.PrintActionResult``: integers as zero-padded hex of their
+type's width, byte arrays as ``[\\r\\n0x01, 0x02, ..., \\r\\n]`` with a line break every ten items,
+RegisterValue (PC) as unpadded lowercase hex, booleans as ``True``/``False``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pyodl.board.base import BoardError
+from pyodl.board.renode import PLATFORM, RenodeBoard, _run_for
+from pyodl.build.memory_map import (
+    FLASH_BASE,
+    FLASH_SIZE,
+    SRAM1_BASE,
+    SRAM1_SIZE,
+    SRAM2_ALIAS,
+    SRAM2_BASE,
+    SRAM2_SIZE,
+    USART2_BASE,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+IDLE = 0x0800_0124
+HARDFAULT = 0x0800_0200
+MAILBOX = 0x2000_0000
+BUSY_PC = 0x0800_0180
+
+
+class MonitorError(RuntimeError):
+    """What Robot's `Execute Command` raises when the monitor reports an error."""
+
+
+def renode_list(values: list[int]) -> str:
+    out = "[\r\n"
+    for i, v in enumerate(values, 1):
+        out += f"0x{v:02X}, "
+        if i % 10 == 0:
+            out += "\r\n"
+    return out + "\r\n]\r\n"
+
+
+class FakeRenode:
+    def __init__(self, mips: int = 100) -> None:
+        self.commands: list[str] = []
+        self.machines: list[str] = []
+        self.memory: dict[int, int] = {}
+        self.symbols = {"odl_idle": IDLE | 1, "odl_mailbox": MAILBOX}
+        self.strip_thumb = True  # Renode's Symbol drops bit 0 of Thumb symbols on ARM ELFs
+        self.mips = mips
+        self.executed = 0
+        self.halted = False
+        self.pc = 0x0800_0100
+        self.steps_to_idle = 1000
+        self.fault_after: int | None = None
+        self.hooks: dict[int, str] = {}
+        self.uart_file: Path | None = None
+        self.usart_cr1 = 0x0D
+        self.received: list[int] = []
+        # vector table: initial SP, reset, NMI, HardFault
+        for i, word in enumerate([0x2004_0000, 0x0800_0101, 0x0800_0201, HARDFAULT | 1]):
+            self.poke(FLASH_BASE + 4 * i, word.to_bytes(4, "little"))
+
+    def poke(self, address: int, data: bytes) -> None:
+        for i, b in enumerate(data):
+            self.memory[address + i] = b
+
+    def emit(self, data: bytes) -> None:
+        assert self.uart_file is not None
+        with self.uart_file.open("ab") as f:
+            f.write(data)
+
+    def __call__(self, command: str) -> str:
+        self.commands.append(command)
+        return self.answer(command)
+
+    def answer(self, command: str) -> str:
+        if command == "numbersMode Hexadecimal":
+            return ""
+        if command == "emulation Names":
+            return renode_list([]).replace("[\r\n", "[\r\n" + "".join(f"{m}, " for m in self.machines))
+        if m := re.fullmatch(r'mach (create|rem) "(\w+)"', command):
+            (self.machines.append if m[1] == "create" else self.machines.remove)(m[2])
+            self.executed, self.halted, self.hooks = 0, False, {}
+            return ""
+        if command.startswith(("machine LoadPlatformDescription @", "sysbus LoadELF @",
+                               "sysbus.cpu VectorTableOffset 0x")):
+            return ""
+        if m := re.fullmatch(r'sysbus GetSymbolAddress "(\w+)"', command):
+            if m[1] not in self.symbols:
+                raise MonitorError(f"Could not find any address for symbol: {m[1]}")
+            address = self.symbols[m[1]] & ~1 if self.strip_thumb else self.symbols[m[1]]
+            return f"0x{address:016X}\r\n"
+        if m := re.fullmatch(r"sysbus ReadBytes (0x[0-9a-f]+) (\d+)", command):
+            address, count = int(m[1], 16), int(m[2])
+            return renode_list([self.memory.get(address + i, 0) for i in range(count)])
+        if m := re.fullmatch(r"sysbus WriteBytes \[([0-9a-fx, ]*)\] (0x[0-9a-f]+)", command):
+            values = [int(v, 16) for v in m[1].split(", ")] if m[1] else []
+            self.poke(int(m[2], 16), bytes(values))
+            return ""
+        if m := re.fullmatch(r'sysbus.cpu AddHook (0x[0-9a-f]+) "self.IsHalted = True"', command):
+            self.hooks[int(m[1], 16)] = "halt"
+            return ""
+        if m := re.fullmatch(r"sysbus.usart2 (Create|Close)FileBackend @(\S+)( true)?", command):
+            self.uart_file = Path(m[2].replace("\\ ", " ")) if m[1] == "Create" else None
+            return ""
+        if command == "sysbus.cpu ExecutedInstructions":
+            return f"0x{self.executed:016X}\r\n"
+        if command == "sysbus.cpu PerformanceInMips":
+            return f"0x{self.mips:08X}\r\n"
+        if command == "sysbus.cpu PC":
+            return f"0x{self.pc:x}\r\n"
+        if command == "sysbus.cpu IsHalted":
+            return f"{self.halted}\r\n"
+        if command == "sysbus.cpu IsHalted false":
+            self.halted = False
+            return ""
+        if m := re.fullmatch(r'emulation RunFor "(\d+)\.(\d{6})"', command):
+            self.run(int(m[1]) * 1_000_000 + int(m[2]))
+            return ""
+        if m := re.fullmatch(r"sysbus ReadDoubleWord (0x[0-9a-f]+)", command):
+            assert int(m[1], 16) == USART2_BASE
+            return f"0x{self.usart_cr1:08X}\r\n"
+        if m := re.fullmatch(r"sysbus.usart2 WriteChar (0x[0-9a-f]{2})", command):
+            self.received.append(int(m[1], 16))
+            return ""
+        raise MonitorError(f"fake Renode does not know: {command}")
+
+    def run(self, micros: int) -> None:
+        grant = micros * self.mips
+        if self.halted:
+            return
+        if self.fault_after is not None and self.fault_after <= grant:
+            self.executed += self.fault_after
+            self.pc, self.halted, self.fault_after = HARDFAULT, HARDFAULT in self.hooks, None
+            return
+        if self.steps_to_idle <= grant and IDLE in self.hooks:
+            self.executed += self.steps_to_idle
+            self.pc, self.halted = IDLE, True
+            return
+        self.executed += grant
+        self.steps_to_idle -= grant
+        self.pc = BUSY_PC
+
+
+@pytest.fixture
+def elf(tmp_path: Path) -> Path:
+    path = tmp_path / "fw dir" / "pyodl.elf"  # a space: the monitor's @path needs it escaped
+    path.parent.mkdir()
+    path.write_bytes(b"\x7fELF")
+    return path
+
+
+@pytest.fixture
+def renode() -> FakeRenode:
+    return FakeRenode()
+
+
+@pytest.fixture
+def board(renode: FakeRenode, elf: Path, tmp_path: Path) -> RenodeBoard:
+    b = RenodeBoard(renode, workdir=tmp_path)
+    b.load_elf(elf)
+    renode.commands.clear()
+    return b
+
+
+def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: Path, tmp_path: Path) -> None:
+    board = RenodeBoard(renode, workdir=tmp_path)
+    board.load_elf(elf)
+    escaped = str(elf.resolve()).replace(" ", "\\ ")
+    assert renode.commands == [
+        "emulation Names",
+        "numbersMode Hexadecimal",
+        'mach create "stm32l496"',
+        f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
+        "sysbus.cpu VectorTableOffset 0x8000000",
+        f"sysbus LoadELF @{escaped}",
+        'sysbus GetSymbolAddress "odl_idle"',
+        f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
+        "sysbus ReadBytes 0x800000c 4",
+        f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
+        f"sysbus.usart2 CreateFileBackend @{tmp_path / 'usart2-1.bin'} true",
+    ]
+    assert board.elf == elf
+
+
+def test_idle_hook_lands_on_the_instruction_even_for_a_thumb_address(renode: FakeRenode, elf: Path,
+                                                                     tmp_path: Path) -> None:
+    renode.strip_thumb = False
+    RenodeBoard(renode, workdir=tmp_path).load_elf(elf)
+    assert f'sysbus.cpu AddHook {IDLE:#x} "self.IsHalted = True"' in renode.commands
+
+
+def test_reload_closes_the_uart_file_and_replaces_the_machine(board: RenodeBoard, renode: FakeRenode,
+                                                              elf: Path, tmp_path: Path) -> None:
+    board.reset()
+    assert renode.commands[:5] == [
+        "emulation Names",
+        f"sysbus.usart2 CloseFileBackend @{tmp_path / 'usart2-1.bin'}",
+        'mach rem "stm32l496"',
+        "numbersMode Hexadecimal",
+        'mach create "stm32l496"',
+    ]
+    assert renode.commands[-1] == f"sysbus.usart2 CreateFileBackend @{tmp_path / 'usart2-2.bin'} true"
+    assert renode.machines == ["stm32l496"]
+
+
+def test_missing_elf_and_unloaded_board_are_errors(renode: FakeRenode, tmp_path: Path) -> None:
+    board = RenodeBoard(renode, workdir=tmp_path)
+    with pytest.raises(BoardError, match="no ELF at"):
+        board.load_elf(tmp_path / "missing.elf")
+    with pytest.raises(BoardError, match="no ELF loaded"):
+        board.read(SRAM1_BASE, 4)
+    assert renode.commands == []
+
+
+def test_symbol_address_parses_renode_hex_and_reports_missing_symbols(board: RenodeBoard) -> None:
+    assert board.symbol_address("odl_mailbox") == MAILBOX
+    with pytest.raises(BoardError, match="no symbol 'nope'"):
+        board.symbol_address("nope")
+    with pytest.raises(BoardError, match="not a symbol name"):
+        board.symbol_address('x" ; quit')
+
+
+def test_read_is_chunked_and_parses_renode_lists(board: RenodeBoard, renode: FakeRenode) -> None:
+    data = bytes(i * 7 % 256 for i in range(5000))
+    renode.poke(SRAM1_BASE + 3, data)
+    assert board.read(SRAM1_BASE + 3, 5000) == data
+    assert renode.commands == ["sysbus ReadBytes 0x20000003 4096", "sysbus ReadBytes 0x20001003 904"]
+
+
+def test_write_is_chunked_in_renode_array_syntax(board: RenodeBoard, renode: FakeRenode) -> None:
+    data = bytes(range(256)) * 5
+    board.write(SRAM2_BASE, data)
+    assert len(renode.commands) == 2
+    assert renode.commands[0].startswith("sysbus WriteBytes [0x00, 0x01, 0x02, ")
+    assert renode.commands[0].endswith(f", 0xff] {SRAM2_BASE:#x}")
+    assert renode.commands[1].endswith(f"] {SRAM2_BASE + 1024:#x}")
+    assert bytes(renode.memory[SRAM2_BASE + i] for i in range(len(data))) == data
+    board.write(SRAM1_BASE, b"")
+    assert len(renode.commands) == 2
+
+
+def test_accesses_outside_memory_are_refused_before_reaching_renode(board: RenodeBoard,
+                                                                    renode: FakeRenode) -> None:
+    board.read(SRAM2_ALIAS + SRAM2_SIZE - 4, 4)
+    board.read(FLASH_BASE + FLASH_SIZE - 4, 4)
+    board.read(SRAM2_BASE + SRAM2_SIZE - 4, 4)
+    renode.commands.clear()
+    for address, size in [(SRAM2_BASE + SRAM2_SIZE - 2, 4), (0x2005_0000, 4), (USART2_BASE, 4),
+                          (FLASH_BASE - 1, 2), (SRAM1_BASE + SRAM1_SIZE + SRAM2_SIZE, 1)]:
+        with pytest.raises(BoardError, match="not all in the STM32L496's memory"):
+            board.read(address, size)
+    with pytest.raises(BoardError):
+        board.write(SRAM2_ALIAS + SRAM2_SIZE, b"\x00")
+    assert renode.commands == []
+
+
+def test_malformed_read_output_is_an_error(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.answer = lambda command: "[\r\n0x01, \r\n]\r\n"  # type: ignore[method-assign]
+    with pytest.raises(BoardError, match="ReadBytes"):
+        board.read(SRAM1_BASE, 2)
+
+
+def test_run_until_idle_unhalts_then_runs_growing_slices(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.halted, renode.pc, renode.executed = True, IDLE, 500
+    renode.steps_to_idle = 100_000
+    assert board.run_until_idle(budget=1_000_000) == 100_000
+    assert renode.commands.index("sysbus.cpu IsHalted false") < renode.commands.index(
+        'emulation RunFor "0.000200"')
+    runs = [c for c in renode.commands if c.startswith("emulation RunFor")]
+    # 20k, 40k, 80k instructions at 100 MIPS
+    assert runs == ['emulation RunFor "0.000200"', 'emulation RunFor "0.000400"', 'emulation RunFor "0.000800"']
+    assert board.executed_instructions() == 100_500
+
+
+def test_run_until_idle_last_slice_is_cut_to_the_budget(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.steps_to_idle = 10**9
+    with pytest.raises(BoardError, match=r"budget of 50000 instructions ran out .*PC=0x08000180"):
+        board.run_until_idle(budget=50_000)
+    runs = [c for c in renode.commands if c.startswith("emulation RunFor")]
+    assert runs == ['emulation RunFor "0.000200"', 'emulation RunFor "0.000300"']
+    assert renode.executed == 50_000
+
+
+def test_run_until_idle_reports_a_hardfault(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.fault_after = 1234
+    with pytest.raises(BoardError, match=r"HardFault handler\) after 1234 instructions; PC=0x08000200"):
+        board.run_until_idle(budget=10**6)
+
+
+def test_run_until_idle_rejects_a_bad_budget(board: RenodeBoard) -> None:
+    with pytest.raises(BoardError, match="budget must be positive"):
+        board.run_until_idle(budget=0)
+
+
+def test_run_for_uses_whole_microseconds() -> None:
+    assert _run_for(150, 100) == 'emulation RunFor "0.000002"'
+    assert _run_for(1, 100) == 'emulation RunFor "0.000001"'
+    assert _run_for(250_000_000, 100) == 'emulation RunFor "2.500000"'
+    assert _run_for(7, 4) == 'emulation RunFor "0.000002"'
+
+
+def test_uart_output_is_consumed_from_renodes_file_backend(board: RenodeBoard, renode: FakeRenode) -> None:
+    assert board.uart_output() == b""  # Renode has not created the file yet
+    renode.emit(b"hello ")
+    renode.emit(b"world")
+    assert board.uart_output() == b"hello world"
+    assert board.uart_output() == b""
+    renode.emit(b"\x00\xff")
+    assert board.uart_output() == b"\x00\xff"
+
+
+def test_uart_input_writes_chars_only_when_the_receiver_is_on(board: RenodeBoard, renode: FakeRenode) -> None:
+    board.uart_input(b"A\x00\xff")
+    assert renode.commands == [f"sysbus ReadDoubleWord {USART2_BASE:#x}", "sysbus.usart2 WriteChar 0x41",
+                               "sysbus.usart2 WriteChar 0x00", "sysbus.usart2 WriteChar 0xff"]
+    assert renode.received == [0x41, 0x00, 0xFF]
+    renode.usart_cr1 = 0x09  # UE and TE, no RE
+    with pytest.raises(BoardError, match="receiver is not enabled"):
+        board.uart_input(b"B")
+    assert renode.received == [0x41, 0x00, 0xFF]
+
+
+def test_monitor_errors_become_board_errors(board: RenodeBoard, renode: FakeRenode) -> None:
+    with pytest.raises(BoardError, match="Renode command failed: bogus"):
+        board.execute("bogus")
+
+
+def test_from_robot_runs_execute_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("robot")
+    from robot.libraries.BuiltIn import BuiltIn
+
+    calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def run_keyword(self: BuiltIn, name: str, *args: object) -> str:
+        calls.append((name, args))
+        return "0x0000000000000042\r\n"
+
+    monkeypatch.setattr(BuiltIn, "run_keyword", run_keyword)
+    board = RenodeBoard.from_robot(workdir=tmp_path)
+    assert board.execute("sysbus.cpu ExecutedInstructions") == "0x0000000000000042\r\n"
+    assert calls == [("Execute Command", ("sysbus.cpu ExecutedInstructions",))]
+
+
+# -- the platform files --------------------------------------------------------------------------------
+
+REPL = (REPO / "renode" / "stm32l496.repl").read_text()
+
+
+def peripherals(repl: str) -> dict[str, tuple[str, list[int], str]]:
+    """name -> (type, registration addresses, body), for the top-level `name: Type @ ...` entries."""
+    without_comments = re.sub(r"//[^\n]*", "", repl)
+    entries = re.split(r"\n(?=[A-Za-z]\w*:)", "\n" + without_comments)
+    found = {}
+    for entry in entries:
+        m = re.match(r"(\w+): ([\w.]+) @ (\{.*?\}|[^\n]+)(.*)", entry.strip(), re.S)
+        if m:
+            addresses = [int(a, 16) for a in re.findall(r"sysbus <?\s*(0x[0-9A-Fa-f]+)", m[3])]
+            found[m[1]] = (m[2], addresses, m[4])
+    return found
+
+
+def size_of(body: str) -> int:
+    m = re.search(r"^\s+size: (0x[0-9A-Fa-f]+)", body, re.M)
+    assert m, body
+    return int(m[1], 16)
+
+
+def test_repl_maps_everything_the_firmware_touches() -> None:
+    p = peripherals(REPL)
+    assert p["cpu"][0] == "CPU.CortexM" and 'cpuType: "cortex-m4f"' in p["cpu"][2] and "nvic: nvic" in p["cpu"][2]
+    # NVIC's model spans 0xE000E000..0xE000EFFF: SysTick, NVIC and SCB, CPACR (0xE000ED88) included.
+    assert p["nvic"][:2] == ("IRQControllers.NVIC", [0xE000_E000])
+    assert p["flash"][:2] == ("Memory.MappedMemory", [FLASH_BASE]) and size_of(p["flash"][2]) == FLASH_SIZE
+    assert p["sram1"][:2] == ("Memory.MappedMemory", [SRAM1_BASE]) and size_of(p["sram1"][2]) == SRAM1_SIZE
+    # One peripheral at two addresses: the alias is the same memory, not a copy.
+    assert p["sram2"][:2] == ("Memory.MappedMemory", [SRAM2_BASE, SRAM2_ALIAS])
+    assert size_of(p["sram2"][2]) == SRAM2_SIZE and SRAM1_BASE + SRAM1_SIZE == SRAM2_BASE
+    assert p["usart2"][:2] == ("UART.STM32F7_USART", [USART2_BASE])
+    assert re.search(r"IRQ -> nvic@38\b", p["usart2"][2])
+    assert p["rcc"][:2] == ("Python.PythonPeripheral", [0x4002_1000])
+    assert size_of(p["rcc"][2]) >= 0x5C  # AHB2ENR (0x4C) and APB1ENR1 (0x58) inside
+    assert p["gpioPortA"][:2] == ("GPIOPort.STM32_GPIOPort", [0x4800_0000])
+    assert p["dwt"][:2] == ("Miscellaneous.DWT", [0xE000_1000]) and "frequency:" in p["dwt"][2]
+
+
+def test_repl_needs_no_network() -> None:
+    code = re.sub(r"//[^\n]*", "", REPL)
+    assert "ApplySVD" not in code and "http" not in code and "using " not in code
+
+
+class Request:
+    """The attributes Renode's PythonPeripheral hands a script (PeripheralPythonEngine.PythonRequest)."""
+
+    def __init__(self, kind: str, offset: int = 0, value: int = 0, length: int = 4) -> None:
+        self.IsInit, self.IsRead, self.IsWrite = kind == "init", kind == "read", kind == "write"
+        self.Offset, self.Value, self.Length = offset, value, length
+
+
+def test_rcc_stub_reads_back_writes_and_raises_ready_flags() -> None:
+    script = re.search(r"script: '''\n(.*?)'''", REPL, re.S)
+    assert script
+    scope: dict[str, object] = {}
+
+    def access(kind: str, offset: int = 0, value: int = 0, length: int = 4) -> int:
+        request = Request(kind, offset, value, length)
+        scope["request"] = request
+        exec(script[1], scope)
+        return request.Value
+
+    access("init")
+    assert access("read", 0x00) == 0x63  # MSI on and ready out of reset
+    access("write", 0x4C, 0x4C)  # RCC_AHB2ENR: GPIOA..
+    access("write", 0x58, 0x58)  # RCC_APB1ENR1: USART2..
+    assert (access("read", 0x4C), access("read", 0x58)) == (0x4C, 0x58)
+    access("write", 0x00, 0x0100_0163)  # HSION + PLLON
+    assert access("read", 0x00) == 0x0300_0563
+    access("write", 0x08, 0x3)  # SW = PLL
+    assert access("read", 0x08) == 0xF
+    access("write", 0x59, 0xAB, length=1)  # a byte write lands in its lane
+    assert access("read", 0x58) == 0xAB58 and access("read", 0x59, length=1) == 0xAB
+    assert access("read", 0x3FC) == 0
+
+
+def test_resc_loads_our_platform_and_elf() -> None:
+    resc = (REPO / "renode" / "pyodl.resc").read_text()
+    assert "machine LoadPlatformDescription $ORIGIN/stm32l496.repl" in resc
+    assert re.search(r"^\$elf \?= ", resc, re.M) and re.search(r"^\$uart_port \?= 3456$", resc, re.M)
+    reset = re.search(r'macro reset\n"""(.*?)"""', resc, re.S)
+    assert reset and "sysbus LoadELF $elf" in reset[1]
+    assert "runMacro $reset" in resc and "http" not in resc
+    socket = re.search(r'macro uart_socket\n"""(.*?)"""', resc, re.S)
+    assert socket and "CreateServerSocketTerminal $uart_port" in socket[1]
+    assert "connector Connect sysbus.usart2" in socket[1]
+    name = re.search(r'^\$name \?= "(\w+)"', resc, re.M)
+    assert name and name[1] == RenodeBoard(lambda c: "").machine

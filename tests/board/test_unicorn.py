@@ -1,0 +1,302 @@
+"""The Unicorn STM32L496 model, exercised by small purpose-built firmware images (tests/board/fixtures/)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from pyodl.board import unicorn as uc_board
+from pyodl.board.base import BoardError
+from pyodl.board.unicorn import UnicornBoard, native_counter_library
+from pyodl.build.memory_map import SRAM2_ALIAS, SRAM2_BASE
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CFLAGS = [
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfpu=fpv4-sp-d16",
+    "-mfloat-abi=hard",
+    "-nostdlib",
+    "-ffreestanding",
+    "-O2",
+    # Separate multiply and add roundings, so numpy's float32 arithmetic is the bit-exact reference.
+    "-ffp-contract=off",
+    "-T",
+    str(FIXTURES / "link.ld"),
+]
+
+# probe.c's commands
+CMD_STORE, CMD_LOAD, CMD_ECHO, CMD_FLOAT, CMD_HANG, CMD_CALL, CMD_TRAP = 1, 2, 3, 4, 5, 6, 7
+
+
+@dataclass(frozen=True)
+class Images:
+    probe: Path
+    probe_without_fpu: Path
+    count: Path
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.fail(
+            "arm-none-eabi-gcc is missing: install the Debian/Ubuntu packages "
+            "gcc-arm-none-eabi and libnewlib-arm-none-eabi"
+        )
+    out = tmp_path_factory.mktemp("board-fixtures")
+
+    def build(name: str, sources: list[str], *defines: str) -> Path:
+        elf = out / f"{name}.elf"
+        cmd = [gcc, *CFLAGS, *defines, "-o", str(elf), *(str(FIXTURES / s) for s in sources)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return elf
+
+    return Images(
+        probe=build("probe", ["crt0.S", "probe.c"]),
+        probe_without_fpu=build("probe_without_fpu", ["crt0.S", "probe.c"], "-DSKIP_CPACR"),
+        count=build("count", ["crt0.S", "count.S"]),
+    )
+
+
+class Probe:
+    """Drives probe.c's command loop the way pyodl drives the real firmware's mailbox."""
+
+    def __init__(self, elf: Path, **kwargs: int) -> None:
+        self.board = UnicornBoard(elf, **kwargs)
+        self.elf = elf
+
+    def u32(self, name: str, value: int | None = None) -> int:
+        address = self.board.symbol_address(name)
+        if value is not None:
+            self.board.write(address, struct.pack("<I", value))
+        return int(struct.unpack("<I", self.board.read(address, 4))[0])
+
+    def f32(self, name: str, value: np.float32) -> None:
+        self.board.write(self.board.symbol_address(name), np.float32(value).tobytes())
+
+    def command(self, cmd: int, arg0: int = 0, arg1: int = 0, budget: int | None = None) -> int:
+        self.u32("arg0", arg0)
+        self.u32("arg1", arg1)
+        self.u32("cmd", cmd)
+        return self.board.run_until_idle(budget)
+
+    def function_extent(self, name: str) -> range:
+        with self.elf.open("rb") as stream:
+            symtab = ELFFile(stream).get_section_by_name(".symtab")
+            (sym,) = symtab.get_symbol_by_name(name)
+            start = sym["st_value"] & ~1
+            return range(start, start + sym["st_size"])
+
+
+@pytest.fixture
+def probe(images: Images) -> Iterator[Probe]:
+    p = Probe(images.probe)
+    p.board.run_until_idle()
+    yield p
+    p.board.close()
+
+
+# ------------------------------------------------------------------ USART2
+
+
+def test_hello_is_captured_on_usart2(images: Images) -> None:
+    with UnicornBoard(images.probe) as board:
+        assert board.uart_output() == b""
+        board.run_until_idle()
+        assert board.uart_output() == b"hello\n"
+        assert board.uart_output() == b"", "uart_output consumes what it returns"
+
+
+def test_echo_reads_rx_bytes_and_writes_them_back(probe: Probe) -> None:
+    probe.board.uart_output()
+    probe.command(CMD_ECHO)
+    assert probe.board.uart_output() == b"", "RXNE must stay clear while nothing is queued"
+    data = bytes(range(256))
+    probe.board.uart_input(data[:100])
+    probe.board.uart_input(data[100:])
+    probe.command(CMD_ECHO)
+    assert probe.board.uart_output() == data
+
+
+# ------------------------------------------------------------------ instruction counting
+
+
+def test_instruction_count_is_exact(images: Images) -> None:
+    with UnicornBoard(images.count) as board:
+        # crt0 from reset: 3 ldr; cmp+bhs (empty .data); 2 ldr+movs; one .bss word (cmp, bhs, str, b);
+        # cmp+bhs; the CPACR write (ldr, ldr, orr, str, dsb, isb); bl main; bl odl_idle.
+        assert board.run_until_idle() == 3 + 2 + 3 + 4 + 2 + 6 + 1 + 1
+        iterations = board.symbol_address("iterations")
+        total = board.executed_instructions()
+        assert total == 22
+        for n in (1, 7, 1000, 100_000):
+            board.write(iterations, struct.pack("<I", n))
+            executed = board.run_until_idle()
+            assert executed == 5 + 2 * n
+            total += executed
+            assert board.executed_instructions() == total
+        assert board.last_run_mips > 0
+
+
+def test_load_elf_starts_afresh(images: Images) -> None:
+    with UnicornBoard(images.count) as board:
+        board.run_until_idle()
+        iterations = board.symbol_address("iterations")
+        board.write(iterations, struct.pack("<I", 5))
+        board.reset()
+        assert board.executed_instructions() == 0
+        assert board.read(iterations, 4) == bytes(4)
+        assert board.run_until_idle() == 22
+
+
+# ------------------------------------------------------------------ memory map
+
+
+def test_write_past_the_end_of_sram_names_address_and_pc(probe: Probe) -> None:
+    with pytest.raises(BoardError, match=r"write of unmapped address 0x20050000 .*at PC 0x[0-9a-f]{8}") as err:
+        probe.command(CMD_STORE, 0x2005_0000, 1)
+    pc = int(str(err.value).rsplit("PC 0x", 1)[1][:8], 16)
+    assert pc in probe.function_extent("store32")
+    with pytest.raises(BoardError, match="faulted earlier"):
+        probe.board.run_until_idle()
+
+
+def test_read_of_an_unmodelled_peripheral_fails(probe: Probe) -> None:
+    with pytest.raises(BoardError, match=r"read of unmapped address 0x40010000 .*at PC 0x") as err:
+        probe.command(CMD_LOAD, 0x4001_0000)
+    pc = int(str(err.value).rsplit("PC 0x", 1)[1][:8], 16)
+    assert pc in probe.function_extent("load32")
+
+
+def test_guest_write_to_flash_fails(probe: Probe) -> None:
+    with pytest.raises(BoardError, match="write to read-only flash at 0x08000100"):
+        probe.command(CMD_STORE, 0x0800_0100, 0xDEAD_BEEF)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (0x3000_0000, "instruction fetch of unmapped address 0x30000000"),
+        (0x4000_4400, "instruction fetch of non-executable address 0x40004400"),
+    ],
+)
+def test_fetch_outside_code_memory_fails(probe: Probe, target: int, message: str) -> None:
+    with pytest.raises(BoardError, match=message):
+        probe.command(CMD_CALL, target | 1)
+
+
+def test_invalid_instruction_is_reported_with_its_pc(probe: Probe) -> None:
+    with pytest.raises(BoardError, match=r"Invalid instruction.* at PC 0x[0-9a-f]{8}") as err:
+        probe.command(CMD_TRAP)
+    pc = int(str(err.value).rsplit("PC 0x", 1)[1][:8], 16)
+    assert probe.board.read(pc, 2)[1] == 0xDE, "the PC is the UDF instruction (0xDEnn)"
+
+
+def test_host_access_outside_ram_and_flash_fails(probe: Probe) -> None:
+    with pytest.raises(BoardError, match="0x40004400"):
+        probe.board.read(0x4000_4400, 4)
+    with pytest.raises(BoardError, match="0x2004fffe"):
+        probe.board.write(0x2004_FFFE, bytes(4))
+
+
+def test_sram2_alias_is_the_same_memory(probe: Probe) -> None:
+    probe.command(CMD_STORE, SRAM2_ALIAS + 0x10, 0x1234_5678)
+    assert probe.board.read(SRAM2_BASE + 0x10, 4) == struct.pack("<I", 0x1234_5678)
+
+    probe.board.write(SRAM2_BASE + 0xFFFC, struct.pack("<I", 0xCAFE_F00D))
+    probe.command(CMD_LOAD, SRAM2_ALIAS + 0xFFFC)
+    assert probe.u32("result") == 0xCAFE_F00D
+    probe.command(CMD_STORE, SRAM2_BASE + 0x20, 0xA5A5_0001)
+    assert probe.board.read(SRAM2_ALIAS + 0x20, 4) == struct.pack("<I", 0xA5A5_0001)
+
+
+def test_sram1_and_sram2_are_contiguous_for_the_host(probe: Probe) -> None:
+    probe.board.write(SRAM2_BASE - 4, bytes(range(8)))
+    assert probe.board.read(SRAM2_ALIAS, 4) == bytes(range(4, 8))
+
+
+# ------------------------------------------------------------------ FPU
+
+
+def test_float_arithmetic_is_bit_exact(probe: Probe) -> None:
+    a, b, c = np.float32(1.1), np.float32(3.3), np.float32(-7.7)
+    probe.f32("fa", a)
+    probe.f32("fb", b)
+    probe.f32("fc", c)
+    probe.command(CMD_FLOAT)
+    expected = np.float32(np.float32(np.float32(a / b) * c) - a)
+    assert probe.board.read(probe.board.symbol_address("fresult"), 4) == expected.tobytes()
+
+
+def test_vfp_before_cpacr_enable_fails(images: Images) -> None:
+    p = Probe(images.probe_without_fpu)
+    assert p.board.run_until_idle() > 0, "integer code runs without the FPU"
+    with pytest.raises(BoardError, match=r"VFP instruction at PC 0x[0-9a-f]{8} before CPACR enabled CP10/CP11"):
+        p.command(CMD_FLOAT)
+
+
+# ------------------------------------------------------------------ budget
+
+
+def test_budget_stops_a_firmware_that_never_parks(probe: Probe) -> None:
+    before = probe.board.executed_instructions()
+    with pytest.raises(BoardError, match=r"budget of 100000 instructions \(PC 0x"):
+        probe.command(CMD_HANG, budget=100_000)
+    # The hang is a one-instruction block, so the run stops exactly at the budget.
+    assert probe.board.executed_instructions() - before == 100_000
+    with pytest.raises(BoardError, match="budget of 1000 instructions"):
+        probe.board.run_until_idle(budget=1000)
+
+
+def test_constructor_budget_applies_to_every_run(images: Images) -> None:
+    p = Probe(images.probe, budget=50_000)
+    p.board.run_until_idle()
+    before = p.board.executed_instructions()
+    with pytest.raises(BoardError, match="budget of 50000 instructions"):
+        p.command(CMD_HANG)
+    assert 50_000 - 16 <= p.board.executed_instructions() - before <= 50_000
+
+
+# ------------------------------------------------------------------ symbols and the native counter
+
+
+def test_symbol_address(probe: Probe) -> None:
+    idle = probe.board.symbol_address("odl_idle")
+    assert idle % 2 == 0, "functions are returned without the Thumb bit"
+    assert probe.board.read(idle, 2) == struct.pack("<H", 0x4770), "odl_idle is `bx lr` in crt0.S"
+    with pytest.raises(BoardError, match="no_such_symbol"):
+        probe.board.symbol_address("no_such_symbol")
+
+
+def test_native_counter_is_cached_per_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native_counter_library.cache_clear()
+    try:
+        native_counter_library()
+        (built,) = (tmp_path / "pyodl").glob("uc_block_counter-*.so")
+        mtime = built.stat().st_mtime_ns
+        native_counter_library.cache_clear()
+        native_counter_library()
+        assert built.stat().st_mtime_ns == mtime, "the cached library is reused, not rebuilt"
+    finally:
+        native_counter_library.cache_clear()
+
+
+def test_missing_c_compiler_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    native_counter_library.cache_clear()
+    try:
+        with pytest.raises(BoardError, match="`gcc`"):
+            uc_board.native_counter_library()
+    finally:
+        native_counter_library.cache_clear()

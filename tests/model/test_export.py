@@ -1,0 +1,50 @@
+import shlex
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pyodl.build.sources import source_root
+from pyodl.cli import main
+from pyodl.model.architecture import paper_model
+from pyodl.model.export import GENERATED_FILES, c_float, render
+
+COMMITTED = source_root() / "firmware" / "generated"
+
+
+def test_committed_generated_files_are_reproducible(tmp_path: Path) -> None:
+    """firmware/generated must be exactly what the command written in its header produces."""
+    header = (COMMITTED / "model.h").read_text().splitlines()[1]
+    command = header.split("`")[1]
+    assert command.startswith("pyodl export ")
+    assert main([*shlex.split(command)[1:], "--out", str(tmp_path)]) == 0
+    for name in GENERATED_FILES:
+        assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), f"{name} differs: re-export it"
+
+
+@given(st.floats(width=32, allow_nan=False, allow_infinity=False))
+def test_c_float_literals_round_trip_exactly(value: float) -> None:
+    literal = c_float(np.float32(value))
+    assert literal.endswith("f")
+    assert np.float32(float(literal[:-1])) == np.float32(value)
+
+
+def test_tl_export_keeps_frozen_layers_const() -> None:
+    text = render(paper_model(20), trainable_layers=2)["model_params.c"]
+    assert "static const float l0_weights" in text and "static const float l2_weights" in text
+    assert 'ODL_SECTION(".odl_params") static float l5_weights' in text
+    assert "l0_grad_weights" not in text and "l5_grad_weights" in text
+
+
+def test_generated_code_compiles_without_warnings(tmp_path: Path) -> None:
+    for name, text in render(paper_model(60), trainable_layers=1).items():
+        (tmp_path / name).write_text(text)
+    src = source_root() / "firmware" / "odl"
+    proc = subprocess.run(
+        ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", f"-I{src}", f"-I{tmp_path}",
+         str(tmp_path / "model_params.c"), "-o", str(tmp_path / "model_params.o")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.model.architecture import Kind, ModelError, paper_model
+from pyodl.model.keras_io import from_keras, keras, load, to_keras
+
+L = keras.layers
+
+
+def _seq(*layers: object, shape: tuple = (20, 3)) -> keras.Model:
+    return keras.Sequential([keras.Input(shape), *layers])
+
+
+def test_round_trip_through_keras_and_a_keras_file(tmp_path: Path) -> None:
+    model = paper_model(40, seed=5)
+    path = tmp_path / "paper.keras"
+    to_keras(model).save(path)
+    back = load(path)
+    assert back.arch.layers == model.arch.layers
+    for (w0, b0), (w1, b1) in zip(model.params, back.params, strict=True):
+        assert np.array_equal(w0, w1) and np.array_equal(b0, b1)
+
+
+def test_standalone_activation_layers_are_mapped() -> None:
+    km = _seq(L.Conv1D(4, 3), L.Activation("relu"), L.ReLU(), L.Flatten(), L.Dense(5),
+              L.Activation("linear"), L.Softmax())
+    kinds = [la.kind for la in from_keras(km).arch.layers]
+    assert kinds == [Kind.CONV1D, Kind.RELU, Kind.RELU, Kind.FLATTEN, Kind.DENSE, Kind.SOFTMAX]
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (L.Conv1D(4, 3, padding="same"), "padding='same'"),
+        (L.Conv1D(4, 3, strides=2), "strides"),
+        (L.Conv1D(4, 3, dilation_rate=2), "dilation_rate"),
+        (L.Conv1D(4, 3, use_bias=False), "use_bias=False"),
+        (L.Conv1D(4, 3, kernel_regularizer="l2"), "kernel_regularizer"),
+        (L.Conv1D(4, 3, activation="tanh"), "activation 'tanh'"),
+        (L.MaxPooling1D(2), "MaxPooling1D.*not supported"),
+        (L.BatchNormalization(), "BatchNormalization.*not supported"),
+        (L.Dropout(0.5), "Dropout.*not supported"),
+        (L.AveragePooling1D(2, strides=1), "strides=1 different from pool_size=2"),
+        (L.AveragePooling1D(2, padding="same"), "padding='same'"),
+        (L.ReLU(max_value=6.0), "only the plain ReLU"),
+    ],
+)
+def test_unsupported_layers_and_options_are_refused_by_name(layer: keras.layers.Layer, message: str) -> None:
+    km = _seq(layer, L.Flatten(), L.Dense(3, activation="softmax"))
+    with pytest.raises(ModelError, match=f"layer '{layer.name}'.*{message}"):
+        from_keras(km)
+
+
+def test_branching_and_variable_length_models_are_refused() -> None:
+    inp = keras.Input((20, 3))
+    a = L.Conv1D(4, 3)(inp)
+    b = L.Conv1D(4, 3)(inp)
+    merged = L.Add()([a, b])
+    out = L.Dense(3, activation="softmax")(L.Flatten()(merged))
+    with pytest.raises(ModelError, match="chain"):
+        from_keras(keras.Model(inp, out))
+    km = _seq(L.Conv1D(4, 3), L.GlobalAveragePooling1D(), L.Dense(3, activation="softmax"), shape=(None, 3))
+    with pytest.raises(ModelError, match="fixed shape"):
+        from_keras(km)
+
+
+def test_missing_and_wrong_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        load(tmp_path / "nope.keras")
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"")
+    with pytest.raises(ModelError, match=r"'\.keras' file"):
+        load(h5)

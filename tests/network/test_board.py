@@ -1,0 +1,35 @@
+"""The network on a board: it refuses a board running another model, and bad parameters before writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.unicorn import UnicornBoard
+from pyodl.build.firmware import Firmware
+from pyodl.model.architecture import paper_model
+from pyodl.network.board import BoardNetwork, ModelMismatchError
+
+
+@pytest.fixture
+def board(paper_firmware: Firmware) -> UnicornBoard:
+    b = UnicornBoard()
+    b.load_elf(paper_firmware.elf)
+    return b
+
+
+def test_refuses_a_board_running_another_model(board: UnicornBoard) -> None:
+    with pytest.raises(ModelMismatchError, match=r"\(60, 3, 6, 7\): flash firmware built for this model"):
+        BoardNetwork(MailboxTransport(board), paper_model(60, 0).arch)
+
+
+def test_non_finite_parameters_are_refused_before_anything_is_written(board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch)
+    before = net.get_params()
+    bad = [(w.copy(), b.copy()) for w, b in before]
+    bad[-1][0][-1, -1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        net.set_params(bad)
+    for (w1, b1), (w2, b2) in zip(before, net.get_params(), strict=True):
+        assert np.array_equal(w1, w2) and np.array_equal(b1, b2)

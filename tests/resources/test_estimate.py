@@ -1,0 +1,76 @@
+"""The estimator against the firmware that is actually linked and run (DESIGN: numbers anyone can rerun).
+
+Tolerances are the issue's: RAM within 2% of the linker's, instructions within 10% of the Unicorn count.
+The random architectures use another seed than benchmarks/calibrate.py, so they validate the cost model
+rather than re-check its fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.build.firmware import FirmwareBuilder
+from pyodl.build.memory_map import SRAM_SIZE
+from pyodl.model.architecture import (
+    PAPER_INPUT_LENGTHS,
+    Model,
+    glorot_params,
+    paper_architecture,
+    paper_model,
+    random_architecture,
+)
+from pyodl.resources.bench import measure
+from pyodl.resources.estimate import estimate
+
+RAM_TOLERANCE = 0.02
+INSTRUCTION_TOLERANCE = 0.10
+
+
+def _check(model: Model, trainable: int | None, builder: FirmwareBuilder, work: Path) -> None:
+    est = estimate(model.arch, trainable)
+    got = measure(model, trainable, builder, work, batch=2)
+    assert abs(est.ram_total - got.ram_bytes) <= RAM_TOLERANCE * got.ram_bytes, (est.ram, got.ram_sections)
+    assert abs(est.instructions_per_sample - got.instructions_per_sample) <= (
+        INSTRUCTION_TOLERANCE * got.instructions_per_sample)
+    step_error = abs(est.instructions_per_step - got.instructions_per_step)
+    assert step_error <= INSTRUCTION_TOLERANCE * got.instructions_per_step
+    assert abs(est.flash_total - got.flash_bytes) <= 0.05 * got.flash_bytes
+
+
+@pytest.mark.parametrize("mode", ["full", "tl"])
+@pytest.mark.parametrize("t", PAPER_INPUT_LENGTHS)
+def test_paper_model(t: int, mode: str, firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+    _check(paper_model(t, 0), None if mode == "full" else 2, firmware_builder, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_architectures(seed: int, firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    while True:
+        arch = random_architecture(rng, f"validation{seed}")
+        trainable = None if seed % 2 else int(rng.integers(1, len(arch.param_layers) + 1))
+        if estimate(arch, trainable).fits:
+            break
+    _check(Model(arch, glorot_params(arch, seed)), trainable, firmware_builder, tmp_path)
+
+
+def test_paper_training_macs_match_the_measured_facts() -> None:
+    # shared/notes/measured-facts.md: training MACs per sample of the paper's model.
+    want = {20: 149_892, 40: 345_732, 60: 541_572, 80: 737_412, 100: 933_252}
+    for t, macs in want.items():
+        assert estimate(paper_architecture(t)).training_macs_per_sample == macs
+
+
+def test_a_model_that_cannot_fit_is_flagged_before_any_build() -> None:
+    est = estimate(paper_architecture(4000))
+    assert not est.fits and est.ram_margin < 0 and est.ram_total > SRAM_SIZE
+
+
+def test_batch_does_not_change_ram_but_scales_instructions() -> None:
+    small, big = estimate(paper_architecture(40), batch=1), estimate(paper_architecture(40), batch=64)
+    assert small.ram == big.ram
+    assert big.instructions_per_batch == 64 * big.instructions_per_sample + big.instructions_per_step
+    with pytest.raises(ValueError, match="batch"):
+        estimate(paper_architecture(40), batch=0)

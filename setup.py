@@ -11,7 +11,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SHIPPED_TREE = ("CMakeLists.txt", "cmake", "firmware", "renode")  # as pyodl.build.sources.SHIPPED_TREE
+SHIPPED_TREE = ("CMakeLists.txt", "cmake", "firmware", "renode")  # what pyodl.build.sources.source_root() finds
 
 
 class BuildPyWithSources(build_py):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-SHIPPED_TREE = ("CMakeLists.txt", "cmake", "firmware", "renode")
 
 
 def source_root() -> Path:

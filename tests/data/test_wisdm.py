@@ -1,4 +1,4 @@
-"""Dataset loaders: the bundled watch dataset, WISDM's real format with its malformed lines, tables."""
+"""WISDM v1.1's real raw format, with its malformed lines reported."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyodl.data.table import load_table
-from pyodl.data.watch import load_watch
 from pyodl.data.wisdm import ACTIVITIES, load_wisdm
-
-
-def test_watch_dataset_is_the_real_one() -> None:
-    recordings, classes, channels = load_watch()
-    assert len(recordings) == 140 and len(classes) == 7 and channels[:3] == ["ax", "ay", "az"]
-    assert sorted({r.subject for r in recordings}) == list(range(1, 11))
-    assert all(r.rate_hz == 50.0 and r.signal.shape[1] == 6 for r in recordings)
-
 
 WISDM_SAMPLE = """33,Jogging,49105962326000,-0.6946377,12.680544,0.50395286;
 33,Jogging,49106062271000,5.012288,11.264028,0.95342433;33,Jogging,49106112167000,4.903325,10.882658,-0.08172209;
@@ -54,26 +44,3 @@ def test_wisdm_without_valid_records_or_file_is_an_error(tmp_path: Path) -> None
         load_wisdm(path)
     with pytest.raises(FileNotFoundError, match="wisdm"):
         load_wisdm(tmp_path / "missing.txt")
-
-
-def test_csv_table_groups_consecutive_rows(tmp_path: Path) -> None:
-    path = tmp_path / "t.csv"
-    path.write_text("subject,label,x,y\n1,walk,0,1\n1,walk,2,3\n1,sit,4,5\n2,walk,6,7\n")
-    recordings, classes = load_table(path, rate_hz=20)
-    assert classes == ["sit", "walk"]
-    assert [(r.subject, classes[r.label], r.signal.tolist()) for r in recordings] == [
-        (1, "walk", [[0, 1], [2, 3]]), (1, "sit", [[4, 5]]), (2, "walk", [[6, 7]])]
-
-
-def test_malformed_tables_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "t.csv"
-    path.write_text("subject,label,x\n1,walk,0\n1,walk\n")
-    with pytest.raises(ValueError, match="lines \\[3\\]"):
-        load_table(path, 20)
-    path.write_text("subject,label,x\n1,walk,nan\n")
-    with pytest.raises(ValueError, match="NaN"):
-        load_table(path, 20)
-    npz = tmp_path / "t.npz"
-    np.savez(npz, signal=np.zeros((3, 2)), subject=np.zeros(3))
-    with pytest.raises(ValueError, match="missing arrays \\['label'\\]"):
-        load_table(npz, 20)

@@ -138,7 +138,8 @@ def native_counter_library() -> ctypes.CDLL:
         )
     include = Path(unicorn.__file__).parent / "include"
     header = include / "unicorn" / "unicorn.h"
-    flags = ["-O2", "-std=c99", "-shared", "-fPIC"]
+    # The project's C rules hold here too: C99, every warning an error.
+    flags = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC"]
     source = COUNTER_SOURCE.read_bytes()
     key = hashlib.sha256(source)
     if header.is_file():

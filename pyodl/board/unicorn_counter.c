@@ -87,8 +87,9 @@ void pyodl_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user
     c->executed += n;
 }
 
-struct pyodl_counter *pyodl_counter_new(void *mem_read, void *emu_stop, uint64_t code_base, uint64_t code_size,
-                                        const uint8_t *code_host)
+/* The two Unicorn functions are passed in (ctypes hands over uclib's own), so this file links to nothing. */
+struct pyodl_counter *pyodl_counter_new(mem_read_fn mem_read, emu_stop_fn emu_stop, uint64_t code_base,
+                                        uint64_t code_size, const uint8_t *code_host)
 {
     struct pyodl_counter *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -103,8 +104,8 @@ struct pyodl_counter *pyodl_counter_new(void *mem_read, void *emu_stop, uint64_t
     c->code_base = code_base;
     c->code_size = code_size;
     c->code_host = code_host;
-    c->mem_read = (mem_read_fn)mem_read;
-    c->emu_stop = (emu_stop_fn)emu_stop;
+    c->mem_read = mem_read;
+    c->emu_stop = emu_stop;
     return c;
 }
 

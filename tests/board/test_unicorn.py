@@ -300,3 +300,13 @@ def test_missing_c_compiler_names_the_package(monkeypatch: pytest.MonkeyPatch) -
             uc_board.native_counter_library()
     finally:
         native_counter_library.cache_clear()
+
+
+def test_native_counter_is_warning_free_c99_with_and_without_unicorn_h(tmp_path: Path) -> None:
+    """The counter is C like the firmware: C99, -Wall -Wextra -pedantic, warnings as errors, both with the
+    wheel's unicorn.h (the prototypes of the library loaded) and with its own fallback declarations."""
+    include = Path(uc_board.unicorn.__file__).parent / "include"
+    for extra in ([], [f"-I{include}", "-DPYODL_HAVE_UNICORN_H"]):
+        proc = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", *extra,
+                               str(uc_board.COUNTER_SOURCE)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr

@@ -2,7 +2,7 @@
 
 An installed pyodl exports and builds firmware with no checkout, so the wheel carries a copy of the tree
 CMake builds from (CMakeLists.txt, cmake/, firmware/) and the Renode platform, as ``pyodl/_sources``;
-``pyodl.build.sources`` finds it there, or in the repository when pyodl runs from a checkout.
+``pyodl.toolchain.sources`` finds it there, or in the repository when pyodl runs from a checkout.
 """
 
 import shutil
@@ -11,7 +11,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SHIPPED_TREE = ("CMakeLists.txt", "cmake", "firmware", "renode")  # what pyodl.build.sources.source_root() finds
+SHIPPED_TREE = ("CMakeLists.txt", "cmake", "firmware", "renode")  # what pyodl.toolchain.sources.source_root() finds
 
 
 class BuildPyWithSources(build_py):

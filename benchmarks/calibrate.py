@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pyodl.build.firmware import FirmwareBuilder
 from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
 from pyodl.resources.bench import measure
 from pyodl.resources.estimate import estimate, features
+from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "sample")

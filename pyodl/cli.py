@@ -160,11 +160,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pyodl.build.firmware import FirmwareBuilder
-    from pyodl.build.sources import git_commit
     from pyodl.model.architecture import paper_model
     from pyodl.resources.bench import PAPER_TABLE_III, BenchRow, measure, plot, results_markdown
     from pyodl.resources.estimate import estimate
+    from pyodl.toolchain.firmware import FirmwareBuilder
+    from pyodl.toolchain.sources import git_commit
 
     inputs = [int(t) for t in args.inputs.split(",")]
     modes = args.modes.split(",")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pyodl.build.firmware import Firmware, FirmwareBuilder
-from pyodl.build.host_library import HostBuilder
 from pyodl.model.architecture import paper_model
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
+from pyodl.toolchain.host_library import HostBuilder
 
 # CI explores the same examples on every run, so a red build is reproducible; locally each run explores
 # new ones. Deadlines are off: a TensorFlow trace of a new architecture takes a variable second or so.

@@ -57,7 +57,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_pyodl_comes_from_the_wheel_with_its_sources(installed: Path, tmp_path: Path) -> None:
-    out = _run([str(installed), "-c", "import pyodl.build.sources as s, pyodl.board.unicorn as u; "
+    out = _run([str(installed), "-c", "import pyodl.toolchain.sources as s, pyodl.board.unicorn as u; "
                 "print(s.source_root()); print(u.COUNTER_SOURCE)"], tmp_path).split()
     venv = installed.parent.parent
     assert all(Path(p).is_relative_to(venv) for p in out), out

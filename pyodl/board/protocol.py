@@ -3,7 +3,7 @@
 
 Every number and layout comes from the firmware's headers (``firmware/app/app.h`` for the commands, the
 mailbox and the frames; ``firmware/odl/odl.h`` for the library's statuses), read by
-:mod:`pyodl.build.headers`: change the header and this module follows. Only the human-readable status
+:mod:`pyodl.toolchain.headers`: change the header and this module follows. Only the human-readable status
 messages are written here, keyed by the C enumerator's name.
 """
 
@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pyodl.build import headers
+from pyodl.toolchain import headers
 
 PROTOCOL_VERSION = headers.define("ODL_PROTOCOL_VERSION")
 MAILBOX_MAGIC = headers.define("ODL_MAILBOX_MAGIC")

@@ -24,8 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pyodl.board.base import IDLE_SYMBOL, Board, BoardError
-from pyodl.build.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM2_ALIAS, SRAM2_SIZE, SRAM_SIZE, USART2_BASE
-from pyodl.build.sources import renode_file
+from pyodl.toolchain.memory_map import (
+    FLASH_BASE,
+    FLASH_SIZE,
+    SRAM1_BASE,
+    SRAM2_ALIAS,
+    SRAM2_SIZE,
+    SRAM_SIZE,
+    USART2_BASE,
+)
+from pyodl.toolchain.sources import renode_file
 
 PLATFORM = renode_file("stm32l496.repl")
 

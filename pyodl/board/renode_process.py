@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyodl.board.base import BoardError
 from pyodl.board.uart import UartTransport, open_serial
-from pyodl.build.sources import renode_file
+from pyodl.toolchain.sources import renode_file
 
 RESC = renode_file("pyodl.resc")
 INSTALL_HINT = ("install Renode from https://github.com/renode/renode/releases (the portable Linux package "

@@ -41,7 +41,7 @@ from unicorn import arm_const
 from unicorn.unicorn_py3.unicorn import uclib
 
 from pyodl.board.base import IDLE_SYMBOL, Board, BoardError
-from pyodl.build.memory_map import (
+from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
     SRAM1_BASE,

@@ -1,4 +1,4 @@
-"""The C library built for this computer (:class:`pyodl.build.host_library.HostBuilder`), trained in this
+"""The C library built for this computer (:class:`pyodl.toolchain.host_library.HostBuilder`), trained in this
 process through ctypes: the fast, simulator-free place to run it."""
 
 from __future__ import annotations

@@ -22,16 +22,16 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
     Renode opens (default 3456)."""
     model_dir = work_dir / "model"
     if backend == "host":
-        from pyodl.build.host_library import HostBuilder
         from pyodl.network.host import HostNetwork
+        from pyodl.toolchain.host_library import HostBuilder
 
         builder = HostBuilder(work_dir / "build-host")
         yield HostNetwork(builder.export_and_build(model, model_dir, trainable_layers), model.arch)
     elif backend == "unicorn":
         from pyodl.board.mailbox import MailboxTransport
         from pyodl.board.unicorn import UnicornBoard
-        from pyodl.build.firmware import FirmwareBuilder
         from pyodl.network.board import BoardNetwork
+        from pyodl.toolchain.firmware import FirmwareBuilder
 
         firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers)
         board = UnicornBoard()
@@ -42,8 +42,8 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
             board.close()
     elif backend == "renode":
         from pyodl.board.renode_process import RenodeProcess
-        from pyodl.build.firmware import FirmwareBuilder
         from pyodl.network.board import BoardNetwork
+        from pyodl.toolchain.firmware import FirmwareBuilder
 
         firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers)
         with RenodeProcess(firmware.elf, port=int(port or 3456)) as transport:

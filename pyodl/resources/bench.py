@@ -10,9 +10,9 @@ import numpy as np
 
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.build.firmware import Firmware, FirmwareBuilder
 from pyodl.model.architecture import Model
 from pyodl.network.board import BoardNetwork
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pyodl.board.protocol import DATA_MIN_FLOATS, FIELDS_BYTES, MAILBOX_HEADER_BYTES
-from pyodl.build.firmware import DEFAULT_STACK_BYTES
-from pyodl.build.memory_map import FLASH_SIZE, SRAM_SIZE
 from pyodl.model.architecture import Architecture, Kind
 from pyodl.model.memory_plan import FLOAT_BYTES, MemoryPlan, plan_memory
+from pyodl.toolchain.firmware import DEFAULT_STACK_BYTES
+from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 
 # Application buffers besides the protocol's (firmware/app/app.h, commands.c, frames.c): a frame's CRC-32.
 FRAME_CRC_BYTES = 4
@@ -52,7 +52,7 @@ class LayerOps:
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
 # `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 16 random
-# architectures; worst error of the fit 0.46%) on the firmware as built by pyodl.build.firmware (-O3,
+# architectures; worst error of the fit 0.46%) on the firmware as built by pyodl.toolchain.firmware (-O3,
 # -ffp-contract=off, arm-none-eabi-gcc 12.2), counting instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
     "conv_fwd_mac": 7.098,

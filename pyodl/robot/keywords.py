@@ -18,11 +18,11 @@ from pyodl.board.base import Board, BoardError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_NAMES, Command, CommandError, Request
 from pyodl.board.uart import BoardUart, UartTransport, encode_request
-from pyodl.build.firmware import Firmware, FirmwareBuilder, RamOverflowError
-from pyodl.build.memory_map import SRAM_SIZE
 from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, paper_model
 from pyodl.network.board import BoardNetwork
 from pyodl.reference import golden
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
+from pyodl.toolchain.memory_map import SRAM_SIZE
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 

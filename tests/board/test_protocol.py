@@ -4,7 +4,7 @@ the mailbox layout the host uses is the one the compiler lays out."""
 from __future__ import annotations
 
 from pyodl.board import protocol
-from pyodl.build import headers
+from pyodl.toolchain import headers
 
 
 def test_every_status_of_the_headers_has_a_message() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from pyodl.board.base import BoardError
 from pyodl.board.renode import PLATFORM, RenodeBoard, _run_for
-from pyodl.build.memory_map import (
+from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
     SRAM1_BASE,

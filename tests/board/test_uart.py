@@ -12,9 +12,9 @@ from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CRC, Command, ProtocolError, Request
 from pyodl.board.uart import BoardUart, UartTransport, encode_request
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.build.firmware import Firmware
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork
+from pyodl.toolchain.firmware import Firmware
 
 
 class _Stream:

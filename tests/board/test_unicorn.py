@@ -16,7 +16,7 @@ from elftools.elf.elffile import ELFFile
 from pyodl.board import unicorn as uc_board
 from pyodl.board.base import BoardError
 from pyodl.board.unicorn import UnicornBoard, native_counter_library
-from pyodl.build.memory_map import SRAM2_ALIAS, SRAM2_BASE
+from pyodl.toolchain.memory_map import SRAM2_ALIAS, SRAM2_BASE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CFLAGS = [

@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyodl.build.sources import source_root
 from pyodl.cli import main
 from pyodl.model.architecture import paper_model
 from pyodl.model.export import GENERATED_FILES, c_float, render
+from pyodl.toolchain.sources import source_root
 
 COMMITTED = source_root() / "firmware" / "generated"
 

@@ -7,9 +7,9 @@ import pytest
 
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.build.firmware import Firmware
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork, ModelMismatchError
+from pyodl.toolchain.firmware import Firmware
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyodl.build.host_library import HostBuilder
 from pyodl.model.architecture import paper_model
 from pyodl.model.keras_io import to_keras
 from pyodl.network.host import HostNetwork, OdlError
+from pyodl.toolchain.host_library import HostBuilder
 
 
 @pytest.fixture(scope="module")

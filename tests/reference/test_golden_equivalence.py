@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyodl.build.host_library import HostBuilder
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
     Architecture,
@@ -20,6 +19,7 @@ from pyodl.model.architecture import (
 )
 from pyodl.network.host import HostNetwork
 from pyodl.reference import golden
+from pyodl.toolchain.host_library import HostBuilder
 
 # Gradients of the first step, from identical weights: only the summation order differs. Relative
 # error is looser than for weights because a gradient element can be a small difference of large terms.

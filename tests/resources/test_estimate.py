@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyodl.build.firmware import FirmwareBuilder
-from pyodl.build.memory_map import SRAM_SIZE
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
     Model,
@@ -23,6 +21,8 @@ from pyodl.model.architecture import (
 )
 from pyodl.resources.bench import measure
 from pyodl.resources.estimate import estimate
+from pyodl.toolchain.firmware import FirmwareBuilder
+from pyodl.toolchain.memory_map import SRAM_SIZE
 
 RAM_TOLERANCE = 0.02
 INSTRUCTION_TOLERANCE = 0.10

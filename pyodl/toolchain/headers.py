@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pyodl.build.sources import firmware_file
+from pyodl.toolchain.sources import firmware_file
 
 APP_HEADER = "app/app.h"
 LIBRARY_HEADER = "odl/odl.h"

@@ -8,10 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pyodl.build import toolchain
-from pyodl.build.sources import source_root
 from pyodl.model.architecture import Model
 from pyodl.model.export import export
+from pyodl.toolchain import tools
+from pyodl.toolchain.sources import source_root
 
 LIBRARY_NAME = "libodl_model.so"
 
@@ -24,7 +24,7 @@ class HostBuilder:
     temporary directory)."""
 
     def __init__(self, build_dir: Path | None = None, source_dir: Path | None = None) -> None:
-        toolchain.require("cmake", "cc")
+        tools.require("cmake", "cc")
         self.source_dir = source_dir if source_dir is not None else source_root()
         self._tmp = None if build_dir is not None else tempfile.TemporaryDirectory(prefix="pyodl-host-")
         self.build_dir = build_dir if build_dir is not None else Path(self._tmp.name) / "build"
@@ -32,11 +32,11 @@ class HostBuilder:
     def build(self, model_dir: Path) -> Path:
         """Build the model exported in ``model_dir``; returns the library, copied into ``model_dir``
         (a distinct path per model, since the dynamic loader caches libraries by path)."""
-        toolchain.run([
+        tools.run([
             "cmake", "-S", str(self.source_dir), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
             "-DODL_BUILD_TESTS=OFF", f"-DODL_MODEL_DIR={model_dir.resolve()}",
         ])
-        toolchain.run(["cmake", "--build", str(self.build_dir), "--target", "odl_model"])
+        tools.run(["cmake", "--build", str(self.build_dir), "--target", "odl_model"])
         library = model_dir / LIBRARY_NAME
         shutil.copyfile(self.build_dir / LIBRARY_NAME, library)
         return library

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pyodl.build import firmware as fw
-from pyodl.build import toolchain
-from pyodl.build.firmware import Firmware, FirmwareBuilder, RamOverflowError
-from pyodl.build.memory_map import FLASH_BASE, SRAM1_BASE, SRAM_SIZE
-from pyodl.build.toolchain import ToolchainError
 from pyodl.model.architecture import paper_model
 from pyodl.model.memory_plan import SECTIONS, plan_memory
+from pyodl.toolchain import firmware as fw
+from pyodl.toolchain import tools
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
+from pyodl.toolchain.memory_map import FLASH_BASE, SRAM1_BASE, SRAM_SIZE
+from pyodl.toolchain.tools import ToolchainError
 
 
 def test_every_buffer_class_has_its_section_at_the_planned_size(paper_firmware: Firmware) -> None:
@@ -62,7 +62,7 @@ def test_a_model_that_does_not_fit_fails_to_link_with_the_overflow(firmware_buil
 
 def test_missing_cross_compiler_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
-    monkeypatch.setattr(toolchain.shutil, "which",
+    monkeypatch.setattr(tools.shutil, "which",
                         lambda name: None if name == "arm-none-eabi-gcc" else real_which(name))
     with pytest.raises(ToolchainError, match="gcc-arm-none-eabi and libnewlib-arm-none-eabi"):
         FirmwareBuilder()

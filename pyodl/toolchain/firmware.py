@@ -14,12 +14,12 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from pyodl.build import toolchain
-from pyodl.build.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM_SIZE
-from pyodl.build.sources import source_root, toolchain_file
-from pyodl.build.toolchain import ToolchainError
 from pyodl.model.architecture import Model
 from pyodl.model.export import export
+from pyodl.toolchain import tools
+from pyodl.toolchain.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM_SIZE
+from pyodl.toolchain.sources import source_root, toolchain_file
+from pyodl.toolchain.tools import ToolchainError
 
 ELF_NAME = "pyodl.elf"
 MAP_NAME = "pyodl.map"
@@ -73,7 +73,7 @@ class Firmware:
 
 
 def require_toolchain() -> None:
-    toolchain.require("cmake", "arm-none-eabi-gcc")
+    tools.require("cmake", "arm-none-eabi-gcc")
 
 
 class FirmwareBuilder:
@@ -89,7 +89,7 @@ class FirmwareBuilder:
     @staticmethod
     def _run(args: list[str]) -> str:
         try:
-            return toolchain.run(args)
+            return tools.run(args)
         except ToolchainError as exc:
             overflow = _OVERFLOW.search(str(exc))
             if overflow:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyodl.build import headers
-from pyodl.build.sources import source_root
+from pyodl.toolchain import headers
+from pyodl.toolchain.sources import source_root
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler")
 

@@ -124,6 +124,23 @@ def test_every_folder_of_the_package_is_a_layer() -> None:
     assert not folders & {"build", "dist", "venv", "node_modules", "CVS", "_darcs"}
 
 
+def _one_letter_apart(a: str, b: str) -> bool:
+    """Equal but for one inserted, deleted or changed letter (``trainer``/``trainers``, ``host``/``hosts``)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def test_no_two_module_names_differ_by_a_letter_or_a_plural() -> None:
+    names = sorted({p.stem for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
+                   | {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()})
+    close = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if _one_letter_apart(a, b)]
+    assert close == []
+
+
 def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
     package = tmp_path / "pyodl"
     for layer in LAYERS[:-1]:

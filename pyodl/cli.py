@@ -230,15 +230,20 @@ def _load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str]:
 def cmd_personalize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    # Not TensorFlow: every argument and the dataset are checked before it is loaded.
     from pyodl.experiments import personalize as pers
 
+    try:
+        chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
+    except ValueError:
+        raise ModelError(f"--subjects takes comma-separated subject numbers, e.g. 1,2,3; got {args.subjects!r}") \
+            from None
     recordings, classes, name = _load_dataset(args.dataset, args.rate)
     channels = tuple(range(recordings[0].signal.shape[1])) if args.all_channels else (0, 1, 2)
     cfg = pers.Config(input_len=args.input, stride=args.stride or args.input // 2, channels=channels,
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer)
-    subjects = ([int(s) for s in args.subjects.split(",")] if args.subjects
-                else sorted({r.subject for r in recordings})[:3])
+    subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     bars: dict[str, tqdm] = {}
 
     def progress(what: str, done: int, total: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,10 +26,14 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
-from pyodl.model.architecture import PAPER_TL_LAYERS, Model, glorot_params, paper_architecture
-from pyodl.reference.golden import KerasReference
+from pyodl.model.architecture import PAPER_TL_LAYERS, Architecture, Model, glorot_params, paper_architecture
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
+# How the general model is pretrained: part of its cache key, so a change of recipe is a new model.
+PRETRAIN_OPTIMIZER = "adam"
+PRETRAIN_LEARNING_RATE = 1e-3
+PRETRAIN_BATCH = 64
+CACHE_FORMAT = 2  # bump when what a cached file holds changes
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class SubjectResult:
     conditions: dict[str, ConditionResult]
     norm_mean: list[float]  # the general model's input normalisation, per channel
     norm_std: list[float]
+    general_model: str  # its cache key
+    general_model_cached: bool  # loaded from the cache rather than pretrained by this run
 
 
 def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
@@ -92,20 +99,47 @@ def _fit(trainer: Trainer, data: Windows, epochs: int, cfg: Config, rng: np.rand
     return losses
 
 
-def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | None, key: str,
-             norm: Normalizer, progress: Progress) -> Model:
-    """The general model: the paper's CNN trained with Adam in Keras on ``train`` (already normalised with
+def dataset_fingerprint(recordings: list[Recording], classes: list[str]) -> str:
+    """Everything of a dataset that can change a general model: every recording's subject, label, rate and
+    samples, in order, and the class names."""
+    h = hashlib.sha256(json.dumps(classes).encode())
+    for r in recordings:
+        h.update(json.dumps([r.subject, r.label, r.rate_hz, list(r.signal.shape)]).encode())
+        h.update(np.ascontiguousarray(r.signal, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _pyodl_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyodl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cache_key(fingerprint: str, subject: int, cfg: Config, arch: Architecture) -> str:
+    """The general model's identity: the data (all of it, labels included), the held-out subject, the
+    windows, the architecture, the pretraining recipe, the seed and pyodl's version."""
+    parts = [CACHE_FORMAT, _pyodl_version(), fingerprint, subject, cfg.input_len, cfg.stride, list(cfg.channels),
+             cfg.seed, cfg.pretrain_epochs, PRETRAIN_OPTIMIZER, PRETRAIN_LEARNING_RATE, PRETRAIN_BATCH,
+             [layer.describe() for layer in arch.layers]]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | None, key: str,
+             norm: Normalizer, progress: Progress) -> tuple[Model, bool]:
+    """The general model: ``arch`` trained with Adam in Keras on ``train`` (already normalised with
     ``norm``); cached by ``key`` with its normalisation beside it (``.norm.json``), which a device needs
-    to feed it raw sensor data."""
+    to feed it raw sensor data. Returns the model and whether it came from the cache."""
     from pyodl.model.keras_io import from_keras, keras, load, to_keras
 
     path = cache_dir / f"general-{key}.keras" if cache_dir else None
     if path and path.exists() and path.with_suffix(".norm.json").exists():
-        return load(path)
+        return load(path), True
     keras.utils.set_random_seed(cfg.seed)
-    arch = paper_architecture(cfg.input_len, len(cfg.channels), num_classes)
     km = to_keras(Model(arch, glorot_params(arch, cfg.seed)))
-    km.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    km.compile(optimizer=keras.optimizers.Adam(PRETRAIN_LEARNING_RATE), loss="categorical_crossentropy")
 
     progress("pretraining", 0, cfg.pretrain_epochs)
 
@@ -113,13 +147,18 @@ def pretrain(train: Windows, num_classes: int, cfg: Config, cache_dir: Path | No
         def on_epoch_end(self, epoch: int, logs: object = None) -> None:
             progress("pretraining", epoch + 1, cfg.pretrain_epochs)
 
-    onehot = np.eye(num_classes, dtype=np.float32)[train.y]
-    km.fit(train.x, onehot, epochs=cfg.pretrain_epochs, batch_size=64, verbose=0, callbacks=[_Epochs()])
+    onehot = np.eye(arch.num_classes, dtype=np.float32)[train.y]
+    km.fit(train.x, onehot, epochs=cfg.pretrain_epochs, batch_size=PRETRAIN_BATCH, verbose=0,
+           callbacks=[_Epochs()])
     if path:
+        # Written aside and renamed, so an interrupted run never leaves a half-written model to be loaded.
         path.parent.mkdir(parents=True, exist_ok=True)
-        km.save(path)
-        norm.save(path.with_suffix(".norm.json"))
-    return from_keras(km, name="general")
+        partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.keras")
+        km.save(partial)
+        norm.save(partial.with_suffix(".norm.json"))
+        os.replace(partial.with_suffix(".norm.json"), path.with_suffix(".norm.json"))
+        os.replace(partial, path)
+    return from_keras(km, name="general"), False
 
 
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config,
@@ -137,9 +176,11 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         raise ValueError(f"subject {subject}: recordings too short for windows of {cfg.input_len} samples")
     pers = Windows(norm(pers.x), pers.y, pers.subject)
     test = Windows(norm(test.x), test.y, test.subject)
-    key = hashlib.sha256(json.dumps([fingerprint, subject, cfg.input_len, cfg.stride, channels, cfg.seed,
-                                     cfg.pretrain_epochs]).encode()).hexdigest()[:16]
-    general = pretrain(general_data, num_classes, cfg, cache_dir, key, norm, progress)
+    arch = paper_architecture(cfg.input_len, len(channels), num_classes)
+    key = cache_key(fingerprint, subject, cfg, arch)
+    general, cached = pretrain(general_data, arch, cfg, cache_dir, key, norm, progress)
+    from pyodl.reference.golden import KerasReference  # TensorFlow: only once the arguments are known good
+
     results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}
     n_params = len(general.arch.param_layers)
     plans = {
@@ -157,7 +198,8 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
                 trainer.set_trainable(layers)
                 losses += _fit(trainer, pers, epochs, cfg, rng, progress, f"subject {subject} {name}")
             results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
-    return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist())
+    return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist(), key,
+                         cached)
 
 
 @dataclass
@@ -199,6 +241,9 @@ class Report:
         for s in self.subjects:
             lines.append(f"| {s.subject} | {s.personalization_windows}/{s.test_windows} | "
                          + " | ".join(f"{s.conditions[c].f1:.3f}" for c in CONDITIONS) + " |")
+        lines += ["", "General models (cache key; cached = loaded from the cache, not pretrained by this run): "
+                  + ", ".join(f"subject {s.subject} `{s.general_model}` "
+                              f"{'cached' if s.general_model_cached else 'pretrained'}" for s in self.subjects)]
         lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
 
@@ -209,7 +254,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     missing = [s for s in subjects if s not in known]
     if missing:
         raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
-    fingerprint = hashlib.sha256(b"".join(r.signal.tobytes() for r in recordings)).hexdigest()
+    fingerprint = dataset_fingerprint(recordings, classes)
     start = time.perf_counter()
     results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint) for s in subjects]
     return Report(cfg, dataset, classes, results, time.perf_counter() - start)

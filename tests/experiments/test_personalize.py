@@ -3,13 +3,18 @@ the firmware on the simulated board and by TensorFlow on the same batches."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pyodl.cli import main
+from pyodl.data.recording import Recording
 from pyodl.data.watch import load_watch
 from pyodl.experiments import personalize as pers
+from pyodl.model.architecture import paper_architecture
 
 
 def _silent(what: str, done: int, total: int) -> None:
@@ -57,3 +62,52 @@ def test_unknown_subject_and_bad_options_are_refused(capsys: pytest.CaptureFixtu
     assert "use watch, wisdm:PATH or table:PATH" in capsys.readouterr().err
     with pytest.raises(ValueError, match="trainer"):
         pers.Config(trainer="gpu")
+
+
+def _tiny_dataset(labels_of: dict[int, int] | None = None) -> tuple[list[Recording], list[str]]:
+    """Two subjects, two classes, 12 s each at 20 Hz: enough windows of 20 for a 1-epoch pretraining."""
+    rng = np.random.default_rng(0)
+    recordings = []
+    for k, (subject, activity) in enumerate((s, c) for s in (1, 2) for c in (0, 1)):
+        signal = rng.standard_normal((240, 3)).astype(np.float32) + activity  # the same whatever the label
+        recordings.append(Recording(subject, (labels_of or {}).get(k, activity), signal, 20.0))
+    return recordings, ["sit", "walk"]
+
+
+def test_the_cache_key_covers_labels_and_the_class_list() -> None:
+    recordings, classes = _tiny_dataset()
+    relabelled, _ = _tiny_dataset({0: 1, 1: 0})  # the same signals, the labels of two recordings swapped
+    cfg = pers.Config(input_len=20, stride=10)
+    arch = paper_architecture(20, 3, 2)
+    key = pers.cache_key(pers.dataset_fingerprint(recordings, classes), 1, cfg, arch)
+    assert key == pers.cache_key(pers.dataset_fingerprint(recordings, list(classes)), 1, cfg, arch)
+    assert key != pers.cache_key(pers.dataset_fingerprint(relabelled, classes), 1, cfg, arch)
+    assert key != pers.cache_key(pers.dataset_fingerprint(recordings, ["walk", "sit"]), 1, cfg, arch)
+    assert key != pers.cache_key(pers.dataset_fingerprint(recordings, classes), 2, cfg, arch)
+    assert key != pers.cache_key(pers.dataset_fingerprint(recordings, classes), 1,
+                                 pers.Config(input_len=20, stride=10, pretrain_epochs=31), arch)
+
+
+def test_a_cached_model_is_not_reused_when_only_the_labels_change(tmp_path: Path) -> None:
+    cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, trainer="tf")
+    recordings, classes = _tiny_dataset()
+    first = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
+    again = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
+    relabelled, _ = _tiny_dataset({2: 1, 3: 0})  # subject 2's recordings: the general model's training data
+    other = pers.run(relabelled, classes, [1], cfg, "tiny", tmp_path, _silent)
+    assert (first.general_model_cached, again.general_model_cached) == (False, True)
+    assert again.general_model == first.general_model
+    assert other.subjects[0].general_model != first.general_model and not other.subjects[0].general_model_cached
+    assert len(list(tmp_path.glob("general-*.keras"))) == 2 and not list(tmp_path.glob("*partial*"))
+    assert f"subject 1 `{other.subjects[0].general_model}` pretrained" in other.markdown("pyodl personalize")
+
+
+def test_argument_errors_come_before_tensorflow() -> None:
+    """A typo is reported in about a second: neither the refusal nor the dataset check loads TensorFlow."""
+    code = ("import sys; from pyodl.cli import main; "
+            "codes = [main(['personalize', '--subjects', '42']), main(['personalize', '--subjects', 'one']), "
+            "main(['personalize', '--dataset', 'mnist'])]; "
+            "print(codes, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[2, 2, 2] False", proc.stdout + proc.stderr
+    assert "subjects [42] are not in" in proc.stderr and "comma-separated subject numbers" in proc.stderr

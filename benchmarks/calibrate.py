@@ -1,8 +1,9 @@
 """Fit the instruction cost model of pyodl/estimate.py (COEFFICIENTS) to the firmware on the simulated board.
 
-    .venv/bin/python benchmarks/calibrate.py [--random 16] [--seed 100]
+    .venv/bin/python benchmarks/calibrate.py [--random 16] [--windows 16] [--seed 100]
 
-Measures the paper's model at every T and mode plus random architectures (pyodl.model.architecture.random_architecture),
+Measures the paper's model at every T and mode plus random architectures
+(pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows),
 then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
 error of the fit. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
 """
@@ -21,21 +22,24 @@ from pyodl.resources.estimate import estimate, features
 from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
-               "element", "sample")
+               "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
+               "general_element", "sample")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--random", type=int, default=16, help="random architectures (default 16)")
+    parser.add_argument("--windows", type=int, default=16,
+                        help="random architectures with strided, dilated, padded windows (default 16)")
     parser.add_argument("--seed", type=int, default=100, help="seed of the random architectures (default 100)")
     args = parser.parse_args()
     configs: list[tuple[Model, int | None]] = []
     for t in PAPER_INPUT_LENGTHS:
         configs += [(paper_model(t, 0), None), (paper_model(t, 0), 2)]
     rng = np.random.default_rng(args.seed)
-    while len(configs) < 2 * len(PAPER_INPUT_LENGTHS) + args.random:
+    while len(configs) < 2 * len(PAPER_INPUT_LENGTHS) + args.random + args.windows:
         i = len(configs)
-        arch = random_architecture(rng, f"cal{i}")
+        arch = random_architecture(rng, f"cal{i}", windows=i >= 2 * len(PAPER_INPUT_LENGTHS) + args.random)
         tl = None if i % 2 == 0 else int(rng.integers(1, len(arch.param_layers) + 1))
         if estimate(arch, tl).fits:
             configs.append((Model(arch, glorot_params(arch, i)), tl))
@@ -64,6 +68,9 @@ def main() -> None:
         print(f'    "{key}": {value:.3f},')
     print(f'    "update_param": {step_coef[0]:.3f},\n    "step": {step_coef[1]:.1f},')
     print(f"worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
+    for k in np.argsort(rel)[::-1][:3]:
+        model, tl = configs[k]
+        print(f"  {rel[k]:.2%}: " + "; ".join(layer.describe() for layer in model.arch.layers) + f" (tl={tl})")
     print(f"code and constants besides the model: {min(codes)} to {max(codes)} bytes")
 
 

@@ -46,12 +46,12 @@ def test_export_writes_the_two_files(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, padding="same"),
+    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, kernel_regularizer="l2"),
                            keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
-    path = tmp_path / "same.keras"
+    path = tmp_path / "regularized.keras"
     km.save(path)
     assert main(["export", str(path), "--out", str(tmp_path / "out")]) == 2
-    assert "padding='same' is not supported" in capsys.readouterr().err
+    assert "kernel_regularizer is not supported" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert main(["export", str(tmp_path / "missing.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err

@@ -6,7 +6,7 @@
 
 #include "model.h"
 
-/* Activations, ReLU masks, and the backward pass's error buffers (the scratch, reused). */
+/* Activations, ReLU masks, MaxPool1D argmax, and the backward pass's error buffers (the scratch, reused). */
 ODL_SECTION(".odl_saved") static uint32_t mask_0[ODL_MASK_0_SIZE];
 ODL_SECTION(".odl_saved") static float saved_2[ODL_SAVED_2_SIZE];
 ODL_SECTION(".odl_saved") static uint32_t mask_2[ODL_MASK_2_SIZE];
@@ -1739,6 +1739,7 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         /* conv1d_1: Conv1D(32, 3) relu (40, 3) -> (38, 32) */
         .kind = ODL_LAYER_CONV1D, .act = ODL_ACT_RELU, .size = 3u,
         .in_len = 40u, .in_ch = 3u, .out_len = 38u, .out_ch = 32u,
+        .stride = 1u, .dilation = 1u, .pad = 0u,
         .in = NULL, .out = scratch_a,
         .weights = l0_weights, .bias = l0_bias,
         .weights_rw = l0_weights, .bias_rw = l0_bias,
@@ -1749,12 +1750,14 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         /* avgpool1d_1: AvgPool1D(2) (38, 32) -> (19, 32) */
         .kind = ODL_LAYER_AVGPOOL1D, .act = ODL_ACT_NONE, .size = 2u,
         .in_len = 38u, .in_ch = 32u, .out_len = 19u, .out_ch = 32u,
+        .stride = 2u, .dilation = 1u, .pad = 0u,
         .in = scratch_a, .out = saved_2,
     },
     {
         /* conv1d_2: Conv1D(64, 3) relu (19, 32) -> (17, 64) */
         .kind = ODL_LAYER_CONV1D, .act = ODL_ACT_RELU, .size = 3u,
         .in_len = 19u, .in_ch = 32u, .out_len = 17u, .out_ch = 64u,
+        .stride = 1u, .dilation = 1u, .pad = 0u,
         .in = saved_2, .out = scratch_a,
         .weights = l2_weights, .bias = l2_bias,
         .weights_rw = l2_weights, .bias_rw = l2_bias,
@@ -1765,18 +1768,21 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         /* avgpool1d_2: AvgPool1D(2) (17, 64) -> (8, 64) */
         .kind = ODL_LAYER_AVGPOOL1D, .act = ODL_ACT_NONE, .size = 2u,
         .in_len = 17u, .in_ch = 64u, .out_len = 8u, .out_ch = 64u,
+        .stride = 2u, .dilation = 1u, .pad = 0u,
         .in = scratch_a, .out = scratch_b,
     },
     {
         /* gap1d: GlobalAvgPool1D (8, 64) -> (1, 64) */
         .kind = ODL_LAYER_GAP1D, .act = ODL_ACT_NONE, .size = 0u,
         .in_len = 8u, .in_ch = 64u, .out_len = 1u, .out_ch = 64u,
+        .stride = 1u, .dilation = 1u, .pad = 0u,
         .in = scratch_b, .out = saved_5,
     },
     {
         /* dense_1: Dense(50) relu (1, 64) -> (1, 50) */
         .kind = ODL_LAYER_DENSE, .act = ODL_ACT_RELU, .size = 0u,
         .in_len = 1u, .in_ch = 64u, .out_len = 1u, .out_ch = 50u,
+        .stride = 1u, .dilation = 1u, .pad = 0u,
         .in = saved_5, .out = saved_6,
         .weights = l5_weights, .bias = l5_bias,
         .weights_rw = l5_weights, .bias_rw = l5_bias,
@@ -1787,6 +1793,7 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         /* dense_2: Dense(6) softmax (1, 50) -> (1, 6) */
         .kind = ODL_LAYER_DENSE, .act = ODL_ACT_SOFTMAX, .size = 0u,
         .in_len = 1u, .in_ch = 50u, .out_len = 1u, .out_ch = 6u,
+        .stride = 1u, .dilation = 1u, .pad = 0u,
         .in = saved_6, .out = logits,
         .weights = l6_weights, .bias = l6_bias,
         .weights_rw = l6_weights, .bias_rw = l6_bias,

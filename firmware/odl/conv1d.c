@@ -72,3 +72,114 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
         grad_b[j] += acc;
     }
 }
+
+/*
+ * The general Conv1D: stride s, dilation d, `pad` zero positions before the input (Keras 'same' and
+ * 'causal'; the padding after it follows from m_out). Output m reads input rows t = m s - pad + kk d; rows
+ * outside [0, n) are the zero padding and contribute nothing, so the loops run only over the taps (or the
+ * outputs) whose rows exist, computed once per loop instead of tested per term. The kernels above are
+ * the s = d = 1, no-padding case, kept apart because that loop is the hot path of every paper-style model.
+ */
+
+/* The taps [lo, hi) of output m whose input row exists. */
+static void tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi)
+{
+    const long first_row = (long)m * (long)g->stride - (long)g->pad; /* the row of tap 0 */
+    const long d = (long)g->dilation;
+    const long a = first_row >= 0 ? 0 : (-first_row + d - 1) / d;
+    const long room = (long)n - first_row;
+    long b = room <= 0 ? 0 : (room + d - 1) / d;
+    b = b > (long)k ? (long)k : b;
+    *hi = (unsigned)b;
+    *lo = a > b ? (unsigned)b : (unsigned)a;
+}
+
+/* The outputs [lo, hi) whose tap kk reads a row that exists. */
+static void output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo,
+                         unsigned *hi)
+{
+    const long row0 = (long)kk * (long)g->dilation - (long)g->pad; /* the row output 0 reads at tap kk */
+    const long s = (long)g->stride;
+    const long a = row0 >= 0 ? 0 : (-row0 + s - 1) / s;
+    const long room = (long)n - row0;
+    long b = room <= 0 ? 0 : (room + s - 1) / s;
+    b = b > (long)m_out ? (long)m_out : b;
+    *hi = (unsigned)b;
+    *lo = a > b ? (unsigned)b : (unsigned)a;
+}
+
+void odl_conv1d_forward_general(const float *x, unsigned n, unsigned c, const float *w, const float *b,
+                                unsigned k, unsigned f, const odl_window_t *g, unsigned m_out, float *a)
+{
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        tap_range(m, n, k, g, &lo, &hi);
+        /* The row of tap lo (not formed when no tap reads a row: it would point before x). */
+        const float *xm = lo < hi ? x + (m * g->stride + lo * g->dilation - g->pad) * c : x;
+        for (unsigned j = 0; j < f; ++j) {
+            float acc = 0.0f;
+            for (unsigned kk = lo; kk < hi; ++kk) {
+                const float *xt = xm + (kk - lo) * g->dilation * c;
+                const float *wk = w + kk * c * f + j;
+                for (unsigned ch = 0; ch < c; ++ch) {
+                    acc += xt[ch] * wk[ch * f];
+                }
+            }
+            a[m * f + j] = acc + b[j];
+        }
+    }
+}
+
+/* dx[t, c] = sum over the (m, kk) that read row t of da[m, j] w[kk, c, j]. */
+void odl_conv1d_backward_input_general(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                                       unsigned f, const odl_window_t *g, unsigned m_out, float *dx)
+{
+    for (unsigned i = 0; i < n * c; ++i) {
+        dx[i] = 0.0f;
+    }
+    for (unsigned m = 0; m < m_out; ++m) {
+        const float *dam = da + m * f;
+        unsigned lo, hi;
+        tap_range(m, n, k, g, &lo, &hi);
+        for (unsigned kk = lo; kk < hi; ++kk) {
+            float *dxt = dx + (m * g->stride + kk * g->dilation - g->pad) * c;
+            for (unsigned ch = 0; ch < c; ++ch) {
+                const float *wk = w + (kk * c + ch) * f;
+                float acc = 0.0f;
+                for (unsigned j = 0; j < f; ++j) {
+                    acc += dam[j] * wk[j];
+                }
+                dxt[ch] += acc;
+            }
+        }
+    }
+}
+
+/* grad_w[kk, c, j] += sum_m x[m s - pad + kk d, c] da[m, j] over the rows that exist; grad_b as above. */
+void odl_conv1d_backward_params_general(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                        unsigned f, const odl_window_t *g, unsigned m_out, float *grad_w,
+                                        float *grad_b)
+{
+    const unsigned row_step = g->stride * c;
+    for (unsigned kk = 0; kk < k; ++kk) {
+        unsigned lo, hi;
+        output_range(kk, n, m_out, g, &lo, &hi);
+        const float *x0 = lo < hi ? x + (lo * g->stride + kk * g->dilation - g->pad) * c : x; /* output lo's row */
+        for (unsigned ch = 0; ch < c; ++ch) {
+            for (unsigned j = 0; j < f; ++j) {
+                float acc = 0.0f;
+                for (unsigned m = lo; m < hi; ++m) {
+                    acc += x0[(m - lo) * row_step + ch] * da[m * f + j];
+                }
+                grad_w[(kk * c + ch) * f + j] += acc;
+            }
+        }
+    }
+    for (unsigned j = 0; j < f; ++j) {
+        float acc = 0.0f;
+        for (unsigned m = 0; m < m_out; ++m) {
+            acc += da[m * f + j];
+        }
+        grad_b[j] += acc;
+    }
+}

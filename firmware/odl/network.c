@@ -2,7 +2,7 @@
  * network.c - walks the generated layer table: forward, backward, gradient accumulation, SGD,
  * Full and transfer-learning modes.
  *
- * Memory contract with the generator (pyodl/memory_plan.py):
+ * Memory contract with the generator (pyodl/model/memory_plan.py):
  * - each layer reads `in` (NULL = the sample) and writes `out`; a trained Conv1D/Dense layer's `in` is a
  *   buffer nothing else overwrites during the forward pass, so the backward pass finds it intact;
  * - the scratch buffers the forward pass ping-pongs through are dead once the loss is known, so the
@@ -49,15 +49,46 @@ static unsigned lowest_of_last_params(const odl_net_t *net, unsigned n)
     return net->num_layers;
 }
 
+/* No padding on either side, stride 1, no dilation: the Conv1D of the paper, computed by the plain
+ * kernels. ('same' with K = 2 pads one row after the input only: pad = 0, but not plain.) */
+static int plain_conv(const odl_layer_t *l)
+{
+    return l->stride == 1u && l->dilation == 1u && l->pad == 0u && l->in_len >= l->size &&
+           l->out_len == l->in_len - l->size + 1u;
+}
+
+/* Stride = pool size, no padding, the tail dropped: the AvgPool1D of the paper, computed by the plain
+ * kernels. */
+static int plain_pool(const odl_layer_t *l)
+{
+    return l->stride == l->size && l->pad == 0u && l->out_len == l->in_len / l->size;
+}
+
+static odl_window_t window_of(const odl_layer_t *l)
+{
+    const odl_window_t g = {l->stride, l->dilation, l->pad};
+    return g;
+}
+
+/* Windows of `span` rows, stride apart, from row -pad: the first and the last window each cover at least
+ * one input row (the kernels skip the padding, so these are consistency checks, not memory safety). */
+static int windows_ok(const odl_layer_t *l, uint32_t span)
+{
+    const uint32_t last_start = (uint32_t)(l->out_len - 1u) * l->stride;
+    return l->stride >= 1u && l->dilation >= 1u && l->out_len >= 1u && l->pad < span &&
+           last_start < (uint32_t)l->in_len + l->pad;
+}
+
 static int shapes_ok(const odl_layer_t *l)
 {
     switch (l->kind) {
     case ODL_LAYER_CONV1D:
-        return l->size >= 1 && l->in_len >= l->size && l->out_len == l->in_len - l->size + 1;
+        return l->size >= 1u && windows_ok(l, (uint32_t)l->dilation * (l->size - 1u) + 1u);
     case ODL_LAYER_DENSE:
         return l->out_len == 1;
     case ODL_LAYER_AVGPOOL1D:
-        return l->size >= 1 && l->out_len == l->in_len / l->size && l->out_ch == l->in_ch && l->out_len >= 1;
+    case ODL_LAYER_MAXPOOL1D:
+        return l->size >= 1u && l->out_ch == l->in_ch && l->dilation == 1u && windows_ok(l, l->size);
     case ODL_LAYER_GAP1D:
         return l->out_len == 1 && l->out_ch == l->in_ch;
     case ODL_LAYER_FLATTEN:
@@ -113,6 +144,10 @@ static odl_status_t check_table(const odl_net_t *net)
         }
         const int needs_mask = (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) && i >= first_capacity;
         if (needs_mask && l->relu_mask == NULL) {
+            return ODL_ERR_MODEL;
+        }
+        if (l->kind == ODL_LAYER_MAXPOOL1D && i >= first_capacity && ODL_INDEX_BITS(l->size) != 0u &&
+            l->argmax == NULL) {
             return ODL_ERR_MODEL;
         }
         if (i >= first_capacity && out_size(l) > net->error_capacity && !last) {
@@ -184,15 +219,28 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
 {
     const float *in = (l->in != NULL) ? l->in : x;
     float *out = l->out;
+    const odl_window_t g = window_of(l);
     switch (l->kind) {
     case ODL_LAYER_CONV1D:
-        odl_conv1d_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->size, l->out_ch, out);
+        if (plain_conv(l)) {
+            odl_conv1d_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->size, l->out_ch, out);
+        } else {
+            odl_conv1d_forward_general(in, l->in_len, l->in_ch, l->weights, l->bias, l->size, l->out_ch, &g,
+                                       l->out_len, out);
+        }
         break;
     case ODL_LAYER_DENSE:
         odl_dense_forward(in, in_size(l), l->weights, l->bias, l->out_ch, out);
         break;
     case ODL_LAYER_AVGPOOL1D:
-        odl_avgpool1d_forward(in, l->in_len, l->in_ch, l->size, out);
+        if (plain_pool(l)) {
+            odl_avgpool1d_forward(in, l->in_len, l->in_ch, l->size, out);
+        } else {
+            odl_avgpool1d_forward_general(in, l->in_len, l->in_ch, l->size, &g, l->out_len, out);
+        }
+        break;
+    case ODL_LAYER_MAXPOOL1D:
+        odl_maxpool1d_forward(in, l->in_len, l->in_ch, l->size, &g, l->out_len, out, l->argmax);
         break;
     case ODL_LAYER_GAP1D:
         odl_gap1d_forward(in, l->in_len, l->in_ch, out);
@@ -288,12 +336,22 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
     if (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) {
         odl_relu_backward(da, out_size(l), l->relu_mask);
     }
+    const odl_window_t g = window_of(l);
     switch (l->kind) {
     case ODL_LAYER_CONV1D:
-        odl_conv1d_backward_params(da, in, l->in_len, l->in_ch, l->size, l->out_ch, l->grad_weights,
-                                   l->grad_bias);
-        if (need_dx) {
-            odl_conv1d_backward_input(da, l->in_len, l->in_ch, l->weights, l->size, l->out_ch, dx);
+        if (plain_conv(l)) {
+            odl_conv1d_backward_params(da, in, l->in_len, l->in_ch, l->size, l->out_ch, l->grad_weights,
+                                       l->grad_bias);
+            if (need_dx) {
+                odl_conv1d_backward_input(da, l->in_len, l->in_ch, l->weights, l->size, l->out_ch, dx);
+            }
+        } else {
+            odl_conv1d_backward_params_general(da, in, l->in_len, l->in_ch, l->size, l->out_ch, &g, l->out_len,
+                                               l->grad_weights, l->grad_bias);
+            if (need_dx) {
+                odl_conv1d_backward_input_general(da, l->in_len, l->in_ch, l->weights, l->size, l->out_ch, &g,
+                                                  l->out_len, dx);
+            }
         }
         break;
     case ODL_LAYER_DENSE:
@@ -303,7 +361,14 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
         }
         break;
     case ODL_LAYER_AVGPOOL1D:
-        odl_avgpool1d_backward_input(da, l->in_len, l->in_ch, l->size, dx);
+        if (plain_pool(l)) {
+            odl_avgpool1d_backward_input(da, l->in_len, l->in_ch, l->size, dx);
+        } else {
+            odl_avgpool1d_backward_input_general(da, l->in_len, l->in_ch, l->size, &g, l->out_len, dx);
+        }
+        break;
+    case ODL_LAYER_MAXPOOL1D:
+        odl_maxpool1d_backward_input(da, l->in_len, l->in_ch, l->size, &g, l->out_len, l->argmax, dx);
         break;
     case ODL_LAYER_GAP1D:
         odl_gap1d_backward_input(da, l->in_len, l->in_ch, dx);

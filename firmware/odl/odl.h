@@ -45,7 +45,8 @@ typedef enum {
     ODL_LAYER_GAP1D = 3,   /* GlobalAveragePooling1D */
     ODL_LAYER_FLATTEN = 4, /* channels-last memory is already vec(x): in and out are the same buffer */
     ODL_LAYER_RELU = 5,    /* standalone ReLU, computed in place */
-    ODL_LAYER_SOFTMAX = 6  /* standalone softmax, last layer only */
+    ODL_LAYER_SOFTMAX = 6, /* standalone softmax, last layer only */
+    ODL_LAYER_MAXPOOL1D = 7
 } odl_layer_kind_t;
 
 typedef enum {
@@ -62,9 +63,13 @@ typedef enum {
 typedef struct {
     uint8_t kind;   /* odl_layer_kind_t */
     uint8_t act;    /* odl_activation_t, fused after Conv1D / Dense */
-    uint16_t size;  /* Conv1D kernel size K, AvgPool1D pool size p, otherwise 0 */
+    uint16_t size;  /* Conv1D kernel size K, pool size p, otherwise 0 */
     uint16_t in_len, in_ch;
     uint16_t out_len, out_ch;
+    /* Conv1D and pools: output m's window starts at input row m * stride - pad (rows outside the input
+     * are padding; the padding after the input follows from out_len); Conv1D taps are dilation apart.
+     * stride = dilation = 1, pad = 0 elsewhere. */
+    uint16_t stride, dilation, pad;
     const float *in; /* NULL: the sample passed to odl_forward */
     float *out;      /* equals `in` for layers computed in place */
     const float *weights;
@@ -74,6 +79,7 @@ typedef struct {
     float *grad_weights; /* sums over the accumulated samples */
     float *grad_bias;
     uint32_t *relu_mask; /* bit i set when output element i was > 0 */
+    uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each */
 } odl_layer_t;
 
 typedef struct {

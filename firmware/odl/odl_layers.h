@@ -15,6 +15,19 @@
 
 #include <stdint.h>
 
+/* Where the windows of a Conv1D or a pool sit: output m starts at input row m * stride - pad; Conv1D
+ * taps are dilation rows apart. Rows outside the input are padding. */
+typedef struct {
+    unsigned stride, dilation, pad;
+} odl_window_t;
+
+/* Bits that hold an offset in a window of p inputs, rounded up to 1, 2, 4, 8 or 16 so that no offset
+ * straddles two words; 0 for p = 1 (nothing to store). */
+#define ODL_INDEX_BITS(p) \
+    ((p) <= 1u ? 0u : (p) <= 2u ? 1u : (p) <= 4u ? 2u : (p) <= 16u ? 4u : (p) <= 256u ? 8u : 16u)
+#define ODL_INDEX_WORDS(n, p) \
+    (ODL_INDEX_BITS(p) == 0u ? 0u : ((n) + 32u / ODL_INDEX_BITS(p) - 1u) / (32u / ODL_INDEX_BITS(p)))
+
 /* conv1d.c: valid padding, stride 1. x: (n, c), w: (k, c, f), a: (n - k + 1, f). */
 void odl_conv1d_forward(const float *x, unsigned n, unsigned c, const float *w, const float *b,
                         unsigned k, unsigned f, float *a);
@@ -22,6 +35,15 @@ void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const fl
                                unsigned f, float *dx);
 void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
                                 unsigned f, float *grad_w, float *grad_b);
+
+/* The general case: any stride, dilation and padding; a: (m_out, f). */
+void odl_conv1d_forward_general(const float *x, unsigned n, unsigned c, const float *w, const float *b,
+                                unsigned k, unsigned f, const odl_window_t *g, unsigned m_out, float *a);
+void odl_conv1d_backward_input_general(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                                       unsigned f, const odl_window_t *g, unsigned m_out, float *dx);
+void odl_conv1d_backward_params_general(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                        unsigned f, const odl_window_t *g, unsigned m_out, float *grad_w,
+                                        float *grad_b);
 
 /* dense.c: x: (n_in), w: (n_in, n_out), a: (n_out). */
 void odl_dense_forward(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
@@ -34,6 +56,16 @@ void odl_dense_backward_params(const float *da, const float *x, unsigned n_in, u
  * GlobalAveragePooling1D. x: (n, c). */
 void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a);
 void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, float *dx);
+/* Any stride and padding: AvgPool1D averages what exists of each window; MaxPool1D keeps the offset of
+ * each output's maximum in `argmax` (ODL_INDEX_WORDS(m_out * c, p) words) for its backward pass. */
+void odl_avgpool1d_forward_general(const float *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                   unsigned m_out, float *a);
+void odl_avgpool1d_backward_input_general(const float *da, unsigned n, unsigned c, unsigned p,
+                                          const odl_window_t *g, unsigned m_out, float *dx);
+void odl_maxpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                           unsigned m_out, float *a, uint32_t *argmax);
+void odl_maxpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                  unsigned m_out, const uint32_t *argmax, float *dx);
 void odl_gap1d_forward(const float *x, unsigned n, unsigned c, float *a);
 void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx);
 

@@ -61,3 +61,112 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
         }
     }
 }
+
+/*
+ * Strided and padded pools (Keras strides != pool_size, padding 'same'): window m covers the inputs
+ * [m s - pad, m s - pad + p) that exist. AvgPool1D divides by how many exist (TensorFlow's 'same' average
+ * leaves the padding out of the count); MaxPool1D ignores the padding. The two kernels above stay the
+ * stride = p, no-padding case.
+ */
+static void window_range(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi)
+{
+    const unsigned long start = (unsigned long)m * g->stride;
+    const unsigned long end = start + p;
+    *lo = start < g->pad ? 0u : (unsigned)(start - g->pad);
+    *hi = end <= g->pad ? 0u : (unsigned)(end - g->pad);
+    if (*hi > n) {
+        *hi = n;
+    }
+}
+
+void odl_avgpool1d_forward_general(const float *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                   unsigned m_out, float *a)
+{
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_range(m, n, p, g, &lo, &hi);
+        const float div = (float)(hi - lo);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            float acc = 0.0f;
+            for (unsigned t = lo; t < hi; ++t) {
+                acc += x[t * c + ch];
+            }
+            a[m * c + ch] = acc / div;
+        }
+    }
+}
+
+void odl_avgpool1d_backward_input_general(const float *da, unsigned n, unsigned c, unsigned p,
+                                          const odl_window_t *g, unsigned m_out, float *dx)
+{
+    for (unsigned i = 0; i < n * c; ++i) {
+        dx[i] = 0.0f;
+    }
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_range(m, n, p, g, &lo, &hi);
+        const float div = (float)(hi - lo);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            const float share = da[m * c + ch] / div;
+            for (unsigned t = lo; t < hi; ++t) {
+                dx[t * c + ch] += share;
+            }
+        }
+    }
+}
+
+/* Where each output's maximum sat, as its offset in the window: ODL_INDEX_BITS(p) bits per output. */
+static void put_index(uint32_t *words, unsigned bits, unsigned i, unsigned value)
+{
+    const unsigned per_word = 32u / bits;
+    const unsigned shift = (i % per_word) * bits;
+    const uint32_t field = ((1u << bits) - 1u) << shift;
+    words[i / per_word] = (words[i / per_word] & ~field) | ((uint32_t)value << shift);
+}
+
+static unsigned get_index(const uint32_t *words, unsigned bits, unsigned i)
+{
+    const unsigned per_word = 32u / bits;
+    return (words[i / per_word] >> ((i % per_word) * bits)) & ((1u << bits) - 1u);
+}
+
+/* a[m, c] = max over the window; the first maximum wins a tie, as in TensorFlow's MaxPool gradient, which
+ * routes dL/da to exactly one input. `argmax` may be NULL when no backward pass will need it. */
+void odl_maxpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                           unsigned m_out, float *a, uint32_t *argmax)
+{
+    const unsigned bits = ODL_INDEX_BITS(p);
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_range(m, n, p, g, &lo, &hi);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            unsigned best = lo;
+            for (unsigned t = lo + 1u; t < hi; ++t) {
+                if (x[t * c + ch] > x[best * c + ch]) {
+                    best = t;
+                }
+            }
+            a[m * c + ch] = x[best * c + ch];
+            if (argmax != 0 && bits != 0u) {
+                put_index(argmax, bits, m * c + ch, best - lo);
+            }
+        }
+    }
+}
+
+void odl_maxpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                  unsigned m_out, const uint32_t *argmax, float *dx)
+{
+    const unsigned bits = ODL_INDEX_BITS(p);
+    for (unsigned i = 0; i < n * c; ++i) {
+        dx[i] = 0.0f;
+    }
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_range(m, n, p, g, &lo, &hi);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            const unsigned t = lo + (bits != 0u ? get_index(argmax, bits, m * c + ch) : 0u);
+            dx[t * c + ch] += da[m * c + ch];
+        }
+    }
+}

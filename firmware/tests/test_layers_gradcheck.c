@@ -8,7 +8,8 @@
  * Accumulators are pre-filled with a known value to check that parameter gradients are ADDED, and
  * input-gradient buffers are pre-filled with NaN to check that every element is written.
  *
- * Usage: test_layers_gradcheck <conv1d|dense|avgpool1d|gap1d|relu|softmax_xent>
+ * Usage: test_layers_gradcheck <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
+ *                              softmax_xent>
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@
 
 typedef struct {
     unsigned n, c, k, f, p; /* input length, channels, kernel, filters/units, pool */
+    unsigned m;             /* output length of the general kernels */
+    odl_window_t g;
     unsigned label;
     float x[MAXN], w[MAXN], b[64], coef[MAXN], a[MAXN];
 } case_t;
@@ -96,6 +99,74 @@ static void check_conv1d(test_rng_t *rng)
     }
 }
 
+/* A random window geometry as Keras builds it: padding 'valid', 'same' or (Conv1D only) 'causal', a stride
+ * or (Conv1D only) a dilation, for windows of `size` taps over an input of cs.n rows. */
+static void random_window(test_rng_t *rng, unsigned size, int conv)
+{
+    const unsigned mode = test_int(rng, 0, conv ? 2u : 1u);
+    cs.g.stride = test_int(rng, 1, 3);
+    cs.g.dilation = 1;
+    if (conv && test_int(rng, 0, 1) != 0u) {
+        cs.g.dilation = test_int(rng, 1, 3);
+        cs.g.stride = 1; /* Keras refuses stride > 1 with dilation > 1 */
+    }
+    const unsigned span = cs.g.dilation * (size - 1u) + 1u;
+    if (mode == 0u) { /* valid */
+        cs.n = test_int(rng, span, span + 12u);
+        cs.g.pad = 0;
+        cs.m = (cs.n - span) / cs.g.stride + 1u;
+    } else if (mode == 1u) { /* same */
+        cs.n = test_int(rng, 1, 14);
+        cs.m = (cs.n + cs.g.stride - 1u) / cs.g.stride;
+        const unsigned need = (cs.m - 1u) * cs.g.stride + span;
+        cs.g.pad = need > cs.n ? (need - cs.n) / 2u : 0u;
+    } else { /* causal */
+        cs.n = test_int(rng, 1, 14);
+        cs.g.pad = span - 1u;
+        cs.m = (cs.n - 1u) / cs.g.stride + 1u;
+    }
+}
+
+static double conv_general_loss(void *ctx)
+{
+    (void)ctx;
+    odl_conv1d_forward_general(cs.x, cs.n, cs.c, cs.w, cs.b, cs.k, cs.f, &cs.g, cs.m, cs.a);
+    return weighted_sum(cs.a, cs.m * cs.f);
+}
+
+static void check_conv1d_general(test_rng_t *rng)
+{
+    static float dx[MAXN], gw[MAXN], gb[64], a_plain[MAXN];
+    for (int t = 0; t < 4 * CASES; ++t) {
+        cs.k = test_int(rng, 1, 5);
+        random_window(rng, cs.k, 1);
+        cs.c = test_int(rng, 1, 4);
+        cs.f = test_int(rng, 1, 5);
+        test_fill(rng, cs.x, cs.n * cs.c, -1.0f, 1.0f);
+        test_fill(rng, cs.w, cs.k * cs.c * cs.f, -1.0f, 1.0f);
+        test_fill(rng, cs.b, cs.f, -1.0f, 1.0f);
+        test_fill(rng, cs.coef, cs.m * cs.f, -1.0f, 1.0f);
+        fill_nan(dx, cs.n * cs.c);
+        fill_offset(gw, cs.k * cs.c * cs.f);
+        fill_offset(gb, cs.f);
+        odl_conv1d_backward_input_general(cs.coef, cs.n, cs.c, cs.w, cs.k, cs.f, &cs.g, cs.m, dx);
+        odl_conv1d_backward_params_general(cs.coef, cs.x, cs.n, cs.c, cs.k, cs.f, &cs.g, cs.m, gw, gb);
+        remove_offset(gw, cs.k * cs.c * cs.f);
+        remove_offset(gb, cs.f);
+        test_fd_check("conv1d general dL/dx", cs.x, cs.n * cs.c, dx, conv_general_loss, NULL, H, ATOL, RTOL, 0);
+        test_fd_check("conv1d general dL/dw", cs.w, cs.k * cs.c * cs.f, gw, conv_general_loss, NULL, H, ATOL, RTOL,
+                      0);
+        test_fd_check("conv1d general dL/db", cs.b, cs.f, gb, conv_general_loss, NULL, H, ATOL, RTOL, 0);
+        const int plain = cs.g.stride == 1u && cs.g.dilation == 1u && cs.g.pad == 0u && cs.m + cs.k == cs.n + 1u;
+        if (plain) {
+            /* The plain kernel is the general one's special case: same sums, same order, same bits. */
+            odl_conv1d_forward(cs.x, cs.n, cs.c, cs.w, cs.b, cs.k, cs.f, a_plain);
+            conv_general_loss(NULL);
+            test_expect(memcmp(a_plain, cs.a, cs.m * cs.f * sizeof(float)) == 0, "general conv = plain conv");
+        }
+    }
+}
+
 static double dense_loss(void *ctx)
 {
     (void)ctx;
@@ -146,6 +217,77 @@ static void check_avgpool1d(test_rng_t *rng)
         odl_avgpool1d_backward_input(cs.coef, cs.n, cs.c, cs.p, dx);
         test_fd_check("avgpool1d dL/dx", cs.x, cs.n * cs.c, dx, avgpool_loss, NULL, H, ATOL, RTOL, 0);
     }
+}
+
+static double pool_general_loss(void *ctx)
+{
+    (void)ctx;
+    odl_avgpool1d_forward_general(cs.x, cs.n, cs.c, cs.p, &cs.g, cs.m, cs.a);
+    return weighted_sum(cs.a, cs.m * cs.c);
+}
+
+static void check_pool1d_general(test_rng_t *rng)
+{
+    static float dx[MAXN];
+    for (int t = 0; t < 4 * CASES; ++t) {
+        cs.p = test_int(rng, 1, 5);
+        random_window(rng, cs.p, 0);
+        cs.c = test_int(rng, 1, 4);
+        test_fill(rng, cs.x, cs.n * cs.c, -1.0f, 1.0f);
+        test_fill(rng, cs.coef, cs.m * cs.c, -1.0f, 1.0f);
+        fill_nan(dx, cs.n * cs.c);
+        odl_avgpool1d_backward_input_general(cs.coef, cs.n, cs.c, cs.p, &cs.g, cs.m, dx);
+        test_fd_check("avgpool1d general dL/dx", cs.x, cs.n * cs.c, dx, pool_general_loss, NULL, H, ATOL, RTOL, 0);
+    }
+    /* 'same' averages only what exists: x = 0..6, pool 3, stride 2, one row of padding on each side. */
+    const float x[7] = {0, 1, 2, 3, 4, 5, 6};
+    const odl_window_t g = {2, 1, 1};
+    float a[4];
+    odl_avgpool1d_forward_general(x, 7, 1, 3, &g, 4, a);
+    test_expect(a[0] == 0.5f && a[1] == 2.0f && a[2] == 4.0f && a[3] == 5.5f, "same average leaves padding out");
+}
+
+static uint32_t argmax_words[MAXN];
+
+static double maxpool_loss(void *ctx)
+{
+    (void)ctx;
+    odl_maxpool1d_forward(cs.x, cs.n, cs.c, cs.p, &cs.g, cs.m, cs.a, NULL);
+    return weighted_sum(cs.a, cs.m * cs.c);
+}
+
+static void check_maxpool1d(test_rng_t *rng)
+{
+    static float dx[MAXN];
+    for (int t = 0; t < 4 * CASES; ++t) {
+        cs.p = test_int(rng, 1, 20); /* every index width: 0, 1, 2, 4 and 8 bits */
+        random_window(rng, cs.p, 0);
+        cs.c = test_int(rng, 1, 4);
+        /* Distinct values at least 0.05 apart, so no two of a window swap places within the step h. */
+        for (unsigned i = 0; i < cs.n * cs.c; ++i) {
+            cs.x[i] = 0.05f * (float)i;
+        }
+        for (unsigned i = cs.n * cs.c; i-- > 1u;) {
+            const unsigned j = test_int(rng, 0, i);
+            const float tmp = cs.x[i];
+            cs.x[i] = cs.x[j];
+            cs.x[j] = tmp;
+        }
+        test_fill(rng, cs.coef, cs.m * cs.c, -1.0f, 1.0f);
+        memset(argmax_words, 0xA5, sizeof argmax_words); /* garbage: every used field must be written */
+        odl_maxpool1d_forward(cs.x, cs.n, cs.c, cs.p, &cs.g, cs.m, cs.a, argmax_words);
+        fill_nan(dx, cs.n * cs.c);
+        odl_maxpool1d_backward_input(cs.coef, cs.n, cs.c, cs.p, &cs.g, cs.m, argmax_words, dx);
+        test_fd_check("maxpool1d dL/dx", cs.x, cs.n * cs.c, dx, maxpool_loss, NULL, H, ATOL, RTOL, 0);
+    }
+    /* A tie goes to the first maximum, as TensorFlow's gradient does. */
+    const float x[4] = {1.0f, 3.0f, 3.0f, 2.0f};
+    const odl_window_t g = {4, 1, 0};
+    float a[1], dx4[4];
+    const float da[1] = {1.0f};
+    odl_maxpool1d_forward(x, 4, 1, 4, &g, 1, a, argmax_words);
+    odl_maxpool1d_backward_input(da, 4, 1, 4, &g, 1, argmax_words, dx4);
+    test_expect(a[0] == 3.0f && dx4[1] == 1.0f && dx4[2] == 0.0f, "max pool tie goes to the first maximum");
 }
 
 static double gap_loss(void *ctx)
@@ -248,8 +390,15 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(test_rng_t *);
     } checks[] = {
-        {"conv1d", check_conv1d}, {"dense", check_dense}, {"avgpool1d", check_avgpool1d},
-        {"gap1d", check_gap1d},   {"relu", check_relu},   {"softmax_xent", check_softmax_xent},
+        {"conv1d", check_conv1d},
+        {"conv1d_general", check_conv1d_general},
+        {"dense", check_dense},
+        {"avgpool1d", check_avgpool1d},
+        {"pool1d_general", check_pool1d_general},
+        {"maxpool1d", check_maxpool1d},
+        {"gap1d", check_gap1d},
+        {"relu", check_relu},
+        {"softmax_xent", check_softmax_xent},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; ++i) {
         if (argc == 2 && strcmp(argv[1], checks[i].name) == 0) {
@@ -259,6 +408,7 @@ int main(int argc, char **argv)
             return test_failures() == 0 ? 0 : 1;
         }
     }
-    fprintf(stderr, "usage: %s <conv1d|dense|avgpool1d|gap1d|relu|softmax_xent>\n", argv[0]);
+    fprintf(stderr, "usage: %s <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
+                    "softmax_xent>\n", argv[0]);
     return 2;
 }

@@ -9,7 +9,7 @@ Shapes are (length, channels), channels-last like Keras; parameters use the Kera
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -23,6 +23,7 @@ class Kind(str, Enum):
     CONV1D = "conv1d"
     DENSE = "dense"
     AVGPOOL1D = "avgpool1d"
+    MAXPOOL1D = "maxpool1d"
     GAP1D = "gap1d"
     FLATTEN = "flatten"
     RELU = "relu"
@@ -31,6 +32,10 @@ class Kind(str, Enum):
 
 ACTIVATIONS = ("none", "relu", "softmax")
 PARAM_KINDS = (Kind.CONV1D, Kind.DENSE)
+POOL_KINDS = (Kind.AVGPOOL1D, Kind.MAXPOOL1D)
+WINDOW_KINDS = (Kind.CONV1D, *POOL_KINDS)  # layers that slide a window: stride, dilation, padding
+PADDINGS = {Kind.CONV1D: ("valid", "same", "causal"), Kind.AVGPOOL1D: ("valid", "same"),
+            Kind.MAXPOOL1D: ("valid", "same")}
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,11 @@ class LayerSpec:
     kind: Kind
     name: str
     units: int = 0  # Conv1D filters, Dense units
-    size: int = 0  # Conv1D kernel size, AvgPool1D pool size
+    size: int = 0  # Conv1D kernel size, pool size
     activation: str = "none"
+    stride: int = 0  # Conv1D and pools; 0: the Keras default (1 for Conv1D, the pool size for pools)
+    dilation: int = 1  # Conv1D only
+    padding: str = "valid"  # Conv1D: valid, same or causal; pools: valid or same
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class Layer:
     out_ch: int
     size: int = 0
     activation: str = "none"
+    stride: int = 1
+    dilation: int = 1
+    padding: str = "valid"
+    pad: int = 0  # padding rows before the input (the rows after it follow from out_len)
 
     @property
     def has_params(self) -> bool:
@@ -89,13 +101,27 @@ class Layer:
     def has_relu(self) -> bool:
         return self.kind is Kind.RELU or self.activation == "relu"
 
+    @property
+    def window_options(self) -> str:
+        """Stride, dilation and padding where they differ from the paper's layers ('' otherwise)."""
+        if self.kind not in WINDOW_KINDS:
+            return ""
+        default_stride = 1 if self.kind is Kind.CONV1D else self.size
+        parts = [f"strides={self.stride}"] if self.stride != default_stride else []
+        parts += [f"dilation_rate={self.dilation}"] if self.dilation != 1 else []
+        parts += [f"padding='{self.padding}'"] if self.padding != "valid" else []
+        return ", ".join(parts)
+
     def describe(self) -> str:
+        options = f", {self.window_options}" if self.window_options else ""
         if self.kind is Kind.CONV1D:
-            what = f"Conv1D({self.out_ch}, {self.size})"
+            what = f"Conv1D({self.out_ch}, {self.size}{options})"
         elif self.kind is Kind.DENSE:
             what = f"Dense({self.out_ch})"
         elif self.kind is Kind.AVGPOOL1D:
-            what = f"AvgPool1D({self.size})"
+            what = f"AvgPool1D({self.size}{options})"
+        elif self.kind is Kind.MAXPOOL1D:
+            what = f"MaxPool1D({self.size}{options})"
         else:
             what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.FLATTEN: "Flatten", Kind.RELU: "ReLU",
                     Kind.SOFTMAX: "Softmax"}[self.kind]
@@ -103,18 +129,55 @@ class Layer:
         return f"{self.name}: {what}{act} ({self.in_len}, {self.in_ch}) -> ({self.out_len}, {self.out_ch})"
 
 
-def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Window:
+    """Where a sliding layer's windows sit, as Keras computes it."""
+
+    out_len: int
+    stride: int
+    dilation: int
+    pad: int
+
+
+def _window(spec: LayerSpec, in_len: int, where: str) -> Window:
+    kind = "Conv1D" if spec.kind is Kind.CONV1D else "a pool"
+    stride = spec.stride or (1 if spec.kind is Kind.CONV1D else spec.size)
+    if stride < 1 or spec.dilation < 1:
+        raise ModelError(f"{where}: strides and dilation_rate must be >= 1")
+    if spec.kind is not Kind.CONV1D and spec.dilation != 1:
+        raise ModelError(f"{where}: {kind} has no dilation_rate")
+    if stride > 1 and spec.dilation > 1:
+        raise ModelError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (nor by Keras)")
+    if spec.padding not in PADDINGS[spec.kind]:
+        raise ModelError(f"{where}: padding='{spec.padding}' is not supported for {kind} "
+                         f"(use {' or '.join(repr(p) for p in PADDINGS[spec.kind])})")
+    span = spec.dilation * (spec.size - 1) + 1  # input rows one window covers
+    if spec.padding == "valid":
+        if span > in_len:
+            raise ModelError(f"{where}: a window of {span} rows is longer than its input length {in_len}")
+        return Window((in_len - span) // stride + 1, stride, spec.dilation, 0)
+    if spec.padding == "causal":
+        return Window((in_len - 1) // stride + 1, stride, spec.dilation, span - 1)
+    out_len = -(-in_len // stride)  # 'same': ceil(in_len / stride), the padding split as TensorFlow does
+    return Window(out_len, stride, spec.dilation, max((out_len - 1) * stride + span - in_len, 0) // 2)
+
+
+def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Window | None]:
     where = f"layer '{spec.name}'"
     if spec.activation not in ACTIVATIONS:
         raise ModelError(f"{where}: activation '{spec.activation}' is not supported (use relu or softmax)")
     if spec.activation != "none" and spec.kind not in PARAM_KINDS:
         raise ModelError(f"{where}: only Conv1D and Dense take a fused activation")
+    if spec.kind is not Kind.CONV1D and spec.kind not in POOL_KINDS and (
+            spec.stride or spec.dilation != 1 or spec.padding != "valid"):
+        raise ModelError(f"{where}: strides, dilation_rate and padding apply to Conv1D and pools only")
     if spec.kind is Kind.CONV1D:
         if spec.units < 1 or spec.size < 1:
             raise ModelError(f"{where}: Conv1D needs filters >= 1 and kernel_size >= 1")
-        if spec.size > in_len:
+        if spec.size > in_len and spec.padding == "valid" and spec.dilation == 1:
             raise ModelError(f"{where}: kernel_size {spec.size} is longer than its input length {in_len}")
-        return in_len - spec.size + 1, spec.units
+        window = _window(spec, in_len, where)
+        return window.out_len, spec.units, window
     if spec.kind is Kind.DENSE:
         if spec.units < 1:
             raise ModelError(f"{where}: Dense needs units >= 1")
@@ -123,19 +186,22 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int]:
                 f"{where}: Dense on a ({in_len}, {in_ch}) input acts per time step, which is not supported; "
                 "put Flatten or GlobalAveragePooling1D before it"
             )
-        return 1, spec.units
-    if spec.kind is Kind.AVGPOOL1D:
+        return 1, spec.units, None
+    if spec.kind in POOL_KINDS:
         if spec.size < 1:
             raise ModelError(f"{where}: pool_size must be >= 1")
-        if in_len // spec.size < 1:
+        if spec.size > in_len and spec.padding == "valid":
             raise ModelError(f"{where}: pool_size {spec.size} leaves no output from input length {in_len}")
-        return in_len // spec.size, in_ch
+        if spec.size > 0xFFFF:
+            raise ModelError(f"{where}: pool_size {spec.size} is larger than the library's 65535")
+        window = _window(spec, in_len, where)
+        return window.out_len, in_ch, window
     if spec.kind in (Kind.GAP1D,):
-        return 1, in_ch
+        return 1, in_ch, None
     if spec.kind in (Kind.FLATTEN, Kind.SOFTMAX):
-        return 1, in_len * in_ch
+        return 1, in_len * in_ch, None
     if spec.kind is Kind.RELU:
-        return in_len, in_ch
+        return in_len, in_ch, None
     raise ModelError(f"{where}: unknown layer kind {spec.kind}")
 
 
@@ -155,8 +221,11 @@ class Architecture:
         layers = []
         length, ch = input_len, input_ch
         for spec in specs:
-            out_len, out_ch = _out_shape(spec, length, ch)
-            layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation))
+            out_len, out_ch, window = _out_shape(spec, length, ch)
+            geometry = {} if window is None else {"stride": window.stride, "dilation": window.dilation,
+                                                  "padding": spec.padding, "pad": window.pad}
+            layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation,
+                                **geometry))
             length, ch = out_len, out_ch
         arch = Architecture(name, input_len, input_ch, tuple(layers))
         arch._check_head()
@@ -244,7 +313,10 @@ class Model:
         h = hashlib.sha256()
         h.update(f"{self.arch.input_len},{self.arch.input_ch};".encode())
         for layer in self.arch.layers:
-            h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation};".encode())
+            # Window options only when set, so the models of the paper keep their identity.
+            options = f",{layer.window_options}" if layer.window_options else ""
+            h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation}"
+                     f"{options};".encode())
         for w, b in self.params:
             h.update(np.ascontiguousarray(w, dtype="<f4").tobytes())
             h.update(np.ascontiguousarray(b, dtype="<f4").tobytes())
@@ -296,16 +368,30 @@ def paper_model(input_len: int = 40, seed: int = 0) -> Model:
     return Model(arch, glorot_params(arch, seed))
 
 
-def random_architecture(rng: np.random.Generator, name: str = "random") -> Architecture:
+def _random_window(rng: np.random.Generator, spec: LayerSpec) -> LayerSpec:
+    """``spec`` with a random stride or dilation and padding, as Keras allows them."""
+    if spec.kind is Kind.CONV1D:
+        dilation = int(rng.integers(1, 4)) if rng.random() < 0.3 else 1
+        stride = 1 if dilation > 1 else int(rng.integers(1, 3))
+        return replace(spec, stride=stride, dilation=dilation, padding=str(rng.choice(PADDINGS[Kind.CONV1D])))
+    kind = Kind.MAXPOOL1D if rng.random() < 0.5 else Kind.AVGPOOL1D
+    return replace(spec, kind=kind, stride=int(rng.integers(1, spec.size + 1)),
+                   padding=str(rng.choice(PADDINGS[kind])))
+
+
+def random_architecture(rng: np.random.Generator, name: str = "random", windows: bool = False) -> Architecture:
     """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
-    GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks."""
+    GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks.
+    ``windows``: Conv1D strides, dilation and padding, and strided, padded Avg/MaxPool1D as well."""
     while True:
         specs: list[LayerSpec] = []
         for b in range(int(rng.integers(1, 4))):
-            specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)),
-                                   size=int(rng.integers(2, 8)), activation="relu"))
+            conv = LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)), size=int(rng.integers(2, 8)),
+                             activation="relu")
+            specs.append(_random_window(rng, conv) if windows else conv)
             if rng.random() < 0.7:
-                specs.append(LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4))))
+                pool = LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4)))
+                specs.append(_random_window(rng, pool) if windows else pool)
         specs.append(LayerSpec(Kind.GAP1D, "gap") if rng.random() < 0.6 else LayerSpec(Kind.FLATTEN, "flatten"))
         if rng.random() < 0.7:
             specs.append(LayerSpec(Kind.DENSE, "hidden", units=int(rng.integers(8, 65)), activation="relu"))

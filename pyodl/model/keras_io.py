@@ -59,26 +59,18 @@ def _spec(layer: Any) -> LayerSpec | None:
     _check_common(layer, config)
     name = layer.name
     if isinstance(layer, keras.layers.Conv1D) and type(layer) is keras.layers.Conv1D:
-        if config["padding"] != "valid":
-            raise _refuse(layer, f"padding='{config['padding']}' is not supported (use 'valid')")
-        if _single(config["strides"]) != 1:
-            raise _refuse(layer, f"strides={config['strides']} is not supported (use 1)")
-        if _single(config["dilation_rate"]) != 1:
-            raise _refuse(layer, f"dilation_rate={config['dilation_rate']} is not supported (use 1)")
         if config.get("groups", 1) != 1:
             raise _refuse(layer, f"groups={config['groups']} is not supported (use 1)")
         return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
-                         activation=_activation(layer))
+                         activation=_activation(layer), stride=_single(config["strides"]),
+                         dilation=_single(config["dilation_rate"]), padding=config["padding"])
     if type(layer) is keras.layers.Dense:
         return LayerSpec(Kind.DENSE, name, units=config["units"], activation=_activation(layer))
-    if type(layer) is keras.layers.AveragePooling1D:
+    if type(layer) in (keras.layers.AveragePooling1D, keras.layers.MaxPooling1D):
         pool = _single(config["pool_size"])
-        strides = _single(config["strides"])
-        if strides is not None and strides != pool:
-            raise _refuse(layer, f"strides={strides} different from pool_size={pool} is not supported")
-        if config["padding"] != "valid":
-            raise _refuse(layer, f"padding='{config['padding']}' is not supported (use 'valid')")
-        return LayerSpec(Kind.AVGPOOL1D, name, size=pool)
+        kind = Kind.AVGPOOL1D if type(layer) is keras.layers.AveragePooling1D else Kind.MAXPOOL1D
+        return LayerSpec(kind, name, size=pool, stride=_single(config["strides"]) or pool,
+                         padding=config["padding"])
     if type(layer) is keras.layers.GlobalAveragePooling1D:
         if config.get("keepdims"):
             raise _refuse(layer, "keepdims=True is not supported")
@@ -100,7 +92,7 @@ def _spec(layer: Any) -> LayerSpec | None:
             return None
         return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
     raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
-                         "GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation)")
+                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -161,11 +153,16 @@ def to_keras(model: Model) -> Any:
     for layer in arch.layers:
         act = None if layer.activation == "none" else layer.activation
         if layer.kind is Kind.CONV1D:
-            layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, activation=act, name=layer.name))
+            layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, strides=layer.stride, padding=layer.padding,
+                                              dilation_rate=layer.dilation, activation=act, name=layer.name))
         elif layer.kind is Kind.DENSE:
             layers.append(keras.layers.Dense(layer.out_ch, activation=act, name=layer.name))
         elif layer.kind is Kind.AVGPOOL1D:
-            layers.append(keras.layers.AveragePooling1D(layer.size, name=layer.name))
+            layers.append(keras.layers.AveragePooling1D(layer.size, strides=layer.stride, padding=layer.padding,
+                                                        name=layer.name))
+        elif layer.kind is Kind.MAXPOOL1D:
+            layers.append(keras.layers.MaxPooling1D(layer.size, strides=layer.stride, padding=layer.padding,
+                                                    name=layer.name))
         elif layer.kind is Kind.GAP1D:
             layers.append(keras.layers.GlobalAveragePooling1D(name=layer.name))
         elif layer.kind is Kind.FLATTEN:

@@ -5,7 +5,8 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
 - where each layer writes its output. A trained Conv1D/Dense layer needs its input again in the backward
   pass, so whatever produces that input writes into a dedicated ``.odl_saved`` buffer; every other
   activation lives in one of two ``.odl_scratch`` buffers used alternately;
-- ReLU masks (one bit per element) only for ReLUs at or above the lowest trainable layer;
+- ReLU masks (one bit per element) only for ReLUs at or above the lowest trainable layer, and likewise a
+  MaxPool1D's argmax (each output's offset in its window, in as few bits as the pool size allows);
 - gradient buffers only for trainable layers; frozen layers' parameters stay const (flash);
 - the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
   activation routed through scratch or the largest error the backward pass can hold.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyodl.model.architecture import Architecture, Kind
+from pyodl.model.architecture import Architecture, Kind, Layer
 
 FLOAT_BYTES = 4
 MASK_WORD_BYTES = 4
@@ -42,12 +43,25 @@ class Buffer:
         return self.elements * (MASK_WORD_BYTES if self.ctype == "uint32_t" else FLOAT_BYTES)
 
 
+def index_bits(pool: int) -> int:
+    """Bits per stored window offset: firmware/odl/odl_layers.h's ODL_INDEX_BITS."""
+    needed = max(pool - 1, 0).bit_length()
+    return next(b for b in (0, 1, 2, 4, 8, 16) if b >= needed)
+
+
+def argmax_words(layer: Layer) -> int:
+    """32-bit words of a MaxPool1D's argmax buffer (ODL_INDEX_WORDS)."""
+    bits = index_bits(layer.size)
+    return 0 if bits == 0 else -(-layer.out_size // (32 // bits))
+
+
 @dataclass(frozen=True)
 class LayerPlan:
     input: str
     output: str
     mask: str | None
     trainable: bool  # parameters in RAM with gradient buffers
+    argmax: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,10 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> Memo
         if layer.has_relu and i >= first:
             mask = f"mask_{i}"
             buffers.append(Buffer(mask, ".odl_saved", (layer.out_size + 31) // 32, "uint32_t"))
+        argmax = None
+        if layer.kind is Kind.MAXPOOL1D and i >= first and argmax_words(layer):
+            argmax = f"argmax_{i}"
+            buffers.append(Buffer(argmax, ".odl_saved", argmax_words(layer), "uint32_t"))
         in_place = layer.kind is Kind.FLATTEN or (layer.kind is Kind.RELU and cur != INPUT)
         if in_place:
             out = cur
@@ -126,7 +144,7 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> Memo
             else:
                 out = SCRATCH[1] if cur == SCRATCH[0] else SCRATCH[0]
                 scratch_need = max(scratch_need, layer.out_size)
-        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first))
+        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first, argmax))
         cur = out
 
     # dL/d(output) of every layer from the lowest trainable one up; the last is the logits' gradient.

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
     Architecture,
@@ -17,8 +19,10 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_model,
 )
+from pyodl.network.board import BoardNetwork
 from pyodl.network.host import HostNetwork
 from pyodl.reference import golden
+from pyodl.toolchain.firmware import FirmwareBuilder
 from pyodl.toolchain.host_library import HostBuilder
 
 # Gradients of the first step, from identical weights: only the summation order differs. Relative
@@ -99,3 +103,87 @@ def test_random_architectures_full_and_tl(arch: Architecture, data: st.DataObjec
         if trainable is not None:
             net.set_trainable(trainable)
         _assert_equivalent(model, net, x, y, trainable)
+
+
+def _window_length(length: int, span: int, stride: int, padding: str) -> int:
+    """Keras's output length of a window layer (an oracle independent of pyodl.model.architecture)."""
+    if padding == "valid":
+        return (length - span) // stride + 1 if length >= span else 0
+    return (length - 1) // stride + 1
+
+
+@st.composite
+def window_architectures(draw: st.DrawFn) -> Architecture:
+    """Conv1D with strides, dilation and valid/same/causal padding, AvgPool1D and MaxPool1D with any
+    stride and valid/same padding, mixed with the paper's layers. A valid window that would not fit the
+    length left by the layers before it is drawn 'same' instead."""
+    length = draw(st.integers(8, 72))
+    t = length
+    specs = []
+    for b in range(draw(st.integers(1, 3))):
+        k = draw(st.integers(1, 6))
+        dilation = draw(st.sampled_from([1, 1, 2, 3]))
+        stride = 1 if dilation > 1 else draw(st.sampled_from([1, 1, 2, 3]))
+        padding = draw(st.sampled_from(["valid", "same", "causal"]))
+        span = dilation * (k - 1) + 1
+        if padding == "valid" and span > length:
+            padding = "same"
+        specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=draw(st.integers(1, 24)), size=k, stride=stride,
+                               dilation=dilation, padding=padding,
+                               activation=draw(st.sampled_from(["relu", "none"]))))
+        length = _window_length(length, span, stride, padding)
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from([Kind.MAXPOOL1D, Kind.AVGPOOL1D]))
+            pool = draw(st.integers(2, 5))
+            stride = draw(st.integers(1, pool))
+            padding = draw(st.sampled_from(["valid", "same"]))
+            if pool > length:
+                padding = "same"
+            specs.append(LayerSpec(kind, f"pool{b}", size=pool, stride=stride, padding=padding))
+            length = _window_length(length, pool, stride, padding)
+    specs.append(LayerSpec(Kind.GAP1D, "gap") if draw(st.booleans()) else LayerSpec(Kind.FLATTEN, "flatten"))
+    if draw(st.booleans()):
+        specs.append(LayerSpec(Kind.DENSE, "hidden", units=draw(st.integers(1, 32)), activation="relu"))
+    specs.append(LayerSpec(Kind.DENSE, "out", units=draw(st.integers(2, 8)), activation="softmax"))
+    return Architecture.build("windows", t, draw(st.integers(1, 4)), specs)
+
+
+@settings(max_examples=100)
+@given(arch=window_architectures(), data=st.data())
+def test_random_window_architectures_full_and_tl(arch: Architecture, data: st.DataObject, host_builder: HostBuilder,
+                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The layers users bring (strided, dilated, padded Conv1D; strided and padded Avg/MaxPool1D): 20 steps
+    of batch 8 in Full and in TL mode, each within the golden tolerance."""
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    model = Model(arch, glorot_params(arch, seed))
+    library = host_builder.export_and_build(model, tmp_path_factory.mktemp("windows"))
+    tl = data.draw(st.integers(1, len(arch.param_layers)), label="tl layers")
+    x, y = golden.random_batches(arch, steps=20, batch=8, seed=seed)
+    for trainable in (None, tl):
+        net = HostNetwork(library, arch)
+        net.set_params(model.params)
+        if trainable is not None:
+            net.set_trainable(trainable)
+        _assert_equivalent(model, net, x, y, trainable)
+
+
+@settings(max_examples=20)
+@given(arch=window_architectures(), data=st.data())
+def test_random_window_architectures_on_the_board(arch: Architecture, data: st.DataObject,
+                                                  firmware_builder: FirmwareBuilder,
+                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same layers in the STM32L496 firmware on the Unicorn board, Full and TL builds (TL with its
+    frozen layers const in flash): 20 steps of batch 8, every window through the mailbox."""
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    model = Model(arch, glorot_params(arch, seed))
+    tl = data.draw(st.integers(1, len(arch.param_layers)), label="tl layers")
+    x, y = golden.random_batches(arch, steps=20, batch=8, seed=seed)
+    for trainable in (None, tl):
+        firmware = firmware_builder.export_and_build(model, tmp_path_factory.mktemp("board"), trainable)
+        with UnicornBoard(firmware.elf) as board:
+            net = BoardNetwork(MailboxTransport(board), arch)
+            losses = [net.train_step(xs, ys, 0.01) for xs, ys in zip(x, y, strict=True)]
+            run = golden.train(model, x, y, 0.01, trainable)
+            diffs = golden.compare(model, net.get_params(), run.params)
+        assert all(d.ok for d in diffs), "\n".join(map(str, diffs))
+        np.testing.assert_allclose(losses, run.losses, rtol=1e-5, atol=1e-6)

@@ -56,6 +56,19 @@ def test_random_architectures(seed: int, firmware_builder: FirmwareBuilder, tmp_
     _check(Model(arch, glorot_params(arch, seed)), trainable, firmware_builder, tmp_path)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_random_window_architectures(seed: int, firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+    """Strided, dilated and padded Conv1D, strided and padded Avg/MaxPool1D: the general kernels' costs and
+    the argmax buffers, on architectures the calibration never saw."""
+    rng = np.random.default_rng(2000 + seed)
+    while True:
+        arch = random_architecture(rng, f"windows{seed}", windows=True)
+        trainable = None if seed % 2 else int(rng.integers(1, len(arch.param_layers) + 1))
+        if estimate(arch, trainable).fits:
+            break
+    _check(Model(arch, glorot_params(arch, seed)), trainable, firmware_builder, tmp_path)
+
+
 def test_paper_training_macs_match_the_measured_facts() -> None:
     # shared/notes/measured-facts.md: training MACs per sample of the paper's model.
     want = {20: 149_892, 40: 345_732, 60: 541_572, 80: 737_412, 100: 933_252}

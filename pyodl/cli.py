@@ -68,6 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pyodl.model.export import export
 
     model = _load_model(args)
+    for note in model.notes:
+        print(f"note: {note}")
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
         print(f"wrote {path}")
     return EXIT_OK
@@ -82,6 +84,8 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     if not (np.isfinite(args.lr) and args.lr > 0):
         raise ModelError("--lr must be a finite number > 0")
     model = _load_model(args)
+    for note in model.notes:
+        print(f"note: {note}", file=sys.stderr)
     trainable = _trainable(args.mode, args.trainable_layers)
     windows, labels = golden.random_batches(model.arch, args.steps, args.batch, (args.seed or 0) + 1)
 

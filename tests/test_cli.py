@@ -45,6 +45,19 @@ def test_export_writes_the_two_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "model_params.c").exists()
 
 
+def test_export_announces_what_it_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, activation="relu"),
+                           keras.layers.Dropout(0.3, name="drop"), keras.layers.Flatten(),
+                           keras.layers.Dense(3, activation="softmax")])
+    path = tmp_path / "dropout.keras"
+    km.save(path)
+    assert main(["export", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert "note: layer 'drop' (Dropout, rate 0.3): the identity on the device" in capsys.readouterr().out
+    assert "note: layer 'drop' (Dropout, rate 0.3)" in (tmp_path / "out" / "model.h").read_text()
+    assert main(["golden-check", str(path), "--steps", "3", "--batch", "4"]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
 def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, kernel_regularizer="l2"),
                            keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])

@@ -289,6 +289,7 @@ class Model:
 
     arch: Architecture
     params: Params = field(repr=False)
+    notes: tuple[str, ...] = ()  # what the import changed or dropped, e.g. a Dropout run as the identity
 
     def __post_init__(self) -> None:
         layers = [self.arch.layers[i] for i in self.arch.param_layers]

@@ -67,7 +67,7 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
                        _pointer(lplan.output), int(w.size), _rows(w), _rows(b))
         )
     digest = model.digest()
-    summary = [layer.describe() for layer in model.arch.layers]
+    summary = [layer.describe() for layer in model.arch.layers] + [f"note: {note}" for note in model.notes]
     summary.append(f"{model.arch.param_count} parameters; RAM {plan.ram_bytes()} bytes: " + ", ".join(
         f"{section} {nbytes}" for section, nbytes in plan.section_bytes().items()))
     env = jinja2.Environment(

@@ -1,7 +1,8 @@
 """Keras 3 <-> :class:`pyodl.model.architecture.Model`: what the exporter reads and the golden model runs.
 
 Only layers and options the C library computes exactly as Keras does are accepted; anything else is
-refused with a :class:`~pyodl.model.architecture.ModelError` naming the layer and the option.
+refused with a :class:`~pyodl.model.architecture.ModelError` naming every layer and option at fault at
+once. Dropout and SpatialDropout1D are imported as the identity, and say so (:attr:`Model.notes`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,18 @@ def _check_common(layer: Any, config: dict[str, Any]) -> None:
         raise _refuse(layer, "use_bias=False is not supported")
 
 
-def _spec(layer: Any) -> LayerSpec | None:
-    """The LayerSpec of one Keras layer, or None for a layer that computes nothing (linear activation)."""
+DROPOUT_NOTE = ("layer '{name}' ({kind}, rate {rate:g}): the identity on the device and in the golden model; "
+                "on-device training runs without dropout, since a per-sample dropout mask would need a random "
+                "generator the TensorFlow reference reproduces bit for bit")
+
+
+def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
+    """The LayerSpec of one Keras layer, or None for a layer that computes nothing here (a linear activation,
+    a dropout: announced in ``notes``)."""
     config = layer.get_config()
+    if type(layer) in (keras.layers.Dropout, keras.layers.SpatialDropout1D):
+        notes.append(DROPOUT_NOTE.format(name=layer.name, kind=type(layer).__name__, rate=config["rate"]))
+        return None
     _check_common(layer, config)
     name = layer.name
     if isinstance(layer, keras.layers.Conv1D) and type(layer) is keras.layers.Conv1D:
@@ -92,7 +102,8 @@ def _spec(layer: Any) -> LayerSpec | None:
             return None
         return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
     raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
-                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation)")
+                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation, Dropout, "
+                         "SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -122,19 +133,29 @@ def from_keras(model: Any, name: str = "keras") -> Model:
     layers = _chain(model)
     specs: list[LayerSpec] = []
     params = []
+    notes: list[str] = []
+    refusals: list[str] = []
     for layer in layers:
-        policy = getattr(layer, "dtype_policy", None)
-        if policy is not None and getattr(policy, "name", "float32") != "float32":
-            raise _refuse(layer, f"dtype policy '{policy.name}' is not supported (the library trains float32)")
-        spec = _spec(layer)
+        try:
+            policy = getattr(layer, "dtype_policy", None)
+            if policy is not None and getattr(policy, "name", "float32") != "float32":
+                raise _refuse(layer, f"dtype policy '{policy.name}' is not supported (the library trains float32)")
+            spec = _spec(layer, notes)
+        except ModelError as exc:
+            refusals.append(str(exc))  # every layer at fault is reported, not only the first
+            continue
         if spec is None:
             continue
         specs.append(spec)
         if spec.kind in (Kind.CONV1D, Kind.DENSE):
             w, b = layer.get_weights()
             params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
+    if len(refusals) == 1:
+        raise ModelError(refusals[0])
+    if refusals:
+        raise ModelError(f"{len(refusals)} layers cannot run on the device:\n  " + "\n  ".join(refusals))
     arch = Architecture.build(name, int(shape[1]), int(shape[2]), specs)
-    return Model(arch, params)
+    return Model(arch, params, tuple(notes))
 
 
 def load(path: Path) -> Model:

@@ -37,7 +37,6 @@ def test_standalone_activation_layers_are_mapped() -> None:
         (L.Conv1D(4, 3, kernel_regularizer="l2"), "kernel_regularizer"),
         (L.Conv1D(4, 3, activation="tanh"), "activation 'tanh'"),
         (L.BatchNormalization(), "BatchNormalization.*not supported"),
-        (L.Dropout(0.5), "Dropout.*not supported"),
         (L.ReLU(max_value=6.0), "only the plain ReLU"),
     ],
 )
@@ -45,6 +44,26 @@ def test_unsupported_layers_and_options_are_refused_by_name(layer: keras.layers.
     km = _seq(layer, L.Flatten(), L.Dense(3, activation="softmax"))
     with pytest.raises(ModelError, match=f"layer '{layer.name}'.*{message}"):
         from_keras(km)
+
+
+def test_dropout_is_the_identity_and_says_so() -> None:
+    km = _seq(L.Conv1D(4, 3), L.SpatialDropout1D(0.2), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax"))
+    model = from_keras(km)
+    assert [la.kind for la in model.arch.layers] == [Kind.CONV1D, Kind.FLATTEN, Kind.DENSE]
+    assert len(model.notes) == 2 and "SpatialDropout1D, rate 0.2): the identity" in model.notes[0]
+    assert "Dropout, rate 0.5" in model.notes[1]
+    x = np.random.default_rng(0).standard_normal((2, 20, 3)).astype(np.float32)
+    np.testing.assert_array_equal(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0))
+
+
+def test_every_unsupported_layer_is_reported_at_once() -> None:
+    km = _seq(L.Conv1D(4, 3, use_bias=False), L.BatchNormalization(), L.Conv1D(4, 3, kernel_regularizer="l2"),
+              L.Flatten(), L.Dense(3, activation="softmax"))
+    with pytest.raises(ModelError) as err:
+        from_keras(km)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "3 layers cannot run on the device:" and len(lines) == 4
+    assert "use_bias=False" in lines[1] and "BatchNormalization" in lines[2] and "kernel_regularizer" in lines[3]
 
 
 def test_strides_dilation_padding_and_max_pooling_are_imported_as_keras_computes_them() -> None:

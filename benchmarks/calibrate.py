@@ -1,9 +1,10 @@
 """Fit the instruction cost model of pyodl/estimate.py (COEFFICIENTS) to the firmware on the simulated board.
 
-    .venv/bin/python benchmarks/calibrate.py [--random 16] [--windows 16] [--seed 100]
+    .venv/bin/python benchmarks/calibrate.py [--random 16] [--wide 16] [--seed 100]
 
 Measures the paper's model at every T and mode plus random architectures
-(pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows),
+(pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows and
+the HAR activations),
 then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
 error of the fit. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
 """
@@ -23,23 +24,24 @@ from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
-               "general_element", "sample")
+               "general_element", "transcendental", "sample")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--random", type=int, default=16, help="random architectures (default 16)")
-    parser.add_argument("--windows", type=int, default=16,
-                        help="random architectures with strided, dilated, padded windows (default 16)")
+    parser.add_argument("--wide", type=int, default=16,
+                        help="random architectures with strided, dilated, padded windows and HAR activations "
+                             "(default 16)")
     parser.add_argument("--seed", type=int, default=100, help="seed of the random architectures (default 100)")
     args = parser.parse_args()
     configs: list[tuple[Model, int | None]] = []
     for t in PAPER_INPUT_LENGTHS:
         configs += [(paper_model(t, 0), None), (paper_model(t, 0), 2)]
     rng = np.random.default_rng(args.seed)
-    while len(configs) < 2 * len(PAPER_INPUT_LENGTHS) + args.random + args.windows:
+    while len(configs) < 2 * len(PAPER_INPUT_LENGTHS) + args.random + args.wide:
         i = len(configs)
-        arch = random_architecture(rng, f"cal{i}", windows=i >= 2 * len(PAPER_INPUT_LENGTHS) + args.random)
+        arch = random_architecture(rng, f"cal{i}", wide=i >= 2 * len(PAPER_INPUT_LENGTHS) + args.random)
         tl = None if i % 2 == 0 else int(rng.integers(1, len(arch.param_layers) + 1))
         if estimate(arch, tl).fits:
             configs.append((Model(arch, glorot_params(arch, i)), tl))

@@ -19,6 +19,24 @@ static int has_params(const odl_layer_t *l)
     return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE;
 }
 
+/* ReLU, ReLU6 and LeakyReLU remember, one bit per element, where the gradient passes. */
+static int masked_activation(const odl_layer_t *l)
+{
+    return l->kind == ODL_LAYER_RELU || l->act == ODL_ACT_RELU || l->act == ODL_ACT_RELU6 ||
+           l->act == ODL_ACT_LEAKY_RELU;
+}
+
+/* tanh and sigmoid compute their gradient from their output, which they keep a copy of. */
+static int saving_activation(const odl_layer_t *l)
+{
+    return l->act == ODL_ACT_TANH || l->act == ODL_ACT_SIGMOID;
+}
+
+static int elementwise_act(uint8_t act)
+{
+    return act == ODL_ACT_RELU6 || act == ODL_ACT_LEAKY_RELU || act == ODL_ACT_TANH || act == ODL_ACT_SIGMOID;
+}
+
 static uint32_t out_size(const odl_layer_t *l)
 {
     return (uint32_t)l->out_len * l->out_ch;
@@ -95,6 +113,8 @@ static int shapes_ok(const odl_layer_t *l)
         return l->out_len == 1 && l->out_ch == in_size(l) && l->out == l->in;
     case ODL_LAYER_RELU:
         return l->out_len == l->in_len && l->out_ch == l->in_ch;
+    case ODL_LAYER_ACTIVATION:
+        return l->out_len == l->in_len && l->out_ch == l->in_ch && elementwise_act(l->act);
     case ODL_LAYER_SOFTMAX:
         return l->out_len == 1 && l->out_ch == in_size(l);
     default:
@@ -139,11 +159,11 @@ static odl_status_t check_table(const odl_net_t *net)
                               l->grad_bias == NULL)) {
                 return ODL_ERR_MODEL;
             }
-        } else if (l->act != ODL_ACT_NONE) {
+        } else if (l->act != ODL_ACT_NONE && l->kind != ODL_LAYER_ACTIVATION) {
             return ODL_ERR_MODEL;
         }
-        const int needs_mask = (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) && i >= first_capacity;
-        if (needs_mask && l->relu_mask == NULL) {
+        if (i >= first_capacity && ((masked_activation(l) && l->relu_mask == NULL) ||
+                                    (saving_activation(l) && l->saved_act == NULL))) {
             return ODL_ERR_MODEL;
         }
         if (l->kind == ODL_LAYER_MAXPOOL1D && i >= first_capacity && ODL_INDEX_BITS(l->size) != 0u &&
@@ -215,6 +235,49 @@ odl_status_t odl_init(odl_net_t *net)
     return odl_set_trainable(net, net->trainable_capacity);
 }
 
+/* The element-wise activation of layer l from src into dst (which may be src). */
+static void activation_forward(const odl_layer_t *l, const float *src, float *dst)
+{
+    const unsigned n = out_size(l);
+    switch (l->act) {
+    case ODL_ACT_RELU6:
+        odl_relu6_forward(src, n, dst, l->relu_mask);
+        break;
+    case ODL_ACT_LEAKY_RELU:
+        odl_leaky_relu_forward(src, n, l->alpha, dst, l->relu_mask);
+        break;
+    case ODL_ACT_TANH:
+        odl_tanh_forward(src, n, dst, l->saved_act);
+        break;
+    case ODL_ACT_SIGMOID:
+        odl_sigmoid_forward(src, n, dst, l->saved_act);
+        break;
+    default: /* ReLU, fused or standalone */
+        odl_relu_forward(src, n, dst, l->relu_mask);
+        break;
+    }
+}
+
+/* dL/d(pre-activation) from dL/d(activation), in place. */
+static void activation_backward(const odl_layer_t *l, float *da)
+{
+    const unsigned n = out_size(l);
+    switch (l->act) {
+    case ODL_ACT_LEAKY_RELU:
+        odl_leaky_relu_backward(da, n, l->alpha, l->relu_mask);
+        break;
+    case ODL_ACT_TANH:
+        odl_tanh_backward(da, n, l->saved_act);
+        break;
+    case ODL_ACT_SIGMOID:
+        odl_sigmoid_backward(da, n, l->saved_act);
+        break;
+    default: /* ReLU and ReLU6: the mask says where the gradient passes */
+        odl_relu_backward(da, n, l->relu_mask);
+        break;
+    }
+}
+
 static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const float *x)
 {
     const float *in = (l->in != NULL) ? l->in : x;
@@ -246,18 +309,19 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
         odl_gap1d_forward(in, l->in_len, l->in_ch, out);
         break;
     case ODL_LAYER_RELU:
-        odl_relu_forward(in, out_size(l), out, l->relu_mask);
-        break;
+    case ODL_LAYER_ACTIVATION:
+        activation_forward(l, in, out);
+        return;
     case ODL_LAYER_SOFTMAX:
         odl_softmax_forward(in, out_size(l), out);
         break;
     default: /* ODL_LAYER_FLATTEN: same buffer, nothing to do */
         break;
     }
-    if (l->act == ODL_ACT_RELU) {
-        odl_relu_forward(out, out_size(l), out, l->relu_mask);
-    } else if (l->act == ODL_ACT_SOFTMAX) {
+    if (l->act == ODL_ACT_SOFTMAX) {
         odl_softmax_forward(out, out_size(l), net->probs);
+    } else if (l->act != ODL_ACT_NONE) {
+        activation_forward(l, out, out);
     }
 }
 
@@ -333,8 +397,8 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
     float *da = *da_io;
     float *dx = *spare_io;
 
-    if (l->act == ODL_ACT_RELU || l->kind == ODL_LAYER_RELU) {
-        odl_relu_backward(da, out_size(l), l->relu_mask);
+    if (masked_activation(l) || saving_activation(l)) {
+        activation_backward(l, da);
     }
     const odl_window_t g = window_of(l);
     switch (l->kind) {

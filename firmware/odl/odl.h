@@ -46,13 +46,18 @@ typedef enum {
     ODL_LAYER_FLATTEN = 4, /* channels-last memory is already vec(x): in and out are the same buffer */
     ODL_LAYER_RELU = 5,    /* standalone ReLU, computed in place */
     ODL_LAYER_SOFTMAX = 6, /* standalone softmax, last layer only */
-    ODL_LAYER_MAXPOOL1D = 7
+    ODL_LAYER_MAXPOOL1D = 7,
+    ODL_LAYER_ACTIVATION = 8 /* standalone ReLU6, LeakyReLU, tanh or sigmoid (act), in place */
 } odl_layer_kind_t;
 
 typedef enum {
     ODL_ACT_NONE = 0,
     ODL_ACT_RELU = 1,
-    ODL_ACT_SOFTMAX = 2 /* last layer only: the loss is categorical cross-entropy on these probabilities */
+    ODL_ACT_SOFTMAX = 2, /* last layer only: the loss is categorical cross-entropy on these probabilities */
+    ODL_ACT_RELU6 = 3,
+    ODL_ACT_LEAKY_RELU = 4, /* negative slope: the layer's alpha */
+    ODL_ACT_TANH = 5,
+    ODL_ACT_SIGMOID = 6
 } odl_activation_t;
 
 /*
@@ -62,7 +67,7 @@ typedef enum {
  */
 typedef struct {
     uint8_t kind;   /* odl_layer_kind_t */
-    uint8_t act;    /* odl_activation_t, fused after Conv1D / Dense */
+    uint8_t act;    /* odl_activation_t, fused after Conv1D / Dense, or the function of an ACTIVATION layer */
     uint16_t size;  /* Conv1D kernel size K, pool size p, otherwise 0 */
     uint16_t in_len, in_ch;
     uint16_t out_len, out_ch;
@@ -78,7 +83,9 @@ typedef struct {
     float *bias_rw;
     float *grad_weights; /* sums over the accumulated samples */
     float *grad_bias;
-    uint32_t *relu_mask; /* bit i set when output element i was > 0 */
+    float alpha;         /* LeakyReLU's negative slope */
+    uint32_t *relu_mask; /* ReLU, ReLU6, LeakyReLU: bit i set where element i lets the gradient through */
+    float *saved_act;    /* tanh, sigmoid: a copy of the output, which their gradients are computed from */
     uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each */
 } odl_layer_t;
 

@@ -73,6 +73,15 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
 void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);
 void odl_relu_backward(float *da, unsigned n, const uint32_t *mask); /* in place */
 #define ODL_MASK_WORDS(n) (((n) + 31u) / 32u)
+/* ReLU6 passes the gradient where 0 < x < 6 (its mask); LeakyReLU scales it by alpha where x <= 0. */
+void odl_relu6_forward(const float *x, unsigned n, float *a, uint32_t *mask);
+void odl_leaky_relu_forward(const float *x, unsigned n, float alpha, float *a, uint32_t *mask);
+void odl_leaky_relu_backward(float *da, unsigned n, float alpha, const uint32_t *mask); /* in place */
+/* tanh and sigmoid keep their output y (`saved`, may be NULL): dy/dx is 1 - y^2 and y (1 - y). */
+void odl_tanh_forward(const float *x, unsigned n, float *a, float *saved);
+void odl_tanh_backward(float *da, unsigned n, const float *y);
+void odl_sigmoid_forward(const float *x, unsigned n, float *a, float *saved);
+void odl_sigmoid_backward(float *da, unsigned n, const float *y);
 void odl_softmax_forward(const float *z, unsigned n, float *p);
 /* max_i z_i: the shift that keeps exp() finite in softmax and cross-entropy alike. */
 float odl_max(const float *z, unsigned n);

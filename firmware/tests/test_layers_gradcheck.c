@@ -9,7 +9,7 @@
  * input-gradient buffers are pre-filled with NaN to check that every element is written.
  *
  * Usage: test_layers_gradcheck <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
- *                              softmax_xent>
+ *                              activations|softmax_xent>
  */
 #include <math.h>
 #include <stdio.h>
@@ -353,6 +353,77 @@ static void check_relu(test_rng_t *rng)
     check_relu_nan();
 }
 
+static unsigned act_kind; /* 0 relu6, 1 leaky relu, 2 tanh, 3 sigmoid */
+static float act_alpha;
+
+static double activation_loss(void *ctx)
+{
+    (void)ctx;
+    switch (act_kind) {
+    case 0:
+        odl_relu6_forward(cs.x, cs.n, cs.a, NULL);
+        break;
+    case 1:
+        odl_leaky_relu_forward(cs.x, cs.n, act_alpha, cs.a, NULL);
+        break;
+    case 2:
+        odl_tanh_forward(cs.x, cs.n, cs.a, NULL);
+        break;
+    default:
+        odl_sigmoid_forward(cs.x, cs.n, cs.a, NULL);
+        break;
+    }
+    return weighted_sum(cs.a, cs.n);
+}
+
+/* ReLU6 and LeakyReLU are piecewise linear (inputs kept 3h away from their kinks at 0 and 6); tanh and
+ * sigmoid are smooth, and h = 1e-2 leaves an O(h^2) truncation error of ~1e-4 on slopes of order 1: the
+ * same tolerances hold. */
+static void check_activations(test_rng_t *rng)
+{
+    static float da[MAXN], saved[MAXN];
+    static uint32_t mask[ODL_MASK_WORDS(MAXN)];
+    for (act_kind = 0; act_kind < 4u; ++act_kind) {
+        for (int t = 0; t < CASES; ++t) {
+            cs.n = test_int(rng, 1, 100);
+            act_alpha = test_uniform(rng, 0.01f, 0.5f);
+            for (unsigned i = 0; i < cs.n; ++i) {
+                float v = test_uniform(rng, -8.0f, 8.0f);
+                if (fabsf(v) < 3.0f * H || fabsf(v - 6.0f) < 3.0f * H) {
+                    v += 0.1f;
+                }
+                cs.x[i] = v;
+            }
+            test_fill(rng, cs.coef, cs.n, -1.0f, 1.0f);
+            memcpy(da, cs.coef, cs.n * sizeof(float));
+            switch (act_kind) {
+            case 0:
+                odl_relu6_forward(cs.x, cs.n, cs.a, mask);
+                odl_relu_backward(da, cs.n, mask);
+                break;
+            case 1:
+                odl_leaky_relu_forward(cs.x, cs.n, act_alpha, cs.a, mask);
+                odl_leaky_relu_backward(da, cs.n, act_alpha, mask);
+                break;
+            case 2:
+                odl_tanh_forward(cs.x, cs.n, cs.a, saved);
+                odl_tanh_backward(da, cs.n, saved);
+                break;
+            default:
+                odl_sigmoid_forward(cs.x, cs.n, cs.a, saved);
+                odl_sigmoid_backward(da, cs.n, saved);
+                break;
+            }
+            static const char *names[] = {"relu6 dL/dx", "leaky relu dL/dx", "tanh dL/dx", "sigmoid dL/dx"};
+            test_fd_check(names[act_kind], cs.x, cs.n, da, activation_loss, NULL, H, ATOL, RTOL, 0);
+        }
+    }
+    const float x[3] = {-1.0f, 3.0f, 7.0f};
+    float a[3];
+    odl_relu6_forward(x, 3, a, NULL);
+    test_expect(a[0] == 0.0f && a[1] == 3.0f && a[2] == 6.0f, "relu6 clips to [0, 6]");
+}
+
 /* Softmax + cross-entropy is not linear: h = 1e-3 keeps the O(h^2) truncation error below 1e-6,
  * and float rounding of the loss (~1e-7 * L) divided by 2h stays below 1e-4. */
 static double xent_loss(void *ctx)
@@ -398,6 +469,7 @@ int main(int argc, char **argv)
         {"maxpool1d", check_maxpool1d},
         {"gap1d", check_gap1d},
         {"relu", check_relu},
+        {"activations", check_activations},
         {"softmax_xent", check_softmax_xent},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; ++i) {
@@ -409,6 +481,6 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "usage: %s <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
-                    "softmax_xent>\n", argv[0]);
+                    "activations|softmax_xent>\n", argv[0]);
     return 2;
 }

@@ -27,10 +27,14 @@ class Kind(str, Enum):
     GAP1D = "gap1d"
     FLATTEN = "flatten"
     RELU = "relu"
+    ACTIVATION = "activation"  # a standalone ReLU6, LeakyReLU, tanh or sigmoid
     SOFTMAX = "softmax"
 
 
-ACTIVATIONS = ("none", "relu", "softmax")
+ELEMENTWISE = ("relu6", "leaky_relu", "tanh", "sigmoid")  # what a Kind.ACTIVATION layer computes
+ACTIVATIONS = ("none", "relu", "softmax", *ELEMENTWISE)
+MASKED = ("relu", "relu6", "leaky_relu")  # backward from a bit per element: where the gradient passes
+SAVING = ("tanh", "sigmoid")  # backward from a copy of the output
 PARAM_KINDS = (Kind.CONV1D, Kind.DENSE)
 POOL_KINDS = (Kind.AVGPOOL1D, Kind.MAXPOOL1D)
 WINDOW_KINDS = (Kind.CONV1D, *POOL_KINDS)  # layers that slide a window: stride, dilation, padding
@@ -50,6 +54,7 @@ class LayerSpec:
     stride: int = 0  # Conv1D and pools; 0: the Keras default (1 for Conv1D, the pool size for pools)
     dilation: int = 1  # Conv1D only
     padding: str = "valid"  # Conv1D: valid, same or causal; pools: valid or same
+    alpha: float = 0.0  # leaky_relu's negative slope
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Layer:
     dilation: int = 1
     padding: str = "valid"
     pad: int = 0  # padding rows before the input (the rows after it follow from out_len)
+    alpha: float = 0.0  # leaky_relu's negative slope
 
     @property
     def has_params(self) -> bool:
@@ -98,8 +104,14 @@ class Layer:
         return int(np.prod(self.weight_shape)) + self.out_ch
 
     @property
-    def has_relu(self) -> bool:
-        return self.kind is Kind.RELU or self.activation == "relu"
+    def masked(self) -> bool:
+        """ReLU, ReLU6, LeakyReLU: the backward pass needs a bit per output element."""
+        return self.kind is Kind.RELU or self.activation in MASKED
+
+    @property
+    def saves_output(self) -> bool:
+        """tanh, sigmoid: the backward pass needs a copy of the output."""
+        return self.activation in SAVING
 
     @property
     def window_options(self) -> str:
@@ -122,10 +134,13 @@ class Layer:
             what = f"AvgPool1D({self.size}{options})"
         elif self.kind is Kind.MAXPOOL1D:
             what = f"MaxPool1D({self.size}{options})"
+        elif self.kind is Kind.ACTIVATION:
+            what = "Activation"
         else:
             what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.FLATTEN: "Flatten", Kind.RELU: "ReLU",
                     Kind.SOFTMAX: "Softmax"}[self.kind]
-        act = f" {self.activation}" if self.activation != "none" else ""
+        slope = f"({self.alpha:g})" if self.activation == "leaky_relu" else ""
+        act = f" {self.activation}{slope}" if self.activation != "none" else ""
         return f"{self.name}: {what}{act} ({self.in_len}, {self.in_ch}) -> ({self.out_len}, {self.out_ch})"
 
 
@@ -165,9 +180,15 @@ def _window(spec: LayerSpec, in_len: int, where: str) -> Window:
 def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Window | None]:
     where = f"layer '{spec.name}'"
     if spec.activation not in ACTIVATIONS:
-        raise ModelError(f"{where}: activation '{spec.activation}' is not supported (use relu or softmax)")
-    if spec.activation != "none" and spec.kind not in PARAM_KINDS:
+        raise ModelError(f"{where}: activation '{spec.activation}' is not supported (use one of "
+                         f"{', '.join(a for a in ACTIVATIONS if a != 'none')})")
+    if spec.kind is Kind.ACTIVATION:
+        if spec.activation not in ELEMENTWISE:
+            raise ModelError(f"{where}: an activation layer computes one of {', '.join(ELEMENTWISE)}")
+    elif spec.activation != "none" and spec.kind not in PARAM_KINDS:
         raise ModelError(f"{where}: only Conv1D and Dense take a fused activation")
+    if spec.activation == "leaky_relu" and not (np.isfinite(spec.alpha) and spec.alpha >= 0):
+        raise ModelError(f"{where}: leaky_relu needs a finite negative slope >= 0, got {spec.alpha}")
     if spec.kind is not Kind.CONV1D and spec.kind not in POOL_KINDS and (
             spec.stride or spec.dilation != 1 or spec.padding != "valid"):
         raise ModelError(f"{where}: strides, dilation_rate and padding apply to Conv1D and pools only")
@@ -200,7 +221,7 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
         return 1, in_ch, None
     if spec.kind in (Kind.FLATTEN, Kind.SOFTMAX):
         return 1, in_len * in_ch, None
-    if spec.kind is Kind.RELU:
+    if spec.kind in (Kind.RELU, Kind.ACTIVATION):
         return in_len, in_ch, None
     raise ModelError(f"{where}: unknown layer kind {spec.kind}")
 
@@ -225,6 +246,7 @@ class Architecture:
             geometry = {} if window is None else {"stride": window.stride, "dilation": window.dilation,
                                                   "padding": spec.padding, "pad": window.pad}
             layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation,
+                                alpha=float(np.float32(spec.alpha)) if spec.activation == "leaky_relu" else 0.0,
                                 **geometry))
             length, ch = out_len, out_ch
         arch = Architecture(name, input_len, input_ch, tuple(layers))
@@ -246,9 +268,6 @@ class Architecture:
             raise ModelError(f"layer '{last_layer.name}': a classifier needs at least 2 classes")
         if last_layer.out_len != 1:
             raise ModelError(f"layer '{last_layer.name}': the output must be a vector of class probabilities")
-        if last_layer.kind is Kind.SOFTMAX and len(self.layers) > 1 and self.layers[-2].kind is Kind.RELU:
-            # Harmless mathematically, but the logits buffer would then be written in place by the ReLU.
-            raise ModelError(f"layer '{last_layer.name}': softmax directly after a ReLU layer is not supported")
         if not self.param_layers:
             raise ModelError("the model has no Conv1D or Dense layer: there is nothing to train")
 
@@ -316,6 +335,7 @@ class Model:
         for layer in self.arch.layers:
             # Window options only when set, so the models of the paper keep their identity.
             options = f",{layer.window_options}" if layer.window_options else ""
+            options += f",alpha={layer.alpha!r}" if layer.activation == "leaky_relu" else ""
             h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation}"
                      f"{options};".encode())
         for w, b in self.params:
@@ -370,29 +390,33 @@ def paper_model(input_len: int = 40, seed: int = 0) -> Model:
 
 
 def _random_window(rng: np.random.Generator, spec: LayerSpec) -> LayerSpec:
-    """``spec`` with a random stride or dilation and padding, as Keras allows them."""
+    """``spec`` with a random stride or dilation and padding, as Keras allows them, and a Conv1D with a
+    random HAR activation."""
     if spec.kind is Kind.CONV1D:
         dilation = int(rng.integers(1, 4)) if rng.random() < 0.3 else 1
         stride = 1 if dilation > 1 else int(rng.integers(1, 3))
-        return replace(spec, stride=stride, dilation=dilation, padding=str(rng.choice(PADDINGS[Kind.CONV1D])))
+        act = str(rng.choice(["relu", "relu", "relu6", "leaky_relu", "tanh", "sigmoid"]))
+        return replace(spec, stride=stride, dilation=dilation, padding=str(rng.choice(PADDINGS[Kind.CONV1D])),
+                       activation=act, alpha=0.2 if act == "leaky_relu" else 0.0)
     kind = Kind.MAXPOOL1D if rng.random() < 0.5 else Kind.AVGPOOL1D
     return replace(spec, kind=kind, stride=int(rng.integers(1, spec.size + 1)),
                    padding=str(rng.choice(PADDINGS[kind])))
 
 
-def random_architecture(rng: np.random.Generator, name: str = "random", windows: bool = False) -> Architecture:
+def random_architecture(rng: np.random.Generator, name: str = "random", wide: bool = False) -> Architecture:
     """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
     GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks.
-    ``windows``: Conv1D strides, dilation and padding, and strided, padded Avg/MaxPool1D as well."""
+    ``wide``: the layers users bring as well: Conv1D strides, dilation, padding and HAR activations
+    (ReLU6, LeakyReLU, tanh, sigmoid), strided and padded Avg/MaxPool1D."""
     while True:
         specs: list[LayerSpec] = []
         for b in range(int(rng.integers(1, 4))):
             conv = LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)), size=int(rng.integers(2, 8)),
                              activation="relu")
-            specs.append(_random_window(rng, conv) if windows else conv)
+            specs.append(_random_window(rng, conv) if wide else conv)
             if rng.random() < 0.7:
                 pool = LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4)))
-                specs.append(_random_window(rng, pool) if windows else pool)
+                specs.append(_random_window(rng, pool) if wide else pool)
         specs.append(LayerSpec(Kind.GAP1D, "gap") if rng.random() < 0.6 else LayerSpec(Kind.FLATTEN, "flatten"))
         if rng.random() < 0.7:
             specs.append(LayerSpec(Kind.DENSE, "hidden", units=int(rng.integers(8, 65)), activation="relu"))

@@ -22,9 +22,11 @@ _KIND = {
     Kind.GAP1D: "ODL_LAYER_GAP1D",
     Kind.FLATTEN: "ODL_LAYER_FLATTEN",
     Kind.RELU: "ODL_LAYER_RELU",
+    Kind.ACTIVATION: "ODL_LAYER_ACTIVATION",
     Kind.SOFTMAX: "ODL_LAYER_SOFTMAX",
 }
-_ACT = {"none": "ODL_ACT_NONE", "relu": "ODL_ACT_RELU", "softmax": "ODL_ACT_SOFTMAX"}
+_ACT = {"none": "ODL_ACT_NONE", "relu": "ODL_ACT_RELU", "softmax": "ODL_ACT_SOFTMAX", "relu6": "ODL_ACT_RELU6",
+        "leaky_relu": "ODL_ACT_LEAKY_RELU", "tanh": "ODL_ACT_TANH", "sigmoid": "ODL_ACT_SIGMOID"}
 
 
 def c_float(value: np.float32) -> str:
@@ -49,6 +51,7 @@ class _LayerView:
     n_weights: int
     weights: list[str]
     bias: list[str]
+    alpha: str  # leaky_relu's slope as a C literal
 
 
 def _pointer(buffer: str) -> str:
@@ -64,7 +67,7 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
         w, b = params.get(i, (np.zeros(0, np.float32), np.zeros(0, np.float32)))
         views.append(
             _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], _pointer(lplan.input),
-                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b))
+                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b), c_float(np.float32(layer.alpha)))
         )
     digest = model.digest()
     summary = [layer.describe() for layer in model.arch.layers] + [f"note: {note}" for note in model.notes]

@@ -7,6 +7,7 @@ once. Dropout and SpatialDropout1D are imported as the identity, and say so (:at
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,19 @@ def _single(value: Any) -> Any:
     return value[0] if isinstance(value, (list, tuple)) else value
 
 
+# Keras 3's string activation "leaky_relu" (keras.activations.leaky_relu) has this negative slope.
+KERAS_LEAKY_SLOPE = 0.2
+
+
 def _activation(layer: Any) -> str:
     name = keras.activations.serialize(layer.activation)
     name = name if isinstance(name, str) else name.get("config", name.get("class_name", str(name)))
     if name == "linear":
         return "none"
-    if name in ("relu", "softmax"):
+    if name in ("relu", "softmax", "relu6", "leaky_relu", "tanh", "sigmoid"):
         return name
-    raise _refuse(layer, f"activation '{name}' is not supported (use relu, softmax or none)")
+    raise _refuse(layer, f"activation '{name}' is not supported (use relu, relu6, leaky_relu, tanh, sigmoid, "
+                         "softmax or none)")
 
 
 def _check_common(layer: Any, config: dict[str, Any]) -> None:
@@ -71,11 +77,14 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
     if isinstance(layer, keras.layers.Conv1D) and type(layer) is keras.layers.Conv1D:
         if config.get("groups", 1) != 1:
             raise _refuse(layer, f"groups={config['groups']} is not supported (use 1)")
+        act = _activation(layer)
         return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
-                         activation=_activation(layer), stride=_single(config["strides"]),
-                         dilation=_single(config["dilation_rate"]), padding=config["padding"])
+                         activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
+                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     if type(layer) is keras.layers.Dense:
-        return LayerSpec(Kind.DENSE, name, units=config["units"], activation=_activation(layer))
+        act = _activation(layer)
+        return LayerSpec(Kind.DENSE, name, units=config["units"], activation=act,
+                         alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     if type(layer) in (keras.layers.AveragePooling1D, keras.layers.MaxPooling1D):
         pool = _single(config["pool_size"])
         kind = Kind.AVGPOOL1D if type(layer) is keras.layers.AveragePooling1D else Kind.MAXPOOL1D
@@ -88,10 +97,17 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
     if type(layer) is keras.layers.Flatten:
         return LayerSpec(Kind.FLATTEN, name)
     if type(layer) is keras.layers.ReLU:
-        if config.get("max_value") is not None or config.get("negative_slope", 0.0) != 0.0 or \
-                config.get("threshold", 0.0) != 0.0:
-            raise _refuse(layer, "only the plain ReLU is supported (no max_value, negative_slope or threshold)")
+        max_value, slope = config.get("max_value"), float(config.get("negative_slope", 0.0))
+        if config.get("threshold", 0.0) != 0.0 or (max_value is not None and (max_value != 6.0 or slope != 0.0)):
+            raise _refuse(layer, "supported: ReLU(), ReLU(max_value=6) and ReLU(negative_slope=a); not threshold "
+                                 "or other max_value")
+        if max_value is not None:
+            return LayerSpec(Kind.ACTIVATION, name, activation="relu6")
+        if slope != 0.0:
+            return LayerSpec(Kind.ACTIVATION, name, activation="leaky_relu", alpha=slope)
         return LayerSpec(Kind.RELU, name)
+    if type(layer) is keras.layers.LeakyReLU:
+        return LayerSpec(Kind.ACTIVATION, name, activation="leaky_relu", alpha=float(config["negative_slope"]))
     if type(layer) is keras.layers.Softmax:
         if config.get("axis", -1) not in (-1, [-1]):
             raise _refuse(layer, f"axis={config['axis']} is not supported (use -1)")
@@ -100,10 +116,13 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         act = _activation(layer)
         if act == "none":
             return None
-        return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
+        if act in ("relu", "softmax"):
+            return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
+        return LayerSpec(Kind.ACTIVATION, name, activation=act,
+                         alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
-                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, Softmax, Activation, Dropout, "
-                         "SpatialDropout1D)")
+                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, LeakyReLU, Softmax, Activation, "
+                         "Dropout, SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -172,7 +191,9 @@ def to_keras(model: Model) -> Any:
     arch = model.arch
     layers: list[Any] = [keras.Input((arch.input_len, arch.input_ch))]
     for layer in arch.layers:
-        act = None if layer.activation == "none" else layer.activation
+        act: Any = None if layer.activation == "none" else layer.activation
+        if layer.activation == "leaky_relu" and layer.alpha != KERAS_LEAKY_SLOPE:
+            act = functools.partial(keras.activations.leaky_relu, negative_slope=layer.alpha)
         if layer.kind is Kind.CONV1D:
             layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, strides=layer.stride, padding=layer.padding,
                                               dilation_rate=layer.dilation, activation=act, name=layer.name))
@@ -190,6 +211,12 @@ def to_keras(model: Model) -> Any:
             layers.append(keras.layers.Flatten(name=layer.name))
         elif layer.kind is Kind.RELU:
             layers.append(keras.layers.ReLU(name=layer.name))
+        elif layer.kind is Kind.ACTIVATION and layer.activation == "relu6":
+            layers.append(keras.layers.ReLU(max_value=6.0, name=layer.name))
+        elif layer.kind is Kind.ACTIVATION and layer.activation == "leaky_relu":
+            layers.append(keras.layers.LeakyReLU(negative_slope=layer.alpha, name=layer.name))
+        elif layer.kind is Kind.ACTIVATION:
+            layers.append(keras.layers.Activation(layer.activation, name=layer.name))
         else:
             layers.append(keras.layers.Softmax(name=layer.name))
     km = keras.Sequential(layers, name=arch.name)

@@ -5,8 +5,9 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
 - where each layer writes its output. A trained Conv1D/Dense layer needs its input again in the backward
   pass, so whatever produces that input writes into a dedicated ``.odl_saved`` buffer; every other
   activation lives in one of two ``.odl_scratch`` buffers used alternately;
-- ReLU masks (one bit per element) only for ReLUs at or above the lowest trainable layer, and likewise a
-  MaxPool1D's argmax (each output's offset in its window, in as few bits as the pool size allows);
+- ReLU/ReLU6/LeakyReLU masks (one bit per element) only for activations at or above the lowest trainable
+  layer, and likewise a copy of a tanh's or sigmoid's output, and a MaxPool1D's argmax (each output's
+  offset in its window, in as few bits as the pool size allows);
 - gradient buffers only for trainable layers; frozen layers' parameters stay const (flash);
 - the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
   activation routed through scratch or the largest error the backward pass can hold.
@@ -62,6 +63,7 @@ class LayerPlan:
     mask: str | None
     trainable: bool  # parameters in RAM with gradient buffers
     argmax: str | None = None
+    saved_act: str | None = None  # tanh, sigmoid: a copy of the output for the backward pass
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class MemoryPlan:
 def _consumer(arch: Architecture, i: int) -> int | None:
     """The first layer after ``i`` that reads layer i's output from memory other than in place."""
     j = i + 1
-    while j < len(arch.layers) and arch.layers[j].kind in (Kind.FLATTEN, Kind.RELU):
+    while j < len(arch.layers) and arch.layers[j].kind in (Kind.FLATTEN, Kind.RELU, Kind.ACTIVATION):
         j += 1
     return j if j < len(arch.layers) else None
 
@@ -122,14 +124,18 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> Memo
     cur = INPUT
     for i, layer in enumerate(arch.layers):
         mask = None
-        if layer.has_relu and i >= first:
+        if layer.masked and i >= first:
             mask = f"mask_{i}"
             buffers.append(Buffer(mask, ".odl_saved", (layer.out_size + 31) // 32, "uint32_t"))
+        saved_act = None
+        if layer.saves_output and i >= first:
+            saved_act = f"act_{i}"
+            buffers.append(Buffer(saved_act, ".odl_saved", layer.out_size))
         argmax = None
         if layer.kind is Kind.MAXPOOL1D and i >= first and argmax_words(layer):
             argmax = f"argmax_{i}"
             buffers.append(Buffer(argmax, ".odl_saved", argmax_words(layer), "uint32_t"))
-        in_place = layer.kind is Kind.FLATTEN or (layer.kind is Kind.RELU and cur != INPUT)
+        in_place = layer.kind is Kind.FLATTEN or (layer.kind in (Kind.RELU, Kind.ACTIVATION) and cur != INPUT)
         if in_place:
             out = cur
         elif layer.kind is Kind.SOFTMAX:
@@ -144,7 +150,7 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> Memo
             else:
                 out = SCRATCH[1] if cur == SCRATCH[0] else SCRATCH[0]
                 scratch_need = max(scratch_need, layer.out_size)
-        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first, argmax))
+        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first, argmax, saved_act))
         cur = out
 
     # dL/d(output) of every layer from the lowest trainable one up; the last is the logits' gradient.

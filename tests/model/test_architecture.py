@@ -45,7 +45,7 @@ def _arch(specs: list[LayerSpec], t: int = 10, c: int = 3) -> Architecture:
          "softmax is only supported as the last layer"),
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4)], "must end in softmax"),
         ([LayerSpec(Kind.DENSE, "d", 4, 0, "softmax")], "put Flatten or GlobalAveragePooling1D before it"),
-        ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4, 0, "tanh")], "activation 'tanh'"),
+        ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4, 0, "elu")], "activation 'elu'"),
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.SOFTMAX, "s")], "nothing to train"),
     ],
 )

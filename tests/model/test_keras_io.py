@@ -35,15 +35,34 @@ def test_standalone_activation_layers_are_mapped() -> None:
     [
         (L.Conv1D(4, 3, use_bias=False), "use_bias=False"),
         (L.Conv1D(4, 3, kernel_regularizer="l2"), "kernel_regularizer"),
-        (L.Conv1D(4, 3, activation="tanh"), "activation 'tanh'"),
+        (L.Conv1D(4, 3, activation="elu"), "activation 'elu'"),
         (L.BatchNormalization(), "BatchNormalization.*not supported"),
-        (L.ReLU(max_value=6.0), "only the plain ReLU"),
+        (L.ReLU(max_value=4.0), "not threshold or other max_value"),
     ],
 )
 def test_unsupported_layers_and_options_are_refused_by_name(layer: keras.layers.Layer, message: str) -> None:
     km = _seq(layer, L.Flatten(), L.Dense(3, activation="softmax"))
     with pytest.raises(ModelError, match=f"layer '{layer.name}'.*{message}"):
         from_keras(km)
+
+
+def test_har_activations_fused_and_standalone() -> None:
+    """ReLU6, LeakyReLU (Keras's string slope 0.2 and a layer's own), tanh and sigmoid, fused or as layers,
+    and Dense(relu) -> ReLU() -> Softmax(); the round trip computes what Keras computes."""
+    km = _seq(L.Conv1D(4, 3, activation="relu6"), L.LeakyReLU(0.1), L.Conv1D(5, 2, activation="leaky_relu"),
+              L.ReLU(max_value=6.0), L.Conv1D(3, 2, activation="tanh"), L.Activation("sigmoid"),
+              L.ReLU(negative_slope=0.05), L.Flatten(), L.Dense(4, activation="sigmoid"), L.Dense(3, activation="relu"),
+              L.ReLU(), L.Softmax())
+    model = from_keras(km)
+    got = [(la.kind, la.activation, la.alpha) for la in model.arch.layers]
+    assert got[:7] == [(Kind.CONV1D, "relu6", 0.0), (Kind.ACTIVATION, "leaky_relu", np.float32(0.1)),
+                       (Kind.CONV1D, "leaky_relu", np.float32(0.2)), (Kind.ACTIVATION, "relu6", 0.0),
+                       (Kind.CONV1D, "tanh", 0.0), (Kind.ACTIVATION, "sigmoid", 0.0),
+                       (Kind.ACTIVATION, "leaky_relu", np.float32(0.05))]
+    assert [la.kind for la in model.arch.layers[-3:]] == [Kind.DENSE, Kind.RELU, Kind.SOFTMAX]
+    x = 3 * np.random.default_rng(0).standard_normal((4, 20, 3)).astype(np.float32)
+    np.testing.assert_allclose(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6,
+                               atol=1e-7)
 
 
 def test_dropout_is_the_identity_and_says_so() -> None:

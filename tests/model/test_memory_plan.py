@@ -16,7 +16,7 @@ def _check_invariants(arch: Architecture, trainable: int | None) -> None:
         if layer.has_params and i >= plan.first_trainable:
             # The backward pass reads a trained layer's input: it must be a buffer nothing reuses.
             assert lp.input == INPUT or lp.input.startswith("saved_")
-        assert (lp.mask is not None) == (layer.has_relu and i >= plan.first_trainable)
+        assert (lp.mask is not None) == (layer.masked and i >= plan.first_trainable)
         assert lp.trainable == (layer.has_params and i >= plan.first_trainable)
         prev = lp.output
     assert prev in (LOGITS, PROBS)

@@ -115,7 +115,8 @@ def _window_length(length: int, span: int, stride: int, padding: str) -> int:
 @st.composite
 def window_architectures(draw: st.DrawFn) -> Architecture:
     """Conv1D with strides, dilation and valid/same/causal padding, AvgPool1D and MaxPool1D with any
-    stride and valid/same padding, mixed with the paper's layers. A valid window that would not fit the
+    stride and valid/same padding, the HAR activations (ReLU6, LeakyReLU, tanh, sigmoid; fused and as
+    layers) and the unfused ReLU -> Softmax head, mixed with the paper's layers. A valid window that would not fit the
     length left by the layers before it is drawn 'same' instead."""
     length = draw(st.integers(8, 72))
     t = length
@@ -128,9 +129,14 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
         span = dilation * (k - 1) + 1
         if padding == "valid" and span > length:
             padding = "same"
+        act = draw(st.sampled_from(["relu", "none", "relu6", "leaky_relu", "tanh", "sigmoid"]))
         specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=draw(st.integers(1, 24)), size=k, stride=stride,
-                               dilation=dilation, padding=padding,
-                               activation=draw(st.sampled_from(["relu", "none"]))))
+                               dilation=dilation, padding=padding, activation=act,
+                               alpha=draw(st.sampled_from([0.2, 0.05])) if act == "leaky_relu" else 0.0))
+        if draw(st.integers(0, 3)) == 0:
+            standalone = draw(st.sampled_from(["relu6", "leaky_relu", "tanh", "sigmoid"]))
+            specs.append(LayerSpec(Kind.ACTIVATION, f"act{b}", activation=standalone,
+                                   alpha=0.3 if standalone == "leaky_relu" else 0.0))
         length = _window_length(length, span, stride, padding)
         if draw(st.booleans()):
             kind = draw(st.sampled_from([Kind.MAXPOOL1D, Kind.AVGPOOL1D]))
@@ -143,8 +149,13 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
             length = _window_length(length, pool, stride, padding)
     specs.append(LayerSpec(Kind.GAP1D, "gap") if draw(st.booleans()) else LayerSpec(Kind.FLATTEN, "flatten"))
     if draw(st.booleans()):
-        specs.append(LayerSpec(Kind.DENSE, "hidden", units=draw(st.integers(1, 32)), activation="relu"))
-    specs.append(LayerSpec(Kind.DENSE, "out", units=draw(st.integers(2, 8)), activation="softmax"))
+        specs.append(LayerSpec(Kind.DENSE, "hidden", units=draw(st.integers(1, 32)),
+                               activation=draw(st.sampled_from(["relu", "tanh", "sigmoid"]))))
+    if draw(st.integers(0, 3)) == 0:  # Dense(relu) -> ReLU() -> Softmax(), the unfused head
+        specs += [LayerSpec(Kind.DENSE, "out", units=draw(st.integers(2, 8)), activation="relu"),
+                  LayerSpec(Kind.RELU, "relu_out"), LayerSpec(Kind.SOFTMAX, "softmax")]
+    else:
+        specs.append(LayerSpec(Kind.DENSE, "out", units=draw(st.integers(2, 8)), activation="softmax"))
     return Architecture.build("windows", t, draw(st.integers(1, 4)), specs)
 
 

@@ -62,7 +62,7 @@ def test_random_window_architectures(seed: int, firmware_builder: FirmwareBuilde
     the argmax buffers, on architectures the calibration never saw."""
     rng = np.random.default_rng(2000 + seed)
     while True:
-        arch = random_architecture(rng, f"windows{seed}", windows=True)
+        arch = random_architecture(rng, f"windows{seed}", wide=True)
         trainable = None if seed % 2 else int(rng.integers(1, len(arch.param_layers) + 1))
         if estimate(arch, trainable).fits:
             break

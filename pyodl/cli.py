@@ -207,28 +207,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str]:
-    """``watch`` (bundled), ``wisdm:PATH`` or ``table:PATH`` (CSV or .npz, with --rate)."""
+def _load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str, list[str]]:
+    """``watch`` (bundled), ``wisdm:PATH`` or ``table:PATH`` (CSV or .npz, with --rate): recordings, class
+    names, the dataset's name and its channel names."""
     if spec == "watch":
         from pyodl.data.watch import load_watch
 
-        recordings, classes, _ = load_watch()
-        return recordings, classes, "the seglearn watch dataset"
+        recordings, classes, channel_names = load_watch()
+        return recordings, classes, "the seglearn watch dataset", channel_names
     kind, _, path = spec.partition(":")
     if kind == "wisdm" and path:
         from pyodl.data.wisdm import load_wisdm
 
         recordings, classes, report = load_wisdm(Path(path))
         print(f"WISDM: {report.summary()}", file=sys.stderr)
-        return recordings, classes, f"WISDM ({Path(path).name})"
+        return recordings, classes, f"WISDM ({Path(path).name})", ["x", "y", "z"]
     if kind == "table" and path:
         from pyodl.data.table import load_table
 
         if rate is None:
             raise ModelError("a table dataset needs --rate (its sampling rate in Hz)")
-        recordings, classes = load_table(Path(path), rate)
-        return recordings, classes, Path(path).name
+        recordings, classes, channel_names = load_table(Path(path), rate)
+        return recordings, classes, Path(path).name, channel_names
     raise ModelError(f"--dataset {spec!r}: use watch, wisdm:PATH or table:PATH")
+
+
+def _channels(spec: str | None, names: list[str], count: int, default_why: str,
+              setup: list[str]) -> tuple[int, ...]:
+    """``--channels`` as indices or names of the dataset's channels; None: the first ``count``."""
+    if spec is None:
+        chosen = tuple(range(count))
+        setup.append(f"channels: {', '.join(names[i] for i in chosen)} ({default_why}; --channels to choose)")
+        return chosen
+    picked = []
+    for item in (part.strip() for part in spec.split(",")):
+        if item.isdigit() and int(item) < len(names):
+            picked.append(int(item))
+        elif item in names:
+            picked.append(names.index(item))
+        else:
+            raise ModelError(f"--channels {spec!r}: {item!r} is neither a channel index below {len(names)} nor "
+                             f"one of {', '.join(names)}")
+    if len(set(picked)) != len(picked):
+        raise ModelError(f"--channels {spec!r} names a channel twice")
+    setup.append(f"channels: {', '.join(names[i] for i in picked)}")
+    return tuple(picked)
 
 
 def cmd_personalize(args: argparse.Namespace) -> int:
@@ -242,11 +265,50 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     except ValueError:
         raise ModelError(f"--subjects takes comma-separated subject numbers, e.g. 1,2,3; got {args.subjects!r}") \
             from None
-    recordings, classes, name = _load_dataset(args.dataset, args.rate)
-    channels = tuple(range(recordings[0].signal.shape[1])) if args.all_channels else (0, 1, 2)
-    cfg = pers.Config(input_len=args.input, stride=args.stride or args.input // 2, channels=channels,
+    if args.model is None and args.pretrain:
+        raise ModelError("--pretrain applies to --model (the paper's model is always pretrained here)")
+    if args.model is not None and not Path(args.model).is_file():
+        raise ModelError(f"--model {args.model}: no such file")
+    if args.all_channels and args.channels:
+        raise ModelError("--all-channels and --channels exclude each other")
+    recordings, classes, name, channel_names = _load_dataset(args.dataset, args.rate)
+    setup: list[str] = []
+    general = pers.GeneralModel()
+    input_len = args.input or 40
+    if args.model is None:
+        count = len(channel_names) if args.all_channels else 3
+        channels = _channels(args.channels, channel_names, count, "all of them" if args.all_channels else
+                             "the first 3, the accelerometer, like the paper", setup)
+        setup.append("general model: the paper's CNN, pretrained here on the other subjects")
+    else:
+        from pyodl.data.windows import Normalizer
+        from pyodl.model.keras_io import load  # TensorFlow, now that the arguments are known good
+
+        user = load(Path(args.model))
+        input_len = args.input or user.arch.input_len
+        channels = _channels(args.channels, channel_names, user.arch.input_ch,
+                             f"the first {user.arch.input_ch}, as many as {Path(args.model).name} takes", setup)
+        norm_file = Path(args.model).with_suffix(".norm.json")
+        norm = Normalizer.load(norm_file) if norm_file.is_file() and not args.pretrain else None
+        general = pers.GeneralModel(Path(args.model).name, user, args.pretrain, norm)
+        how = "its architecture pretrained here on the other subjects" if args.pretrain else (
+            f"used as is, inputs normalised as {norm_file.name} says" if norm else
+            f"used as is, inputs normalised with the other subjects' statistics (no {norm_file.name} beside it)")
+        setup.append(f"general model: {Path(args.model).name}, {how}")
+        setup += [f"note: {note}" for note in user.notes]
+    cfg = pers.Config(input_len=input_len, stride=args.stride or input_len // 2, channels=channels,
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
-                      seed=args.seed, trainer=args.trainer)
+                      seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers)
+    arch = general.architecture(cfg.input_len, len(channels), len(classes))
+    tl = args.trainable_layers or pers.default_tl_layers(general, arch)
+    setup.append(f"TL trains the last {tl} of {len(arch.param_layers)} parameter layers"
+                 + ("" if args.trainable_layers else
+                    " (the paper's choice, its two Dense layers)" if args.model is None else
+                    " (the model's Dense head)") + "; --trainable-layers to choose")
+    setup.append(f"split: {args.split} (" + ("each recording's first half personalizes, its second half tests"
+                                                if args.split == "time" else
+                                                "of each activity's recordings, the first half personalize, the "
+                                                "others test") + ")")
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     bars: dict[str, tqdm] = {}
 
@@ -261,7 +323,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
             del bars[what]
 
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    report = pers.run(recordings, classes, subjects, cfg, name, cache, progress)
+    report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "pyodl personalize " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
@@ -346,7 +408,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
     p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
     p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
-    p.add_argument("--input", type=int, default=40, help="window length at 20 Hz (default 40)")
+    p.add_argument("--model", default=None, metavar="MODEL.keras",
+                   help="your general model (default: the paper's CNN, pretrained here): used as is, with "
+                        "MODEL.norm.json's normalisation if it is beside it, or with --pretrain trained from "
+                        "scratch on the other subjects")
+    p.add_argument("--pretrain", action="store_true", help="with --model: pretrain its architecture here")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="TL trains the last N Conv1D/Dense layers (default: 2 for the paper's model, the Dense "
+                        "head of --model)")
+    p.add_argument("--channels", default=None,
+                   help="channels to use, as indices or names, e.g. 0,1,2 or ax,ay,az (default: the first 3, "
+                        "the watch's accelerometer, or as many as --model takes)")
+    p.add_argument("--split", choices=("time", "recording"), default="time",
+                   help="time: each recording's first half personalizes, its second half tests (default); "
+                        "recording: whole recordings, so no test window comes from a bout trained on")
+    p.add_argument("--input", type=int, default=None,
+                   help="window length at 20 Hz (default 40, or --model's input length)")
     p.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
     p.add_argument("--all-channels", action="store_true",
                    help="use every channel (default: the first 3, the accelerometer, like the paper)")

@@ -31,7 +31,8 @@ def _recordings(signal: np.ndarray, subject: np.ndarray, label: np.ndarray, rate
     return out, classes
 
 
-def load_table(path: Path, rate_hz: float) -> tuple[list[Recording], list[str]]:
+def load_table(path: Path, rate_hz: float) -> tuple[list[Recording], list[str], list[str]]:
+    """Recordings, class names and channel names (a CSV's header; ``c0``, ``c1``, ... for .npz)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".npz":
@@ -39,8 +40,10 @@ def load_table(path: Path, rate_hz: float) -> tuple[list[Recording], list[str]]:
             missing = {"signal", "subject", "label"} - set(d.files)
             if missing:
                 raise ValueError(f"{path}: missing arrays {sorted(missing)}")
-            return _recordings(np.asarray(d["signal"], np.float64), np.asarray(d["subject"]),
-                               np.asarray(d["label"]), rate_hz, path.name)
+            signal = np.asarray(d["signal"], np.float64)
+            recordings, classes = _recordings(signal, np.asarray(d["subject"]), np.asarray(d["label"]), rate_hz,
+                                              path.name)
+            return recordings, classes, [f"c{i}" for i in range(signal.shape[1] if signal.ndim == 2 else 0)]
     rows = [line.strip().split(",") for line in path.read_text().splitlines() if line.strip()]
     if len(rows) < 2 or [c.strip().lower() for c in rows[0][:2]] != ["subject", "label"] or len(rows[0]) < 3:
         raise ValueError(f"{path}: expected a header `subject,label,<channel>...` and at least one row")
@@ -53,4 +56,6 @@ def load_table(path: Path, rate_hz: float) -> tuple[list[Recording], list[str]]:
         subject = np.array([int(r[0]) for r in rows[1:]])
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    return _recordings(signal, subject, np.array([r[1].strip() for r in rows[1:]]), rate_hz, path.name)
+    recordings, classes = _recordings(signal, subject, np.array([r[1].strip() for r in rows[1:]]), rate_hz,
+                                      path.name)
+    return recordings, classes, [c.strip() for c in rows[0][2:]]

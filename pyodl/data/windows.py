@@ -86,6 +86,27 @@ def personalization_split(recordings: list[Recording], length: int, stride: int,
     return windows_of(first, length, stride, channels), windows_of(rest, length, stride, channels)
 
 
+SPLITS = ("time", "recording")
+
+
+def recording_split(recordings: list[Recording], length: int, stride: int, fraction: float = 0.5,
+                    channels: list[int] | None = None) -> tuple[Windows, Windows, list[int]]:
+    """Whole recordings: of each label's recordings, in dataset order, the first ``fraction`` (at least one)
+    personalize and the others test, so no test window comes from a bout the model trained on (e.g. one
+    arm side of the watch set each). Returns the labels that had a single recording and so no test part."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the personalization fraction must be between 0 and 1, got {fraction}")
+    first, rest, untested = [], [], []
+    for label in sorted({r.label for r in recordings}):
+        mine = [r for r in recordings if r.label == label]
+        cut = max(1, round(len(mine) * fraction))
+        first += mine[:cut]
+        rest += mine[cut:]
+        if cut == len(mine):
+            untested.append(label)
+    return windows_of(first, length, stride, channels), windows_of(rest, length, stride, channels), untested
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Per-channel standardisation; computed on the general model's training windows and stored with it."""

@@ -25,8 +25,17 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
+from pyodl.data.windows import SPLITS, recording_split
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
-from pyodl.model.architecture import PAPER_TL_LAYERS, Architecture, Model, glorot_params, paper_architecture
+from pyodl.model.architecture import (
+    PAPER_TL_LAYERS,
+    Architecture,
+    Kind,
+    Model,
+    ModelError,
+    glorot_params,
+    paper_architecture,
+)
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
 # How the general model is pretrained: part of its cache key, so a change of recipe is a new model.
@@ -49,15 +58,55 @@ class Config:
     fraction: float = 0.5
     seed: int = 0
     trainer: str = "board"
+    split: str = "time"  # time: each recording cut in two; recording: whole recordings to the test side
+    trainable_layers: int | None = None  # TL; None: the paper's 2 for its model, a user model's Dense head
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
             raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.trainable_layers is not None and self.trainable_layers < 1:
+            raise ValueError("trainable_layers must be >= 1")
         for name in ("input_len", "stride", "epochs", "batch", "pretrain_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
+
+
+@dataclass(frozen=True)
+class GeneralModel:
+    """Where each subject's general model comes from: the paper's CNN pretrained here (the default), a
+    user's architecture pretrained here (``pretrain``), or a user's trained model used as is, with the
+    input normalisation it was trained with (``norm``; None: fitted on the other subjects' windows)."""
+
+    name: str = "paper"
+    model: Model | None = None
+    pretrain: bool = True
+    norm: Normalizer | None = None
+
+    def architecture(self, input_len: int, channels: int, num_classes: int) -> Architecture:
+        if self.model is None:
+            return paper_architecture(input_len, channels, num_classes)
+        arch = self.model.arch
+        if (arch.input_len, arch.input_ch, arch.num_classes) != (input_len, channels, num_classes):
+            raise ModelError(f"{self.name} takes ({arch.input_len}, {arch.input_ch}) windows and has "
+                             f"{arch.num_classes} classes; the data gives ({input_len}, {channels}) windows of "
+                             f"{num_classes} classes (choose --input and --channels to match)")
+        return arch
+
+
+def default_tl_layers(general: GeneralModel, arch: Architecture) -> int:
+    """The paper's TL trains its two Dense layers; for a user model, likewise its trailing Dense layers."""
+    if general.model is None:
+        return PAPER_TL_LAYERS
+    head = 0
+    for i in reversed(arch.param_layers):
+        if arch.layers[i].kind is not Kind.DENSE:
+            break
+        head += 1
+    return max(head, 1)
 
 
 @dataclass
@@ -76,8 +125,9 @@ class SubjectResult:
     conditions: dict[str, ConditionResult]
     norm_mean: list[float]  # the general model's input normalisation, per channel
     norm_std: list[float]
-    general_model: str  # its cache key
+    general_model: str  # its cache key ('' for a user model used as is)
     general_model_cached: bool  # loaded from the cache rather than pretrained by this run
+    untested_classes: list[int] = field(default_factory=list)  # --split recording: a single recording
 
 
 def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
@@ -162,29 +212,40 @@ def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | 
 
 
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config,
-                cache_dir: Path | None, progress: Progress, fingerprint: str) -> SubjectResult:
+                cache_dir: Path | None, progress: Progress, fingerprint: str,
+                general_source: GeneralModel = GeneralModel()) -> SubjectResult:
     others = [r for r in recordings if r.subject != subject]
     mine = [r for r in recordings if r.subject == subject]
     if not mine:
         raise ValueError(f"subject {subject} has no recording")
     channels = list(cfg.channels)
+    arch = general_source.architecture(cfg.input_len, len(channels), num_classes)
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
-    norm = Normalizer.fit(general_data.x)
+    norm = general_source.norm if general_source.norm is not None else Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
-    pers, test = personalization_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
+    untested: list[int] = []
+    if cfg.split == "time":
+        pers, test = personalization_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
+    else:
+        pers, test, untested = recording_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
     if len(pers) == 0 or len(test) == 0:
-        raise ValueError(f"subject {subject}: recordings too short for windows of {cfg.input_len} samples")
+        raise ValueError(f"subject {subject}: no personalization or no test window of {cfg.input_len} samples "
+                         f"with --split {cfg.split}")
     pers = Windows(norm(pers.x), pers.y, pers.subject)
     test = Windows(norm(test.x), test.y, test.subject)
-    arch = paper_architecture(cfg.input_len, len(channels), num_classes)
-    key = cache_key(fingerprint, subject, cfg, arch)
-    general, cached = pretrain(general_data, arch, cfg, cache_dir, key, norm, progress)
+    if general_source.model is not None and not general_source.pretrain:
+        general, key, cached = general_source.model, "", False
+    else:
+        key = cache_key(fingerprint, subject, cfg, arch)
+        general, cached = pretrain(general_data, arch, cfg, cache_dir, key, norm, progress)
+    tl_layers = cfg.trainable_layers or default_tl_layers(general_source, arch)
+    arch.first_trained(tl_layers)  # a ModelError naming the range when the model has fewer layers
     from pyodl.reference.golden import KerasReference  # TensorFlow: only once the arguments are known good
 
     results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}
     n_params = len(general.arch.param_layers)
     plans = {
-        "TL": (general, PAPER_TL_LAYERS, [(PAPER_TL_LAYERS, cfg.epochs)]),
+        "TL": (general, tl_layers, [(tl_layers, cfg.epochs)]),
         "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
                         [(n_params, cfg.epochs)]),
@@ -199,7 +260,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
                 losses += _fit(trainer, pers, epochs, cfg, rng, progress, f"subject {subject} {name}")
             results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
     return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist(), key,
-                         cached)
+                         cached, untested)
 
 
 @dataclass
@@ -209,6 +270,7 @@ class Report:
     classes: list[str]
     subjects: list[SubjectResult]
     seconds: float
+    setup: list[str] = field(default_factory=list)  # what the run chose that the command did not say
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -221,7 +283,8 @@ class Report:
 
     def to_json(self) -> dict[str, object]:
         return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
-                "summary": self.summary(), "subjects": [asdict(s) for s in self.subjects], "seconds": self.seconds}
+                "summary": self.summary(), "subjects": [asdict(s) for s in self.subjects], "seconds": self.seconds,
+                "setup": self.setup}
 
     def markdown(self, command: str) -> str:
         cfg = self.config
@@ -231,8 +294,8 @@ class Report:
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "
                  f"epochs of SGD (lr {cfg.learning_rate}, batch {cfg.batch}; Full after {cfg.warmup_epochs} "
                  f"warm-up epochs of the last layer), general model pretrained {cfg.pretrain_epochs} epochs "
-                 f"(Adam). Wall time {self.seconds:.0f} s.", "",
-                 "| condition | macro F1 | accuracy |", "|---|---|---|"]
+                 f"(Adam). Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
+                 *([""] if self.setup else []), "| condition | macro F1 | accuracy |", "|---|---|---|"]
         for c, s in self.summary().items():
             lines.append(f"| {c} | {s['f1_mean']:.3f} ± {s['f1_std']:.3f} | "
                          f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |")
@@ -241,23 +304,33 @@ class Report:
         for s in self.subjects:
             lines.append(f"| {s.subject} | {s.personalization_windows}/{s.test_windows} | "
                          + " | ".join(f"{s.conditions[c].f1:.3f}" for c in CONDITIONS) + " |")
-        lines += ["", "General models (cache key; cached = loaded from the cache, not pretrained by this run): "
-                  + ", ".join(f"subject {s.subject} `{s.general_model}` "
-                              f"{'cached' if s.general_model_cached else 'pretrained'}" for s in self.subjects)]
+        if any(s.general_model for s in self.subjects):
+            lines += ["", "General models (cache key; cached = loaded from the cache, not pretrained by this run): "
+                      + ", ".join(f"subject {s.subject} `{s.general_model}` "
+                                  f"{'cached' if s.general_model_cached else 'pretrained'}" for s in self.subjects)]
+        for s in self.subjects:
+            if s.untested_classes:
+                lines += ["", f"Subject {s.subject}: no test recording of "
+                          + ", ".join(self.classes[c] for c in s.untested_classes) + " (a single recording each)."]
         lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
-        cache_dir: Path | None, progress: Progress) -> Report:
+        cache_dir: Path | None, progress: Progress, general: GeneralModel = GeneralModel(),
+        setup: list[str] | None = None) -> Report:
+    """``setup``: lines for the report saying what the run chose by default (channels, TL layers, ...)."""
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]
     if missing:
         raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
+    arch = general.architecture(cfg.input_len, len(cfg.channels), len(classes))
+    arch.first_trained(cfg.trainable_layers or default_tl_layers(general, arch))  # before any training
     fingerprint = dataset_fingerprint(recordings, classes)
     start = time.perf_counter()
-    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint) for s in subjects]
-    return Report(cfg, dataset, classes, results, time.perf_counter() - start)
+    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint, general)
+               for s in subjects]
+    return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []))
 
 
 def plot(report: Report, out: Path) -> None:

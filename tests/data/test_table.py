@@ -13,8 +13,8 @@ from pyodl.data.table import load_table
 def test_csv_table_groups_consecutive_rows(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("subject,label,x,y\n1,walk,0,1\n1,walk,2,3\n1,sit,4,5\n2,walk,6,7\n")
-    recordings, classes = load_table(path, rate_hz=20)
-    assert classes == ["sit", "walk"]
+    recordings, classes, channels = load_table(path, rate_hz=20)
+    assert classes == ["sit", "walk"] and channels == ["x", "y"]
     assert [(r.subject, classes[r.label], r.signal.tolist()) for r in recordings] == [
         (1, "walk", [[0, 1], [2, 3]]), (1, "sit", [[4, 5]]), (2, "walk", [[6, 7]])]
 

@@ -3,6 +3,7 @@ the firmware on the simulated board and by TensorFlow on the same batches."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from pyodl.cli import main
 from pyodl.data.recording import Recording
 from pyodl.data.watch import load_watch
+from pyodl.data.windows import recording_split
 from pyodl.experiments import personalize as pers
 from pyodl.model.architecture import paper_architecture
 
@@ -111,3 +113,50 @@ def test_argument_errors_come_before_tensorflow() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[2, 2, 2] False", proc.stdout + proc.stderr
     assert "subjects [42] are not in" in proc.stderr and "comma-separated subject numbers" in proc.stderr
+
+
+def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tutorial-style HAR model (padding='same', MaxPooling1D, Dropout, ReLU6) personalized on the board
+    and in TensorFlow on the same batches: the same F1 to 0.005."""
+    from pyodl.model.keras_io import keras
+
+    layers = keras.layers
+    km = keras.Sequential([keras.Input((20, 3)), layers.Conv1D(8, 3, padding="same", activation="relu"),
+                           layers.MaxPooling1D(2), layers.Dropout(0.2), layers.Conv1D(8, 3, activation="relu6"),
+                           layers.GlobalAveragePooling1D(), layers.Dense(16, activation="relu"),
+                           layers.Dense(7, activation="softmax")])
+    path = tmp_path / "mine.keras"
+    km.save(path)
+    results = {}
+    for trainer in ("board", "tf"):
+        out = tmp_path / trainer
+        assert main(["personalize", "--model", str(path), "--subjects", "2", "--epochs", "2", "--warmup-epochs", "1",
+                     "--trainer", trainer, "--out", str(out), "--no-cache"]) == 0
+        results[trainer] = json.loads((out / "results.json").read_text())
+    text = (tmp_path / "board" / "results.md").read_text()
+    assert "general model: mine.keras, used as is" in text and "channels: ax, ay, az (the first 3" in text
+    assert "TL trains the last 2 of 4 parameter layers (the model's Dense head)" in text
+    assert "note: layer 'dropout" in text
+    for c in pers.CONDITIONS:
+        f1 = [results[t]["subjects"][0]["conditions"][c]["f1"] for t in ("board", "tf")]
+        assert abs(f1[0] - f1[1]) <= 0.005, (c, f1)
+
+
+def test_recording_split_sends_whole_recordings_to_the_test_side() -> None:
+    recordings, _ = _tiny_dataset()
+    extra = Recording(1, 0, np.zeros((240, 3), np.float32), 20.0)  # a second recording of class 0
+    pers_w, test_w, untested = recording_split([r for r in recordings if r.subject == 1] + [extra], 20, 10)
+    assert untested == [1]  # class 1 has one recording: it personalizes, nothing tests it
+    assert set(test_w.y.tolist()) == {0} and np.all(test_w.x == 0)  # the second recording, whole
+    assert len(pers_w) == 2 * len(test_w)
+
+
+def test_personalize_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["personalize", "--pretrain"]) == 2
+    assert "--pretrain applies to --model" in capsys.readouterr().err
+    assert main(["personalize", "--model", str(tmp_path / "none.keras")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["personalize", "--channels", "ax,gravity"]) == 2
+    assert "'gravity' is neither a channel index below 6 nor one of ax, ay, az" in capsys.readouterr().err
+    assert main(["personalize", "--trainable-layers", "9", "--subjects", "1"]) == 2
+    assert "between 1 and 4" in capsys.readouterr().err

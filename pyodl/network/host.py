@@ -10,6 +10,9 @@ import numpy as np
 
 from pyodl.model.architecture import Architecture, Params
 from pyodl.network.base import Network
+from pyodl.toolchain import headers
+
+FROZEN_STATUS = headers.enum("odl_status_t", headers.LIBRARY_HEADER)["ODL_ERR_FROZEN"]
 
 
 class OdlError(RuntimeError):
@@ -113,7 +116,14 @@ class HostNetwork(Network):
         return [self._layer_arrays("odl_get_grads", i) for i in self.arch.param_layers[-trainable_layers:]]
 
     def set_params(self, params: Params) -> None:
+        """Writes every layer the build keeps in RAM; a frozen layer (const in a TL build) must already hold
+        the same values, as on a board."""
         for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
             w = np.ascontiguousarray(w, dtype=np.float32)
             b = np.ascontiguousarray(b, dtype=np.float32)
-            self._call("odl_set_params", i, _ptr(w), w.size, _ptr(b), b.size)
+            try:
+                self._call("odl_set_params", i, _ptr(w), w.size, _ptr(b), b.size)
+            except OdlError as exc:
+                current_w, current_b = self._layer_arrays("odl_get_params", i)
+                if exc.status != FROZEN_STATUS or not (np.array_equal(current_w, w) and np.array_equal(current_b, b)):
+                    raise

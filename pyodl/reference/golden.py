@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from pyodl.model.architecture import Architecture, Model, Params
+from pyodl.model.architecture import MASKED, WINDOW_KINDS, Architecture, Kind, LayerSpec, Model, Params
 from pyodl.model.keras_io import keras, to_keras
+from pyodl.network.base import Network
 
 # Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
 # summation order and rounding (~3e-8 absolute measured), so this leaves a wide margin without ever
@@ -105,6 +106,10 @@ class KerasReference:
     def predict_classes(self, xs: np.ndarray) -> np.ndarray:
         return np.argmax(self.km.predict(xs, verbose=0, batch_size=256), axis=1).astype(np.int64)
 
+    def set_params(self, params: Params) -> None:
+        for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
+            self.km.get_layer(self.arch.layers[i].name).set_weights([w, b])
+
     def get_params(self) -> Params:
         arch = self.arch
         params = [tuple(self.km.get_layer(arch.layers[i].name).get_weights()) for i in arch.param_layers]
@@ -126,6 +131,104 @@ def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: 
         losses.append(reference.train_step(windows[s], labels[s], learning_rate))
         gradients.append(reference.gradients)
     return GoldenRun(reference.get_params(), np.asarray(losses, np.float32), gradients)
+
+
+# A ReLU-type pre-activation (or a max pool's runner-up) this close to its decision point, relative to the
+# largest magnitude in its layer for that sample, can fall on either side depending on summation order:
+# float32 rounding of a sum of such terms is ~1e-7 of that magnitude, so 1e-5 leaves a wide margin.
+KINK_RELATIVE = 1e-5
+
+
+def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int, tuple[float, ...]]]]:
+    """``arch`` with every fused ReLU-type activation moved into its own layer, and, per layer whose input
+    must be inspected, (index in the twin, its kinks): ReLU-type layers' inputs and max pools' inputs (an
+    empty tuple: a near tie is the decision)."""
+    specs, watch = [], []
+    for layer in arch.layers:
+        fused = layer.activation in MASKED
+        specs.append(LayerSpec(layer.kind, layer.name, units=layer.out_ch if layer.has_params else 0, size=layer.size,
+                               activation="none" if fused else layer.activation,
+                               stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
+                               padding=layer.padding, alpha=layer.alpha))
+        if layer.kind is Kind.MAXPOOL1D:
+            watch.append((len(specs) - 1, ()))
+        if layer.kind in (Kind.RELU, Kind.ACTIVATION) and layer.activation in (*MASKED, "none"):
+            watch.append((len(specs) - 1, (0.0, 6.0) if layer.activation == "relu6" else (0.0,)))
+        if fused:
+            kind = Kind.RELU if layer.activation == "relu" else Kind.ACTIVATION
+            specs.append(LayerSpec(kind, f"{layer.name}__act", activation="none" if kind is Kind.RELU else
+                                   layer.activation, alpha=layer.alpha))
+            watch.append((len(specs) - 1, (0.0, 6.0) if layer.activation == "relu6" else (0.0,)))
+    return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs), watch
+
+
+def kink_samples(model: Model, xs: np.ndarray) -> np.ndarray:
+    """Which samples of ``xs`` (N, T, C) put a ReLU, ReLU6 or LeakyReLU input, or a max pool's two largest
+    inputs, within rounding of the decision (KINK_RELATIVE): there the C library and TensorFlow may decide
+    differently without either being wrong."""
+    twin_arch, watch = _split_activations(model.arch)
+    km = to_keras(Model(twin_arch, model.params))
+    inputs = keras.Model(km.inputs, [km.layers[i].input for i, _ in watch])([xs])
+    inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+    flagged = np.zeros(len(xs), dtype=bool)
+    for (i, kinks), value in zip(watch, inputs, strict=True):
+        z = np.asarray(value, dtype=np.float64).reshape(len(xs), -1)
+        scale = np.abs(z).max(axis=1, keepdims=True) * KINK_RELATIVE + 1e-30
+        if kinks:
+            # Exactly at the kink both sides decide alike (x > 0 is false on both): only a near miss counts.
+            flagged |= np.any([(np.abs(z - k) <= scale) & (z != k) for k in kinks], axis=(0, 2))
+            continue
+        layer = twin_arch.layers[i]  # a max pool: the gap between each window's two largest inputs
+        grid = np.asarray(value, dtype=np.float64)
+        for m in range(layer.out_len):
+            lo = max(m * layer.stride - layer.pad, 0)
+            hi = min(m * layer.stride - layer.pad + layer.size, layer.in_len)
+            if hi - lo < 2:
+                continue
+            top = np.sort(grid[:, lo:hi, :], axis=1)
+            gap = top[:, -1, :] - top[:, -2, :]
+            # An exact tie (two ReLU zeros) goes to the first on both sides; a near one may not.
+            flagged |= np.any((gap <= scale) & (gap > 0), axis=1)
+    return flagged
+
+
+def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
+             trainable_layers: int | None = None) -> tuple[np.ndarray, int]:
+    """Every step from the same weights: TensorFlow's weights are written into ``net`` (the C library on the
+    host or a board), both take the step on batch ``windows[s]``, and the results are compared. Returns
+    each step's worst ratio to the tolerance (<= 1 passes).
+
+    Two float32 trajectories of a network with ReLUs or max pools part for good once a pre-activation or a
+    pool's two largest inputs sit within a rounding of each other and the two sides decide differently; the
+    weights then differ by a gradient's worth, which no tolerance for rounding allows. Lockstep compares
+    what the C code computes, one step at a time, with the same tolerance, so that such a flip is told
+    apart from a wrong formula (whose error shows at every step). A step that still fails is taken again
+    without the samples that put a decision within rounding (:func:`kink_samples`); returns the worst ratios
+    and how many samples were left out that way."""
+    check_batches(model, windows, labels)
+    reference = KerasReference(model)
+    n_params = len(model.arch.param_layers)
+    net.set_params(model.params)
+    net.set_trainable(n_params if trainable_layers is None else trainable_layers)
+    if trainable_layers is not None:
+        reference.set_trainable(trainable_layers)
+    ratios, left_out = [], 0
+    for s in range(windows.shape[0]):
+        start = reference.get_params()
+        xs, ys = windows[s], labels[s]
+        for attempt in range(2):
+            net.set_params(start)
+            net.train_step(xs, ys, learning_rate)
+            reference.set_params(start)
+            reference.train_step(xs, ys, learning_rate)
+            ratio = max(d.worst_ratio for d in compare(model, net.get_params(), reference.get_params()))
+            kinks = kink_samples(Model(model.arch, start), xs) if attempt == 0 and ratio > 1.0 else None
+            if kinks is None or not kinks.any() or kinks.all():
+                break
+            xs, ys = xs[~kinks], ys[~kinks]
+            left_out += int(kinks.sum())
+        ratios.append(ratio)
+    return np.asarray(ratios), left_out
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """The golden model itself: it must be what Keras' own training does, or comparing with it proves nothing."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from pyodl.model.architecture import paper_model
+from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, paper_model
 from pyodl.model.keras_io import keras, to_keras
+from pyodl.network.host import HostNetwork
 from pyodl.reference import golden
+from pyodl.toolchain.host_library import HostBuilder
 
 
 @pytest.mark.parametrize("trainable", [None, 2])
@@ -58,3 +62,41 @@ def test_compare_fails_on_nan_and_beyond_tolerance() -> None:
     nan = [(np.full_like(w, np.nan), b) for w, b in params]
     assert all(not d.ok for d in golden.compare(model, nan, params))
     assert all(d.ok and d.max_abs == 0 for d in golden.compare(model, params, params))
+
+
+def _dense_model(act: str, pool: bool = False) -> Model:
+    """Input (2, 1) -> [MaxPool1D(2)] -> Flatten -> Dense(2, act) -> Dense(2, softmax): the hidden
+    pre-activations are x0 + x1 and x0 - x1 (max(x0, x1) and its negation with the pool); the second sets the
+    layer's magnitude, against which a near miss of the first is measured."""
+    specs = [LayerSpec(Kind.MAXPOOL1D, "pool", size=2)] if pool else []
+    specs += [LayerSpec(Kind.FLATTEN, "flat"), LayerSpec(Kind.DENSE, "hidden", units=2, activation=act),
+              LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")]
+    arch = Architecture.build("kinks", 2, 1, specs)
+    hidden = [[1.0, -1.0]] if pool else [[1.0, 1.0], [1.0, -1.0]]
+    params = [(np.array(hidden, np.float32), np.zeros(2, np.float32)),
+              (np.eye(2, dtype=np.float32), np.zeros(2, np.float32))]
+    return Model(arch, params)
+
+
+def test_kink_samples_are_the_near_misses_of_a_decision() -> None:
+    """A pre-activation within rounding of 0 (or of 6 for ReLU6) is flagged; far from it, or exactly at it
+    (both sides decide alike), it is not; a max pool's near tie is flagged, an exact tie is not."""
+    xs = np.array([[[1.0], [-1.0 + 1e-7]], [[0.5], [0.25]], [[1.0], [-1.0]], [[-0.3], [-0.4]]], np.float32)
+    assert golden.kink_samples(_dense_model("relu"), xs).tolist() == [True, False, False, False]
+    near_six = np.array([[[3.0], [3.0 + 2e-6]], [[3.0], [2.0]]], np.float32)
+    assert golden.kink_samples(_dense_model("relu6"), near_six).tolist() == [True, False]
+    ties = np.array([[[2.0], [2.0 + 1e-6]], [[2.0], [2.0]], [[2.0], [1.0]]], np.float32)
+    assert golden.kink_samples(_dense_model("sigmoid", pool=True), ties).tolist() == [True, False, False]
+
+
+def test_lockstep_passes_a_correct_build_and_fails_a_wrong_one(tmp_path: Path) -> None:
+    model = paper_model(20, seed=2)
+    x, y = golden.random_batches(model.arch, steps=3, batch=4, seed=5)
+    net = HostNetwork(HostBuilder(tmp_path / "b").export_and_build(model, tmp_path / "m"), model.arch)
+    ratios, left_out = golden.lockstep(net, model, x, y, 0.01)
+    assert ratios.shape == (3,) and (ratios < 0.1).all() and left_out == 0
+
+    real = net.sgd_step
+    net.sgd_step = lambda lr: real(lr * 1.001)  # type: ignore[method-assign]  # a wrong update
+    ratios, _ = golden.lockstep(net, model, x, y, 0.01)
+    assert (ratios > 1).all()

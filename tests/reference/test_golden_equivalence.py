@@ -1,5 +1,7 @@
 """The C library trains exactly like TensorFlow: same batches, same weights within DESIGN.md's tolerance
-|w_c - w_tf| <= 1e-6 + 1e-5 |w_tf| (float32 summation order is the only difference; ~3e-8 measured)."""
+|w_c - w_tf| <= 1e-6 + 1e-5 |w_tf| (float32 summation order is the only difference; ~3e-8 measured).
+Where a ReLU or max-pool decision flips on a rounding difference the two trajectories part for good; every
+step must then still agree from shared weights (pyodl.reference.golden.lockstep), as golden-check decides."""
 
 from pathlib import Path
 
@@ -46,11 +48,17 @@ def _assert_equivalent(model: Model, net: HostNetwork, x: np.ndarray, y: np.ndar
     c_losses, c_grads = _train_c(net, x, y, 0.01, n_trained)
     run = golden.train(model, x, y, 0.01, trainable)
     diffs = golden.compare(model, net.get_params(), run.params)
-    assert all(d.ok for d in diffs), "\n".join(map(str, diffs))
     for (cw, cb), (gw, gb) in zip(c_grads, run.gradients[0], strict=True):
         np.testing.assert_allclose(cw, gw, rtol=GRAD_RTOL, atol=GRAD_ATOL)
         np.testing.assert_allclose(cb, gb, rtol=GRAD_RTOL, atol=GRAD_ATOL)
-    np.testing.assert_allclose(c_losses, run.losses, rtol=1e-5, atol=1e-6)
+    if all(d.ok for d in diffs):
+        np.testing.assert_allclose(c_losses, run.losses, rtol=1e-5, atol=1e-6)
+        return
+    # The trajectories parted: every step must still agree from shared weights (golden.lockstep), as
+    # `pyodl golden-check` decides.
+    ratios, _ = golden.lockstep(net, model, x, y, 0.01, trainable)
+    assert (ratios <= 1.0).all(), f"lockstep {ratios.max():.2%} of the tolerance; trajectory:\n" + "\n".join(
+        map(str, diffs))
 
 
 @pytest.mark.parametrize("mode", ["full", "tl"])
@@ -196,5 +204,8 @@ def test_random_window_architectures_on_the_board(arch: Architecture, data: st.D
             losses = [net.train_step(xs, ys, 0.01) for xs, ys in zip(x, y, strict=True)]
             run = golden.train(model, x, y, 0.01, trainable)
             diffs = golden.compare(model, net.get_params(), run.params)
-        assert all(d.ok for d in diffs), "\n".join(map(str, diffs))
-        np.testing.assert_allclose(losses, run.losses, rtol=1e-5, atol=1e-6)
+            if all(d.ok for d in diffs):
+                np.testing.assert_allclose(losses, run.losses, rtol=1e-5, atol=1e-6)
+            else:  # parted trajectories: each step must agree from shared weights
+                ratios, _ = golden.lockstep(net, model, x, y, 0.01, trainable)
+                assert (ratios <= 1.0).all(), "\n".join(map(str, diffs))

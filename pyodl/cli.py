@@ -319,7 +319,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         setup += [f"note: {note}" for note in user.notes]
     cfg = pers.Config(input_len=input_len, stride=args.stride or input_len // 2, channels=channels,
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
-                      seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers)
+                      seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
+                      no_pretrain_epochs=args.no_pretrain_epochs)
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
     tl = args.trainable_layers or pers.default_tl_layers(general, arch)
     setup.append(f"TL trains the last {tl} of {len(arch.param_layers)} parameter layers"
@@ -452,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=int, default=5,
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
+    p.add_argument("--no-pretrain-epochs", type=int, default=None, metavar="E",
+                   help="No Pretrain's own budget: it starts from random weights, so the fine-tuning budget of a "
+                        "pretrained model leaves it far from converged (default: --epochs)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
     p.add_argument("--trainer", choices=TRAINERS, default="board",
                    help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches")

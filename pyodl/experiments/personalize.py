@@ -53,6 +53,7 @@ class Config:
     epochs: int = 20
     warmup_epochs: int = 5
     pretrain_epochs: int = 30
+    no_pretrain_epochs: int | None = None  # None: the same as epochs (see pyodl personalize --help)
     batch: int = 32
     learning_rate: float = 0.01
     fraction: float = 0.5
@@ -71,6 +72,8 @@ class Config:
         for name in ("input_len", "stride", "epochs", "batch", "pretrain_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.no_pretrain_epochs is not None and self.no_pretrain_epochs < 1:
+            raise ValueError("no_pretrain_epochs must be >= 1")
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
 
@@ -248,7 +251,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         "TL": (general, tl_layers, [(tl_layers, cfg.epochs)]),
         "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
-                        [(n_params, cfg.epochs)]),
+                        [(n_params, cfg.no_pretrain_epochs or cfg.epochs)]),
     }
     for name, (start, capacity, phases) in plans.items():
         rng = np.random.default_rng([cfg.seed, subject])
@@ -293,7 +296,9 @@ class Report:
                  f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "
                  f"epochs of SGD (lr {cfg.learning_rate}, batch {cfg.batch}; Full after {cfg.warmup_epochs} "
-                 f"warm-up epochs of the last layer), general model pretrained {cfg.pretrain_epochs} epochs "
+                 f"warm-up epochs of the last layer"
+                 + (f"; No Pretrain {cfg.no_pretrain_epochs} epochs" if cfg.no_pretrain_epochs else "")
+                 + f"), general model pretrained {cfg.pretrain_epochs} epochs "
                  f"(Adam). Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
                  *([""] if self.setup else []), "| condition | macro F1 | accuracy |", "|---|---|---|"]
         for c, s in self.summary().items():

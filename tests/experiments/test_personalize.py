@@ -50,8 +50,12 @@ def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]
 def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["personalize", "--subjects", "4", "--input", "20", "--epochs", "1", "--warmup-epochs", "0",
-                 "--pretrain-epochs", "1", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+                 "--pretrain-epochs", "1", "--no-pretrain-epochs", "2", "--out", str(out), "--cache",
+                 str(tmp_path / "cache")]) == 0
     text = (out / "results.md").read_text()
+    losses = {c: len(v["losses"]) for c, v in json.loads((out / "results.json").read_text())["subjects"][0][
+        "conditions"].items()}
+    assert losses == {"No Pers.": 0, "TL": 1, "Full": 1, "No Pretrain": 2} and "No Pretrain 2 epochs" in text
     for condition in pers.CONDITIONS:
         assert f"| {condition} |" in text
     assert (out / "confusion.png").exists() and (out / "losses.png").exists() and (out / "results.json").exists()

@@ -24,7 +24,7 @@ from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
-               "general_element", "transcendental", "sample")
+               "general_element", "tanh", "sigmoid", "sample")
 
 
 def main() -> None:
@@ -57,7 +57,8 @@ def main() -> None:
             params = sum(model.arch.layers[i].param_count for i in model.arch.param_layers[-n_trained:])
             steps.append((params, m.instructions_per_step))
             est = estimate(model.arch, tl)
-            code = m.text_bytes - est.flash["layer table"] - est.flash["parameters (frozen, flash)"]
+            code = (m.text_bytes - est.flash["layer table"] - est.flash["parameters (frozen, flash)"]
+                    - est.flash["BatchNormalization statistics"])
             codes.append(code)
             print(f"{model.arch.name} T={model.arch.input_len} tl={tl}: {m.instructions_per_sample:.0f} per sample, "
                   f"code {code} bytes")

@@ -372,7 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyodl", description="On-device personalization of 1-D CNNs for HAR.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("export", help="write firmware/generated/model.h and model_params.c for a model")
+    p = sub.add_parser("export", help="write firmware/generated/model.h and model_params.c for a model",
+                       description="Write model.h and model_params.c for a model. BatchNormalization runs on its "
+                                   "moving statistics, which stay fixed on the device (a device accumulates the "
+                                   "gradient of one sample at a time, so batch statistics never exist); its gamma "
+                                   "and beta train when it lies among the trained layers. Dropout runs as the "
+                                   "identity. Every unsupported layer is listed at once.")
     _add_model_args(p)
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
                    help="build for training only the last N Conv1D/Dense layers (TL): the others stay const "

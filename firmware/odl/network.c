@@ -16,7 +16,7 @@
 
 static int has_params(const odl_layer_t *l)
 {
-    return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE;
+    return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE || l->kind == ODL_LAYER_BATCHNORM;
 }
 
 /* ReLU, ReLU6 and LeakyReLU remember, one bit per element, where the gradient passes. */
@@ -49,6 +49,9 @@ static uint32_t in_size(const odl_layer_t *l)
 
 static uint32_t weight_count(const odl_layer_t *l)
 {
+    if (l->kind == ODL_LAYER_BATCHNORM) {
+        return l->out_ch; /* gamma */
+    }
     if (l->kind == ODL_LAYER_CONV1D) {
         return (uint32_t)l->size * l->in_ch * l->out_ch;
     }
@@ -115,6 +118,8 @@ static int shapes_ok(const odl_layer_t *l)
         return l->out_len == l->in_len && l->out_ch == l->in_ch;
     case ODL_LAYER_ACTIVATION:
         return l->out_len == l->in_len && l->out_ch == l->in_ch && elementwise_act(l->act);
+    case ODL_LAYER_BATCHNORM:
+        return l->out_len == l->in_len && l->out_ch == l->in_ch && l->bn_mean != NULL && l->bn_inv_std != NULL;
     case ODL_LAYER_SOFTMAX:
         return l->out_len == 1 && l->out_ch == in_size(l);
     default:
@@ -295,6 +300,9 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
     case ODL_LAYER_DENSE:
         odl_dense_forward(in, in_size(l), l->weights, l->bias, l->out_ch, out);
         break;
+    case ODL_LAYER_BATCHNORM:
+        odl_batchnorm_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->bn_mean, l->bn_inv_std, out);
+        break;
     case ODL_LAYER_AVGPOOL1D:
         if (plain_pool(l)) {
             odl_avgpool1d_forward(in, l->in_len, l->in_ch, l->size, out);
@@ -422,6 +430,13 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
         odl_dense_backward_params(da, in, in_size(l), l->out_ch, l->grad_weights, l->grad_bias);
         if (need_dx) {
             odl_dense_backward_input(da, l->weights, in_size(l), l->out_ch, dx);
+        }
+        break;
+    case ODL_LAYER_BATCHNORM:
+        odl_batchnorm_backward_params(da, in, l->in_len, l->in_ch, l->bn_mean, l->bn_inv_std, l->grad_weights,
+                                      l->grad_bias);
+        if (need_dx) {
+            odl_batchnorm_backward_input(da, l->in_len, l->in_ch, l->weights, l->bn_inv_std, dx);
         }
         break;
     case ODL_LAYER_AVGPOOL1D:

@@ -47,7 +47,8 @@ typedef enum {
     ODL_LAYER_RELU = 5,    /* standalone ReLU, computed in place */
     ODL_LAYER_SOFTMAX = 6, /* standalone softmax, last layer only */
     ODL_LAYER_MAXPOOL1D = 7,
-    ODL_LAYER_ACTIVATION = 8 /* standalone ReLU6, LeakyReLU, tanh or sigmoid (act), in place */
+    ODL_LAYER_ACTIVATION = 8, /* standalone ReLU6, LeakyReLU, tanh or sigmoid (act), in place */
+    ODL_LAYER_BATCHNORM = 9   /* inference mode; weights = gamma, bias = beta, statistics in bn_* */
 } odl_layer_kind_t;
 
 typedef enum {
@@ -86,6 +87,8 @@ typedef struct {
     float alpha;         /* LeakyReLU's negative slope */
     uint32_t *relu_mask; /* ReLU, ReLU6, LeakyReLU: bit i set where element i lets the gradient through */
     float *saved_act;    /* tanh, sigmoid: a copy of the output, which their gradients are computed from */
+    const float *bn_mean;    /* BatchNormalization: moving mean per channel */
+    const float *bn_inv_std; /* ... and 1 / sqrt(moving variance + epsilon) */
     uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each */
 } odl_layer_t;
 

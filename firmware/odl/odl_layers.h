@@ -45,6 +45,15 @@ void odl_conv1d_backward_params_general(const float *da, const float *x, unsigne
                                         unsigned f, const odl_window_t *g, unsigned m_out, float *grad_w,
                                         float *grad_b);
 
+/* batchnorm.c: inference-mode BatchNormalization over (n, c); gamma/beta per channel, fixed mean and
+ * inv_std = 1 / sqrt(var + eps). */
+void odl_batchnorm_forward(const float *x, unsigned n, unsigned c, const float *gamma, const float *beta,
+                           const float *mean, const float *inv_std, float *a);
+void odl_batchnorm_backward_input(const float *da, unsigned n, unsigned c, const float *gamma,
+                                  const float *inv_std, float *dx);
+void odl_batchnorm_backward_params(const float *da, const float *x, unsigned n, unsigned c, const float *mean,
+                                   const float *inv_std, float *grad_gamma, float *grad_beta);
+
 /* dense.c: x: (n_in), w: (n_in, n_out), a: (n_out). */
 void odl_dense_forward(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
                        float *a);

@@ -9,7 +9,7 @@
  * input-gradient buffers are pre-filled with NaN to check that every element is written.
  *
  * Usage: test_layers_gradcheck <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
- *                              activations|softmax_xent>
+ *                              activations|batchnorm|softmax_xent>
  */
 #include <math.h>
 #include <stdio.h>
@@ -290,6 +290,40 @@ static void check_maxpool1d(test_rng_t *rng)
     test_expect(a[0] == 3.0f && dx4[1] == 1.0f && dx4[2] == 0.0f, "max pool tie goes to the first maximum");
 }
 
+static float bn_mean[64], bn_inv_std[64];
+
+static double batchnorm_loss(void *ctx)
+{
+    (void)ctx;
+    odl_batchnorm_forward(cs.x, cs.n, cs.c, cs.w, cs.b, bn_mean, bn_inv_std, cs.a);
+    return weighted_sum(cs.a, cs.n * cs.c);
+}
+
+static void check_batchnorm(test_rng_t *rng)
+{
+    static float dx[MAXN], gw[64], gb[64];
+    for (int t = 0; t < CASES; ++t) {
+        cs.n = test_int(rng, 1, 16);
+        cs.c = test_int(rng, 1, 8);
+        test_fill(rng, cs.x, cs.n * cs.c, -2.0f, 2.0f);
+        test_fill(rng, cs.w, cs.c, 0.5f, 2.0f); /* gamma */
+        test_fill(rng, cs.b, cs.c, -1.0f, 1.0f); /* beta */
+        test_fill(rng, bn_mean, cs.c, -1.0f, 1.0f);
+        test_fill(rng, bn_inv_std, cs.c, 0.5f, 2.0f);
+        test_fill(rng, cs.coef, cs.n * cs.c, -1.0f, 1.0f);
+        fill_nan(dx, cs.n * cs.c);
+        fill_offset(gw, cs.c);
+        fill_offset(gb, cs.c);
+        odl_batchnorm_backward_input(cs.coef, cs.n, cs.c, cs.w, bn_inv_std, dx);
+        odl_batchnorm_backward_params(cs.coef, cs.x, cs.n, cs.c, bn_mean, bn_inv_std, gw, gb);
+        remove_offset(gw, cs.c);
+        remove_offset(gb, cs.c);
+        test_fd_check("batchnorm dL/dx", cs.x, cs.n * cs.c, dx, batchnorm_loss, NULL, H, ATOL, RTOL, 0);
+        test_fd_check("batchnorm dL/dgamma", cs.w, cs.c, gw, batchnorm_loss, NULL, H, ATOL, RTOL, 0);
+        test_fd_check("batchnorm dL/dbeta", cs.b, cs.c, gb, batchnorm_loss, NULL, H, ATOL, RTOL, 0);
+    }
+}
+
 static double gap_loss(void *ctx)
 {
     (void)ctx;
@@ -468,6 +502,7 @@ int main(int argc, char **argv)
         {"pool1d_general", check_pool1d_general},
         {"maxpool1d", check_maxpool1d},
         {"gap1d", check_gap1d},
+        {"batchnorm", check_batchnorm},
         {"relu", check_relu},
         {"activations", check_activations},
         {"softmax_xent", check_softmax_xent},
@@ -481,6 +516,6 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "usage: %s <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
-                    "activations|softmax_xent>\n", argv[0]);
+                    "activations|batchnorm|softmax_xent>\n", argv[0]);
     return 2;
 }

@@ -28,6 +28,7 @@ class Kind(str, Enum):
     FLATTEN = "flatten"
     RELU = "relu"
     ACTIVATION = "activation"  # a standalone ReLU6, LeakyReLU, tanh or sigmoid
+    BATCHNORM = "batchnorm"  # inference mode: fixed statistics, trainable gamma (weights) and beta (bias)
     SOFTMAX = "softmax"
 
 
@@ -35,7 +36,7 @@ ELEMENTWISE = ("relu6", "leaky_relu", "tanh", "sigmoid")  # what a Kind.ACTIVATI
 ACTIVATIONS = ("none", "relu", "softmax", *ELEMENTWISE)
 MASKED = ("relu", "relu6", "leaky_relu")  # backward from a bit per element: where the gradient passes
 SAVING = ("tanh", "sigmoid")  # backward from a copy of the output
-PARAM_KINDS = (Kind.CONV1D, Kind.DENSE)
+PARAM_KINDS = (Kind.CONV1D, Kind.DENSE, Kind.BATCHNORM)
 POOL_KINDS = (Kind.AVGPOOL1D, Kind.MAXPOOL1D)
 WINDOW_KINDS = (Kind.CONV1D, *POOL_KINDS)  # layers that slide a window: stride, dilation, padding
 PADDINGS = {Kind.CONV1D: ("valid", "same", "causal"), Kind.AVGPOOL1D: ("valid", "same"),
@@ -55,6 +56,8 @@ class LayerSpec:
     dilation: int = 1  # Conv1D only
     padding: str = "valid"  # Conv1D: valid, same or causal; pools: valid or same
     alpha: float = 0.0  # leaky_relu's negative slope
+    # BatchNormalization's fixed statistics per channel: the moving mean and 1 / sqrt(variance + epsilon).
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class Layer:
     padding: str = "valid"
     pad: int = 0  # padding rows before the input (the rows after it follow from out_len)
     alpha: float = 0.0  # leaky_relu's negative slope
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
+    # BatchNormalization's fixed statistics per channel: the moving mean and 1 / sqrt(variance + epsilon).
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def has_params(self) -> bool:
@@ -87,6 +93,8 @@ class Layer:
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
+        if self.kind is Kind.BATCHNORM:
+            return (self.out_ch,)
         if self.kind is Kind.CONV1D:
             return (self.size, self.in_ch, self.out_ch)
         if self.kind is Kind.DENSE:
@@ -136,6 +144,8 @@ class Layer:
             what = f"MaxPool1D({self.size}{options})"
         elif self.kind is Kind.ACTIVATION:
             what = "Activation"
+        elif self.kind is Kind.BATCHNORM:
+            what = "BatchNorm (inference)"
         else:
             what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.FLATTEN: "Flatten", Kind.RELU: "ReLU",
                     Kind.SOFTMAX: "Softmax"}[self.kind]
@@ -223,6 +233,13 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
         return 1, in_len * in_ch, None
     if spec.kind in (Kind.RELU, Kind.ACTIVATION):
         return in_len, in_ch, None
+    if spec.kind is Kind.BATCHNORM:
+        if spec.stats is None or len(spec.stats) != 2 or any(len(v) != in_ch for v in spec.stats):
+            raise ModelError(f"{where}: BatchNormalization needs a mean and an inverse deviation per channel "
+                             f"({in_ch})")
+        if not np.isfinite(np.asarray(spec.stats, dtype=np.float64)).all():
+            raise ModelError(f"{where}: BatchNormalization statistics contain NaN or infinity")
+        return in_len, in_ch, None
     raise ModelError(f"{where}: unknown layer kind {spec.kind}")
 
 
@@ -245,9 +262,11 @@ class Architecture:
             out_len, out_ch, window = _out_shape(spec, length, ch)
             geometry = {} if window is None else {"stride": window.stride, "dilation": window.dilation,
                                                   "padding": spec.padding, "pad": window.pad}
+            stats = None if spec.stats is None else tuple(
+                tuple(float(v) for v in np.asarray(part, np.float32)) for part in spec.stats)
             layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation,
                                 alpha=float(np.float32(spec.alpha)) if spec.activation == "leaky_relu" else 0.0,
-                                **geometry))
+                                stats=stats, **geometry))  # type: ignore[arg-type]
             length, ch = out_len, out_ch
         arch = Architecture(name, input_len, input_ch, tuple(layers))
         arch._check_head()
@@ -293,7 +312,8 @@ class Architecture:
         params = self.param_layers
         if not 1 <= trainable_layers <= len(params):
             raise ModelError(
-                f"trainable layers must be between 1 and {len(params)} (the model's Conv1D/Dense layers), "
+                f"trainable layers must be between 1 and {len(params)} (the model's Conv1D/Dense/BatchNormalization "
+                "layers), "
                 f"got {trainable_layers}"
             )
         return params[-trainable_layers]
@@ -336,6 +356,7 @@ class Model:
             # Window options only when set, so the models of the paper keep their identity.
             options = f",{layer.window_options}" if layer.window_options else ""
             options += f",alpha={layer.alpha!r}" if layer.activation == "leaky_relu" else ""
+            options += f",stats={layer.stats!r}" if layer.stats is not None else ""
             h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation}"
                      f"{options};".encode())
         for w, b in self.params:
@@ -351,6 +372,9 @@ def glorot_params(arch: Architecture, seed: int) -> Params:
     params: Params = []
     for i in arch.param_layers:
         layer = arch.layers[i]
+        if layer.kind is Kind.BATCHNORM:  # Keras: gamma ones, beta zeros
+            params.append((np.ones(layer.weight_shape, np.float32), np.zeros(layer.bias_shape, np.float32)))
+            continue
         if layer.kind is Kind.CONV1D:
             fan_in, fan_out = layer.size * layer.in_ch, layer.size * layer.out_ch
         else:
@@ -407,13 +431,17 @@ def random_architecture(rng: np.random.Generator, name: str = "random", wide: bo
     """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
     GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks.
     ``wide``: the layers users bring as well: Conv1D strides, dilation, padding and HAR activations
-    (ReLU6, LeakyReLU, tanh, sigmoid), strided and padded Avg/MaxPool1D."""
+    (ReLU6, LeakyReLU, tanh, sigmoid), BatchNormalization, strided and padded Avg/MaxPool1D."""
     while True:
         specs: list[LayerSpec] = []
         for b in range(int(rng.integers(1, 4))):
             conv = LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)), size=int(rng.integers(2, 8)),
                              activation="relu")
             specs.append(_random_window(rng, conv) if wide else conv)
+            if wide and rng.random() < 0.3:
+                c = conv.units
+                specs.append(LayerSpec(Kind.BATCHNORM, f"bn{b}", stats=(tuple(rng.uniform(-1, 1, c)),
+                                                                        tuple(rng.uniform(0.5, 2, c)))))
             if rng.random() < 0.7:
                 pool = LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4)))
                 specs.append(_random_window(rng, pool) if wide else pool)

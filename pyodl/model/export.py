@@ -23,6 +23,7 @@ _KIND = {
     Kind.FLATTEN: "ODL_LAYER_FLATTEN",
     Kind.RELU: "ODL_LAYER_RELU",
     Kind.ACTIVATION: "ODL_LAYER_ACTIVATION",
+    Kind.BATCHNORM: "ODL_LAYER_BATCHNORM",
     Kind.SOFTMAX: "ODL_LAYER_SOFTMAX",
 }
 _ACT = {"none": "ODL_ACT_NONE", "relu": "ODL_ACT_RELU", "softmax": "ODL_ACT_SOFTMAX", "relu6": "ODL_ACT_RELU6",
@@ -52,6 +53,8 @@ class _LayerView:
     weights: list[str]
     bias: list[str]
     alpha: str  # leaky_relu's slope as a C literal
+    bn_mean: list[str]  # BatchNormalization's fixed statistics, rows of C literals
+    bn_inv_std: list[str]
 
 
 def _pointer(buffer: str) -> str:
@@ -67,7 +70,8 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
         w, b = params.get(i, (np.zeros(0, np.float32), np.zeros(0, np.float32)))
         views.append(
             _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], _pointer(lplan.input),
-                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b), c_float(np.float32(layer.alpha)))
+                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b), c_float(np.float32(layer.alpha)),
+                       *([_rows(np.asarray(v, np.float32)) for v in layer.stats] if layer.stats else ([], [])))
         )
     digest = model.digest()
     summary = [layer.describe() for layer in model.arch.layers] + [f"note: {note}" for note in model.notes]

@@ -33,6 +33,39 @@ def _single(value: Any) -> Any:
     return value[0] if isinstance(value, (list, tuple)) else value
 
 
+@keras.saving.register_keras_serializable(package="pyodl")
+class InferenceBatchNorm(keras.layers.Layer):
+    """BatchNormalization as the device runs it: the moving statistics fixed (``inv_std`` = 1 / sqrt(var +
+    eps)), gamma and beta trainable, computed as TensorFlow's batch_normalization does. Keras's own layer
+    cannot be trained this way: called in training mode it normalises with the batch's statistics, which a
+    device accumulating one sample at a time never has."""
+
+    def build(self, input_shape: Any) -> None:
+        c = int(input_shape[-1])
+        self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+        self.mean = self.add_weight(shape=(c,), initializer="zeros", name="mean", trainable=False)
+        self.inv_std = self.add_weight(shape=(c,), initializer="ones", name="inv_std", trainable=False)
+
+    def call(self, x: Any) -> Any:
+        inv = self.inv_std * self.gamma
+        return x * inv + (self.beta - self.mean * inv)
+
+
+def set_layer_params(layer: Any, w: np.ndarray, b: np.ndarray) -> None:
+    """(weights, bias) of pyodl's description into a Keras layer (gamma, beta for a BatchNormalization)."""
+    if isinstance(layer, InferenceBatchNorm):
+        layer.gamma.assign(w)
+        layer.beta.assign(b)
+    else:
+        layer.set_weights([w, b])
+
+
+def layer_params(layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    w, b = layer.get_weights()[:2]
+    return np.asarray(w), np.asarray(b)
+
+
 # Keras 3's string activation "leaky_relu" (keras.activations.leaky_relu) has this negative slope.
 KERAS_LEAKY_SLOPE = 0.2
 
@@ -106,6 +139,19 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         if slope != 0.0:
             return LayerSpec(Kind.ACTIVATION, name, activation="leaky_relu", alpha=slope)
         return LayerSpec(Kind.RELU, name)
+    if type(layer) is keras.layers.BatchNormalization:
+        if config.get("axis") not in (-1, [-1], 2, [2]):
+            raise _refuse(layer, f"axis={config.get('axis')} is not supported (normalise the channels, -1)")
+        if not (config.get("center", True) and config.get("scale", True)):
+            raise _refuse(layer, "center=False or scale=False is not supported")
+        if config.get("renorm") or config.get("synchronized"):
+            raise _refuse(layer, "renorm and synchronized are not supported")
+        mean = np.asarray(layer.moving_mean, np.float32)
+        inv_std = (1.0 / np.sqrt(np.asarray(layer.moving_variance, np.float32) + np.float32(config["epsilon"])))
+        return LayerSpec(Kind.BATCHNORM, name, stats=(tuple(mean), tuple(inv_std.astype(np.float32))))
+    if type(layer) is InferenceBatchNorm:
+        return LayerSpec(Kind.BATCHNORM, name, stats=(tuple(np.asarray(layer.mean, np.float32)),
+                                                     tuple(np.asarray(layer.inv_std, np.float32))))
     if type(layer) is keras.layers.LeakyReLU:
         return LayerSpec(Kind.ACTIVATION, name, activation="leaky_relu", alpha=float(config["negative_slope"]))
     if type(layer) is keras.layers.Softmax:
@@ -121,8 +167,8 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         return LayerSpec(Kind.ACTIVATION, name, activation=act,
                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
-                         "MaxPooling1D, GlobalAveragePooling1D, Flatten, ReLU, LeakyReLU, Softmax, Activation, "
-                         "Dropout, SpatialDropout1D)")
+                         "MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, ReLU, LeakyReLU, "
+                         "Softmax, Activation, Dropout, SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -166,8 +212,8 @@ def from_keras(model: Any, name: str = "keras") -> Model:
         if spec is None:
             continue
         specs.append(spec)
-        if spec.kind in (Kind.CONV1D, Kind.DENSE):
-            w, b = layer.get_weights()
+        if spec.kind in (Kind.CONV1D, Kind.DENSE, Kind.BATCHNORM):
+            w, b = layer_params(layer)  # a BatchNormalization's gamma and beta
             params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
     if len(refusals) == 1:
         raise ModelError(refusals[0])
@@ -217,9 +263,16 @@ def to_keras(model: Model) -> Any:
             layers.append(keras.layers.LeakyReLU(negative_slope=layer.alpha, name=layer.name))
         elif layer.kind is Kind.ACTIVATION:
             layers.append(keras.layers.Activation(layer.activation, name=layer.name))
+        elif layer.kind is Kind.BATCHNORM:
+            layers.append(InferenceBatchNorm(name=layer.name))
         else:
             layers.append(keras.layers.Softmax(name=layer.name))
     km = keras.Sequential(layers, name=arch.name)
     for i, (w, b) in zip(arch.param_layers, model.params, strict=True):
-        km.get_layer(arch.layers[i].name).set_weights([w, b])
+        layer = arch.layers[i]
+        if layer.stats is not None:
+            bn = km.get_layer(layer.name)
+            bn.mean.assign(np.asarray(layer.stats[0], np.float32))
+            bn.inv_std.assign(np.asarray(layer.stats[1], np.float32))
+        set_layer_params(km.get_layer(layer.name), w, b)
     return km

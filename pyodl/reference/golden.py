@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pyodl.model.architecture import MASKED, WINDOW_KINDS, Architecture, Kind, LayerSpec, Model, Params
-from pyodl.model.keras_io import keras, to_keras
+from pyodl.model.keras_io import keras, layer_params, set_layer_params, to_keras
 from pyodl.network.base import Network
 
 # Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
@@ -108,12 +108,10 @@ class KerasReference:
 
     def set_params(self, params: Params) -> None:
         for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
-            self.km.get_layer(self.arch.layers[i].name).set_weights([w, b])
+            set_layer_params(self.km.get_layer(self.arch.layers[i].name), w, b)
 
     def get_params(self) -> Params:
-        arch = self.arch
-        params = [tuple(self.km.get_layer(arch.layers[i].name).get_weights()) for i in arch.param_layers]
-        return [(np.asarray(w), np.asarray(b)) for w, b in params]
+        return [layer_params(self.km.get_layer(self.arch.layers[i].name)) for i in self.arch.param_layers]
 
 
 def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
@@ -146,10 +144,10 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
     specs, watch = [], []
     for layer in arch.layers:
         fused = layer.activation in MASKED
-        specs.append(LayerSpec(layer.kind, layer.name, units=layer.out_ch if layer.has_params else 0, size=layer.size,
-                               activation="none" if fused else layer.activation,
+        specs.append(LayerSpec(layer.kind, layer.name, units=layer.out_ch if layer.kind in (Kind.CONV1D, Kind.DENSE)
+                               else 0, size=layer.size, activation="none" if fused else layer.activation,
                                stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
-                               padding=layer.padding, alpha=layer.alpha))
+                               padding=layer.padding, alpha=layer.alpha, stats=layer.stats))
         if layer.kind is Kind.MAXPOOL1D:
             watch.append((len(specs) - 1, ()))
         if layer.kind in (Kind.RELU, Kind.ACTIVATION) and layer.activation in (*MASKED, "none"):

@@ -120,13 +120,14 @@ def test_argument_errors_come_before_tensorflow() -> None:
 
 
 def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A tutorial-style HAR model (padding='same', MaxPooling1D, Dropout, ReLU6) personalized on the board
-    and in TensorFlow on the same batches: the same F1 to 0.005."""
+    """A tutorial-style HAR model (padding='same', BatchNormalization, MaxPooling1D, Dropout, ReLU6)
+    personalized on the board and in TensorFlow on the same batches: the same F1 to 0.005."""
     from pyodl.model.keras_io import keras
 
     layers = keras.layers
-    km = keras.Sequential([keras.Input((20, 3)), layers.Conv1D(8, 3, padding="same", activation="relu"),
-                           layers.MaxPooling1D(2), layers.Dropout(0.2), layers.Conv1D(8, 3, activation="relu6"),
+    km = keras.Sequential([keras.Input((20, 3)), layers.Conv1D(8, 3, padding="same"), layers.BatchNormalization(),
+                           layers.ReLU(), layers.MaxPooling1D(2), layers.Dropout(0.2),
+                           layers.Conv1D(8, 3, activation="relu6"),
                            layers.GlobalAveragePooling1D(), layers.Dense(16, activation="relu"),
                            layers.Dense(7, activation="softmax")])
     path = tmp_path / "mine.keras"
@@ -139,7 +140,7 @@ def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pyt
         results[trainer] = json.loads((out / "results.json").read_text())
     text = (tmp_path / "board" / "results.md").read_text()
     assert "general model: mine.keras, used as is" in text and "channels: ax, ay, az (the first 3" in text
-    assert "TL trains the last 2 of 4 parameter layers (the model's Dense head)" in text
+    assert "TL trains the last 2 of 5 parameter layers (the model's Dense head)" in text
     assert "note: layer 'dropout" in text
     for c in pers.CONDITIONS:
         f1 = [results[t]["subjects"][0]["conditions"][c]["f1"] for t in ("board", "tf")]

@@ -36,7 +36,7 @@ def test_standalone_activation_layers_are_mapped() -> None:
         (L.Conv1D(4, 3, use_bias=False), "use_bias=False"),
         (L.Conv1D(4, 3, kernel_regularizer="l2"), "kernel_regularizer"),
         (L.Conv1D(4, 3, activation="elu"), "activation 'elu'"),
-        (L.BatchNormalization(), "BatchNormalization.*not supported"),
+        (L.BatchNormalization(center=False), "center=False or scale=False"),
         (L.ReLU(max_value=4.0), "not threshold or other max_value"),
     ],
 )
@@ -65,6 +65,27 @@ def test_har_activations_fused_and_standalone() -> None:
                                atol=1e-7)
 
 
+def test_batch_normalization_runs_on_its_moving_statistics() -> None:
+    """A trained BatchNormalization (moving statistics away from 0 and 1) imports as gamma/beta parameters
+    and fixed statistics; the description computes what Keras computes in inference mode, and a .keras file
+    written from the description (InferenceBatchNorm) reads back the same."""
+    keras.utils.set_random_seed(0)
+    km = _seq(L.Conv1D(6, 3), L.BatchNormalization(epsilon=1e-3), L.ReLU(), L.Flatten(), L.Dense(3),
+              L.BatchNormalization(), L.Softmax())
+    x = np.random.default_rng(0).standard_normal((64, 20, 3)).astype(np.float32)
+    km.compile(optimizer="sgd", loss="categorical_crossentropy")
+    km.fit(x, np.eye(3, dtype=np.float32)[np.arange(64) % 3], epochs=2, verbose=0)
+    model = from_keras(km)
+    bn = model.arch.layers[1]
+    assert bn.kind is Kind.BATCHNORM and model.arch.param_layers == [0, 1, 4, 5]
+    np.testing.assert_allclose(bn.stats[0], km.layers[1].moving_mean.numpy(), rtol=1e-7)
+    assert np.abs(np.asarray(bn.stats[0])).max() > 1e-4 and np.abs(np.asarray(bn.stats[1]) - 1).max() > 1e-4
+    np.testing.assert_allclose(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    back = from_keras(to_keras(model))
+    assert back.arch.layers == model.arch.layers
+
+
 def test_dropout_is_the_identity_and_says_so() -> None:
     km = _seq(L.Conv1D(4, 3), L.SpatialDropout1D(0.2), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax"))
     model = from_keras(km)
@@ -76,13 +97,13 @@ def test_dropout_is_the_identity_and_says_so() -> None:
 
 
 def test_every_unsupported_layer_is_reported_at_once() -> None:
-    km = _seq(L.Conv1D(4, 3, use_bias=False), L.BatchNormalization(), L.Conv1D(4, 3, kernel_regularizer="l2"),
-              L.Flatten(), L.Dense(3, activation="softmax"))
+    km = _seq(L.Conv1D(4, 3, use_bias=False), L.BatchNormalization(scale=False),
+              L.Conv1D(4, 3, kernel_regularizer="l2"), L.Flatten(), L.Dense(3, activation="softmax"))
     with pytest.raises(ModelError) as err:
         from_keras(km)
     lines = str(err.value).splitlines()
     assert lines[0] == "3 layers cannot run on the device:" and len(lines) == 4
-    assert "use_bias=False" in lines[1] and "BatchNormalization" in lines[2] and "kernel_regularizer" in lines[3]
+    assert "use_bias=False" in lines[1] and "scale=False" in lines[2] and "kernel_regularizer" in lines[3]
 
 
 def test_strides_dilation_padding_and_max_pooling_are_imported_as_keras_computes_them() -> None:

@@ -123,9 +123,9 @@ def _window_length(length: int, span: int, stride: int, padding: str) -> int:
 @st.composite
 def window_architectures(draw: st.DrawFn) -> Architecture:
     """Conv1D with strides, dilation and valid/same/causal padding, AvgPool1D and MaxPool1D with any
-    stride and valid/same padding, the HAR activations (ReLU6, LeakyReLU, tanh, sigmoid; fused and as
-    layers) and the unfused ReLU -> Softmax head, mixed with the paper's layers. A valid window that would not fit the
-    length left by the layers before it is drawn 'same' instead."""
+    stride and valid/same padding, BatchNormalization, the HAR activations (ReLU6, LeakyReLU, tanh,
+    sigmoid; fused and as layers) and the unfused ReLU -> Softmax head, mixed with the paper's layers. A
+    valid window that would not fit the length left by the layers before it is drawn 'same' instead."""
     length = draw(st.integers(8, 72))
     t = length
     specs = []
@@ -141,6 +141,11 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
         specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=draw(st.integers(1, 24)), size=k, stride=stride,
                                dilation=dilation, padding=padding, activation=act,
                                alpha=draw(st.sampled_from([0.2, 0.05])) if act == "leaky_relu" else 0.0))
+        if draw(st.integers(0, 3)) == 0:  # BatchNormalization on its (drawn) moving statistics
+            units = specs[-1].units
+            mean = tuple(draw(st.lists(st.floats(-1, 1, width=32), min_size=units, max_size=units)))
+            inv_std = tuple(draw(st.lists(st.floats(0.5, 2, width=32), min_size=units, max_size=units)))
+            specs.append(LayerSpec(Kind.BATCHNORM, f"bn{b}", stats=(mean, inv_std)))
         if draw(st.integers(0, 3)) == 0:
             standalone = draw(st.sampled_from(["relu6", "leaky_relu", "tanh", "sigmoid"]))
             specs.append(LayerSpec(Kind.ACTIVATION, f"act{b}", activation=standalone,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 from pyodl.toolchain.host_library import HostBuilder
@@ -44,3 +45,10 @@ def firmware_builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firmw
 def paper_firmware(firmware_builder: FirmwareBuilder, tmp_path_factory: pytest.TempPathFactory) -> Firmware:
     """The paper's model at T=40, Full mode, initial weights from seed 0, linked for the STM32L496."""
     return firmware_builder.export_and_build(paper_model(40, 0), tmp_path_factory.mktemp("paper40"))
+
+
+@pytest.fixture
+def paper_board(paper_firmware: Firmware) -> Iterator[UnicornBoard]:
+    """A fresh simulated STM32L496 with the paper's firmware loaded (not yet booted)."""
+    with UnicornBoard(paper_firmware.elf) as board:
+        yield board

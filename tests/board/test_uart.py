@@ -14,7 +14,6 @@ from pyodl.board.uart import BoardUart, UartTransport, encode_request
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork
-from pyodl.toolchain.firmware import Firmware
 
 
 class _Stream:
@@ -65,18 +64,11 @@ def test_arguments_must_fit_32_bits() -> None:
         encode_request(Request(Command.GET_PARAMS, (-1, 0, 0, 0)))
 
 
-@pytest.fixture
-def board(paper_firmware: Firmware) -> UnicornBoard:
-    b = UnicornBoard()
-    b.load_elf(paper_firmware.elf)
-    return b
-
-
-def test_both_transports_give_bitwise_identical_results(board: UnicornBoard) -> None:
+def test_both_transports_give_bitwise_identical_results(paper_board: UnicornBoard) -> None:
     arch = paper_model(40, 0).arch
     x = np.random.default_rng(5).standard_normal((arch.input_len, arch.input_ch)).astype(np.float32)
-    mailbox = BoardNetwork(MailboxTransport(board), arch)
-    uart = BoardNetwork(UartTransport(BoardUart(board)), arch)
+    mailbox = BoardNetwork(MailboxTransport(paper_board), arch)
+    uart = BoardNetwork(UartTransport(BoardUart(paper_board)), arch)
     assert np.array_equal(mailbox.forward(x), uart.forward(x))
     loss_m = mailbox.accumulate(x, 3)
     loss_u = uart.accumulate(x, 3)
@@ -86,9 +78,9 @@ def test_both_transports_give_bitwise_identical_results(board: UnicornBoard) -> 
         assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
 
 
-def test_parser_skips_noise_and_recovers_after_a_truncated_frame(board: UnicornBoard) -> None:
-    MailboxTransport(board)  # boot
-    stream = BoardUart(board)
+def test_parser_skips_noise_and_recovers_after_a_truncated_frame(paper_board: UnicornBoard) -> None:
+    MailboxTransport(paper_board)  # boot
+    stream = BoardUart(paper_board)
     uart = UartTransport(stream)
     info = encode_request(Request(Command.INFO))
     stream.write(b"\x00\x13garbage" + info)

@@ -9,23 +9,15 @@ from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork, ModelMismatchError
-from pyodl.toolchain.firmware import Firmware
 
 
-@pytest.fixture
-def board(paper_firmware: Firmware) -> UnicornBoard:
-    b = UnicornBoard()
-    b.load_elf(paper_firmware.elf)
-    return b
-
-
-def test_refuses_a_board_running_another_model(board: UnicornBoard) -> None:
+def test_refuses_a_board_running_another_model(paper_board: UnicornBoard) -> None:
     with pytest.raises(ModelMismatchError, match=r"\(60, 3, 6, 7\): flash firmware built for this model"):
-        BoardNetwork(MailboxTransport(board), paper_model(60, 0).arch)
+        BoardNetwork(MailboxTransport(paper_board), paper_model(60, 0).arch)
 
 
-def test_non_finite_parameters_are_refused_before_anything_is_written(board: UnicornBoard) -> None:
-    net = BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch)
+def test_non_finite_parameters_are_refused_before_anything_is_written(paper_board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
     before = net.get_params()
     bad = [(w.copy(), b.copy()) for w, b in before]
     bad[-1][0][-1, -1] = np.nan

@@ -380,18 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "identity. Every unsupported layer is listed at once.")
     _add_model_args(p)
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="build for training only the last N Conv1D/Dense layers (TL): the others stay const "
-                        "in flash (default: all layers, Full mode)")
+                   help="build for training only the last N Conv1D/Dense/BatchNormalization layers (TL): the "
+                        "others stay const in flash (default: all layers, Full mode)")
     p.add_argument("--out", default="firmware/generated", help="output directory (default firmware/generated)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("golden-check",
-                       help="train the C library and TensorFlow on the same random batches and compare weights")
+                       help="train the C library and TensorFlow on the same random batches and compare weights",
+                       description="Train the C library and TensorFlow on the same random batches and compare every "
+                                   "weight: |w_c - w_tf| <= 1e-6 + 1e-5 |w_tf|. If the two trajectories part (a ReLU "
+                                   "or max-pool decision flipped on a rounding difference), each step is checked "
+                                   "again from TensorFlow's weights with the same tolerance (lockstep), leaving out "
+                                   "the samples whose decision sat within rounding; the output says so.")
     _add_model_args(p)
     p.add_argument("--mode", choices=("full", "tl"), default="full",
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="with --mode tl: how many of the last Conv1D/Dense layers train (default 2)")
+                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
     p.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
@@ -411,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("full", "tl"), default="full",
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="with --mode tl: how many of the last Conv1D/Dense layers train (default 2)")
+                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
     p.add_argument("--batch", type=int, default=32, help="samples per SGD step (default 32)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_estimate)
@@ -441,8 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "scratch on the other subjects")
     p.add_argument("--pretrain", action="store_true", help="with --model: pretrain its architecture here")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="TL trains the last N Conv1D/Dense layers (default: 2 for the paper's model, the Dense "
-                        "head of --model)")
+                   help="TL trains the last N Conv1D/Dense/BatchNormalization layers (default: 2 for the paper's "
+                        "model, the Dense head of --model)")
     p.add_argument("--channels", default=None,
                    help="channels to use, as indices or names, e.g. 0,1,2 or ax,ay,az (default: the first 3, "
                         "the watch's accelerometer, or as many as --model takes)")

@@ -24,7 +24,7 @@ from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
-               "general_element", "tanh", "sigmoid", "sample")
+               "general_element", "tanh", "sigmoid", "depthwise_mac", "sample")
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
  */
 
 /* The taps [lo, hi) of output m whose input row exists. */
-static void tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi)
+void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi)
 {
     const long first_row = (long)m * (long)g->stride - (long)g->pad; /* the row of tap 0 */
     const long d = (long)g->dilation;
@@ -95,8 +95,7 @@ static void tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g,
 }
 
 /* The outputs [lo, hi) whose tap kk reads a row that exists. */
-static void output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo,
-                         unsigned *hi)
+void odl_output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo, unsigned *hi)
 {
     const long row0 = (long)kk * (long)g->dilation - (long)g->pad; /* the row output 0 reads at tap kk */
     const long s = (long)g->stride;
@@ -113,7 +112,7 @@ void odl_conv1d_forward_general(const float *x, unsigned n, unsigned c, const fl
 {
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        tap_range(m, n, k, g, &lo, &hi);
+        odl_tap_range(m, n, k, g, &lo, &hi);
         /* The row of tap lo (not formed when no tap reads a row: it would point before x). */
         const float *xm = lo < hi ? x + (m * g->stride + lo * g->dilation - g->pad) * c : x;
         for (unsigned j = 0; j < f; ++j) {
@@ -140,7 +139,7 @@ void odl_conv1d_backward_input_general(const float *da, unsigned n, unsigned c, 
     for (unsigned m = 0; m < m_out; ++m) {
         const float *dam = da + m * f;
         unsigned lo, hi;
-        tap_range(m, n, k, g, &lo, &hi);
+        odl_tap_range(m, n, k, g, &lo, &hi);
         for (unsigned kk = lo; kk < hi; ++kk) {
             float *dxt = dx + (m * g->stride + kk * g->dilation - g->pad) * c;
             for (unsigned ch = 0; ch < c; ++ch) {
@@ -163,7 +162,7 @@ void odl_conv1d_backward_params_general(const float *da, const float *x, unsigne
     const unsigned row_step = g->stride * c;
     for (unsigned kk = 0; kk < k; ++kk) {
         unsigned lo, hi;
-        output_range(kk, n, m_out, g, &lo, &hi);
+        odl_output_range(kk, n, m_out, g, &lo, &hi);
         const float *x0 = lo < hi ? x + (lo * g->stride + kk * g->dilation - g->pad) * c : x; /* output lo's row */
         for (unsigned ch = 0; ch < c; ++ch) {
             for (unsigned j = 0; j < f; ++j) {

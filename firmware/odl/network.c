@@ -16,7 +16,8 @@
 
 static int has_params(const odl_layer_t *l)
 {
-    return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE || l->kind == ODL_LAYER_BATCHNORM;
+    return l->kind == ODL_LAYER_CONV1D || l->kind == ODL_LAYER_DENSE || l->kind == ODL_LAYER_BATCHNORM ||
+           l->kind == ODL_LAYER_DEPTHWISE1D;
 }
 
 /* ReLU, ReLU6 and LeakyReLU remember, one bit per element, where the gradient passes. */
@@ -54,6 +55,9 @@ static uint32_t weight_count(const odl_layer_t *l)
     }
     if (l->kind == ODL_LAYER_CONV1D) {
         return (uint32_t)l->size * l->in_ch * l->out_ch;
+    }
+    if (l->kind == ODL_LAYER_DEPTHWISE1D) {
+        return (uint32_t)l->size * l->out_ch; /* (K, C, dm) */
     }
     return in_size(l) * l->out_ch;
 }
@@ -105,6 +109,9 @@ static int shapes_ok(const odl_layer_t *l)
     switch (l->kind) {
     case ODL_LAYER_CONV1D:
         return l->size >= 1u && windows_ok(l, (uint32_t)l->dilation * (l->size - 1u) + 1u);
+    case ODL_LAYER_DEPTHWISE1D:
+        return l->size >= 1u && l->in_ch >= 1u && l->out_ch % l->in_ch == 0u &&
+               windows_ok(l, (uint32_t)l->dilation * (l->size - 1u) + 1u);
     case ODL_LAYER_DENSE:
         return l->out_len == 1;
     case ODL_LAYER_AVGPOOL1D:
@@ -303,6 +310,10 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
     case ODL_LAYER_BATCHNORM:
         odl_batchnorm_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->bn_mean, l->bn_inv_std, out);
         break;
+    case ODL_LAYER_DEPTHWISE1D:
+        odl_depthwise1d_forward(in, l->in_len, l->in_ch, l->weights, l->bias, l->size, l->out_ch / l->in_ch, &g,
+                                l->out_len, out);
+        break;
     case ODL_LAYER_AVGPOOL1D:
         if (plain_pool(l)) {
             odl_avgpool1d_forward(in, l->in_len, l->in_ch, l->size, out);
@@ -430,6 +441,14 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
         odl_dense_backward_params(da, in, in_size(l), l->out_ch, l->grad_weights, l->grad_bias);
         if (need_dx) {
             odl_dense_backward_input(da, l->weights, in_size(l), l->out_ch, dx);
+        }
+        break;
+    case ODL_LAYER_DEPTHWISE1D:
+        odl_depthwise1d_backward_params(da, in, l->in_len, l->in_ch, l->size, l->out_ch / l->in_ch, &g, l->out_len,
+                                        l->grad_weights, l->grad_bias);
+        if (need_dx) {
+            odl_depthwise1d_backward_input(da, l->in_len, l->in_ch, l->weights, l->size, l->out_ch / l->in_ch, &g,
+                                           l->out_len, dx);
         }
         break;
     case ODL_LAYER_BATCHNORM:

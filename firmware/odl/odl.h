@@ -48,7 +48,8 @@ typedef enum {
     ODL_LAYER_SOFTMAX = 6, /* standalone softmax, last layer only */
     ODL_LAYER_MAXPOOL1D = 7,
     ODL_LAYER_ACTIVATION = 8, /* standalone ReLU6, LeakyReLU, tanh or sigmoid (act), in place */
-    ODL_LAYER_BATCHNORM = 9   /* inference mode; weights = gamma, bias = beta, statistics in bn_* */
+    ODL_LAYER_BATCHNORM = 9,  /* inference mode; weights = gamma, bias = beta, statistics in bn_* */
+    ODL_LAYER_DEPTHWISE1D = 10 /* size = K; out_ch = in_ch * depth multiplier */
 } odl_layer_kind_t;
 
 typedef enum {

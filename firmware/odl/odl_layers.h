@@ -54,6 +54,20 @@ void odl_batchnorm_backward_input(const float *da, unsigned n, unsigned c, const
 void odl_batchnorm_backward_params(const float *da, const float *x, unsigned n, unsigned c, const float *mean,
                                    const float *inv_std, float *grad_gamma, float *grad_beta);
 
+/* The taps [lo, hi) of output m whose input row exists, and the outputs [lo, hi) whose tap kk does. */
+void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi);
+void odl_output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo, unsigned *hi);
+
+/* depthwise1d.c: DepthwiseConv1D with depth multiplier dm, any window geometry. x: (n, c),
+ * w: (k, c, dm), a: (m_out, c * dm), output channel c * dm + d filters input channel c alone. */
+void odl_depthwise1d_forward(const float *x, unsigned n, unsigned c, const float *w, const float *b, unsigned k,
+                             unsigned dm, const odl_window_t *g, unsigned m_out, float *a);
+void odl_depthwise1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                                    unsigned dm, const odl_window_t *g, unsigned m_out, float *dx);
+void odl_depthwise1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                     unsigned dm, const odl_window_t *g, unsigned m_out, float *grad_w,
+                                     float *grad_b);
+
 /* dense.c: x: (n_in), w: (n_in, n_out), a: (n_out). */
 void odl_dense_forward(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
                        float *a);

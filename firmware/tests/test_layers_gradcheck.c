@@ -8,7 +8,7 @@
  * Accumulators are pre-filled with a known value to check that parameter gradients are ADDED, and
  * input-gradient buffers are pre-filled with NaN to check that every element is written.
  *
- * Usage: test_layers_gradcheck <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
+ * Usage: test_layers_gradcheck <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
  *                              activations|batchnorm|softmax_xent>
  */
 #include <math.h>
@@ -164,6 +164,39 @@ static void check_conv1d_general(test_rng_t *rng)
             conv_general_loss(NULL);
             test_expect(memcmp(a_plain, cs.a, cs.m * cs.f * sizeof(float)) == 0, "general conv = plain conv");
         }
+    }
+}
+
+static double depthwise_loss(void *ctx)
+{
+    (void)ctx;
+    odl_depthwise1d_forward(cs.x, cs.n, cs.c, cs.w, cs.b, cs.k, cs.f, &cs.g, cs.m, cs.a);
+    return weighted_sum(cs.a, cs.m * cs.c * cs.f);
+}
+
+/* cs.f is the depth multiplier here. */
+static void check_depthwise1d(test_rng_t *rng)
+{
+    static float dx[MAXN], gw[MAXN], gb[64];
+    for (int t = 0; t < 4 * CASES; ++t) {
+        cs.k = test_int(rng, 1, 5);
+        random_window(rng, cs.k, 1);
+        cs.c = test_int(rng, 1, 4);
+        cs.f = test_int(rng, 1, 3);
+        test_fill(rng, cs.x, cs.n * cs.c, -1.0f, 1.0f);
+        test_fill(rng, cs.w, cs.k * cs.c * cs.f, -1.0f, 1.0f);
+        test_fill(rng, cs.b, cs.c * cs.f, -1.0f, 1.0f);
+        test_fill(rng, cs.coef, cs.m * cs.c * cs.f, -1.0f, 1.0f);
+        fill_nan(dx, cs.n * cs.c);
+        fill_offset(gw, cs.k * cs.c * cs.f);
+        fill_offset(gb, cs.c * cs.f);
+        odl_depthwise1d_backward_input(cs.coef, cs.n, cs.c, cs.w, cs.k, cs.f, &cs.g, cs.m, dx);
+        odl_depthwise1d_backward_params(cs.coef, cs.x, cs.n, cs.c, cs.k, cs.f, &cs.g, cs.m, gw, gb);
+        remove_offset(gw, cs.k * cs.c * cs.f);
+        remove_offset(gb, cs.c * cs.f);
+        test_fd_check("depthwise1d dL/dx", cs.x, cs.n * cs.c, dx, depthwise_loss, NULL, H, ATOL, RTOL, 0);
+        test_fd_check("depthwise1d dL/dw", cs.w, cs.k * cs.c * cs.f, gw, depthwise_loss, NULL, H, ATOL, RTOL, 0);
+        test_fd_check("depthwise1d dL/db", cs.b, cs.c * cs.f, gb, depthwise_loss, NULL, H, ATOL, RTOL, 0);
     }
 }
 
@@ -497,6 +530,7 @@ int main(int argc, char **argv)
     } checks[] = {
         {"conv1d", check_conv1d},
         {"conv1d_general", check_conv1d_general},
+        {"depthwise1d", check_depthwise1d},
         {"dense", check_dense},
         {"avgpool1d", check_avgpool1d},
         {"pool1d_general", check_pool1d_general},
@@ -515,7 +549,7 @@ int main(int argc, char **argv)
             return test_failures() == 0 ? 0 : 1;
         }
     }
-    fprintf(stderr, "usage: %s <conv1d|conv1d_general|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
+    fprintf(stderr, "usage: %s <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
                     "activations|batchnorm|softmax_xent>\n", argv[0]);
     return 2;
 }

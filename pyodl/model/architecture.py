@@ -21,6 +21,7 @@ class ModelError(ValueError):
 
 class Kind(str, Enum):
     CONV1D = "conv1d"
+    DEPTHWISE1D = "depthwise1d"  # DepthwiseConv1D: units = depth multiplier
     DENSE = "dense"
     AVGPOOL1D = "avgpool1d"
     MAXPOOL1D = "maxpool1d"
@@ -36,11 +37,13 @@ ELEMENTWISE = ("relu6", "leaky_relu", "tanh", "sigmoid")  # what a Kind.ACTIVATI
 ACTIVATIONS = ("none", "relu", "softmax", *ELEMENTWISE)
 MASKED = ("relu", "relu6", "leaky_relu")  # backward from a bit per element: where the gradient passes
 SAVING = ("tanh", "sigmoid")  # backward from a copy of the output
-PARAM_KINDS = (Kind.CONV1D, Kind.DENSE, Kind.BATCHNORM)
+PARAM_KINDS = (Kind.CONV1D, Kind.DEPTHWISE1D, Kind.DENSE, Kind.BATCHNORM)
+CONV_KINDS = (Kind.CONV1D, Kind.DEPTHWISE1D)  # take a kernel size, strides, dilation and padding
 POOL_KINDS = (Kind.AVGPOOL1D, Kind.MAXPOOL1D)
-WINDOW_KINDS = (Kind.CONV1D, *POOL_KINDS)  # layers that slide a window: stride, dilation, padding
-PADDINGS = {Kind.CONV1D: ("valid", "same", "causal"), Kind.AVGPOOL1D: ("valid", "same"),
-            Kind.MAXPOOL1D: ("valid", "same")}
+WINDOW_KINDS = (*CONV_KINDS, *POOL_KINDS)  # layers that slide a window: stride, dilation, padding
+# As Keras allows them (its DepthwiseConv1D has no 'causal').
+PADDINGS = {Kind.CONV1D: ("valid", "same", "causal"), Kind.DEPTHWISE1D: ("valid", "same"),
+            Kind.AVGPOOL1D: ("valid", "same"), Kind.MAXPOOL1D: ("valid", "same")}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class Layer:
             return (self.out_ch,)
         if self.kind is Kind.CONV1D:
             return (self.size, self.in_ch, self.out_ch)
+        if self.kind is Kind.DEPTHWISE1D:
+            return (self.size, self.in_ch, self.out_ch // self.in_ch)
         if self.kind is Kind.DENSE:
             return (self.in_size, self.out_ch)
         return ()
@@ -126,7 +131,7 @@ class Layer:
         """Stride, dilation and padding where they differ from the paper's layers ('' otherwise)."""
         if self.kind not in WINDOW_KINDS:
             return ""
-        default_stride = 1 if self.kind is Kind.CONV1D else self.size
+        default_stride = 1 if self.kind in CONV_KINDS else self.size
         parts = [f"strides={self.stride}"] if self.stride != default_stride else []
         parts += [f"dilation_rate={self.dilation}"] if self.dilation != 1 else []
         parts += [f"padding='{self.padding}'"] if self.padding != "valid" else []
@@ -136,6 +141,8 @@ class Layer:
         options = f", {self.window_options}" if self.window_options else ""
         if self.kind is Kind.CONV1D:
             what = f"Conv1D({self.out_ch}, {self.size}{options})"
+        elif self.kind is Kind.DEPTHWISE1D:
+            what = f"DepthwiseConv1D({self.size}, depth_multiplier={self.out_ch // self.in_ch}{options})"
         elif self.kind is Kind.DENSE:
             what = f"Dense({self.out_ch})"
         elif self.kind is Kind.AVGPOOL1D:
@@ -165,11 +172,11 @@ class Window:
 
 
 def _window(spec: LayerSpec, in_len: int, where: str) -> Window:
-    kind = "Conv1D" if spec.kind is Kind.CONV1D else "a pool"
-    stride = spec.stride or (1 if spec.kind is Kind.CONV1D else spec.size)
+    kind = spec.kind.value if spec.kind in CONV_KINDS else "a pool"
+    stride = spec.stride or (1 if spec.kind in CONV_KINDS else spec.size)
     if stride < 1 or spec.dilation < 1:
         raise ModelError(f"{where}: strides and dilation_rate must be >= 1")
-    if spec.kind is not Kind.CONV1D and spec.dilation != 1:
+    if spec.kind not in CONV_KINDS and spec.dilation != 1:
         raise ModelError(f"{where}: {kind} has no dilation_rate")
     if stride > 1 and spec.dilation > 1:
         raise ModelError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (nor by Keras)")
@@ -199,7 +206,7 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
         raise ModelError(f"{where}: only Conv1D and Dense take a fused activation")
     if spec.activation == "leaky_relu" and not (np.isfinite(spec.alpha) and spec.alpha >= 0):
         raise ModelError(f"{where}: leaky_relu needs a finite negative slope >= 0, got {spec.alpha}")
-    if spec.kind is not Kind.CONV1D and spec.kind not in POOL_KINDS and (
+    if spec.kind not in WINDOW_KINDS and (
             spec.stride or spec.dilation != 1 or spec.padding != "valid"):
         raise ModelError(f"{where}: strides, dilation_rate and padding apply to Conv1D and pools only")
     if spec.kind is Kind.CONV1D:
@@ -209,6 +216,11 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
             raise ModelError(f"{where}: kernel_size {spec.size} is longer than its input length {in_len}")
         window = _window(spec, in_len, where)
         return window.out_len, spec.units, window
+    if spec.kind is Kind.DEPTHWISE1D:
+        if spec.units < 1 or spec.size < 1:
+            raise ModelError(f"{where}: DepthwiseConv1D needs depth_multiplier >= 1 and kernel_size >= 1")
+        window = _window(spec, in_len, where)
+        return window.out_len, in_ch * spec.units, window
     if spec.kind is Kind.DENSE:
         if spec.units < 1:
             raise ModelError(f"{where}: Dense needs units >= 1")
@@ -377,6 +389,8 @@ def glorot_params(arch: Architecture, seed: int) -> Params:
             continue
         if layer.kind is Kind.CONV1D:
             fan_in, fan_out = layer.size * layer.in_ch, layer.size * layer.out_ch
+        elif layer.kind is Kind.DEPTHWISE1D:  # Keras's fans of a (K, C, dm) kernel
+            fan_in, fan_out = layer.size * layer.in_ch, layer.size * layer.weight_shape[2]
         else:
             fan_in, fan_out = layer.in_size, layer.out_ch
         limit = np.sqrt(6.0 / (fan_in + fan_out))
@@ -416,11 +430,11 @@ def paper_model(input_len: int = 40, seed: int = 0) -> Model:
 def _random_window(rng: np.random.Generator, spec: LayerSpec) -> LayerSpec:
     """``spec`` with a random stride or dilation and padding, as Keras allows them, and a Conv1D with a
     random HAR activation."""
-    if spec.kind is Kind.CONV1D:
+    if spec.kind in CONV_KINDS:
         dilation = int(rng.integers(1, 4)) if rng.random() < 0.3 else 1
         stride = 1 if dilation > 1 else int(rng.integers(1, 3))
         act = str(rng.choice(["relu", "relu", "relu6", "leaky_relu", "tanh", "sigmoid"]))
-        return replace(spec, stride=stride, dilation=dilation, padding=str(rng.choice(PADDINGS[Kind.CONV1D])),
+        return replace(spec, stride=stride, dilation=dilation, padding=str(rng.choice(PADDINGS[spec.kind])),
                        activation=act, alpha=0.2 if act == "leaky_relu" else 0.0)
     kind = Kind.MAXPOOL1D if rng.random() < 0.5 else Kind.AVGPOOL1D
     return replace(spec, kind=kind, stride=int(rng.integers(1, spec.size + 1)),
@@ -438,6 +452,9 @@ def random_architecture(rng: np.random.Generator, name: str = "random", wide: bo
             conv = LayerSpec(Kind.CONV1D, f"conv{b}", units=int(rng.integers(4, 65)), size=int(rng.integers(2, 8)),
                              activation="relu")
             specs.append(_random_window(rng, conv) if wide else conv)
+            if wide and rng.random() < 0.3:  # a DepthwiseConv1D block, as efficient HAR CNNs use
+                specs.append(_random_window(rng, LayerSpec(Kind.DEPTHWISE1D, f"dw{b}", units=int(rng.integers(1, 3)),
+                                                           size=int(rng.integers(2, 6)), activation="relu")))
             if wide and rng.random() < 0.3:
                 c = conv.units
                 specs.append(LayerSpec(Kind.BATCHNORM, f"bn{b}", stats=(tuple(rng.uniform(-1, 1, c)),

@@ -114,6 +114,11 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
                          activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
                          padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
+    if type(layer) is keras.layers.DepthwiseConv1D:
+        act = _activation(layer)
+        return LayerSpec(Kind.DEPTHWISE1D, name, units=config["depth_multiplier"], size=_single(config["kernel_size"]),
+                         activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
+                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     if type(layer) is keras.layers.Dense:
         act = _activation(layer)
         return LayerSpec(Kind.DENSE, name, units=config["units"], activation=act,
@@ -166,9 +171,9 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
             return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
         return LayerSpec(Kind.ACTIVATION, name, activation=act,
                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
-    raise _refuse(layer, "this layer type is not supported (supported: Conv1D, Dense, AveragePooling1D, "
-                         "MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, ReLU, LeakyReLU, "
-                         "Softmax, Activation, Dropout, SpatialDropout1D)")
+    raise _refuse(layer, "this layer type is not supported (supported: Conv1D, DepthwiseConv1D, Dense, "
+                         "AveragePooling1D, MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, ReLU, "
+                         "LeakyReLU, Softmax, Activation, Dropout, SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -212,7 +217,7 @@ def from_keras(model: Any, name: str = "keras") -> Model:
         if spec is None:
             continue
         specs.append(spec)
-        if spec.kind in (Kind.CONV1D, Kind.DENSE, Kind.BATCHNORM):
+        if spec.kind in (Kind.CONV1D, Kind.DEPTHWISE1D, Kind.DENSE, Kind.BATCHNORM):
             w, b = layer_params(layer)  # a BatchNormalization's gamma and beta
             params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
     if len(refusals) == 1:
@@ -243,6 +248,10 @@ def to_keras(model: Model) -> Any:
         if layer.kind is Kind.CONV1D:
             layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, strides=layer.stride, padding=layer.padding,
                                               dilation_rate=layer.dilation, activation=act, name=layer.name))
+        elif layer.kind is Kind.DEPTHWISE1D:
+            layers.append(keras.layers.DepthwiseConv1D(layer.size, strides=layer.stride, padding=layer.padding,
+                                                       depth_multiplier=layer.out_ch // layer.in_ch,
+                                                       dilation_rate=layer.dilation, activation=act, name=layer.name))
         elif layer.kind is Kind.DENSE:
             layers.append(keras.layers.Dense(layer.out_ch, activation=act, name=layer.name))
         elif layer.kind is Kind.AVGPOOL1D:

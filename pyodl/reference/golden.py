@@ -144,8 +144,10 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
     specs, watch = [], []
     for layer in arch.layers:
         fused = layer.activation in MASKED
-        specs.append(LayerSpec(layer.kind, layer.name, units=layer.out_ch if layer.kind in (Kind.CONV1D, Kind.DENSE)
-                               else 0, size=layer.size, activation="none" if fused else layer.activation,
+        units = {Kind.CONV1D: layer.out_ch, Kind.DENSE: layer.out_ch,
+                 Kind.DEPTHWISE1D: layer.out_ch // layer.in_ch}.get(layer.kind, 0)
+        specs.append(LayerSpec(layer.kind, layer.name, units=units, size=layer.size,
+                               activation="none" if fused else layer.activation,
                                stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
                                padding=layer.padding, alpha=layer.alpha, stats=layer.stats))
         if layer.kind is Kind.MAXPOOL1D:

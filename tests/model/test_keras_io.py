@@ -86,6 +86,16 @@ def test_batch_normalization_runs_on_its_moving_statistics() -> None:
     assert back.arch.layers == model.arch.layers
 
 
+def test_depthwise_conv1d_is_imported_with_its_window() -> None:
+    km = _seq(L.DepthwiseConv1D(5, depth_multiplier=2, padding="same", activation="relu6"), L.Conv1D(4, 1),
+              L.DepthwiseConv1D(3, strides=2, padding="same"), L.Flatten(), L.Dense(3, activation="softmax"))
+    model = from_keras(km)
+    dw = model.arch.layers[0]
+    assert (dw.kind, dw.out_ch, dw.weight_shape, dw.pad, dw.activation) == (Kind.DEPTHWISE1D, 6, (5, 3, 2), 2, "relu6")
+    x = np.random.default_rng(0).standard_normal((4, 20, 3)).astype(np.float32)
+    np.testing.assert_allclose(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
 def test_dropout_is_the_identity_and_says_so() -> None:
     km = _seq(L.Conv1D(4, 3), L.SpatialDropout1D(0.2), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax"))
     model = from_keras(km)

@@ -142,7 +142,7 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
                                dilation=dilation, padding=padding, activation=act,
                                alpha=draw(st.sampled_from([0.2, 0.05])) if act == "leaky_relu" else 0.0))
         if draw(st.integers(0, 3)) == 0:  # BatchNormalization on its (drawn) moving statistics
-            units = specs[-1].units
+            units = specs[-1].units  # the conv just before it
             mean = tuple(draw(st.lists(st.floats(-1, 1, width=32), min_size=units, max_size=units)))
             inv_std = tuple(draw(st.lists(st.floats(0.5, 2, width=32), min_size=units, max_size=units)))
             specs.append(LayerSpec(Kind.BATCHNORM, f"bn{b}", stats=(mean, inv_std)))
@@ -151,6 +151,12 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
             specs.append(LayerSpec(Kind.ACTIVATION, f"act{b}", activation=standalone,
                                    alpha=0.3 if standalone == "leaky_relu" else 0.0))
         length = _window_length(length, span, stride, padding)
+        if draw(st.integers(0, 3)) == 0:  # a DepthwiseConv1D after it
+            k = draw(st.integers(1, 4))
+            padding = "same" if k > length else draw(st.sampled_from(["valid", "same"]))
+            specs.append(LayerSpec(Kind.DEPTHWISE1D, f"dw{b}", units=draw(st.integers(1, 2)), size=k,
+                                   padding=padding, activation=draw(st.sampled_from(["relu", "none"]))))
+            length = _window_length(length, k, 1, padding)
         if draw(st.booleans()):
             kind = draw(st.sampled_from([Kind.MAXPOOL1D, Kind.AVGPOOL1D]))
             pool = draw(st.integers(2, 5))

@@ -241,8 +241,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     else:
         key = cache_key(fingerprint, subject, cfg, arch)
         general, cached = pretrain(general_data, arch, cfg, cache_dir, key, norm, progress)
-    tl_layers = cfg.trainable_layers or default_tl_layers(general_source, arch)
-    arch.first_trained(tl_layers)  # a ModelError naming the range when the model has fewer layers
+    tl_layers = cfg.trainable_layers or default_tl_layers(general_source, arch)  # checked by run()
     from pyodl.reference.golden import KerasReference  # TensorFlow: only once the arguments are known good
 
     results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}

@@ -207,9 +207,7 @@ def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray
     and how many samples were left out that way."""
     check_batches(model, windows, labels)
     reference = KerasReference(model)
-    n_params = len(model.arch.param_layers)
-    net.set_params(model.params)
-    net.set_trainable(n_params if trainable_layers is None else trainable_layers)
+    net.set_trainable(len(model.arch.param_layers) if trainable_layers is None else trainable_layers)
     if trainable_layers is not None:
         reference.set_trainable(trainable_layers)
     ratios, left_out = [], 0

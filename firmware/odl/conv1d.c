@@ -81,6 +81,18 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
  * the s = d = 1, no-padding case, kept apart because that loop is the hot path of every paper-style model.
  */
 
+/* grad_b[j] += sum_m da[m, j]: the bias gradient of every convolution, the sample's sum formed first. */
+void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b)
+{
+    for (unsigned j = 0; j < f; ++j) {
+        float acc = 0.0f;
+        for (unsigned m = 0; m < m_out; ++m) {
+            acc += da[m * f + j];
+        }
+        grad_b[j] += acc;
+    }
+}
+
 /* The taps [lo, hi) of output m whose input row exists. */
 void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi)
 {
@@ -174,11 +186,5 @@ void odl_conv1d_backward_params_general(const float *da, const float *x, unsigne
             }
         }
     }
-    for (unsigned j = 0; j < f; ++j) {
-        float acc = 0.0f;
-        for (unsigned m = 0; m < m_out; ++m) {
-            acc += da[m * f + j];
-        }
-        grad_b[j] += acc;
-    }
+    odl_bias_gradient(da, m_out, f, grad_b);
 }

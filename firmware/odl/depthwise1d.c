@@ -67,11 +67,5 @@ void odl_depthwise1d_backward_params(const float *da, const float *x, unsigned n
             }
         }
     }
-    for (unsigned j = 0; j < f; ++j) {
-        float acc = 0.0f;
-        for (unsigned m = 0; m < m_out; ++m) {
-            acc += da[m * f + j];
-        }
-        grad_b[j] += acc;
-    }
+    odl_bias_gradient(da, m_out, f, grad_b);
 }

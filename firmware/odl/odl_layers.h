@@ -54,6 +54,8 @@ void odl_batchnorm_backward_input(const float *da, unsigned n, unsigned c, const
 void odl_batchnorm_backward_params(const float *da, const float *x, unsigned n, unsigned c, const float *mean,
                                    const float *inv_std, float *grad_gamma, float *grad_beta);
 
+/* grad_b[j] += sum_m da[m, j] over (m_out, f) outputs: a convolution's bias gradient. */
+void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b);
 /* The taps [lo, hi) of output m whose input row exists, and the outputs [lo, hi) whose tap kk does. */
 void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi);
 void odl_output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo, unsigned *hi);

@@ -126,6 +126,12 @@ class Layer:
         """tanh, sigmoid: the backward pass needs a copy of the output."""
         return self.activation in SAVING
 
+    def rows_read(self, m: int) -> list[int]:
+        """The input rows output ``m`` of a Conv1D, DepthwiseConv1D or pool reads, padding left out."""
+        start = m * self.stride - self.pad
+        return [row for row in range(start, start + self.dilation * (self.size - 1) + 1, self.dilation)
+                if 0 <= row < self.in_len]
+
     @property
     def window_options(self) -> str:
         """Stride, dilation and padding where they differ from the paper's layers ('' otherwise)."""

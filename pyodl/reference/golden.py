@@ -152,13 +152,14 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
                                padding=layer.padding, alpha=layer.alpha, stats=layer.stats))
         if layer.kind is Kind.MAXPOOL1D:
             watch.append((len(specs) - 1, ()))
-        if layer.kind in (Kind.RELU, Kind.ACTIVATION) and layer.activation in (*MASKED, "none"):
-            watch.append((len(specs) - 1, (0.0, 6.0) if layer.activation == "relu6" else (0.0,)))
+        kinks = (0.0, 6.0) if layer.activation == "relu6" else (0.0,)
+        if layer.masked and not fused:  # a standalone ReLU, ReLU6 or LeakyReLU
+            watch.append((len(specs) - 1, kinks))
         if fused:
             kind = Kind.RELU if layer.activation == "relu" else Kind.ACTIVATION
             specs.append(LayerSpec(kind, f"{layer.name}__act", activation="none" if kind is Kind.RELU else
                                    layer.activation, alpha=layer.alpha))
-            watch.append((len(specs) - 1, (0.0, 6.0) if layer.activation == "relu6" else (0.0,)))
+            watch.append((len(specs) - 1, kinks))
     return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs), watch
 
 
@@ -181,11 +182,10 @@ def kink_samples(model: Model, xs: np.ndarray) -> np.ndarray:
         layer = twin_arch.layers[i]  # a max pool: the gap between each window's two largest inputs
         grid = np.asarray(value, dtype=np.float64)
         for m in range(layer.out_len):
-            lo = max(m * layer.stride - layer.pad, 0)
-            hi = min(m * layer.stride - layer.pad + layer.size, layer.in_len)
-            if hi - lo < 2:
+            rows = layer.rows_read(m)
+            if len(rows) < 2:
                 continue
-            top = np.sort(grid[:, lo:hi, :], axis=1)
+            top = np.sort(grid[:, rows, :], axis=1)
             gap = top[:, -1, :] - top[:, -2, :]
             # An exact tie (two ReLU zeros) goes to the first on both sides; a near one may not.
             flagged |= np.any((gap <= scale) & (gap > 0), axis=1)

@@ -23,7 +23,7 @@ FIRMWARE_DATA_BYTES = 152
 FIRMWARE_BSS_BYTES = 20
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 15_768  # benchmarks/calibrate.py: 15,764 to 15,772 over 42 builds
+CODE_FLASH_BYTES = 15_744  # benchmarks/calibrate.py: 15,740 to 15,748 over 42 builds
 LAYER_TABLE_ENTRY_BYTES = 76  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -52,25 +52,25 @@ class LayerOps:
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
 # `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 16 random
-# architectures and 16 with the layers users bring; worst error of the fit 2.06%) on the
+# architectures and 16 with the layers users bring; worst error of the fit 2.05%) on the
 # firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
 # instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 7.068,
-    "conv_bwd_param_mac": 8.899,
-    "conv_bwd_input_mac": 5.862,
-    "dense_mac": 7.387,
-    "accumulator": 12.221,  # per output element of an inner product: loop setup, the store
-    "element": 8.149,  # per element of pooling, ReLU, softmax and the input check
-    "general_fwd_mac": 7.404,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 8.834,
-    "general_bwd_input_mac": 5.645,
-    "general_tap": 16.130,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 6.006,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 75.532,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 48.954,  # per element: expf and a division
-    "depthwise_mac": 9.842,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 2101.969,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "conv_fwd_mac": 7.067,
+    "conv_bwd_param_mac": 8.895,
+    "conv_bwd_input_mac": 5.857,
+    "dense_mac": 7.376,
+    "accumulator": 12.338,  # per output element of an inner product: loop setup, the store
+    "element": 8.132,  # per element of pooling, ReLU, softmax and the input check
+    "general_fwd_mac": 7.394,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
+    "general_bwd_param_mac": 8.830,
+    "general_bwd_input_mac": 5.653,
+    "general_tap": 16.198,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 5.989,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 75.983,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 48.749,  # per element: expf and a division
+    "depthwise_mac": 9.795,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 2092.921,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
     "update_param": 17.835,  # the SGD step: finiteness check, w -= lr * (g / n), zeroing the gradient
     "step": 354.1,
 }
@@ -86,14 +86,8 @@ def _plain(layer: Layer) -> bool:
 
 
 def window_rows(layer: Layer) -> int:
-    """Input rows read by all of a window layer's outputs together, padding excluded (taps for Conv1D)."""
-    taps = layer.size
-    step = layer.dilation if layer.kind is Kind.CONV1D else 1
-    rows = 0
-    for m in range(layer.out_len):
-        start = m * layer.stride - layer.pad
-        rows += sum(1 for kk in range(taps) if 0 <= start + kk * step < layer.in_len)
-    return rows
+    """Input rows read by all of a window layer's outputs together, padding excluded (taps of a conv)."""
+    return sum(len(layer.rows_read(m)) for m in range(layer.out_len))
 
 
 def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[LayerOps]]:

@@ -6,7 +6,8 @@ Measures the paper's model at every T and mode plus random architectures
 (pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows and
 the HAR activations),
 then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
-error of the fit. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
+error of the fit; the step coefficients of every optimizer (STEP_COEFFICIENTS) come from the paper's model
+built with each. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
+from pyodl.model.optimizer import Optimizer
 from pyodl.resources.bench import measure
 from pyodl.resources.estimate import estimate, features
 from pyodl.toolchain.firmware import FirmwareBuilder
@@ -25,6 +27,31 @@ from pyodl.toolchain.firmware import FirmwareBuilder
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
                "general_element", "tanh", "sigmoid", "depthwise_mac", "sample")
+
+
+OPTIMIZERS = ("sgd", "sgd:momentum=0.9", "sgd:momentum=0.9,nesterov", "adam")
+
+
+def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
+    """Instructions per trained parameter and per step of each optimizer's SGD_STEP, fitted on the paper's
+    model in Full and TL builds at every input length."""
+    print("STEP_COEFFICIENTS = {")
+    worst = 0.0
+    for text in OPTIMIZERS:
+        optimizer = Optimizer.parse(text)
+        points = []
+        for t in PAPER_INPUT_LENGTHS:
+            for tl in (None, 2):
+                model = paper_model(t, 0)
+                m = measure(model, tl, builder, work / f"{optimizer.slots}-{t}-{tl}", batch=1, optimizer=optimizer)
+                n_trained = len(model.arch.param_layers) if tl is None else tl
+                params = sum(model.arch.layers[i].param_count for i in model.arch.param_layers[-n_trained:])
+                points.append((params, m.instructions_per_step))
+        p = np.array(points, dtype=float)
+        coef, *_ = np.linalg.lstsq(np.c_[p[:, 0], np.ones(len(p))] / p[:, 1:2], np.ones(len(p)), rcond=None)
+        worst = max(worst, float(np.max(np.abs(np.c_[p[:, 0], np.ones(len(p))] @ coef - p[:, 1]) / p[:, 1])))
+        print(f'    "{optimizer.c_kind}": ({coef[0]:.3f}, {coef[1]:.1f}),')
+    print(f"}}  # worst relative error of the step fits: {worst:.2%}")
 
 
 def main() -> None:
@@ -45,7 +72,7 @@ def main() -> None:
         tl = None if i % 2 == 0 else int(rng.integers(1, len(arch.param_layers) + 1))
         if estimate(arch, tl).fits:
             configs.append((Model(arch, glorot_params(arch, i)), tl))
-    rows, ys, steps, codes = [], [], [], []
+    rows, ys, codes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         builder = FirmwareBuilder(Path(tmp) / "build")
         for k, (model, tl) in enumerate(configs):
@@ -53,9 +80,6 @@ def main() -> None:
             f = features(model.arch, tl)
             rows.append([f[key] for key in SAMPLE_KEYS])
             ys.append(m.instructions_per_sample)
-            n_trained = len(model.arch.param_layers) if tl is None else tl
-            params = sum(model.arch.layers[i].param_count for i in model.arch.param_layers[-n_trained:])
-            steps.append((params, m.instructions_per_step))
             est = estimate(model.arch, tl)
             code = (m.text_bytes - est.flash["layer table"] - est.flash["parameters (frozen, flash)"]
                     - est.flash["BatchNormalization statistics"])
@@ -65,16 +89,15 @@ def main() -> None:
     a, y = np.array(rows), np.array(ys)
     coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)  # minimise relative error
     rel = np.abs(a @ coef - y) / y
-    p = np.array(steps, dtype=float)
-    step_coef, *_ = np.linalg.lstsq(np.c_[p[:, 0], np.ones(len(p))] / p[:, 1:2], np.ones(len(p)), rcond=None)
     for key, value in zip(SAMPLE_KEYS, coef, strict=True):
         print(f'    "{key}": {value:.3f},')
-    print(f'    "update_param": {step_coef[0]:.3f},\n    "step": {step_coef[1]:.1f},')
     print(f"worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
     for k in np.argsort(rel)[::-1][:3]:
         model, tl = configs[k]
         print(f"  {rel[k]:.2%}: " + "; ".join(layer.describe() for layer in model.arch.layers) + f" (tl={tl})")
     print(f"code and constants besides the model: {min(codes)} to {max(codes)} bytes")
+    with tempfile.TemporaryDirectory() as tmp:
+        fit_steps(FirmwareBuilder(Path(tmp) / "build"), Path(tmp))
 
 
 if __name__ == "__main__":

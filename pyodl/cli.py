@@ -20,6 +20,7 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_architecture,
 )
+from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
 from pyodl.network.open import BACKENDS
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -61,16 +62,26 @@ def _export_command(args: argparse.Namespace) -> str:
         parts += [f"--{key} {getattr(args, key)}" for key in PAPER_DEFAULTS]
     if args.trainable_layers is not None:
         parts.append(f"--trainable-layers {args.trainable_layers}")
+    if args.optimizer != "sgd":
+        parts.append(f"--optimizer {args.optimizer}")
     return " ".join(parts)
+
+
+def _optimizer(args: argparse.Namespace) -> Optimizer:
+    try:
+        return Optimizer.parse(args.optimizer)
+    except ValueError as exc:
+        raise ModelError(f"--optimizer: {exc}") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pyodl.model.export import export
 
+    optimizer = _optimizer(args)
     model = _load_model(args)
     for note in model.notes:
         print(f"note: {note}")
-    for path in export(model, Path(args.out), args.trainable_layers, _export_command(args)):
+    for path in export(model, Path(args.out), args.trainable_layers, _export_command(args), optimizer):
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -83,6 +94,7 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
         raise ModelError("--steps and --batch must be >= 1")
     if not (np.isfinite(args.lr) and args.lr > 0):
         raise ModelError("--lr must be a finite number > 0")
+    optimizer = _optimizer(args)
     model = _load_model(args)
     for note in model.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -94,24 +106,28 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     lockstep: np.ndarray | None = None
     left_out = 0
     with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp, \
-            open_network(args.backend, model, Path(tmp), trainable, args.port) as net:
+            open_network(args.backend, model, Path(tmp), trainable, args.port, optimizer) as net:
         c_losses = [net.train_step(x, y, args.lr) for x, y in zip(windows, labels, strict=True)]
         c_params = net.get_params()
         t_c = time.perf_counter() - t0
-        run = golden.train(model, windows, labels, args.lr, trainable)
+        run = golden.train(model, windows, labels, args.lr, trainable, optimizer)
         t_tf = time.perf_counter() - t0 - t_c
-        diffs = golden.compare(model, c_params, run.params)
+        atol, rtol = golden.tolerance(optimizer, args.lr, args.steps)
+        diffs = golden.compare(model, c_params, run.params, atol, rtol)
         trajectory_ok = all(d.ok for d in diffs)
         if not trajectory_ok:
             # Told apart: a decision that flipped on a rounding difference, or a wrong computation.
-            lockstep, left_out = golden.lockstep(net, model, windows, labels, args.lr, trainable)
-    ok = trajectory_ok or bool(lockstep is not None and (lockstep <= 1.0).all())
+            lockstep, left_out = golden.lockstep(net, model, windows, labels, args.lr, trainable, optimizer)
+    # Lockstep starts every step from fresh optimizer state on both sides: for momentum or Adam it checks
+    # the first update only, never the state carried across steps, so there it diagnoses but cannot pass.
+    ok = trajectory_ok or bool(lockstep is not None and (lockstep <= 1.0).all() and not optimizer.stateful)
 
     if args.json:
         print(json.dumps({
             "model": args.model, "input": model.arch.input_len, "mode": args.mode, "trainable_layers": trainable,
-            "steps": args.steps, "batch": args.batch, "lr": args.lr, "backend": args.backend,
-            "tolerance": {"atol": golden.ATOL, "rtol": golden.RTOL},
+            "steps": args.steps, "batch": args.batch, "lr": args.lr, "optimizer": optimizer.describe(),
+            "backend": args.backend,
+            "tolerance": {"atol": atol, "rtol": rtol},
             "layers": [d.__dict__ | {"ok": d.ok} for d in diffs],
             "final_loss": {"c": c_losses[-1], "tf": float(run.losses[-1])}, "trajectory_ok": trajectory_ok,
             "lockstep_worst_ratio": None if lockstep is None else float(lockstep.max()),
@@ -120,8 +136,11 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     else:
         print(f"golden check: {args.model} model, input ({model.arch.input_len}, {model.arch.input_ch}), "
               f"{args.mode} mode" + (f" (last {trainable} layers)" if trainable else "") +
-              f", {args.steps} SGD steps of batch {args.batch}, lr {args.lr}, backend {args.backend}")
-        print(f"tolerance |w_c - w_tf| <= {golden.ATOL:g} + {golden.RTOL:g} * |w_tf|")
+              f", {args.steps} steps of {optimizer.describe()}, batch {args.batch}, lr {args.lr}, "
+              f"backend {args.backend}")
+        print(f"tolerance |w_c - w_tf| <= {atol:g} + {rtol:g} * |w_tf|" + (
+            f" (Adam: {golden.ATOL:g} + {golden.ADAM_STEP_ATOL:g} * lr * steps, since its step does not scale "
+            "with the gradient)" if optimizer.kind == "adam" else ""))
         print(f"{'layer':<16} {'max abs diff':>13} {'max rel diff':>13} {'of tolerance':>13}  result")
         for d in diffs:
             print(f"{d.name:<16} {d.max_abs:>13.3e} {d.max_rel:>13.3e} {d.worst_ratio:>12.2%}  "
@@ -139,6 +158,9 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
         elif ok:
             print("PASS (lockstep): every step computes what TensorFlow computes; the trajectories parted where "
                   "a ReLU or max-pool decision flipped on a rounding difference")
+        elif lockstep is not None and (lockstep <= 1.0).all():
+            print(f"FAIL: the trajectories parted; with {optimizer.describe()} the lockstep check vouches for the "
+                  "first update from fresh optimizer state only, not for the state carried across steps")
         else:
             print("FAIL: weights outside the tolerance" + (" even from shared weights" if lockstep is not None
                                                            else ""))
@@ -148,9 +170,10 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from pyodl.resources.estimate import estimate
 
+    optimizer = _optimizer(args)
     model = _load_model(args)
     trainable = _trainable(args.mode, args.trainable_layers)
-    est = estimate(model.arch, trainable, args.batch, args.model)
+    est = estimate(model.arch, trainable, args.batch, args.model, optimizer=optimizer)
     if args.json:
         print(json.dumps(est.to_json(), indent=2))
         return EXIT_OK if est.fits else EXIT_MISMATCH
@@ -172,7 +195,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                 print(f"{lo.name:<14} {pass_name:<9} {ops.macs:>10,} {ops.adds:>8,} {ops.divs:>6,} {ops.exps:>5,}")
     print(f"\ntraining MACs per sample: {est.training_macs_per_sample:,}")
     print(f"predicted instructions: {est.instructions_per_sample:,} per sample, {est.instructions_per_step:,} per "
-          f"SGD step, {est.instructions_per_batch:,} per batch of {est.batch}")
+          f"{args.optimizer} step, {est.instructions_per_batch:,} per batch of {est.batch}")
     for note in est.notes:
         print(f"note: {note}")
     if est.fits:
@@ -288,6 +311,9 @@ def cmd_personalize(args: argparse.Namespace) -> int:
             from None
     if args.model is None and args.pretrain:
         raise ModelError("--pretrain applies to --model (the paper's model is always pretrained here)")
+    if not (np.isfinite(args.lr) and args.lr > 0):
+        raise ModelError("--lr must be a finite number > 0")
+    optimizer = _optimizer(args)
     if args.model is not None and not Path(args.model).is_file():
         raise ModelError(f"--model {args.model}: no such file")
     if args.all_channels and args.channels:
@@ -320,7 +346,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     cfg = pers.Config(input_len=input_len, stride=args.stride or input_len // 2, channels=channels,
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
-                      no_pretrain_epochs=args.no_pretrain_epochs)
+                      no_pretrain_epochs=args.no_pretrain_epochs, learning_rate=args.lr,
+                      optimizer=optimizer.describe())
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
     tl = args.trainable_layers or pers.default_tl_layers(general, arch)
     setup.append(f"TL trains the last {tl} of {len(arch.param_layers)} parameter layers"
@@ -382,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
                    help="build for training only the last N Conv1D/Dense/BatchNormalization layers (TL): the "
                         "others stay const in flash (default: all layers, Full mode)")
+    p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--out", default="firmware/generated", help="output directory (default firmware/generated)")
     p.set_defaults(func=cmd_export)
 
@@ -397,9 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
                    help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
-    p.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
+    p.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP + ". With momentum or Adam only the "
+                   "trajectory can pass: lockstep restarts the optimizer at every step")
     p.add_argument("--backend", choices=BACKENDS, default="host",
                    help="where the C library trains: host (this computer, through ctypes), unicorn (the firmware "
                         "on the simulated STM32L496), renode (the firmware in Renode, which must be installed) "
@@ -417,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
                    help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
-    p.add_argument("--batch", type=int, default=32, help="samples per SGD step (default 32)")
+    p.add_argument("--batch", type=int, default=32, help="samples per training step (default 32)")
+    p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_estimate)
 
@@ -460,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-channels", action="store_true",
                    help="use every channel (default: the first 3, the accelerometer, like the paper)")
     p.add_argument("--epochs", type=int, default=20, help="personalization epochs (default 20)")
+    p.add_argument("--lr", type=float, default=0.01, help="personalization learning rate (default 0.01)")
+    p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP + " (the general model is pretrained with Adam "
+                   "in TensorFlow either way)")
     p.add_argument("--warmup-epochs", type=int, default=5,
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")

@@ -81,6 +81,7 @@ typedef struct {
     uint32_t ram_static_bytes; /* everything the linker placed in SRAM, stack included */
     uint32_t stack_size, stack_high_water;
     uint32_t accumulated;
+    uint32_t optimizer; /* odl_optimizer_kind_t of this build */
 } odl_info_t;
 
 extern odl_mailbox_t odl_mailbox;

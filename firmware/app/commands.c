@@ -56,6 +56,7 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.stack_size = odl_stack_size();
     info.stack_high_water = odl_stack_high_water();
     info.accumulated = odl_model.accumulated;
+    info.optimizer = odl_model.optimizer.kind;
     memcpy(mb->data, &info, sizeof info);
     mb->data_len = sizeof info;
     return ODL_OK;

@@ -9,7 +9,8 @@
  * gap1d: GlobalAvgPool1D (8, 64) -> (1, 64)
  * dense_1: Dense(50) relu (1, 64) -> (1, 50)
  * dense_2: Dense(6) softmax (1, 50) -> (1, 6)
- * 10084 parameters; RAM 93632 bytes: .odl_params 40336, .odl_grads 40336, .odl_saved 3184, .odl_scratch 9728, .odl_io 48
+ * optimizer: sgd
+ * 10084 parameters; RAM 93632 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 3184, .odl_scratch 9728, .odl_io 48
  */
 #ifndef ODL_MODEL_H
 #define ODL_MODEL_H
@@ -27,6 +28,8 @@
 /* This build keeps the last ODL_TRAINABLE_CAPACITY parameter layers in RAM with gradient buffers. */
 #define ODL_TRAINABLE_CAPACITY 4u
 #define ODL_ERROR_CAPACITY 1216u
+/* Floats of optimizer state per trained parameter (momentum 1, Adam 2, plain SGD 0). */
+#define ODL_OPTIMIZER_SLOTS 0u
 
 /* Buffer sizes, in elements. */
 #define ODL_MASK_0_SIZE 38u
@@ -51,6 +54,7 @@
 /* RAM per linker section, in bytes (frozen parameters live in flash: 0 bytes). */
 #define ODL_RAM_PARAMS_BYTES 40336u
 #define ODL_RAM_GRADS_BYTES 40336u
+#define ODL_RAM_OPTIM_BYTES 0u
 #define ODL_RAM_SAVED_BYTES 3184u
 #define ODL_RAM_SCRATCH_BYTES 9728u
 #define ODL_RAM_IO_BYTES 48u

@@ -1814,4 +1814,11 @@ odl_net_t odl_model = {
     .error_a = scratch_a,
     .error_b = scratch_b,
     .model_hash = ODL_MODEL_HASH,
+    .optimizer = {
+        .kind = ODL_OPT_SGD,
+        .momentum = 0.00000000e+00f,
+        .beta_1 = 8.99999976e-01f, .beta_2 = 9.99000013e-01f,
+        .one_minus_beta_1 = 1.00000001e-01f, .one_minus_beta_2 = 1.00000005e-03f,
+        .epsilon = 1.00000001e-07f,
+    },
 };

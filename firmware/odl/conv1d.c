@@ -1,4 +1,6 @@
 /* Conv1D (Table I, row 2): cross-correlation with valid padding and stride 1, as Keras computes it. */
+#include <stddef.h>
+
 #include "odl_layers.h"
 
 /* a[m, j] = sum_{k, c} x[m + k, c] * w[k, c, j] + b[j]. In channels-last memory the K*C inputs of one
@@ -64,13 +66,7 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
             grad_w[i * f + j] += acc;
         }
     }
-    for (unsigned j = 0; j < f; ++j) {
-        float acc = 0.0f;
-        for (unsigned m = 0; m < m_out; ++m) {
-            acc += da[m * f + j];
-        }
-        grad_b[j] += acc;
-    }
+    odl_bias_gradient(da, m_out, f, grad_b);
 }
 
 /*
@@ -81,9 +77,13 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
  * the s = d = 1, no-padding case, kept apart because that loop is the hot path of every paper-style model.
  */
 
-/* grad_b[j] += sum_m da[m, j]: the bias gradient of every convolution, the sample's sum formed first. */
+/* grad_b[j] += sum_m da[m, j]: the bias gradient of every convolution, the sample's sum formed first.
+ * grad_b NULL: a layer without bias. */
 void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b)
 {
+    if (grad_b == NULL) {
+        return;
+    }
     for (unsigned j = 0; j < f; ++j) {
         float acc = 0.0f;
         for (unsigned m = 0; m < m_out; ++m) {

@@ -1,4 +1,6 @@
 /* Dense (Table I, row 1). */
+#include <stddef.h>
+
 #include "odl_layers.h"
 
 /* a = w^T x + b, bias added after the sum as in TensorFlow's MatMul + BiasAdd. */
@@ -37,6 +39,9 @@ void odl_dense_backward_params(const float *da, const float *x, unsigned n_in, u
         for (unsigned j = 0; j < n_out; ++j) {
             gi[j] += xi * da[j];
         }
+    }
+    if (grad_b == NULL) { /* a layer without bias */
+        return;
     }
     for (unsigned j = 0; j < n_out; ++j) {
         grad_b[j] += da[j];

@@ -48,6 +48,12 @@ static uint32_t in_size(const odl_layer_t *l)
     return (uint32_t)l->in_len * l->in_ch;
 }
 
+/* A parameter layer's bias elements: none for a layer built with use_bias=False. */
+static uint32_t bias_count(const odl_layer_t *l)
+{
+    return l->no_bias ? 0u : l->out_ch;
+}
+
 static uint32_t weight_count(const odl_layer_t *l)
 {
     if (l->kind == ODL_LAYER_BATCHNORM) {
@@ -137,7 +143,8 @@ static int shapes_ok(const odl_layer_t *l)
 /* Everything the generator promised, checked once so the hot paths need no checks. */
 static odl_status_t check_table(const odl_net_t *net)
 {
-    if (net->layers == NULL || net->num_layers == 0 || net->logits == NULL || net->probs == NULL) {
+    if (net->layers == NULL || net->num_layers == 0 || net->logits == NULL || net->probs == NULL ||
+        net->optimizer.kind > ODL_OPT_ADAM) {
         return ODL_ERR_MODEL;
     }
     const unsigned first_capacity = lowest_of_last_params(net, net->trainable_capacity);
@@ -167,8 +174,12 @@ static odl_status_t check_table(const odl_net_t *net)
             if (l->weights == NULL || l->bias == NULL) {
                 return ODL_ERR_MODEL;
             }
-            if (trainable && (l->weights_rw == NULL || l->bias_rw == NULL || l->grad_weights == NULL ||
-                              l->grad_bias == NULL)) {
+            if (l->no_bias && (l->kind == ODL_LAYER_BATCHNORM || l->bias_rw != NULL || l->grad_bias != NULL)) {
+                return ODL_ERR_MODEL;
+            }
+            if (trainable && (l->weights_rw == NULL || l->grad_weights == NULL ||
+                              (!l->no_bias && (l->bias_rw == NULL || l->grad_bias == NULL)) ||
+                              (odl_optimizer_slots(&net->optimizer) > 0u && l->optim_state == NULL))) {
                 return ODL_ERR_MODEL;
             }
         } else if (l->act != ODL_ACT_NONE && l->kind != ODL_LAYER_ACTIVATION) {
@@ -204,7 +215,7 @@ void odl_zero_grads(odl_net_t *net)
             for (uint32_t k = 0; k < nw; ++k) {
                 l->grad_weights[k] = 0.0f;
             }
-            for (uint32_t k = 0; k < l->out_ch; ++k) {
+            for (uint32_t k = 0; k < bias_count(l); ++k) {
                 l->grad_bias[k] = 0.0f;
             }
         }
@@ -232,6 +243,7 @@ odl_status_t odl_set_trainable(odl_net_t *net, unsigned n)
     net->trainable = (uint16_t)n;
     net->first_trained = (uint16_t)lowest_of_last_params(net, n);
     odl_zero_grads(net);
+    odl_reset_optimizer(net);
     return ODL_OK;
 }
 
@@ -522,28 +534,50 @@ odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate)
     for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
         if (has_params(l) && (!all_finite(l->grad_weights, weight_count(l)) ||
-                              !all_finite(l->grad_bias, l->out_ch))) {
+                              !all_finite(l->grad_bias, bias_count(l)))) {
             odl_zero_grads(net);
             return ODL_ERR_NONFINITE;
         }
     }
-    /* Keras applies w -= lr * mean_gradient; the mean is formed first, as in its loss reduction. */
+    /* The mean gradient is formed first, as in Keras's loss reduction. */
     const float count = (float)net->accumulated;
+    const odl_optimizer_t *opt = &net->optimizer;
+    const unsigned slots = odl_optimizer_slots(opt);
+    odl_step_coefficients_t c;
+    odl_optimizer_coefficients(opt, net->steps, learning_rate, &c);
     for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
         if (!has_params(l)) {
             continue;
         }
         const uint32_t nw = weight_count(l);
-        for (uint32_t k = 0; k < nw; ++k) {
-            l->weights_rw[k] -= learning_rate * (l->grad_weights[k] / count);
-        }
-        for (uint32_t k = 0; k < l->out_ch; ++k) {
-            l->bias_rw[k] -= learning_rate * (l->grad_bias[k] / count);
+        const uint32_t n = nw + bias_count(l);
+        float *slot_1 = slots >= 1u ? l->optim_state : NULL;
+        float *slot_2 = slots >= 2u ? l->optim_state + n : NULL;
+        odl_optimizer_update(opt, &c, l->weights_rw, l->grad_weights, count, slot_1, slot_2, nw);
+        if (!l->no_bias) {
+            odl_optimizer_update(opt, &c, l->bias_rw, l->grad_bias, count, slot_1 ? slot_1 + nw : NULL,
+                                 slot_2 ? slot_2 + nw : NULL, l->out_ch);
         }
     }
+    net->steps++;
     odl_zero_grads(net);
     return ODL_OK;
+}
+
+void odl_reset_optimizer(odl_net_t *net)
+{
+    const unsigned slots = odl_optimizer_slots(&net->optimizer);
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        if (l->optim_state != NULL) {
+            const uint32_t n = slots * (weight_count(l) + bias_count(l));
+            for (uint32_t k = 0; k < n; ++k) {
+                l->optim_state[k] = 0.0f;
+            }
+        }
+    }
+    net->steps = 0;
 }
 
 /* The checks every parameter accessor starts with; on success *out is the layer. */
@@ -557,7 +591,7 @@ static odl_status_t param_layer(const odl_net_t *net, unsigned layer, const floa
         return ODL_ERR_LAYER;
     }
     const odl_layer_t *l = &net->layers[layer];
-    if (n_weights != weight_count(l) || n_bias != l->out_ch) {
+    if (n_weights != weight_count(l) || n_bias != bias_count(l)) {
         return ODL_ERR_SIZE;
     }
     *out = l;
@@ -573,7 +607,7 @@ odl_status_t odl_param_sizes(const odl_net_t *net, unsigned layer, uint32_t *wei
         return ODL_ERR_LAYER;
     }
     *weights = weight_count(&net->layers[layer]);
-    *bias = net->layers[layer].out_ch;
+    *bias = bias_count(&net->layers[layer]);
     return ODL_OK;
 }
 
@@ -606,8 +640,9 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
     }
     copy_floats(l->weights_rw, weights, n_weights);
     copy_floats(l->bias_rw, bias, n_bias);
-    /* Gradients summed against the old weights would be applied to the new ones. */
+    /* Gradients summed, and momentum gathered, for the old weights would be applied to the new ones. */
     odl_zero_grads(net);
+    odl_reset_optimizer(net);
     return ODL_OK;
 }
 
@@ -621,7 +656,7 @@ static odl_status_t param_slice(const odl_net_t *net, unsigned layer, uint32_t o
         return ODL_ERR_LAYER;
     }
     const odl_layer_t *l = &net->layers[layer];
-    const uint32_t total = weight_count(l) + l->out_ch;
+    const uint32_t total = weight_count(l) + bias_count(l);
     /* Written so that no sum can wrap around. */
     if (offset > total || count > total - offset) {
         return ODL_ERR_SIZE;
@@ -670,6 +705,7 @@ odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offs
         }
     }
     odl_zero_grads(net);
+    odl_reset_optimizer(net);
     return ODL_OK;
 }
 

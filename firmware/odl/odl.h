@@ -52,6 +52,24 @@ typedef enum {
     ODL_LAYER_DEPTHWISE1D = 10 /* size = K; out_ch = in_ch * depth multiplier */
 } odl_layer_kind_t;
 
+/* The update a training step applies: Keras's SGD (momentum 0), SGD with momentum, with Nesterov momentum,
+ * or Adam. Which one is fixed by the generator; only the learning rate is given at each step. */
+typedef enum {
+    ODL_OPT_SGD = 0,
+    ODL_OPT_MOMENTUM = 1, /* one state slot per parameter: the velocity */
+    ODL_OPT_NESTEROV = 2, /* the same slot */
+    ODL_OPT_ADAM = 3      /* two slots per parameter: first and second moment */
+} odl_optimizer_kind_t;
+
+typedef struct {
+    uint8_t kind; /* odl_optimizer_kind_t */
+    float momentum;
+    float beta_1, beta_2;
+    /* 1 - beta as Keras forms it: in double precision, then rounded once to float (not 1.0f - beta_1). */
+    float one_minus_beta_1, one_minus_beta_2;
+    float epsilon;
+} odl_optimizer_t;
+
 typedef enum {
     ODL_ACT_NONE = 0,
     ODL_ACT_RELU = 1,
@@ -70,6 +88,7 @@ typedef enum {
 typedef struct {
     uint8_t kind;   /* odl_layer_kind_t */
     uint8_t act;    /* odl_activation_t, fused after Conv1D / Dense, or the function of an ACTIVATION layer */
+    uint8_t no_bias; /* 1: Keras's use_bias=False; `bias` points at zeros, nothing to train, read or write */
     uint16_t size;  /* Conv1D kernel size K, pool size p, otherwise 0 */
     uint16_t in_len, in_ch;
     uint16_t out_len, out_ch;
@@ -91,6 +110,9 @@ typedef struct {
     const float *bn_mean;    /* BatchNormalization: moving mean per channel */
     const float *bn_inv_std; /* ... and 1 / sqrt(moving variance + epsilon) */
     uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each */
+    /* Trainable layers under a stateful optimizer: its slots, each weights then bias, slot after slot
+     * (odl_optimizer_slots(&net->optimizer) * (weights + bias) floats). NULL otherwise. */
+    float *optim_state;
 } odl_layer_t;
 
 typedef struct {
@@ -105,17 +127,20 @@ typedef struct {
     float *probs;                /* output of the final softmax */
     float *error_a, *error_b;    /* backward ping-pong buffers (the forward scratch, reused) */
     uint32_t model_hash;
+    odl_optimizer_t optimizer;
     /* Changed by the API. */
     uint16_t trainable;      /* parameter layers currently trained, counted from the output */
     uint16_t first_trained;  /* index in `layers` of the lowest trained parameter layer */
     uint32_t accumulated;    /* samples summed in the gradient buffers */
+    uint32_t steps;          /* updates applied since the optimizer state was last cleared (Keras's iterations) */
 } odl_net_t;
 
 /* Checks the table, trains the build's full capacity, clears the gradient buffers. */
 odl_status_t odl_init(odl_net_t *net);
 
 /* Trains only the last `n` parameter layers (transfer learning); n = all of them is Full mode.
- * Clears the gradient buffers, since a half-accumulated batch would mix two modes. */
+ * Clears the gradient buffers, since a half-accumulated batch would mix two modes, and the optimizer state:
+ * a new mode starts a new training run, as a new Keras optimizer does. */
 odl_status_t odl_set_trainable(odl_net_t *net, unsigned n);
 unsigned odl_param_layer_count(const odl_net_t *net);
 
@@ -129,9 +154,15 @@ odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
  * `loss` (may be NULL) receives the sample's cross-entropy. */
 odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss);
 
-/* w -= lr * (accumulated gradient / accumulated samples): Keras' SGD on the batch mean. Leaves every
- * weight untouched and returns ODL_ERR_NONFINITE when a gradient is not finite. Clears the accumulators. */
+/* One update with the batch-mean gradient (accumulated gradient / accumulated samples), by the build's
+ * optimizer (plain SGD: w -= lr * g, as Keras). Leaves every weight and the optimizer state untouched
+ * and returns ODL_ERR_NONFINITE when a gradient is not finite. Clears the accumulators. */
 odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate);
+/* Zeroes the optimizer's state (velocities, moments) and its step count, as a fresh Keras optimizer.
+ * Writing parameters (odl_set_params, odl_write_param_slice) does the same: momentum gathered for other
+ * weights would be applied to the new ones. */
+void odl_reset_optimizer(odl_net_t *net);
+unsigned odl_optimizer_slots(const odl_optimizer_t *opt);
 void odl_zero_grads(odl_net_t *net);
 
 /* Copies of a parameter layer's data; `layer` indexes net->layers. Counts must match the layer. */

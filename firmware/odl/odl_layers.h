@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "odl.h"
+
 /* Where the windows of a Conv1D or a pool sit: output m starts at input row m * stride - pad; Conv1D
  * taps are dilation rows apart. Rows outside the input are padding. */
 typedef struct {
@@ -116,5 +118,17 @@ float odl_max(const float *z, unsigned n);
 float odl_cross_entropy(const float *z, unsigned n, unsigned label);
 /* dL/dz = p - onehot(label), where p = softmax(z) already computed by odl_softmax_forward. */
 void odl_cross_entropy_backward(const float *p, unsigned n, unsigned label, float *dz);
+
+/* optimizer.c: the per-step scalars (Adam's bias-corrected rate alpha), then the update of n parameters
+ * w from their gradient sum over `count` samples and the optimizer's state slots (NULL when unused). */
+typedef struct {
+    float learning_rate;
+    float alpha;
+} odl_step_coefficients_t;
+
+void odl_optimizer_coefficients(const odl_optimizer_t *opt, uint32_t step, float learning_rate,
+                                odl_step_coefficients_t *c);
+void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
+                          const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n);
 
 #endif /* ODL_LAYERS_H */

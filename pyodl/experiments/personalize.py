@@ -36,6 +36,7 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_architecture,
 )
+from pyodl.model.optimizer import Optimizer
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
 # How the general model is pretrained: part of its cache key, so a change of recipe is a new model.
@@ -56,6 +57,7 @@ class Config:
     no_pretrain_epochs: int | None = None  # None: the same as epochs (see pyodl personalize --help)
     batch: int = 32
     learning_rate: float = 0.01
+    optimizer: str = "sgd"  # on the device and in --trainer tf, as pyodl.model.optimizer.Optimizer.parse reads it
     fraction: float = 0.5
     seed: int = 0
     trainer: str = "board"
@@ -74,6 +76,7 @@ class Config:
                 raise ValueError(f"{name} must be >= 1")
         if self.no_pretrain_epochs is not None and self.no_pretrain_epochs < 1:
             raise ValueError("no_pretrain_epochs must be >= 1")
+        Optimizer.parse(self.optimizer)  # ValueError naming the fault
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
 
@@ -140,7 +143,8 @@ def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list
 
 def _fit(trainer: Trainer, data: Windows, epochs: int, cfg: Config, rng: np.random.Generator,
          progress: Progress, what: str) -> list[float]:
-    """Plain SGD, shuffled each epoch; the last partial batch is dropped so both trainers see equal batches."""
+    """Mini-batches shuffled each epoch, one optimizer step each; the last partial batch is dropped so both
+    trainers see equal batches."""
     batch = min(cfg.batch, len(data))
     losses: list[float] = []
     progress(what, 0, epochs)  # the bar starts before the first epoch, so its rate is honest
@@ -255,7 +259,8 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     for name, (start, capacity, phases) in plans.items():
         rng = np.random.default_rng([cfg.seed, subject])
         with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
-                open_trainer(cfg.trainer, start, capacity, Path(tmp), progress) as trainer:
+                open_trainer(cfg.trainer, start, capacity, Path(tmp), progress,
+                             Optimizer.parse(cfg.optimizer)) as trainer:
             losses: list[float] = []
             for layers, epochs in phases:
                 trainer.set_trainable(layers)
@@ -294,7 +299,8 @@ class Report:
         lines = [f"# Personalization on {self.dataset}", "",
                  f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "
-                 f"epochs of SGD (lr {cfg.learning_rate}, batch {cfg.batch}; Full after {cfg.warmup_epochs} "
+                 f"epochs of {'SGD' if cfg.optimizer == 'sgd' else cfg.optimizer} (lr {cfg.learning_rate}, batch "
+                 f"{cfg.batch}; Full after {cfg.warmup_epochs} "
                  f"warm-up epochs of the last layer"
                  + (f"; No Pretrain {cfg.no_pretrain_epochs} epochs" if cfg.no_pretrain_epochs else "")
                  + f"), general model pretrained {cfg.pretrain_epochs} epochs "

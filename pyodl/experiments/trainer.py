@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from pyodl.model.architecture import Model
+from pyodl.model.optimizer import SGD, Optimizer
 
 TRAINERS = ("board", "tf")
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -29,19 +30,19 @@ class Trainer(Protocol):
 
 @contextlib.contextmanager
 def open_trainer(kind: str, model: Model, trainable_layers: int | None, work_dir: Path,
-                 progress: Progress) -> Iterator[Trainer]:
-    """``board``: the firmware built for ``trainable_layers`` (None: Full) on the simulated STM32L496,
-    every window through the mailbox; ``tf``: the TensorFlow reference."""
+                 progress: Progress, optimizer: Optimizer = SGD) -> Iterator[Trainer]:
+    """``board``: the firmware built for ``trainable_layers`` (None: Full) and ``optimizer`` on the
+    simulated STM32L496, every window through the mailbox; ``tf``: the TensorFlow reference."""
     if kind == "tf":
         from pyodl.reference.golden import KerasReference
 
-        yield KerasReference(model)
+        yield KerasReference(model, optimizer)
         return
     if kind != "board":
         raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {kind!r}")
     from pyodl.network.open import open_network
 
     progress("export and build", 0, 1)
-    with open_network("unicorn", model, work_dir, trainable_layers) as net:
+    with open_network("unicorn", model, work_dir, trainable_layers, optimizer=optimizer) as net:
         progress("export and build", 1, 1)
         yield net

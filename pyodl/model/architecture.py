@@ -61,6 +61,7 @@ class LayerSpec:
     alpha: float = 0.0  # leaky_relu's negative slope
     # BatchNormalization's fixed statistics per channel: the moving mean and 1 / sqrt(variance + epsilon).
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    use_bias: bool = True  # Conv1D, DepthwiseConv1D, Dense: False as Keras's use_bias=False
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ class Layer:
     padding: str = "valid"
     pad: int = 0  # padding rows before the input (the rows after it follow from out_len)
     alpha: float = 0.0  # leaky_relu's negative slope
-    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
     # BatchNormalization's fixed statistics per channel: the moving mean and 1 / sqrt(variance + epsilon).
-    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
+    use_bias: bool = True  # a parameter layer without bias (Keras use_bias=False) has a (0,) bias
 
     @property
     def has_params(self) -> bool:
@@ -108,13 +109,15 @@ class Layer:
 
     @property
     def bias_shape(self) -> tuple[int, ...]:
-        return (self.out_ch,) if self.has_params else ()
+        if not self.has_params:
+            return ()
+        return (self.out_ch,) if self.use_bias else (0,)
 
     @property
     def param_count(self) -> int:
         if not self.has_params:
             return 0
-        return int(np.prod(self.weight_shape)) + self.out_ch
+        return int(np.prod(self.weight_shape)) + int(np.prod(self.bias_shape))
 
     @property
     def masked(self) -> bool:
@@ -143,14 +146,19 @@ class Layer:
         parts += [f"padding='{self.padding}'"] if self.padding != "valid" else []
         return ", ".join(parts)
 
+    @property
+    def options(self) -> str:
+        """Window options and use_bias=False where they differ from the paper's layers ('' otherwise)."""
+        return ", ".join(filter(None, [self.window_options, "" if self.use_bias else "use_bias=False"]))
+
     def describe(self) -> str:
-        options = f", {self.window_options}" if self.window_options else ""
+        options = f", {self.options}" if self.options else ""
         if self.kind is Kind.CONV1D:
             what = f"Conv1D({self.out_ch}, {self.size}{options})"
         elif self.kind is Kind.DEPTHWISE1D:
             what = f"DepthwiseConv1D({self.size}, depth_multiplier={self.out_ch // self.in_ch}{options})"
         elif self.kind is Kind.DENSE:
-            what = f"Dense({self.out_ch})"
+            what = f"Dense({self.out_ch}{options})"
         elif self.kind is Kind.AVGPOOL1D:
             what = f"AvgPool1D({self.size}{options})"
         elif self.kind is Kind.MAXPOOL1D:
@@ -212,6 +220,8 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
         raise ModelError(f"{where}: only Conv1D and Dense take a fused activation")
     if spec.activation == "leaky_relu" and not (np.isfinite(spec.alpha) and spec.alpha >= 0):
         raise ModelError(f"{where}: leaky_relu needs a finite negative slope >= 0, got {spec.alpha}")
+    if not spec.use_bias and spec.kind not in (*CONV_KINDS, Kind.DENSE):
+        raise ModelError(f"{where}: use_bias=False applies to Conv1D, DepthwiseConv1D and Dense only")
     if spec.kind not in WINDOW_KINDS and (
             spec.stride or spec.dilation != 1 or spec.padding != "valid"):
         raise ModelError(f"{where}: strides, dilation_rate and padding apply to Conv1D and pools only")
@@ -284,7 +294,7 @@ class Architecture:
                 tuple(float(v) for v in np.asarray(part, np.float32)) for part in spec.stats)
             layers.append(Layer(spec.kind, spec.name, length, ch, out_len, out_ch, spec.size, spec.activation,
                                 alpha=float(np.float32(spec.alpha)) if spec.activation == "leaky_relu" else 0.0,
-                                stats=stats, **geometry))  # type: ignore[arg-type]
+                                stats=stats, use_bias=spec.use_bias, **geometry))  # type: ignore[arg-type]
             length, ch = out_len, out_ch
         arch = Architecture(name, input_len, input_ch, tuple(layers))
         arch._check_head()
@@ -372,7 +382,7 @@ class Model:
         h.update(f"{self.arch.input_len},{self.arch.input_ch};".encode())
         for layer in self.arch.layers:
             # Window options only when set, so the models of the paper keep their identity.
-            options = f",{layer.window_options}" if layer.window_options else ""
+            options = f",{layer.options}" if layer.options else ""
             options += f",alpha={layer.alpha!r}" if layer.activation == "leaky_relu" else ""
             options += f",stats={layer.stats!r}" if layer.stats is not None else ""
             h.update(f"{layer.kind.value},{layer.out_len},{layer.out_ch},{layer.size},{layer.activation}"
@@ -401,7 +411,7 @@ def glorot_params(arch: Architecture, seed: int) -> Params:
             fan_in, fan_out = layer.in_size, layer.out_ch
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         w = rng.uniform(-limit, limit, size=layer.weight_shape).astype(np.float32)
-        params.append((w, np.zeros(layer.bias_shape, dtype=np.float32)))
+        params.append((w, np.zeros(layer.bias_shape, dtype=np.float32)))  # (0,) without bias
     return params
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from pyodl.model.architecture import Kind, Layer, Model
 from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
+from pyodl.model.optimizer import SGD, Optimizer
 
 GENERATED_FILES = ("model.h", "model_params.c")
 VALUES_PER_LINE = 6
@@ -62,9 +63,19 @@ def _pointer(buffer: str) -> str:
     return "NULL" if buffer == INPUT else buffer
 
 
-def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export") -> dict[str, str]:
+def _optimizer_fields(optimizer: Optimizer) -> dict[str, str]:
+    """odl_optimizer_t's fields as C literals, each rounded as Keras rounds it (1 - beta in double first)."""
+    return {"kind": optimizer.c_kind, "momentum": c_float(np.float32(optimizer.momentum)),
+            "beta_1": c_float(np.float32(optimizer.beta_1)), "beta_2": c_float(np.float32(optimizer.beta_2)),
+            "one_minus_beta_1": c_float(np.float32(1.0 - optimizer.beta_1)),
+            "one_minus_beta_2": c_float(np.float32(1.0 - optimizer.beta_2)),
+            "epsilon": c_float(np.float32(optimizer.epsilon))}
+
+
+def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export",
+           optimizer: Optimizer = SGD) -> dict[str, str]:
     """The generated files' text, keyed by file name."""
-    plan: MemoryPlan = plan_memory(model.arch, trainable_layers)
+    plan: MemoryPlan = plan_memory(model.arch, trainable_layers, optimizer)
     params = dict(zip(model.arch.param_layers, model.params, strict=True))
     views = []
     for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers, strict=True)):
@@ -76,6 +87,7 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
         )
     digest = model.digest()
     summary = [layer.describe() for layer in model.arch.layers] + [f"note: {note}" for note in model.notes]
+    summary.append(f"optimizer: {optimizer.describe()}")
     summary.append(f"{model.arch.param_count} parameters; RAM {plan.ram_bytes()} bytes: " + ", ".join(
         f"{section} {nbytes}" for section, nbytes in plan.section_bytes().items()))
     env = jinja2.Environment(
@@ -96,16 +108,20 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
         "section_bytes": plan.section_bytes(),
         "flash_param_bytes": plan.flash_param_bytes(),
         "ram_bytes": plan.ram_bytes(),
+        "optimizer": _optimizer_fields(optimizer),
+        "optimizer_slots": optimizer.slots,
+        "zero_bias": max([layer.out_ch for layer in model.arch.layers if layer.has_params and not layer.use_bias],
+                         default=0),
     }
     return {name: env.get_template(f"{name}.j2").render(context) for name in GENERATED_FILES}
 
 
 def export(model: Model, out_dir: Path, trainable_layers: int | None = None,
-           command: str = "pyodl export") -> list[Path]:
+           command: str = "pyodl export", optimizer: Optimizer = SGD) -> list[Path]:
     """Write the generated files into ``out_dir`` (created if needed) and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render(model, trainable_layers, command).items():
+    for name, text in render(model, trainable_layers, command, optimizer).items():
         path = out_dir / name
         path.write_text(text)
         written.append(path)

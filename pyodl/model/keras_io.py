@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, ModelError
+from pyodl.model.architecture import PARAM_KINDS, Architecture, Kind, LayerSpec, Model, ModelError
+from pyodl.model.optimizer import Optimizer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -53,17 +54,20 @@ class InferenceBatchNorm(keras.layers.Layer):
 
 
 def set_layer_params(layer: Any, w: np.ndarray, b: np.ndarray) -> None:
-    """(weights, bias) of pyodl's description into a Keras layer (gamma, beta for a BatchNormalization)."""
+    """(weights, bias) of pyodl's description into a Keras layer (gamma, beta for a BatchNormalization;
+    a layer without bias has a bias of shape (0,))."""
     if isinstance(layer, InferenceBatchNorm):
         layer.gamma.assign(w)
         layer.beta.assign(b)
     else:
-        layer.set_weights([w, b])
+        layer.set_weights([w, b] if getattr(layer, "use_bias", True) else [w])
 
 
 def layer_params(layer: Any) -> tuple[np.ndarray, np.ndarray]:
-    w, b = layer.get_weights()[:2]
-    return np.asarray(w), np.asarray(b)
+    weights = layer.get_weights()
+    if getattr(layer, "use_bias", True):  # BatchNormalization: gamma and beta
+        return np.asarray(weights[0]), np.asarray(weights[1])
+    return np.asarray(weights[0]), np.zeros(0, np.float32)
 
 
 # Keras 3's string activation "leaky_relu" (keras.activations.leaky_relu) has this negative slope.
@@ -89,13 +93,35 @@ def _check_common(layer: Any, config: dict[str, Any]) -> None:
         raise _refuse(layer, "LoRA (lora_rank) is not supported")
     if config.get("data_format", "channels_last") != "channels_last":
         raise _refuse(layer, f"data_format='{config['data_format']}' is not supported (use channels_last)")
-    if config.get("use_bias") is False:
-        raise _refuse(layer, "use_bias=False is not supported")
 
 
 DROPOUT_NOTE = ("layer '{name}' ({kind}, rate {rate:g}): the identity on the device and in the golden model; "
                 "on-device training runs without dropout, since a per-sample dropout mask would need a random "
                 "generator the TensorFlow reference reproduces bit for bit")
+
+
+SEPARABLE_NOTE = ("layer '{name}' (SeparableConv1D): runs as '{name}_depthwise' (DepthwiseConv1D, no bias) and "
+                  "'{name}_pointwise' (Conv1D, kernel 1), two parameter layers, which is how Keras computes it")
+
+
+def _separable(layer: Any, notes: list[str]) -> list[tuple[LayerSpec, tuple[np.ndarray, np.ndarray]]]:
+    """A SeparableConv1D as the two layers it is: a DepthwiseConv1D without bias, then a 1x1 Conv1D."""
+    config = layer.get_config()
+    for key in ("depthwise_regularizer", "pointwise_regularizer", "depthwise_constraint", "pointwise_constraint"):
+        if config.get(key) is not None:
+            raise _refuse(layer, f"{key} is not supported (on-device SGD applies no regularizer or constraint)")
+    _check_common(layer, config)
+    act = _activation(layer)
+    name = layer.name
+    weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+    depthwise = LayerSpec(Kind.DEPTHWISE1D, f"{name}_depthwise", units=config["depth_multiplier"],
+                          size=_single(config["kernel_size"]), stride=_single(config["strides"]),
+                          dilation=_single(config["dilation_rate"]), padding=config["padding"], use_bias=False)
+    pointwise = LayerSpec(Kind.CONV1D, f"{name}_pointwise", units=config["filters"], size=1, activation=act,
+                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0, use_bias=config["use_bias"])
+    bias = weights[2] if config["use_bias"] else np.zeros(0, np.float32)
+    notes.append(SEPARABLE_NOTE.format(name=name))
+    return [(depthwise, (weights[0], np.zeros(0, np.float32))), (pointwise, (weights[1], bias))]
 
 
 def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
@@ -113,16 +139,18 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         act = _activation(layer)
         return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
                          activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
-                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
+                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0,
+                         use_bias=config["use_bias"])
     if type(layer) is keras.layers.DepthwiseConv1D:
         act = _activation(layer)
         return LayerSpec(Kind.DEPTHWISE1D, name, units=config["depth_multiplier"], size=_single(config["kernel_size"]),
                          activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
-                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
+                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0,
+                         use_bias=config["use_bias"])
     if type(layer) is keras.layers.Dense:
         act = _activation(layer)
         return LayerSpec(Kind.DENSE, name, units=config["units"], activation=act,
-                         alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
+                         alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0, use_bias=config["use_bias"])
     if type(layer) in (keras.layers.AveragePooling1D, keras.layers.MaxPooling1D):
         pool = _single(config["pool_size"])
         kind = Kind.AVGPOOL1D if type(layer) is keras.layers.AveragePooling1D else Kind.MAXPOOL1D
@@ -171,9 +199,9 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
             return LayerSpec(Kind.RELU if act == "relu" else Kind.SOFTMAX, name)
         return LayerSpec(Kind.ACTIVATION, name, activation=act,
                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
-    raise _refuse(layer, "this layer type is not supported (supported: Conv1D, DepthwiseConv1D, Dense, "
-                         "AveragePooling1D, MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, ReLU, "
-                         "LeakyReLU, Softmax, Activation, Dropout, SpatialDropout1D)")
+    raise _refuse(layer, "this layer type is not supported (supported: Conv1D, DepthwiseConv1D, SeparableConv1D, "
+                         "Dense, AveragePooling1D, MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, "
+                         "ReLU, LeakyReLU, Softmax, Activation, Dropout, SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -210,6 +238,11 @@ def from_keras(model: Any, name: str = "keras") -> Model:
             policy = getattr(layer, "dtype_policy", None)
             if policy is not None and getattr(policy, "name", "float32") != "float32":
                 raise _refuse(layer, f"dtype policy '{policy.name}' is not supported (the library trains float32)")
+            if type(layer) is keras.layers.SeparableConv1D:
+                for spec, pair in _separable(layer, notes):
+                    specs.append(spec)
+                    params.append(pair)
+                continue
             spec = _spec(layer, notes)
         except ModelError as exc:
             refusals.append(str(exc))  # every layer at fault is reported, not only the first
@@ -217,7 +250,7 @@ def from_keras(model: Any, name: str = "keras") -> Model:
         if spec is None:
             continue
         specs.append(spec)
-        if spec.kind in (Kind.CONV1D, Kind.DEPTHWISE1D, Kind.DENSE, Kind.BATCHNORM):
+        if spec.kind in PARAM_KINDS:
             w, b = layer_params(layer)  # a BatchNormalization's gamma and beta
             params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
     if len(refusals) == 1:
@@ -247,13 +280,15 @@ def to_keras(model: Model) -> Any:
             act = functools.partial(keras.activations.leaky_relu, negative_slope=layer.alpha)
         if layer.kind is Kind.CONV1D:
             layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, strides=layer.stride, padding=layer.padding,
-                                              dilation_rate=layer.dilation, activation=act, name=layer.name))
+                                              dilation_rate=layer.dilation, activation=act, use_bias=layer.use_bias,
+                                              name=layer.name))
         elif layer.kind is Kind.DEPTHWISE1D:
             layers.append(keras.layers.DepthwiseConv1D(layer.size, strides=layer.stride, padding=layer.padding,
                                                        depth_multiplier=layer.out_ch // layer.in_ch,
-                                                       dilation_rate=layer.dilation, activation=act, name=layer.name))
+                                                       dilation_rate=layer.dilation, activation=act,
+                                                       use_bias=layer.use_bias, name=layer.name))
         elif layer.kind is Kind.DENSE:
-            layers.append(keras.layers.Dense(layer.out_ch, activation=act, name=layer.name))
+            layers.append(keras.layers.Dense(layer.out_ch, activation=act, use_bias=layer.use_bias, name=layer.name))
         elif layer.kind is Kind.AVGPOOL1D:
             layers.append(keras.layers.AveragePooling1D(layer.size, strides=layer.stride, padding=layer.padding,
                                                         name=layer.name))
@@ -285,3 +320,12 @@ def to_keras(model: Model) -> Any:
             bn.inv_std.assign(np.asarray(layer.stats[1], np.float32))
         set_layer_params(km.get_layer(layer.name), w, b)
     return km
+
+
+def keras_optimizer(optimizer: Optimizer, learning_rate: float = 0.01) -> Any:
+    """The Keras optimizer that ``optimizer`` describes, the one the firmware's update copies."""
+    if optimizer.kind == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=optimizer.beta_1, beta_2=optimizer.beta_2,
+                                     epsilon=optimizer.epsilon)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=optimizer.momentum,
+                                nesterov=optimizer.nesterov)

@@ -8,7 +8,8 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
 - ReLU/ReLU6/LeakyReLU masks (one bit per element) only for activations at or above the lowest trainable
   layer, and likewise a copy of a tanh's or sigmoid's output, and a MaxPool1D's argmax (each output's
   offset in its window, in as few bits as the pool size allows);
-- gradient buffers only for trainable layers; frozen layers' parameters stay const (flash);
+- gradient buffers, and a stateful optimizer's slots (``.odl_optim``), only for trainable layers; frozen
+  layers' parameters stay const (flash);
 - the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
   activation routed through scratch or the largest error the backward pass can hold.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyodl.model.architecture import Architecture, Kind, Layer
+from pyodl.model.optimizer import SGD, Optimizer
 
 FLOAT_BYTES = 4
 MASK_WORD_BYTES = 4
@@ -29,7 +31,7 @@ LOGITS = "logits"
 PROBS = "probs"
 SCRATCH = ("scratch_a", "scratch_b")
 
-SECTIONS = (".odl_params", ".odl_grads", ".odl_saved", ".odl_scratch", ".odl_io")
+SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class MemoryPlan:
     layers: tuple[LayerPlan, ...]
     buffers: tuple[Buffer, ...]  # activations, masks, errors; parameters and gradients are per layer
     error_capacity: int
+    optimizer: Optimizer = SGD
 
     def section_bytes(self) -> dict[str, int]:
         """RAM per linker section. Frozen parameters are in flash and counted by :meth:`flash_param_bytes`."""
@@ -84,6 +87,7 @@ class MemoryPlan:
             if layer.has_params and plan.trainable:
                 sizes[".odl_params"] += layer.param_count * FLOAT_BYTES
                 sizes[".odl_grads"] += layer.param_count * FLOAT_BYTES
+                sizes[".odl_optim"] += self.optimizer.slots * layer.param_count * FLOAT_BYTES
         return sizes
 
     def flash_param_bytes(self) -> int:
@@ -111,9 +115,9 @@ def _consumer(arch: Architecture, i: int) -> int | None:
     return j if j < len(arch.layers) else None
 
 
-def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> MemoryPlan:
+def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> MemoryPlan:
     """Plan the buffers of a build that can train the last ``trainable_layers`` parameter layers
-    (all of them when None: Full mode)."""
+    (all of them when None: Full mode) with ``optimizer``."""
     n_params = len(arch.param_layers)
     trainable_layers = n_params if trainable_layers is None else trainable_layers
     first = arch.first_trained(trainable_layers)
@@ -161,4 +165,4 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None) -> Memo
     buffers.extend(Buffer(name, ".odl_scratch", scratch_elems) for name in SCRATCH)
     buffers.append(Buffer(LOGITS, ".odl_io", arch.num_classes))
     buffers.append(Buffer(PROBS, ".odl_io", arch.num_classes))
-    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity)
+    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity, optimizer)

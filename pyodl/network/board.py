@@ -14,6 +14,7 @@ import numpy as np
 
 from pyodl.board.protocol import (
     INFO_FIELDS,
+    OPTIMIZER_KINDS,
     STATUS_FROZEN,
     Command,
     CommandError,
@@ -23,6 +24,7 @@ from pyodl.board.protocol import (
     floats,
 )
 from pyodl.model.architecture import Architecture, Params
+from pyodl.model.optimizer import Optimizer
 from pyodl.network.base import Network
 
 
@@ -49,6 +51,7 @@ class BoardInfo:
     stack_size: int
     stack_high_water: int
     accumulated: int
+    optimizer: int  # odl_optimizer_kind_t
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class ParamLayer:
 class BoardNetwork(Network):
     """One board running the pyodl firmware for ``arch``; refuses a board that runs another model."""
 
-    def __init__(self, transport: Transport, arch: Architecture, model_hash: int | None = None) -> None:
+    def __init__(self, transport: Transport, arch: Architecture, model_hash: int | None = None,
+                 optimizer: Optimizer | None = None) -> None:
         self.transport = transport
         self.arch = arch
         info = self.info()
@@ -74,6 +78,10 @@ class BoardNetwork(Network):
         if model_hash is not None and info.model_hash != model_hash:
             raise ModelMismatchError(f"the board's model hash is 0x{info.model_hash:08x}, expected "
                                      f"0x{model_hash:08x}: flash firmware built for this model")
+        if optimizer is not None and info.optimizer != OPTIMIZER_KINDS[optimizer.c_kind]:
+            running = {v: k for k, v in OPTIMIZER_KINDS.items()}.get(info.optimizer, str(info.optimizer))
+            raise ModelMismatchError(f"the board's firmware trains with {running}, expected {optimizer.c_kind} "
+                                     f"({optimizer.describe()}): export and flash it with this --optimizer")
         self._chunk = info.data_capacity // 4
         self.layers = [self._layer_info(p) for p in range(info.param_layers)]
 

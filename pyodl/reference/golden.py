@@ -1,7 +1,7 @@
 """The TensorFlow golden model: the reference every C build is compared with.
 
 :class:`KerasReference` trains a model exactly as ``keras.Model.fit`` would (categorical cross-entropy,
-batch-mean reduction, Keras' plain SGD, frozen layers for transfer learning); :func:`train` runs N steps
+batch-mean reduction, Keras's SGD, momentum or Adam, frozen layers for transfer learning); :func:`train` runs N steps
 of it on given batches and records the loss and the gradients of every step; :func:`compare` holds a C
 build's weights against it.
 """
@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from pyodl.model.architecture import MASKED, WINDOW_KINDS, Architecture, Kind, LayerSpec, Model, Params
-from pyodl.model.keras_io import keras, layer_params, set_layer_params, to_keras
+from pyodl.model.keras_io import keras, keras_optimizer, layer_params, set_layer_params, to_keras
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.network.base import Network
 
 # Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
@@ -22,6 +23,19 @@ from pyodl.network.base import Network
 # accepting a wrong formula, whose errors are orders of magnitude larger.
 ATOL = 1e-6
 RTOL = 1e-5
+# Adam's step lr * m_hat / sqrt(v_hat) does not scale with the gradient: a gradient element that is a small
+# difference of large terms (agreeing between C and TF to ~1e-4 relative only, see the first-step gradient
+# checks) still moves its weight by up to ~lr, and its rounding error by up to ~lr * 1e-4. So under Adam the
+# absolute tolerance grows by this much per step and unit of learning rate. A wrong update (no bias
+# correction, a swapped beta) is off by a sizeable fraction of lr at the first step already.
+ADAM_STEP_ATOL = 1e-4
+
+
+def tolerance(optimizer: Optimizer = SGD, learning_rate: float = 0.01, steps: int = 1) -> tuple[float, float]:
+    """(atol, rtol) of the golden comparison after ``steps`` updates by ``optimizer``."""
+    if optimizer.kind == "adam":
+        return ATOL + ADAM_STEP_ATOL * learning_rate * steps, RTOL
+    return ATOL, RTOL
 
 
 @dataclass(frozen=True)
@@ -56,15 +70,17 @@ def check_batches(model: Model, windows: np.ndarray, labels: np.ndarray) -> None
 
 
 class KerasReference:
-    """The model in TensorFlow, trained as ``keras.Model.fit`` trains it: Keras' SGD on the batch-mean
-    categorical cross-entropy, frozen layers for transfer learning. What the firmware must compute; the
-    golden check and personalization's ``--trainer tf`` both train with it."""
+    """The model in TensorFlow, trained as ``keras.Model.fit`` trains it: Keras's ``optimizer`` on the
+    batch-mean categorical cross-entropy, frozen layers for transfer learning. What the firmware must
+    compute; the golden check and personalization's ``--trainer tf`` both train with it. As on the device,
+    the optimizer starts afresh whenever the trained layers change or parameters are written."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, optimizer: Optimizer = SGD) -> None:
         import tensorflow as tf
 
         self._tf = tf
         self.arch = model.arch
+        self.optimizer = optimizer
         self.km: Any = to_keras(model)
         self._loss_fn = keras.losses.CategoricalCrossentropy()
         self.gradients: Params = []  # of the last step, for the trained layers
@@ -76,9 +92,9 @@ class KerasReference:
         first = arch.first_trained(trainable_layers)
         for i in arch.param_layers:
             self.km.get_layer(arch.layers[i].name).trainable = i >= first
-        # A Keras optimizer serves the variables it was built with only: a new set needs a new one (plain
-        # SGD keeps no state, so nothing is lost).
-        optimizer = keras.optimizers.SGD(learning_rate=0.01)
+        # A Keras optimizer serves the variables it was built with only: a new set needs a new one, which
+        # also starts with no momentum, as the firmware's odl_set_trainable does.
+        optimizer = keras_optimizer(self.optimizer)
         variables = self.km.trainable_variables
         km, loss_fn = self.km, self._loss_fn
 
@@ -99,8 +115,10 @@ class KerasReference:
         self._optimizer.learning_rate = learning_rate
         onehot = np.eye(self.arch.num_classes, dtype=np.float32)[labels]
         loss, grads = self._step(tf.constant(xs, tf.float32), tf.constant(onehot))
-        g = [np.asarray(t) for t in grads]
-        self.gradients = [(g[k], g[k + 1]) for k in range(0, len(g), 2)]
+        g = iter([np.asarray(t) for t in grads])
+        trained = [self.arch.layers[i] for i in self.arch.param_layers
+                   if self.km.get_layer(self.arch.layers[i].name).trainable]
+        self.gradients = [(next(g), next(g) if layer.use_bias else np.zeros(0, np.float32)) for layer in trained]
         return float(loss)
 
     def predict_classes(self, xs: np.ndarray) -> np.ndarray:
@@ -109,18 +127,22 @@ class KerasReference:
     def set_params(self, params: Params) -> None:
         for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
             set_layer_params(self.km.get_layer(self.arch.layers[i].name), w, b)
+        # New weights, a new run: no momentum and step count 0, as odl_set_params. (The learning rate, also
+        # one of these variables, is set again at every step.)
+        for variable in self._optimizer.variables:
+            variable.assign(np.zeros(variable.shape, variable.dtype))
 
     def get_params(self) -> Params:
         return [layer_params(self.km.get_layer(self.arch.layers[i].name)) for i in self.arch.param_layers]
 
 
 def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
-          trainable_layers: int | None = None) -> GoldenRun:
-    """Train a copy of ``model`` in TensorFlow, one SGD step per batch ``windows[s]``.
+          trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> GoldenRun:
+    """Train a copy of ``model`` in TensorFlow, one ``optimizer`` step per batch ``windows[s]``.
 
     ``trainable_layers``: train only the last N parameter layers (None: all, Full mode)."""
     check_batches(model, windows, labels)
-    reference = KerasReference(model)
+    reference = KerasReference(model, optimizer)
     if trainable_layers is not None:
         reference.set_trainable(trainable_layers)
     losses = []
@@ -149,7 +171,7 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
         specs.append(LayerSpec(layer.kind, layer.name, units=units, size=layer.size,
                                activation="none" if fused else layer.activation,
                                stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
-                               padding=layer.padding, alpha=layer.alpha, stats=layer.stats))
+                               padding=layer.padding, alpha=layer.alpha, stats=layer.stats, use_bias=layer.use_bias))
         if layer.kind is Kind.MAXPOOL1D:
             watch.append((len(specs) - 1, ()))
         kinks = (0.0, 6.0) if layer.activation == "relu6" else (0.0,)
@@ -193,7 +215,7 @@ def kink_samples(model: Model, xs: np.ndarray) -> np.ndarray:
 
 
 def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
-             trainable_layers: int | None = None) -> tuple[np.ndarray, int]:
+             trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> tuple[np.ndarray, int]:
     """Every step from the same weights: TensorFlow's weights are written into ``net`` (the C library on the
     host or a board), both take the step on batch ``windows[s]``, and the results are compared. Returns
     each step's worst ratio to the tolerance (<= 1 passes).
@@ -204,9 +226,12 @@ def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray
     what the C code computes, one step at a time, with the same tolerance, so that such a flip is told
     apart from a wrong formula (whose error shows at every step). A step that still fails is taken again
     without the samples that put a decision within rounding (:func:`kink_samples`); returns the worst ratios
-    and how many samples were left out that way."""
+    and how many samples were left out that way.
+
+    Writing the weights starts the optimizer afresh on both sides, so with momentum or Adam each step is a
+    first update: lockstep then checks that update, not the state carried from step to step."""
     check_batches(model, windows, labels)
-    reference = KerasReference(model)
+    reference = KerasReference(model, optimizer)
     net.set_trainable(len(model.arch.param_layers) if trainable_layers is None else trainable_layers)
     if trainable_layers is not None:
         reference.set_trainable(trainable_layers)
@@ -219,7 +244,8 @@ def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray
             net.train_step(xs, ys, learning_rate)
             reference.set_params(start)
             reference.train_step(xs, ys, learning_rate)
-            ratio = max(d.worst_ratio for d in compare(model, net.get_params(), reference.get_params()))
+            ratio = max(d.worst_ratio for d in compare(model, net.get_params(), reference.get_params(),
+                                                       *tolerance(optimizer, learning_rate, 1)))
             kinks = kink_samples(Model(model.arch, start), xs) if attempt == 0 and ratio > 1.0 else None
             if kinks is None or not kinks.any() or kinks.all():
                 break
@@ -234,15 +260,17 @@ class LayerDiff:
     name: str
     max_abs: float
     max_rel: float
-    worst_ratio: float  # max over elements of |diff| / (ATOL + RTOL |w_tf|); <= 1 passes
+    worst_ratio: float  # max over elements of |diff| / (atol + rtol |w_tf|); <= 1 passes
 
     @property
     def ok(self) -> bool:
         return self.worst_ratio <= 1.0
 
 
-def compare(model: Model, candidate: Params, golden: Params) -> list[LayerDiff]:
-    """Per parameter layer (weights and bias together), how far ``candidate`` is from ``golden``."""
+def compare(model: Model, candidate: Params, golden: Params, atol: float = ATOL,
+            rtol: float = RTOL) -> list[LayerDiff]:
+    """Per parameter layer (weights and bias together), how far ``candidate`` is from ``golden``, as a
+    fraction of the tolerance ``atol + rtol |golden|`` (see :func:`tolerance`)."""
     diffs = []
     for i, (cw, cb), (gw, gb) in zip(model.arch.param_layers, candidate, golden, strict=True):
         c = np.concatenate([np.ravel(cw), np.ravel(cb)]).astype(np.float64)
@@ -251,7 +279,7 @@ def compare(model: Model, candidate: Params, golden: Params) -> list[LayerDiff]:
             raise ValueError(f"layer '{model.arch.layers[i].name}': {c.size} values against {g.size}")
         diff = np.abs(c - g)
         rel = diff / np.maximum(np.abs(g), np.finfo(np.float32).tiny)
-        ratio = diff / (ATOL + RTOL * np.abs(g))
+        ratio = diff / (atol + rtol * np.abs(g))
         # NaN anywhere must fail, not compare as "not greater than".
         worst = float(np.max(ratio)) if np.isfinite(ratio).all() else float("inf")
         diffs.append(LayerDiff(model.arch.layers[i].name, float(np.max(diff)), float(np.max(rel)), worst))

@@ -11,6 +11,7 @@ import numpy as np
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import Model
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.network.board import BoardNetwork
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 
@@ -22,14 +23,14 @@ class Measurement:
     flash_bytes: int
     text_bytes: int  # .isr_vector + .text (code, constants, the layer table, frozen parameters)
     instructions_per_sample: float  # TRAIN_SAMPLE: forward, backward, accumulate
-    instructions_per_step: int  # SGD_STEP
+    instructions_per_step: int  # SGD_STEP: the optimizer's update
     protocol_per_sample: float  # LOAD_SAMPLE through the mailbox, the transport's own cost
     stack_high_water: int
 
 
 def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder, work_dir: Path,
-            batch: int = 32, seed: int = 0) -> Measurement:
-    firmware: Firmware = builder.export_and_build(model, work_dir, trainable_layers)
+            batch: int = 32, seed: int = 0, optimizer: Optimizer = SGD) -> Measurement:
+    firmware: Firmware = builder.export_and_build(model, work_dir, trainable_layers, optimizer)
     board = UnicornBoard()
     try:
         board.load_elf(firmware.elf)

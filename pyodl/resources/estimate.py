@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pyodl.board.protocol import DATA_MIN_FLOATS, FIELDS_BYTES, MAILBOX_HEADER_BYTES
 from pyodl.model.architecture import Architecture, Kind, Layer
 from pyodl.model.memory_plan import FLOAT_BYTES, MemoryPlan, plan_memory
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.toolchain.firmware import DEFAULT_STACK_BYTES
 from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 
@@ -23,8 +24,8 @@ FIRMWARE_DATA_BYTES = 152
 FIRMWARE_BSS_BYTES = 20
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 15_744  # benchmarks/calibrate.py: 15,740 to 15,748 over 42 builds
-LAYER_TABLE_ENTRY_BYTES = 76  # sizeof(odl_layer_t) on the Cortex-M4
+CODE_FLASH_BYTES = 19_034  # benchmarks/calibrate.py: 19,028 to 19,040 over 42 builds (newlib's powf for Adam: ~3 KB)
+LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
 @dataclass
@@ -58,21 +59,27 @@ class LayerOps:
 COEFFICIENTS: dict[str, float] = {
     "conv_fwd_mac": 7.067,
     "conv_bwd_param_mac": 8.895,
-    "conv_bwd_input_mac": 5.857,
+    "conv_bwd_input_mac": 5.856,
     "dense_mac": 7.376,
     "accumulator": 12.338,  # per output element of an inner product: loop setup, the store
-    "element": 8.132,  # per element of pooling, ReLU, softmax and the input check
+    "element": 8.136,  # per element of pooling, ReLU, softmax and the input check
     "general_fwd_mac": 7.394,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 8.830,
-    "general_bwd_input_mac": 5.653,
-    "general_tap": 16.198,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 5.989,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 75.983,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 48.749,  # per element: expf and a division
-    "depthwise_mac": 9.795,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 2092.921,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
-    "update_param": 17.835,  # the SGD step: finiteness check, w -= lr * (g / n), zeroing the gradient
-    "step": 354.1,
+    "general_bwd_param_mac": 8.829,
+    "general_bwd_input_mac": 5.654,
+    "general_tap": 16.195,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 5.992,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 76.002,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 48.754,  # per element: expf and a division
+    "depthwise_mac": 9.794,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 2093.611,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+}
+# Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
+# check, the update, zeroing the gradient) and per step (the command; Adam's powf and sqrtf).
+STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
+    "ODL_OPT_SGD": (17.857, 284.1),
+    "ODL_OPT_MOMENTUM": (21.862, 297.8),
+    "ODL_OPT_NESTEROV": (23.862, 297.8),
+    "ODL_OPT_ADAM": (38.861, 398.1),
 }
 
 
@@ -271,17 +278,19 @@ def data_floats(arch: Architecture) -> int:
 
 
 def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int = 32, model: str = "model",
-             stack_bytes: int = DEFAULT_STACK_BYTES) -> Estimate:
-    """The estimate for training the last ``trainable_layers`` parameter layers (None: all, Full mode)."""
+             stack_bytes: int = DEFAULT_STACK_BYTES, optimizer: Optimizer = SGD) -> Estimate:
+    """The estimate for training the last ``trainable_layers`` parameter layers (None: all, Full mode) with
+    ``optimizer``."""
     if batch < 1:
         raise ValueError("--batch must be >= 1")
-    plan: MemoryPlan = plan_memory(arch, trainable_layers)
+    plan: MemoryPlan = plan_memory(arch, trainable_layers, optimizer)
     sections = plan.section_bytes()
     data_bytes = data_floats(arch) * FLOAT_BYTES
     window = arch.input_size * FLOAT_BYTES
     ram = {
         "parameters (trained, RAM)": sections[".odl_params"],
         "gradients": sections[".odl_grads"],
+        "optimizer state": sections[".odl_optim"],
         "saved activations and ReLU masks": sections[".odl_saved"],
         "activation and error buffers": sections[".odl_scratch"],
         "logits and probabilities": sections[".odl_io"],
@@ -298,13 +307,16 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "parameters (frozen, flash)": frozen,
         "BatchNormalization statistics": sum(2 * FLOAT_BYTES * layer.out_ch for layer in arch.layers
                                              if layer.kind is Kind.BATCHNORM),
+        "zeros standing for the bias of use_bias=False layers": FLOAT_BYTES * max(
+            [layer.out_ch for layer in arch.layers if layer.has_params and not layer.use_bias], default=0),
         "initial values of trained parameters": sections[".odl_params"],
         "initial values of firmware variables": FIRMWARE_DATA_BYTES,
     }
     features, layers = _features(arch, plan.first_trainable)
     per_sample = sum(COEFFICIENTS[k] * v for k, v in features.items())
     trained_params = sum(layer.param_count for layer, lo in zip(arch.layers, layers, strict=True) if lo.trained)
-    per_step = COEFFICIENTS["update_param"] * trained_params + COEFFICIENTS["step"]
+    per_param, per_update = STEP_COEFFICIENTS[optimizer.c_kind]
+    per_step = per_param * trained_params + per_update
     macs = sum(lo.forward.macs + lo.backward.macs for lo in layers)
     mode = "full" if plan.trainable_layers == len(arch.param_layers) else "tl"
     notes = ["batch samples are streamed one at a time and their gradients accumulated, so RAM does not "

@@ -16,6 +16,7 @@ from elftools.elf.elffile import ELFFile
 
 from pyodl.model.architecture import Model
 from pyodl.model.export import export
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.toolchain import tools
 from pyodl.toolchain.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM_SIZE
 from pyodl.toolchain.sources import source_root, toolchain_file
@@ -108,8 +109,9 @@ class FirmwareBuilder:
             shutil.copyfile(self.build_dir / name, model_dir / name)
         return Firmware(model_dir / ELF_NAME, model_dir / MAP_NAME)
 
-    def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None) -> Firmware:
-        export(model, model_dir, trainable_layers)
+    def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None,
+                         optimizer: Optimizer = SGD) -> Firmware:
+        export(model, model_dir, trainable_layers, optimizer=optimizer)
         return self.build(model_dir)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyodl.model.architecture import Model
 from pyodl.model.export import export
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.toolchain import tools
 from pyodl.toolchain.sources import source_root
 
@@ -41,8 +42,9 @@ class HostBuilder:
         shutil.copyfile(self.build_dir / LIBRARY_NAME, library)
         return library
 
-    def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None) -> Path:
-        export(model, model_dir, trainable_layers)
+    def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None,
+                         optimizer: Optimizer = SGD) -> Path:
+        export(model, model_dir, trainable_layers, optimizer=optimizer)
         return self.build(model_dir)
 
     def close(self) -> None:

@@ -112,11 +112,14 @@ def test_argument_errors_come_before_tensorflow() -> None:
     """A typo is reported in about a second: neither the refusal nor the dataset check loads TensorFlow."""
     code = ("import sys; from pyodl.cli import main; "
             "codes = [main(['personalize', '--subjects', '42']), main(['personalize', '--subjects', 'one']), "
-            "main(['personalize', '--dataset', 'mnist'])]; "
+            "main(['personalize', '--dataset', 'mnist']), main(['personalize', '--optimizer', 'adam:beta_1=2']), "
+            "main(['personalize', '--lr', '-1']), main(['export', '--optimizer', 'rmsprop'])]; "
             "print(codes, 'tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[2, 2, 2] False", proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", proc.stdout + proc.stderr
     assert "subjects [42] are not in" in proc.stderr and "comma-separated subject numbers" in proc.stderr
+    assert "--optimizer: beta_1 must be in [0, 1)" in proc.stderr and "unknown optimizer 'rmsprop'" in proc.stderr
+    assert "--lr must be a finite number > 0" in proc.stderr
 
 
 def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

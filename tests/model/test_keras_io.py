@@ -33,7 +33,7 @@ def test_standalone_activation_layers_are_mapped() -> None:
 @pytest.mark.parametrize(
     ("layer", "message"),
     [
-        (L.Conv1D(4, 3, use_bias=False), "use_bias=False"),
+        (L.SeparableConv1D(4, 3, pointwise_regularizer="l2"), "pointwise_regularizer"),
         (L.Conv1D(4, 3, kernel_regularizer="l2"), "kernel_regularizer"),
         (L.Conv1D(4, 3, activation="elu"), "activation 'elu'"),
         (L.BatchNormalization(center=False), "center=False or scale=False"),
@@ -96,6 +96,25 @@ def test_depthwise_conv1d_is_imported_with_its_window() -> None:
     np.testing.assert_allclose(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
+def test_separable_conv1d_and_use_bias_false_compute_what_keras_computes() -> None:
+    """A SeparableConv1D becomes its two halves (a DepthwiseConv1D without bias, a 1x1 Conv1D), announced;
+    layers built with use_bias=False have a (0,) bias. The translated model predicts what the original does."""
+    km = _seq(L.SeparableConv1D(8, 5, depth_multiplier=2, padding="same", activation="relu"),
+              L.Conv1D(6, 3, use_bias=False), L.BatchNormalization(), L.ReLU(),
+              L.SeparableConv1D(4, 3, use_bias=False), L.Flatten(), L.Dense(3, use_bias=False, activation="softmax"))
+    model = from_keras(km)
+    kinds = [(layer.kind, layer.size, layer.use_bias, layer.activation) for layer in model.arch.layers]
+    assert kinds[:2] == [(Kind.DEPTHWISE1D, 5, False, "none"), (Kind.CONV1D, 1, True, "relu")]
+    assert kinds[5:7] == [(Kind.DEPTHWISE1D, 3, False, "none"), (Kind.CONV1D, 1, False, "none")]
+    assert [model.params[i][1].shape for i in (0, 1, 2, 5, 6)] == [(0,), (8,), (0,), (0,), (0,)]
+    separable = model.arch.layers[0].name.removesuffix("_depthwise")
+    assert sum("(SeparableConv1D): runs as" in note for note in model.notes) == 2
+    assert f"runs as '{separable}_depthwise'" in model.notes[0]
+    x = np.random.default_rng(0).standard_normal((4, 20, 3)).astype(np.float32)
+    np.testing.assert_allclose(to_keras(model).predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    assert from_keras(to_keras(model)).digest() == model.digest()
+
+
 def test_dropout_is_the_identity_and_says_so() -> None:
     km = _seq(L.Conv1D(4, 3), L.SpatialDropout1D(0.2), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax"))
     model = from_keras(km)
@@ -107,13 +126,13 @@ def test_dropout_is_the_identity_and_says_so() -> None:
 
 
 def test_every_unsupported_layer_is_reported_at_once() -> None:
-    km = _seq(L.Conv1D(4, 3, use_bias=False), L.BatchNormalization(scale=False),
+    km = _seq(L.Conv1D(4, 3, activation="elu"), L.BatchNormalization(scale=False),
               L.Conv1D(4, 3, kernel_regularizer="l2"), L.Flatten(), L.Dense(3, activation="softmax"))
     with pytest.raises(ModelError) as err:
         from_keras(km)
     lines = str(err.value).splitlines()
     assert lines[0] == "3 layers cannot run on the device:" and len(lines) == 4
-    assert "use_bias=False" in lines[1] and "scale=False" in lines[2] and "kernel_regularizer" in lines[3]
+    assert "activation 'elu'" in lines[1] and "scale=False" in lines[2] and "kernel_regularizer" in lines[3]
 
 
 def test_strides_dilation_padding_and_max_pooling_are_imported_as_keras_computes_them() -> None:

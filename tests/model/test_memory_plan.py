@@ -2,6 +2,7 @@ import pytest
 
 from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Architecture, Kind, LayerSpec, paper_architecture
 from pyodl.model.memory_plan import INPUT, LOGITS, PROBS, SCRATCH, plan_memory
+from pyodl.model.optimizer import Optimizer
 
 STM32L496_SRAM = 320 * 1024
 
@@ -61,3 +62,14 @@ def test_standalone_relu_flatten_and_softmax_layers() -> None:
     assert plan.layers[0].output != INPUT
     assert plan.layers[2].output == plan.layers[1].output == "saved_4"  # ReLU and Flatten in place
     assert plan.layers[4].output == LOGITS and plan.layers[5].output == PROBS
+
+
+@pytest.mark.parametrize("text, slots", [("sgd", 0), ("sgd:momentum=0.9,nesterov", 1), ("adam", 2)])
+def test_optimizer_state_is_planned_for_trained_parameters_only(text: str, slots: int) -> None:
+    arch = paper_architecture(40)
+    optimizer = Optimizer.parse(text)
+    for trainable in (None, 2):
+        plan = plan_memory(arch, trainable, optimizer)
+        trained = sum(arch.layers[i].param_count for i in arch.param_layers[-(trainable or 4):])
+        assert plan.section_bytes()[".odl_optim"] == slots * trained * 4
+        assert plan.ram_bytes() == plan_memory(arch, trainable).ram_bytes() + slots * trained * 4

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import (
+    MASKED,
     PAPER_INPUT_LENGTHS,
+    WINDOW_KINDS,
     Architecture,
     Kind,
     LayerSpec,
@@ -21,6 +23,8 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_model,
 )
+from pyodl.model.optimizer import Optimizer
+from pyodl.network.base import Network
 from pyodl.network.board import BoardNetwork
 from pyodl.network.host import HostNetwork
 from pyodl.reference import golden
@@ -122,7 +126,8 @@ def _window_length(length: int, span: int, stride: int, padding: str) -> int:
 
 @st.composite
 def window_architectures(draw: st.DrawFn) -> Architecture:
-    """Conv1D with strides, dilation and valid/same/causal padding, AvgPool1D and MaxPool1D with any
+    """Conv1D with strides, dilation, valid/same/causal padding and use_bias=False, DepthwiseConv1D (alone or
+    as the first half of a SeparableConv1D), AvgPool1D and MaxPool1D with any
     stride and valid/same padding, BatchNormalization, the HAR activations (ReLU6, LeakyReLU, tanh,
     sigmoid; fused and as layers) and the unfused ReLU -> Softmax head, mixed with the paper's layers. A
     valid window that would not fit the length left by the layers before it is drawn 'same' instead."""
@@ -140,7 +145,8 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
         act = draw(st.sampled_from(["relu", "none", "relu6", "leaky_relu", "tanh", "sigmoid"]))
         specs.append(LayerSpec(Kind.CONV1D, f"conv{b}", units=draw(st.integers(1, 24)), size=k, stride=stride,
                                dilation=dilation, padding=padding, activation=act,
-                               alpha=draw(st.sampled_from([0.2, 0.05])) if act == "leaky_relu" else 0.0))
+                               alpha=draw(st.sampled_from([0.2, 0.05])) if act == "leaky_relu" else 0.0,
+                               use_bias=draw(st.integers(0, 3)) > 0))
         if draw(st.integers(0, 3)) == 0:  # BatchNormalization on its (drawn) moving statistics
             units = specs[-1].units  # the conv just before it
             mean = tuple(draw(st.lists(st.floats(-1, 1, width=32), min_size=units, max_size=units)))
@@ -154,8 +160,13 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
         if draw(st.integers(0, 3)) == 0:  # a DepthwiseConv1D after it
             k = draw(st.integers(1, 4))
             padding = "same" if k > length else draw(st.sampled_from(["valid", "same"]))
+            separable = draw(st.booleans())  # SeparableConv1D as Keras computes it: no bias, then a 1x1 Conv1D
             specs.append(LayerSpec(Kind.DEPTHWISE1D, f"dw{b}", units=draw(st.integers(1, 2)), size=k,
-                                   padding=padding, activation=draw(st.sampled_from(["relu", "none"]))))
+                                   padding=padding, activation="none" if separable else
+                                   draw(st.sampled_from(["relu", "none"])), use_bias=not separable))
+            if separable:
+                specs.append(LayerSpec(Kind.CONV1D, f"pw{b}", units=draw(st.integers(1, 16)), size=1,
+                                       activation="relu"))
             length = _window_length(length, k, 1, padding)
         if draw(st.booleans()):
             kind = draw(st.sampled_from([Kind.MAXPOOL1D, Kind.AVGPOOL1D]))
@@ -220,3 +231,95 @@ def test_random_window_architectures_on_the_board(arch: Architecture, data: st.D
             else:  # parted trajectories: each step must agree from shared weights
                 ratios, _ = golden.lockstep(net, model, x, y, 0.01, trainable)
                 assert (ratios <= 1.0).all(), "\n".join(map(str, diffs))
+
+
+OPTIMIZERS = [Optimizer.parse(text) for text in ("sgd:momentum=0.9", "sgd:momentum=0.8,nesterov",
+                                                 "adam", "adam:beta_1=0.8,beta_2=0.99,epsilon=1e-5")]
+
+
+def _smooth(arch: Architecture) -> Architecture:
+    """``arch`` with no decision that float rounding can flip: ReLU-type activations become tanh or sigmoid and
+    max pools average pools. A stateful optimizer carries every step's rounding into the next, so a flipped
+    ReLU cannot be told apart from a wrong update by lockstep (which restarts the optimizer); on a smooth
+    network the trajectory itself must hold."""
+    specs = []
+    for i, layer in enumerate(arch.layers):
+        smooth = "tanh" if i % 2 else "sigmoid"
+        act = smooth if layer.activation in MASKED else layer.activation
+        kind = {Kind.MAXPOOL1D: Kind.AVGPOOL1D, Kind.RELU: Kind.ACTIVATION}.get(layer.kind, layer.kind)
+        if layer.kind is Kind.RELU or (layer.kind is Kind.ACTIVATION and layer.activation in MASKED):
+            act = smooth
+        units = {Kind.CONV1D: layer.out_ch, Kind.DENSE: layer.out_ch,
+                 Kind.DEPTHWISE1D: layer.out_ch // layer.in_ch}.get(layer.kind, 0)
+        specs.append(LayerSpec(kind, layer.name, units=units, size=layer.size, activation=act,
+                               stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
+                               padding=layer.padding, stats=layer.stats, use_bias=layer.use_bias))
+    return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs)
+
+
+def _assert_trajectory(model: Model, net: Network, x: np.ndarray, y: np.ndarray, lr: float,
+                       trainable: int | None, optimizer: Optimizer) -> None:
+    losses = [net.train_step(xs, ys, lr) for xs, ys in zip(x, y, strict=True)]
+    run = golden.train(model, x, y, lr, trainable, optimizer)
+    diffs = golden.compare(model, net.get_params(), run.params, *golden.tolerance(optimizer, lr, len(x)))
+    assert all(d.ok for d in diffs), f"{optimizer.describe()}:\n" + "\n".join(map(str, diffs))
+    np.testing.assert_allclose(losses, run.losses, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=Optimizer.describe)
+@pytest.mark.parametrize("trainable", [None, 2], ids=["full", "tl"])
+def test_paper_model_with_momentum_and_adam(optimizer: Optimizer, trainable: int | None, host_builder: HostBuilder,
+                                           model_dir: Path) -> None:
+    """Keras's own SGD(momentum, nesterov) and Adam, 30 steps of batch 32 on the paper's model."""
+    model = paper_model(40, seed=3)
+    net = HostNetwork(host_builder.export_and_build(model, model_dir, trainable, optimizer), model.arch)
+    x, y = golden.random_batches(model.arch, steps=30, batch=32, seed=77)
+    _assert_trajectory(model, net, x, y, 0.001 if optimizer.kind == "adam" else 0.01, trainable, optimizer)
+
+
+@settings(max_examples=40)
+@given(arch=window_architectures(), data=st.data())
+def test_random_architectures_with_momentum_and_adam(arch: Architecture, data: st.DataObject,
+                                                     host_builder: HostBuilder,
+                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every optimizer on the wide layer set (smoothed, see _smooth), 20 steps of batch 8, Full and TL."""
+    arch = _smooth(arch)
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    optimizer = data.draw(st.sampled_from(OPTIMIZERS), label="optimizer")
+    model = Model(arch, glorot_params(arch, seed))
+    tl = data.draw(st.integers(1, len(arch.param_layers)), label="tl layers")
+    x, y = golden.random_batches(arch, steps=20, batch=8, seed=seed)
+    for trainable in (None, tl):
+        library = host_builder.export_and_build(model, tmp_path_factory.mktemp("optim"), trainable, optimizer)
+        _assert_trajectory(model, HostNetwork(library, arch), x, y, 0.01, trainable, optimizer)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS[::2], ids=Optimizer.describe)
+def test_momentum_and_adam_on_the_board(optimizer: Optimizer, firmware_builder: FirmwareBuilder,
+                                        tmp_path: Path) -> None:
+    """The firmware's update on the Unicorn board, its state in .odl_optim: the paper's model, TL build."""
+    model = paper_model(20, seed=5)
+    firmware = firmware_builder.export_and_build(model, tmp_path, 2, optimizer)
+    x, y = golden.random_batches(model.arch, steps=20, batch=8, seed=9)
+    with UnicornBoard(firmware.elf) as board:
+        net = BoardNetwork(MailboxTransport(board), model.arch, optimizer=optimizer)
+        _assert_trajectory(model, net, x, y, 0.01, 2, optimizer)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=Optimizer.describe)
+def test_writing_parameters_restarts_the_optimizer(optimizer: Optimizer, host_builder: HostBuilder,
+                                                   model_dir: Path) -> None:
+    """After a few steps, writing the initial weights back gives exactly a fresh optimizer's first step, as
+    KerasReference.set_params does: momentum gathered for other weights is not applied to new ones."""
+    model = paper_model(20, seed=2)
+    net = HostNetwork(host_builder.export_and_build(model, model_dir, None, optimizer), model.arch)
+    x, y = golden.random_batches(model.arch, steps=4, batch=4, seed=4)
+    net.train_step(x[0], y[0], 0.01)
+    first = net.get_params()
+    for s in (1, 2, 3):
+        net.train_step(x[s], y[s], 0.01)
+    net.set_params(model.params)
+    net.train_step(x[0], y[0], 0.01)
+    for (w, b), (w0, b0) in zip(net.get_params(), first, strict=True):
+        np.testing.assert_array_equal(w, w0)
+        np.testing.assert_array_equal(b, b0)

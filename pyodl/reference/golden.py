@@ -165,7 +165,7 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
     empty tuple: a near tie is the decision)."""
     specs, watch = [], []
     for layer in arch.layers:
-        fused = layer.activation in MASKED
+        fused = layer.activation in MASKED and layer.kind is not Kind.ACTIVATION  # not a standalone layer
         units = {Kind.CONV1D: layer.out_ch, Kind.DENSE: layer.out_ch,
                  Kind.DEPTHWISE1D: layer.out_ch // layer.in_ch}.get(layer.kind, 0)
         specs.append(LayerSpec(layer.kind, layer.name, units=units, size=layer.size,

@@ -64,13 +64,16 @@ def test_compare_fails_on_nan_and_beyond_tolerance() -> None:
     assert all(d.ok and d.max_abs == 0 for d in golden.compare(model, params, params))
 
 
-def _dense_model(act: str, pool: bool = False) -> Model:
+def _dense_model(act: str, pool: bool = False, standalone: bool = False) -> Model:
     """Input (2, 1) -> [MaxPool1D(2)] -> Flatten -> Dense(2, act) -> Dense(2, softmax): the hidden
     pre-activations are x0 + x1 and x0 - x1 (max(x0, x1) and its negation with the pool); the second sets the
-    layer's magnitude, against which a near miss of the first is measured."""
+    layer's magnitude, against which a near miss of the first is measured. ``standalone``: the activation as
+    its own layer after a linear Dense."""
     specs = [LayerSpec(Kind.MAXPOOL1D, "pool", size=2)] if pool else []
-    specs += [LayerSpec(Kind.FLATTEN, "flat"), LayerSpec(Kind.DENSE, "hidden", units=2, activation=act),
-              LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")]
+    specs += [LayerSpec(Kind.FLATTEN, "flat"),
+              LayerSpec(Kind.DENSE, "hidden", units=2, activation="none" if standalone else act)]
+    specs += [LayerSpec(Kind.ACTIVATION, "act", activation=act)] if standalone else []
+    specs += [LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")]
     arch = Architecture.build("kinks", 2, 1, specs)
     hidden = [[1.0, -1.0]] if pool else [[1.0, 1.0], [1.0, -1.0]]
     params = [(np.array(hidden, np.float32), np.zeros(2, np.float32)),
@@ -85,6 +88,7 @@ def test_kink_samples_are_the_near_misses_of_a_decision() -> None:
     assert golden.kink_samples(_dense_model("relu"), xs).tolist() == [True, False, False, False]
     near_six = np.array([[[3.0], [3.0 + 2e-6]], [[3.0], [2.0]]], np.float32)
     assert golden.kink_samples(_dense_model("relu6"), near_six).tolist() == [True, False]
+    assert golden.kink_samples(_dense_model("relu6", standalone=True), near_six).tolist() == [True, False]
     ties = np.array([[[2.0], [2.0 + 1e-6]], [[2.0], [2.0]], [[2.0], [1.0]]], np.float32)
     assert golden.kink_samples(_dense_model("sigmoid", pool=True), ties).tolist() == [True, False, False]
 

@@ -129,6 +129,14 @@ class Layer:
         """tanh, sigmoid: the backward pass needs a copy of the output."""
         return self.activation in SAVING
 
+    def spec(self) -> LayerSpec:
+        """The LayerSpec that builds this layer again (from the same input shape)."""
+        units = {Kind.CONV1D: self.out_ch, Kind.DENSE: self.out_ch,
+                 Kind.DEPTHWISE1D: self.out_ch // max(self.in_ch, 1)}.get(self.kind, 0)
+        return LayerSpec(self.kind, self.name, units=units, size=self.size, activation=self.activation,
+                         stride=self.stride if self.kind in WINDOW_KINDS else 0, dilation=self.dilation,
+                         padding=self.padding, alpha=self.alpha, stats=self.stats, use_bias=self.use_bias)
+
     def rows_read(self, m: int) -> list[int]:
         """The input rows output ``m`` of a Conv1D, DepthwiseConv1D or pool reads, padding left out."""
         start = m * self.stride - self.pad

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,19 @@ DROPOUT_NOTE = ("layer '{name}' ({kind}, rate {rate:g}): the identity on the dev
                 "generator the TensorFlow reference reproduces bit for bit")
 
 
+def _window_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A Keras convolution's kernel size, strides, dilation and padding, as LayerSpec fields."""
+    return {"size": _single(config["kernel_size"]), "stride": _single(config["strides"]),
+            "dilation": _single(config["dilation_rate"]), "padding": config["padding"]}
+
+
+def _weighted(kind: Kind, layer: Any, config: dict[str, Any], units: int, **window: Any) -> LayerSpec:
+    """A Conv1D, DepthwiseConv1D or Dense: its fused activation (Keras's leaky_relu slope) and bias."""
+    act = _activation(layer)
+    return LayerSpec(kind, layer.name, units=units, activation=act, use_bias=config["use_bias"],
+                     alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0, **window)
+
+
 SEPARABLE_NOTE = ("layer '{name}' (SeparableConv1D): runs as '{name}_depthwise' (DepthwiseConv1D, no bias) and "
                   "'{name}_pointwise' (Conv1D, kernel 1), two parameter layers, which is how Keras computes it")
 
@@ -111,14 +125,12 @@ def _separable(layer: Any, notes: list[str]) -> list[tuple[LayerSpec, tuple[np.n
         if config.get(key) is not None:
             raise _refuse(layer, f"{key} is not supported (on-device SGD applies no regularizer or constraint)")
     _check_common(layer, config)
-    act = _activation(layer)
     name = layer.name
     weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
-    depthwise = LayerSpec(Kind.DEPTHWISE1D, f"{name}_depthwise", units=config["depth_multiplier"],
-                          size=_single(config["kernel_size"]), stride=_single(config["strides"]),
-                          dilation=_single(config["dilation_rate"]), padding=config["padding"], use_bias=False)
-    pointwise = LayerSpec(Kind.CONV1D, f"{name}_pointwise", units=config["filters"], size=1, activation=act,
-                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0, use_bias=config["use_bias"])
+    depthwise = LayerSpec(Kind.DEPTHWISE1D, f"{name}_depthwise", units=config["depth_multiplier"], use_bias=False,
+                          **_window_of(config))
+    pointwise = replace(_weighted(Kind.CONV1D, layer, config, config["filters"], size=1),
+                        name=f"{name}_pointwise")
     bias = weights[2] if config["use_bias"] else np.zeros(0, np.float32)
     notes.append(SEPARABLE_NOTE.format(name=name))
     return [(depthwise, (weights[0], np.zeros(0, np.float32))), (pointwise, (weights[1], bias))]
@@ -136,21 +148,11 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
     if isinstance(layer, keras.layers.Conv1D) and type(layer) is keras.layers.Conv1D:
         if config.get("groups", 1) != 1:
             raise _refuse(layer, f"groups={config['groups']} is not supported (use 1)")
-        act = _activation(layer)
-        return LayerSpec(Kind.CONV1D, name, units=config["filters"], size=_single(config["kernel_size"]),
-                         activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
-                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0,
-                         use_bias=config["use_bias"])
+        return _weighted(Kind.CONV1D, layer, config, config["filters"], **_window_of(config))
     if type(layer) is keras.layers.DepthwiseConv1D:
-        act = _activation(layer)
-        return LayerSpec(Kind.DEPTHWISE1D, name, units=config["depth_multiplier"], size=_single(config["kernel_size"]),
-                         activation=act, stride=_single(config["strides"]), dilation=_single(config["dilation_rate"]),
-                         padding=config["padding"], alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0,
-                         use_bias=config["use_bias"])
+        return _weighted(Kind.DEPTHWISE1D, layer, config, config["depth_multiplier"], **_window_of(config))
     if type(layer) is keras.layers.Dense:
-        act = _activation(layer)
-        return LayerSpec(Kind.DENSE, name, units=config["units"], activation=act,
-                         alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0, use_bias=config["use_bias"])
+        return _weighted(Kind.DENSE, layer, config, config["units"])
     if type(layer) in (keras.layers.AveragePooling1D, keras.layers.MaxPooling1D):
         pool = _single(config["pool_size"])
         kind = Kind.AVGPOOL1D if type(layer) is keras.layers.AveragePooling1D else Kind.MAXPOOL1D

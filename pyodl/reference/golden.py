@@ -8,12 +8,12 @@ build's weights against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from pyodl.model.architecture import MASKED, WINDOW_KINDS, Architecture, Kind, LayerSpec, Model, Params
+from pyodl.model.architecture import MASKED, Architecture, Kind, LayerSpec, Model, Params
 from pyodl.model.keras_io import keras, keras_optimizer, layer_params, set_layer_params, to_keras
 from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.network.base import Network
@@ -166,12 +166,7 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
     specs, watch = [], []
     for layer in arch.layers:
         fused = layer.activation in MASKED and layer.kind is not Kind.ACTIVATION  # not a standalone layer
-        units = {Kind.CONV1D: layer.out_ch, Kind.DENSE: layer.out_ch,
-                 Kind.DEPTHWISE1D: layer.out_ch // layer.in_ch}.get(layer.kind, 0)
-        specs.append(LayerSpec(layer.kind, layer.name, units=units, size=layer.size,
-                               activation="none" if fused else layer.activation,
-                               stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
-                               padding=layer.padding, alpha=layer.alpha, stats=layer.stats, use_bias=layer.use_bias))
+        specs.append(replace(layer.spec(), activation="none") if fused else layer.spec())
         if layer.kind is Kind.MAXPOOL1D:
             watch.append((len(specs) - 1, ()))
         kinks = (0.0, 6.0) if layer.activation == "relu6" else (0.0,)

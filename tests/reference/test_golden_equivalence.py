@@ -3,6 +3,7 @@
 Where a ReLU or max-pool decision flips on a rounding difference the two trajectories part for good; every
 step must then still agree from shared weights (pyodl.reference.golden.lockstep), as golden-check decides."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,6 @@ from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import (
     MASKED,
     PAPER_INPUT_LENGTHS,
-    WINDOW_KINDS,
     Architecture,
     Kind,
     LayerSpec,
@@ -249,11 +249,7 @@ def _smooth(arch: Architecture) -> Architecture:
         kind = {Kind.MAXPOOL1D: Kind.AVGPOOL1D, Kind.RELU: Kind.ACTIVATION}.get(layer.kind, layer.kind)
         if layer.kind is Kind.RELU or (layer.kind is Kind.ACTIVATION and layer.activation in MASKED):
             act = smooth
-        units = {Kind.CONV1D: layer.out_ch, Kind.DENSE: layer.out_ch,
-                 Kind.DEPTHWISE1D: layer.out_ch // layer.in_ch}.get(layer.kind, 0)
-        specs.append(LayerSpec(kind, layer.name, units=units, size=layer.size, activation=act,
-                               stride=layer.stride if layer.kind in WINDOW_KINDS else 0, dilation=layer.dilation,
-                               padding=layer.padding, stats=layer.stats, use_bias=layer.use_bias))
+        specs.append(replace(layer.spec(), kind=kind, activation=act, alpha=0.0))
     return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs)
 
 

@@ -3,7 +3,7 @@
  *
  * The hard-float ABI lets the compiler use FPU registers anywhere, even for copies, and an FPU instruction
  * before CP10/CP11 are enabled in CPACR is a UsageFault on real silicon. So the very first instructions,
- * written in assembly, enable the FPU; only then does C code run.
+ * written in assembly, enable the FPU and set its mode; only then does C code run.
  */
 #include <stdint.h>
 
@@ -47,6 +47,12 @@ __attribute__((naked, noreturn)) void odl_reset_handler(void)
         "str r1, [r0]\n"
         "dsb\n"
         "isb\n"
+        /* Subnormals flushed to zero (FPSCR.FZ), as TensorFlow runs its CPU kernels: otherwise a value below
+         * FLT_MIN is zero there and nonzero here, and a ReLU on it decides differently. No handler uses the
+         * FPU for arithmetic, so FPDSCR (the mode handlers start in) stays at its reset value. */
+        "vmrs r1, fpscr\n"
+        "orr r1, r1, #(1 << 24)\n"
+        "vmsr fpscr, r1\n"
         "b odl_startup\n");
 }
 

@@ -47,6 +47,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.odl_status_str.restype = ctypes.c_char_p
     lib.odl_zero_grads.argtypes = [net]
     lib.odl_zero_grads.restype = None
+    lib.odl_host_flush_subnormals.argtypes = []
+    lib.odl_host_flush_subnormals.restype = ctypes.c_uint64
+    lib.odl_host_restore_fp_mode.argtypes = [ctypes.c_uint64]
+    lib.odl_host_restore_fp_mode.restype = None
 
 
 def _ptr(a: np.ndarray) -> ctypes._Pointer:
@@ -66,7 +70,12 @@ class HostNetwork(Network):
         self._call("odl_init")
 
     def _call(self, name: str, *args: object) -> None:
-        status = getattr(self._lib, name)(self._net, *args)
+        # TensorFlow's float mode (firmware/host/fp_mode.c) for this call only: numpy shares the thread.
+        mode = self._lib.odl_host_flush_subnormals()
+        try:
+            status = getattr(self._lib, name)(self._net, *args)
+        finally:
+            self._lib.odl_host_restore_fp_mode(mode)
         if status != 0:
             raise OdlError(name, status, self._lib.odl_status_str(status).decode())
 

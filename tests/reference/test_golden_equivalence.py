@@ -233,6 +233,46 @@ def test_random_window_architectures_on_the_board(arch: Architecture, data: st.D
                 assert (ratios <= 1.0).all(), "\n".join(map(str, diffs))
 
 
+def _subnormal_model() -> Model:
+    """A ReLU6 whose input is a subnormal where TensorFlow has 0: a BatchNormalization with moving mean
+    -FLT_MIN (its shift, 0.5 FLT_MIN, is flushed in TensorFlow) after a ReLU; and a ReLU Dense unit whose only
+    input is a subnormal bias (read as 0 in TensorFlow)."""
+    specs = [LayerSpec(Kind.CONV1D, "conv", units=2, size=1, activation="relu"),
+             LayerSpec(Kind.BATCHNORM, "bn", stats=((-np.finfo(np.float32).tiny, 0.0), (0.5, 1.0))),
+             LayerSpec(Kind.ACTIVATION, "act", activation="relu6"),
+             LayerSpec(Kind.FLATTEN, "flatten"),
+             LayerSpec(Kind.DENSE, "hidden", units=2, activation="relu"),
+             LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")]
+    arch = Architecture.build("subnormal", 6, 1, specs)
+    params = glorot_params(arch, 5)
+    (hidden_w, hidden_b) = params[2]
+    hidden_w[:, 0] = 0.0
+    hidden_b[0] = np.float32(6e-39)
+    return Model(arch, params)
+
+
+def _assert_one_step_as_tensorflow(model: Model, net: Network) -> None:
+    x, y = golden.random_batches(model.arch, steps=1, batch=8, seed=3)
+    net.train_step(x[0], y[0], 0.1)
+    diffs = golden.compare(model, net.get_params(), golden.train(model, x, y, 0.1).params)
+    assert all(d.ok for d in diffs), "\n".join(map(str, diffs))
+
+
+def test_subnormals_flush_to_zero_on_the_host_as_in_tensorflow(host_builder: HostBuilder, model_dir: Path) -> None:
+    model = _subnormal_model()
+    net = HostNetwork(host_builder.export_and_build(model, model_dir), model.arch)
+    _assert_one_step_as_tensorflow(model, net)
+    # ... for the library's calls only: numpy in the same thread keeps IEEE subnormals.
+    assert np.float32(1e-38) * np.float32(0.5) > 0
+
+
+def test_subnormals_flush_to_zero_on_the_board_as_in_tensorflow(firmware_builder: FirmwareBuilder,
+                                                                model_dir: Path) -> None:
+    model = _subnormal_model()
+    with UnicornBoard(firmware_builder.export_and_build(model, model_dir).elf) as board:
+        _assert_one_step_as_tensorflow(model, BoardNetwork(MailboxTransport(board), model.arch))
+
+
 OPTIMIZERS = [Optimizer.parse(text) for text in ("sgd:momentum=0.9", "sgd:momentum=0.8,nesterov",
                                                  "adam", "adam:beta_1=0.8,beta_2=0.99,epsilon=1e-5")]
 

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_architecture,
 )
+from pyodl.model.fold import fold_frozen_batchnorm, foldable
 from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
 from pyodl.network.open import BACKENDS
 
@@ -56,6 +58,15 @@ def _trainable(mode: str, trainable_layers: int | None) -> int | None:
     return PAPER_TL_LAYERS if trainable_layers is None else trainable_layers
 
 
+def _device_model(model: Model, trainable: int | None, stream: TextIO | None = None) -> Model:
+    """The model the device runs: in a TL build the frozen BatchNormalizations fold into the frozen layer
+    before them (:mod:`pyodl.model.fold`). Prints the import's notes and the fold's."""
+    device = fold_frozen_batchnorm(model, trainable)
+    for note in device.notes:
+        print(f"note: {note}", file=stream)
+    return device
+
+
 def _export_command(args: argparse.Namespace) -> str:
     parts = ["pyodl export", args.model]
     if args.model == "paper":
@@ -78,9 +89,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pyodl.model.export import export
 
     optimizer = _optimizer(args)
-    model = _load_model(args)
-    for note in model.notes:
-        print(f"note: {note}")
+    model = _device_model(_load_model(args), args.trainable_layers)
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args), optimizer):
         print(f"wrote {path}")
     return EXIT_OK
@@ -95,10 +104,8 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     if not (np.isfinite(args.lr) and args.lr > 0):
         raise ModelError("--lr must be a finite number > 0")
     optimizer = _optimizer(args)
-    model = _load_model(args)
-    for note in model.notes:
-        print(f"note: {note}", file=sys.stderr)
     trainable = _trainable(args.mode, args.trainable_layers)
+    model = _device_model(_load_model(args), trainable, sys.stderr)
     windows, labels = golden.random_batches(model.arch, args.steps, args.batch, (args.seed or 0) + 1)
 
     t0 = time.perf_counter()
@@ -171,8 +178,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from pyodl.resources.estimate import estimate
 
     optimizer = _optimizer(args)
-    model = _load_model(args)
     trainable = _trainable(args.mode, args.trainable_layers)
+    model = _device_model(_load_model(args), trainable, sys.stderr if args.json else None)
     est = estimate(model.arch, trainable, args.batch, args.model, optimizer=optimizer)
     if args.json:
         print(json.dumps(est.to_json(), indent=2))
@@ -354,6 +361,9 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                  + ("" if args.trainable_layers else
                     " (the paper's choice, its two Dense layers)" if args.model is None else
                     " (the model's Dense head)") + "; --trainable-layers to choose")
+    folds = [f"{arch.layers[i + 1].name} into {arch.layers[i].name}" for i in foldable(arch, tl)]
+    if folds:
+        setup.append(f"TL folds the frozen BatchNormalization {', '.join(folds)} (pyodl export explains)")
     setup.append(f"split: {args.split} (" + ("each recording's first half personalizes, its second half tests"
                                                 if args.split == "time" else
                                                 "of each activity's recordings, the first half personalize, the "
@@ -403,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write model.h and model_params.c for a model. BatchNormalization runs on its "
                                    "moving statistics, which stay fixed on the device (a device accumulates the "
                                    "gradient of one sample at a time, so batch statistics never exist); its gamma "
-                                   "and beta train when it lies among the trained layers. Dropout runs as the "
+                                   "and beta train when it lies among the trained layers; in a TL build a frozen "
+                                   "one right after a frozen Conv1D, DepthwiseConv1D or Dense without activation "
+                                   "is folded into that layer's weights and bias. Dropout runs as the "
                                    "identity. Every unsupported layer is listed at once.")
     _add_model_args(p)
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",

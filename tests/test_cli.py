@@ -58,6 +58,25 @@ def test_export_announces_what_it_changes(tmp_path: Path, capsys: pytest.Capture
     assert "PASS" in capsys.readouterr().out
 
 
+def test_tl_builds_fold_frozen_batchnorm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, name="conv"),
+                           keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(name="relu"),
+                           keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax", name="out")])
+    bn = km.get_layer("bn")
+    bn.set_weights([w + 0.3 * (i + 1) for i, w in enumerate(bn.get_weights())])  # away from 1, 0, 0, 1
+    path = tmp_path / "bn.keras"
+    km.save(path)
+    assert main(["export", str(path), "--trainable-layers", "1", "--out", str(tmp_path / "tl")]) == 0
+    assert "note: bn folded into conv" in capsys.readouterr().out
+    assert "ODL_LAYER_BATCHNORM" not in (tmp_path / "tl" / "model_params.c").read_text()
+    assert main(["export", str(path), "--out", str(tmp_path / "full")]) == 0  # Full trains gamma and beta
+    assert "ODL_LAYER_BATCHNORM" in (tmp_path / "full" / "model_params.c").read_text()
+    assert main(["golden-check", str(path), "--mode", "tl", "--trainable-layers", "1", "--steps", "3",
+                 "--batch", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "note: bn folded into conv" in captured.err and captured.out.rstrip().endswith("PASS")
+
+
 def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, kernel_regularizer="l2"),
                            keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])

@@ -36,6 +36,7 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_architecture,
 )
+from pyodl.model.fold import fold_frozen_batchnorm
 from pyodl.model.optimizer import Optimizer
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
@@ -251,7 +252,8 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}
     n_params = len(general.arch.param_layers)
     plans = {
-        "TL": (general, tl_layers, [(tl_layers, cfg.epochs)]),
+        # The frozen BatchNormalizations fold into the frozen layer before them, on the board and in TF alike.
+        "TL": (fold_frozen_batchnorm(general, tl_layers), tl_layers, [(tl_layers, cfg.epochs)]),
         "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
                         [(n_params, cfg.no_pretrain_epochs or cfg.epochs)]),

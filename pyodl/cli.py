@@ -509,9 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=int, default=5,
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
-    p.add_argument("--no-pretrain-epochs", type=int, default=None, metavar="E",
-                   help="No Pretrain's own budget: it starts from random weights, so the fine-tuning budget of a "
-                        "pretrained model leaves it far from converged (default: --epochs)")
+    p.add_argument("--no-pretrain-epochs", type=int, default=200, metavar="E",
+                   help="No Pretrain's own budget (default 200): it starts from random weights, so a fine-tuning "
+                        "budget leaves it far from converged (20 epochs: training loss 2.0 -> 1.7); on the watch "
+                        "data its training loss flattens around 200 epochs (losses.png shows the curves)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
     p.add_argument("--trainer", choices=TRAINERS, default="board",
                    help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches")

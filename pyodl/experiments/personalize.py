@@ -55,7 +55,9 @@ class Config:
     epochs: int = 20
     warmup_epochs: int = 5
     pretrain_epochs: int = 30
-    no_pretrain_epochs: int | None = None  # None: the same as epochs (see pyodl personalize --help)
+    # From random weights, SGD at lr 0.01 needs far more than a fine-tuning budget: on the watch data its
+    # training loss flattens around 200 epochs (pyodl personalize --help).
+    no_pretrain_epochs: int = 200
     batch: int = 32
     learning_rate: float = 0.01
     optimizer: str = "sgd"  # on the device and in --trainer tf, as pyodl.model.optimizer.Optimizer.parse reads it
@@ -75,7 +77,7 @@ class Config:
         for name in ("input_len", "stride", "epochs", "batch", "pretrain_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.no_pretrain_epochs is not None and self.no_pretrain_epochs < 1:
+        if self.no_pretrain_epochs < 1:
             raise ValueError("no_pretrain_epochs must be >= 1")
         Optimizer.parse(self.optimizer)  # ValueError naming the fault
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
@@ -256,7 +258,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         "TL": (fold_frozen_batchnorm(general, tl_layers), tl_layers, [(tl_layers, cfg.epochs)]),
         "Full": (general, None, [(1, cfg.warmup_epochs), (n_params, cfg.epochs)]),
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
-                        [(n_params, cfg.no_pretrain_epochs or cfg.epochs)]),
+                        [(n_params, cfg.no_pretrain_epochs)]),
     }
     for name, (start, capacity, phases) in plans.items():
         rng = np.random.default_rng([cfg.seed, subject])
@@ -304,7 +306,7 @@ class Report:
                  f"epochs of {'SGD' if cfg.optimizer == 'sgd' else cfg.optimizer} (lr {cfg.learning_rate}, batch "
                  f"{cfg.batch}; Full after {cfg.warmup_epochs} "
                  f"warm-up epochs of the last layer"
-                 + (f"; No Pretrain {cfg.no_pretrain_epochs} epochs" if cfg.no_pretrain_epochs else "")
+                 + f"; No Pretrain {cfg.no_pretrain_epochs} epochs"
                  + f"), general model pretrained {cfg.pretrain_epochs} epochs "
                  f"(Adam). Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
                  *([""] if self.setup else []), "| condition | macro F1 | accuracy |", "|---|---|---|"]

@@ -31,7 +31,7 @@ def watch() -> tuple[list, list[str]]:
 
 def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]], tmp_path: Path) -> None:
     recordings, classes = watch
-    cfg = dict(input_len=20, stride=10, epochs=2, warmup_epochs=1, pretrain_epochs=2, seed=3)
+    cfg = dict(input_len=20, stride=10, epochs=2, warmup_epochs=1, pretrain_epochs=2, no_pretrain_epochs=2, seed=3)
     board = pers.run(recordings, classes, [2, 5], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
     tf = pers.run(recordings, classes, [2, 5], pers.Config(**cfg, trainer="tf"), "watch", tmp_path, _silent)
     for b, t in zip(board.subjects, tf.subjects, strict=True):
@@ -95,7 +95,8 @@ def test_the_cache_key_covers_labels_and_the_class_list() -> None:
 
 
 def test_a_cached_model_is_not_reused_when_only_the_labels_change(tmp_path: Path) -> None:
-    cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, trainer="tf")
+    cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1,
+                      trainer="tf")
     recordings, classes = _tiny_dataset()
     first = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
     again = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
@@ -139,7 +140,7 @@ def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pyt
     for trainer in ("board", "tf"):
         out = tmp_path / trainer
         assert main(["personalize", "--model", str(path), "--subjects", "2", "--epochs", "2", "--warmup-epochs", "1",
-                     "--trainer", trainer, "--out", str(out), "--no-cache"]) == 0
+                     "--no-pretrain-epochs", "2", "--trainer", trainer, "--out", str(out), "--no-cache"]) == 0
         results[trainer] = json.loads((out / "results.json").read_text())
     text = (tmp_path / "board" / "results.md").read_text()
     assert "general model: mine.keras, used as is" in text and "channels: ax, ay, az (the first 3" in text

@@ -21,6 +21,7 @@ from pyodl.model.architecture import (
     glorot_params,
     paper_architecture,
 )
+from pyodl.model.export import PARAM_BOUND
 from pyodl.model.fold import fold_frozen_batchnorm, foldable
 from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
 from pyodl.network.open import BACKENDS
@@ -75,6 +76,8 @@ def _export_command(args: argparse.Namespace) -> str:
         parts.append(f"--trainable-layers {args.trainable_layers}")
     if args.optimizer != "sgd":
         parts.append(f"--optimizer {args.optimizer}")
+    if args.param_bound != PARAM_BOUND:
+        parts.append(f"--param-bound {args.param_bound:g}")
     return " ".join(parts)
 
 
@@ -90,7 +93,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     optimizer = _optimizer(args)
     model = _device_model(_load_model(args), args.trainable_layers)
-    for path in export(model, Path(args.out), args.trainable_layers, _export_command(args), optimizer):
+    for path in export(model, Path(args.out), args.trainable_layers, _export_command(args), optimizer,
+                       args.param_bound):
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -422,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build for training only the last N Conv1D/Dense/BatchNormalization layers (TL): the "
                         "others stay const in flash (default: all layers, Full mode)")
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
+    p.add_argument("--param-bound", type=float, default=PARAM_BOUND, metavar="B",
+                   help="the device refuses, whole, any training step or parameter write that would take a "
+                        "parameter beyond +-B or to NaN (weights unchanged, gradients cleared) "
+                        f"(default {PARAM_BOUND:g}; the model's own parameters must lie within it)")
     p.add_argument("--out", default="firmware/generated", help="output directory (default firmware/generated)")
     p.set_defaults(func=cmd_export)
 

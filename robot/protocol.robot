@@ -10,6 +10,8 @@ Test Teardown       Test Teardown For Backend
 
 *** Variables ***
 ${NONFINITE}        NaN or infinity in an input, the loss or a gradient (nothing changed)
+${OUT_OF_BOUND}     a parameter is NaN or beyond the model's bound (nothing written)
+${REJECTED}         step rejected: a parameter would leave the bound (weights unchanged, batch cleared)
 ${NO_PARAMS}        layer index out of range or layer without parameters
 
 
@@ -84,12 +86,19 @@ Refused Commands Should Leave Weights Untouched
     Command Should Answer    label out of range    TRAIN_SAMPLE    arg0=99
     Command Should Answer    ok    TRAIN_SAMPLE    arg0=0
     Command Should Answer    learning rate is not a finite number > 0    SGD_STEP    arg_f=nan
-    Command Should Answer    ok    ZERO_GRADS
+    Diverging Step Should Be Rejected
     Command Should Answer    ${NO_PARAMS}    SET_PARAMS    arg0=1    data_floats=4    fill=1
     Command Should Answer    element count does not match the layer    SET_PARAMS    arg0=6    arg1=300
     ...    data_floats=20    fill=1
-    Command Should Answer    ${NONFINITE}    SET_PARAMS    arg0=6    data_floats=4    fill=inf
+    Command Should Answer    ${OUT_OF_BOUND}    SET_PARAMS    arg0=6    data_floats=4    fill=inf
     Command Should Answer    data length does not fit the command    GET_PARAMS    arg0=2    arg2=100000
     Command Should Answer    trainable layer count out of range for this build    SET_TRAINABLE    arg0=9
     Command Should Answer    unknown command    99
     Weights Should Be Unchanged
+
+Diverging Step Should Be Rejected
+    [Documentation]    A sample is accumulated (LOAD_SAMPLE and TRAIN_SAMPLE above); a learning rate of 1e30
+    ...    would take weights beyond the model's bound (1e4): refused whole, the batch cleared.
+    Command Should Answer    ${REJECTED}    SGD_STEP    arg_f=1e30
+    Command Should Answer    SGD step with no accumulated sample    SGD_STEP    arg_f=0.01
+    Command Should Answer    ${OUT_OF_BOUND}    SET_PARAMS    arg0=6    data_floats=4    fill=1e5

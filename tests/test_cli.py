@@ -58,6 +58,19 @@ def test_export_announces_what_it_changes(tmp_path: Path, capsys: pytest.Capture
     assert "PASS" in capsys.readouterr().out
 
 
+def test_export_writes_the_parameter_bound_and_refuses_a_model_beyond_it(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--param-bound", "50", "--out", str(tmp_path)]) == 0
+    header = (tmp_path / "model.h").read_text()
+    assert "#define ODL_PARAM_BOUND 5.00000000e+01f" in header and "--param-bound 50" in header
+    # Glorot weights of the paper's model reach ~0.3: a bound of 0.01 cannot hold them.
+    assert main(["export", "--param-bound", "0.01", "--out", str(tmp_path / "small")]) == 2
+    assert "beyond the bound 0.01 the device enforces; export with a larger --param-bound" in capsys.readouterr().err
+    assert not (tmp_path / "small").exists()
+    assert main(["export", "--param-bound", "nan", "--out", str(tmp_path / "nan")]) == 2
+    assert "must be a finite number > 0" in capsys.readouterr().err
+
+
 def test_tl_builds_fold_frozen_batchnorm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, name="conv"),
                            keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(name="relu"),

@@ -82,6 +82,7 @@ typedef struct {
     uint32_t stack_size, stack_high_water;
     uint32_t accumulated;
     uint32_t optimizer; /* odl_optimizer_kind_t of this build */
+    float param_bound;  /* no parameter may leave +-param_bound (odl_net_t) */
 } odl_info_t;
 
 extern odl_mailbox_t odl_mailbox;

@@ -57,6 +57,7 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.stack_high_water = odl_stack_high_water();
     info.accumulated = odl_model.accumulated;
     info.optimizer = odl_model.optimizer.kind;
+    info.param_bound = odl_model.param_bound;
     memcpy(mb->data, &info, sizeof info);
     mb->data_len = sizeof info;
     return ODL_OK;

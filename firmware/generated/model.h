@@ -10,6 +10,7 @@
  * dense_1: Dense(50) relu (1, 64) -> (1, 50)
  * dense_2: Dense(6) softmax (1, 50) -> (1, 6)
  * optimizer: sgd
+ * parameter bound: +-10000 (a step or write beyond it is refused)
  * 10084 parameters; RAM 93632 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 3184, .odl_scratch 9728, .odl_io 48
  */
 #ifndef ODL_MODEL_H
@@ -28,6 +29,8 @@
 /* This build keeps the last ODL_TRAINABLE_CAPACITY parameter layers in RAM with gradient buffers. */
 #define ODL_TRAINABLE_CAPACITY 4u
 #define ODL_ERROR_CAPACITY 1216u
+/* No step or write may take a parameter beyond +-ODL_PARAM_BOUND (pyodl export --param-bound). */
+#define ODL_PARAM_BOUND 1.00000000e+04f
 /* Floats of optimizer state per trained parameter (momentum 1, Adam 2, plain SGD 0). */
 #define ODL_OPTIMIZER_SLOTS 0u
 

@@ -1814,6 +1814,7 @@ odl_net_t odl_model = {
     .error_a = scratch_a,
     .error_b = scratch_b,
     .model_hash = ODL_MODEL_HASH,
+    .param_bound = ODL_PARAM_BOUND,
     .optimizer = {
         .kind = ODL_OPT_SGD,
         .momentum = 0.00000000e+00f,

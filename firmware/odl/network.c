@@ -144,7 +144,7 @@ static int shapes_ok(const odl_layer_t *l)
 static odl_status_t check_table(const odl_net_t *net)
 {
     if (net->layers == NULL || net->num_layers == 0 || net->logits == NULL || net->probs == NULL ||
-        net->optimizer.kind > ODL_OPT_ADAM) {
+        net->optimizer.kind > ODL_OPT_ADAM || !(net->param_bound > 0.0f) || !isfinite(net->param_bound)) {
         return ODL_ERR_MODEL;
     }
     const unsigned first_capacity = lowest_of_last_params(net, net->trainable_capacity);
@@ -373,6 +373,17 @@ static int all_finite(const float *v, uint32_t n)
     return 1;
 }
 
+/* Written so that NaN fails too. */
+static int all_within(const float *v, uint32_t n, float bound)
+{
+    for (uint32_t i = 0; i < n; ++i) {
+        if (!(fabsf(v[i]) <= bound)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 odl_status_t odl_forward(odl_net_t *net, const float *x)
 {
     if (net == NULL || x == NULL) {
@@ -545,19 +556,31 @@ odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate)
     const unsigned slots = odl_optimizer_slots(opt);
     odl_step_coefficients_t c;
     odl_optimizer_coefficients(opt, net->steps, learning_rate, &c);
-    for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
-        const odl_layer_t *l = &net->layers[i];
-        if (!has_params(l)) {
-            continue;
-        }
-        const uint32_t nw = weight_count(l);
-        const uint32_t n = nw + bias_count(l);
-        float *slot_1 = slots >= 1u ? l->optim_state : NULL;
-        float *slot_2 = slots >= 2u ? l->optim_state + n : NULL;
-        odl_optimizer_update(opt, &c, l->weights_rw, l->grad_weights, count, slot_1, slot_2, nw);
-        if (!l->no_bias) {
-            odl_optimizer_update(opt, &c, l->bias_rw, l->grad_bias, count, slot_1 ? slot_1 + nw : NULL,
-                                 slot_2 ? slot_2 + nw : NULL, l->out_ch);
+    /* Pass 0 computes every new value and checks it, writing nothing; pass 1 computes the same values
+     * again and writes them. Twice the update's arithmetic, but no RAM for a second copy of the model. */
+    for (int commit = 0; commit <= 1; ++commit) {
+        for (unsigned i = net->first_trained; i < net->num_layers; ++i) {
+            const odl_layer_t *l = &net->layers[i];
+            if (!has_params(l)) {
+                continue;
+            }
+            const uint32_t nw = weight_count(l);
+            const uint32_t n = nw + bias_count(l);
+            float *slot_1 = slots >= 1u ? l->optim_state : NULL;
+            float *slot_2 = slots >= 2u ? l->optim_state + n : NULL;
+            float *bias_slot_1 = slot_1 ? slot_1 + nw : NULL;
+            float *bias_slot_2 = slot_2 ? slot_2 + nw : NULL;
+            if (commit) {
+                odl_optimizer_update(opt, &c, l->weights_rw, l->grad_weights, count, slot_1, slot_2, nw);
+                odl_optimizer_update(opt, &c, l->bias_rw, l->grad_bias, count, bias_slot_1, bias_slot_2,
+                                     bias_count(l));
+            } else if (!odl_optimizer_check(opt, &c, l->weights, l->grad_weights, count, slot_1, slot_2, nw,
+                                            net->param_bound) ||
+                       !odl_optimizer_check(opt, &c, l->bias, l->grad_bias, count, bias_slot_1, bias_slot_2,
+                                            bias_count(l), net->param_bound)) {
+                odl_zero_grads(net);
+                return ODL_ERR_STEP_REJECTED;
+            }
         }
     }
     net->steps++;
@@ -635,8 +658,8 @@ odl_status_t odl_set_params(odl_net_t *net, unsigned layer, const float *weights
     if (l->weights_rw == NULL) {
         return ODL_ERR_FROZEN;
     }
-    if (!all_finite(weights, n_weights) || !all_finite(bias, n_bias)) {
-        return ODL_ERR_NONFINITE;
+    if (!all_within(weights, n_weights, net->param_bound) || !all_within(bias, n_bias, net->param_bound)) {
+        return ODL_ERR_PARAM_RANGE;
     }
     copy_floats(l->weights_rw, weights, n_weights);
     copy_floats(l->bias_rw, bias, n_bias);
@@ -692,8 +715,8 @@ odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offs
     if (l->weights_rw == NULL) {
         return ODL_ERR_FROZEN;
     }
-    if (!all_finite(src, count)) {
-        return ODL_ERR_NONFINITE;
+    if (!all_within(src, count, net->param_bound)) {
+        return ODL_ERR_PARAM_RANGE;
     }
     const uint32_t n_weights = weight_count(l);
     for (uint32_t k = 0; k < count; ++k) {
@@ -758,6 +781,11 @@ const char *odl_status_str(odl_status_t status)
         return "the layer is frozen in this build (its parameters are const)";
     case ODL_ERR_SIZE:
         return "element count does not match the layer";
+    case ODL_ERR_STEP_REJECTED:
+        return "step rejected: a parameter would leave the bound or become NaN; weights unchanged, gradients "
+               "cleared";
+    case ODL_ERR_PARAM_RANGE:
+        return "a parameter is NaN or beyond the model's bound; nothing was written";
     default:
         return "unknown status";
     }

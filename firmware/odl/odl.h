@@ -35,7 +35,10 @@ typedef enum {
     ODL_ERR_TRAINABLE = 7,     /* more trainable layers requested than this build keeps in RAM, or 0 */
     ODL_ERR_LAYER = 8,         /* layer index out of range, or the layer has no parameters */
     ODL_ERR_FROZEN = 9,        /* the layer's parameters are const (in flash) in this build */
-    ODL_ERR_SIZE = 10          /* a caller's element count does not match the layer */
+    ODL_ERR_SIZE = 10,         /* a caller's element count does not match the layer */
+    ODL_ERR_STEP_REJECTED = 11, /* the update would make a parameter NaN or beyond +-param_bound, or the
+                                 * optimizer state not finite: weights and state unchanged, gradients cleared */
+    ODL_ERR_PARAM_RANGE = 12   /* a parameter to write is NaN or beyond +-param_bound; nothing written */
 } odl_status_t;
 
 typedef enum {
@@ -128,6 +131,10 @@ typedef struct {
     float *error_a, *error_b;    /* backward ping-pong buffers (the forward scratch, reused) */
     uint32_t model_hash;
     odl_optimizer_t optimizer;
+    /* No parameter may leave [-param_bound, param_bound] (pyodl export --param-bound): a step or a write
+     * that would is refused whole, so the model stays usable (a weight of 1e37 is finite, but the next
+     * forward pass overflows on it). */
+    float param_bound;
     /* Changed by the API. */
     uint16_t trainable;      /* parameter layers currently trained, counted from the output */
     uint16_t first_trained;  /* index in `layers` of the lowest trained parameter layer */
@@ -155,8 +162,10 @@ odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
 odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss);
 
 /* One update with the batch-mean gradient (accumulated gradient / accumulated samples), by the build's
- * optimizer (plain SGD: w -= lr * g, as Keras). Leaves every weight and the optimizer state untouched
- * and returns ODL_ERR_NONFINITE when a gradient is not finite. Clears the accumulators. */
+ * optimizer (plain SGD: w -= lr * g, as Keras). A transaction: every new value is computed and checked
+ * first, then all are written. Leaves every weight and the optimizer state untouched and returns
+ * ODL_ERR_NONFINITE when a gradient is not finite, ODL_ERR_STEP_REJECTED when the update would leave the
+ * bound (see param_bound). Clears the accumulators either way. */
 odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate);
 /* Zeroes the optimizer's state (velocities, moments) and its step count, as a fresh Keras optimizer.
  * Writing parameters (odl_set_params, odl_write_param_slice) does the same: momentum gathered for other
@@ -178,7 +187,8 @@ odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights,
 /*
  * A slice of a parameter layer seen as one flat vector: its weights followed by its bias. This is what a
  * transport with a bounded buffer (the RAM mailbox, UART frames) moves, chunk by chunk. Writing follows
- * odl_set_params' rules: refused for a frozen layer or a non-finite value, and it clears the gradients.
+ * odl_set_params' rules: refused for a frozen layer or a value that is NaN or beyond +-param_bound
+ * (ODL_ERR_PARAM_RANGE, nothing written), and it clears the gradients.
  */
 odl_status_t odl_read_param_slice(const odl_net_t *net, unsigned layer, uint32_t offset, float *dst,
                                   uint32_t count);

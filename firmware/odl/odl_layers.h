@@ -120,7 +120,9 @@ float odl_cross_entropy(const float *z, unsigned n, unsigned label);
 void odl_cross_entropy_backward(const float *p, unsigned n, unsigned label, float *dz);
 
 /* optimizer.c: the per-step scalars (Adam's bias-corrected rate alpha), then the update of n parameters
- * w from their gradient sum over `count` samples and the optimizer's state slots (NULL when unused). */
+ * w from their gradient sum over `count` samples and the optimizer's state slots (NULL when unused).
+ * odl_optimizer_check computes the same update without writing anything and returns 0 if a new value
+ * would be NaN or beyond +-bound, or a new state slot not finite. */
 typedef struct {
     float learning_rate;
     float alpha;
@@ -128,6 +130,9 @@ typedef struct {
 
 void odl_optimizer_coefficients(const odl_optimizer_t *opt, uint32_t step, float learning_rate,
                                 odl_step_coefficients_t *c);
+int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, const float *w,
+                        const float *grad_sum, float count, const float *slot_1, const float *slot_2, uint32_t n,
+                        float bound);
 void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
                           const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n);
 

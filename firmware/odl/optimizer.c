@@ -22,38 +22,103 @@ void odl_optimizer_coefficients(const odl_optimizer_t *opt, uint32_t step, float
     }
 }
 
+/* One parameter's next value and next state slots (m: velocity or first moment, v: second moment), one
+ * function per optimizer. The check and the commit below both call them, so what is committed is exactly
+ * what was checked; the switch on the optimizer stays outside the loops. */
+typedef struct {
+    float w, m, v;
+} odl_next_t;
+
+static inline float next_sgd(float w, float grad_sum, float count, float lr)
+{
+    return w - lr * (grad_sum / count);
+}
+
+static inline odl_next_t next_momentum(const odl_optimizer_t *opt, float w, float grad_sum, float count, float lr,
+                                       float m)
+{
+    const float g = grad_sum / count;
+    odl_next_t r;
+    r.m = m * opt->momentum - g * lr;
+    r.w = opt->kind == ODL_OPT_NESTEROV ? w + (r.m * opt->momentum - g * lr) : w + r.m;
+    r.v = 0.0f;
+    return r;
+}
+
+static inline odl_next_t next_adam(const odl_optimizer_t *opt, float w, float grad_sum, float count, float alpha,
+                                   float m, float v)
+{
+    const float g = grad_sum / count;
+    odl_next_t r;
+    r.m = m + (g - m) * opt->one_minus_beta_1;
+    r.v = v + (g * g - v) * opt->one_minus_beta_2;
+    r.w = w - (r.m * alpha) / (sqrtf(r.v) + opt->epsilon);
+    return r;
+}
+
+/* Written so that NaN fails too. */
+static inline int acceptable(float w, float m, float v, float bound)
+{
+    return fabsf(w) <= bound && isfinite(m) && isfinite(v);
+}
+
+int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, const float *w,
+                        const float *grad_sum, float count, const float *slot_1, const float *slot_2, uint32_t n,
+                        float bound)
+{
+    const float lr = c->learning_rate;
+    switch (opt->kind) {
+    case ODL_OPT_MOMENTUM:
+    case ODL_OPT_NESTEROV:
+        for (uint32_t k = 0; k < n; ++k) {
+            const odl_next_t r = next_momentum(opt, w[k], grad_sum[k], count, lr, slot_1[k]);
+            if (!acceptable(r.w, r.m, 0.0f, bound)) {
+                return 0;
+            }
+        }
+        return 1;
+    case ODL_OPT_ADAM:
+        for (uint32_t k = 0; k < n; ++k) {
+            const odl_next_t r = next_adam(opt, w[k], grad_sum[k], count, c->alpha, slot_1[k], slot_2[k]);
+            if (!acceptable(r.w, r.m, r.v, bound)) {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        for (uint32_t k = 0; k < n; ++k) {
+            if (!(fabsf(next_sgd(w[k], grad_sum[k], count, lr)) <= bound)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+}
+
 void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
                           const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n)
 {
     const float lr = c->learning_rate;
     switch (opt->kind) {
     case ODL_OPT_MOMENTUM:
-    case ODL_OPT_NESTEROV: {
-        const float momentum = opt->momentum;
+    case ODL_OPT_NESTEROV:
         for (uint32_t k = 0; k < n; ++k) {
-            const float g = grad_sum[k] / count;
-            slot_1[k] = slot_1[k] * momentum - g * lr; /* the velocity m */
-            if (opt->kind == ODL_OPT_NESTEROV) {
-                w[k] += slot_1[k] * momentum - g * lr;
-            } else {
-                w[k] += slot_1[k];
-            }
+            const odl_next_t r = next_momentum(opt, w[k], grad_sum[k], count, lr, slot_1[k]);
+            w[k] = r.w;
+            slot_1[k] = r.m;
         }
         break;
-    }
-    case ODL_OPT_ADAM: {
-        const float alpha = c->alpha;
+    case ODL_OPT_ADAM:
         for (uint32_t k = 0; k < n; ++k) {
-            const float g = grad_sum[k] / count;
-            slot_1[k] += (g - slot_1[k]) * opt->one_minus_beta_1; /* first moment m */
-            slot_2[k] += (g * g - slot_2[k]) * opt->one_minus_beta_2; /* second moment v */
-            w[k] -= (slot_1[k] * alpha) / (sqrtf(slot_2[k]) + opt->epsilon);
+            const odl_next_t r = next_adam(opt, w[k], grad_sum[k], count, c->alpha, slot_1[k], slot_2[k]);
+            w[k] = r.w;
+            slot_1[k] = r.m;
+            slot_2[k] = r.v;
         }
         break;
-    }
-    default: /* plain SGD: w -= lr * g */
+    default:
         for (uint32_t k = 0; k < n; ++k) {
-            w[k] -= lr * (grad_sum[k] / count);
+            w[k] = next_sgd(w[k], grad_sum[k], count, lr);
         }
         break;
     }

@@ -214,8 +214,31 @@ static void check_errors(test_rng_t *rng)
     odl_model.layers[last].grad_weights[0] = INFINITY; /* as if the batch had overflowed */
     test_expect(odl_sgd_step(&odl_model, 0.01f) == ODL_ERR_NONFINITE, "non-finite gradient refused");
 
+    test_expect(odl_model.accumulated == 0, "a refused gradient clears the batch");
+
+    /* A step that would leave the bound is refused whole: weights, optimizer and step count as they were. */
+    test_expect(odl_accumulate(&odl_model, samples[0], labels[0], NULL) == ODL_OK, "accumulate again");
+    const uint32_t steps = odl_model.steps;
+    test_expect(odl_sgd_step(&odl_model, 1e30f) == ODL_ERR_STEP_REJECTED, "diverging step rejected");
+    test_expect(odl_model.accumulated == 0 && odl_model.steps == steps, "a rejected step clears the batch only");
+    snapshot(after, last);
+    test_expect(memcmp(before, after, nw * sizeof(float)) == 0, "a rejected step leaves the weights untouched");
+    odl_get_params(&odl_model, last, w_buf, nw, b_buf, nb);
+    w_buf[nw / 2u] = odl_model.param_bound; /* the bound itself is allowed ... */
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_OK, "weight at the bound written");
+    w_buf[nw / 2u] = nextafterf(odl_model.param_bound, INFINITY); /* ... one ulp beyond it is not */
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_ERR_PARAM_RANGE,
+                "weight beyond the bound refused");
+    b_buf[0] = -INFINITY;
+    w_buf[nw / 2u] = before[nw / 2u];
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_ERR_PARAM_RANGE,
+                "infinite bias refused");
+    odl_get_params(&odl_model, last, w_buf, nw, b_buf, nb);
+    w_buf[nw / 2u] = before[nw / 2u];
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_OK, "original weights written back");
+
     w_buf[0] = NAN;
-    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_ERR_NONFINITE, "NaN weight refused");
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_ERR_PARAM_RANGE, "NaN weight refused");
     test_expect(odl_set_params(&odl_model, last, w_buf, nw - 1u, b_buf, nb) == ODL_ERR_SIZE, "wrong size refused");
     test_expect(odl_get_params(&odl_model, ODL_NUM_LAYERS, w_buf, nw, b_buf, nb) == ODL_ERR_LAYER,
                 "layer out of range refused");
@@ -230,7 +253,10 @@ static void check_errors(test_rng_t *rng)
     test_expect(odl_read_param_slice(&odl_model, last, 0xFFFFFFFFu, slice, 2) == ODL_ERR_SIZE, "wrapping offset");
     test_expect(odl_read_param_slice(&odl_model, 1, 0, slice, 1) == ODL_ERR_LAYER, "slice of a pooling layer");
     slice[1] = NAN;
-    test_expect(odl_write_param_slice(&odl_model, last, 0, slice, 2) == ODL_ERR_NONFINITE, "NaN slice refused");
+    test_expect(odl_write_param_slice(&odl_model, last, 0, slice, 2) == ODL_ERR_PARAM_RANGE, "NaN slice refused");
+    slice[1] = -2.0f * odl_model.param_bound;
+    test_expect(odl_write_param_slice(&odl_model, last, 0, slice, 2) == ODL_ERR_PARAM_RANGE,
+                "slice beyond the bound refused");
     snapshot(after, last);
     test_expect(memcmp(before, after, nw * sizeof(float)) == 0, "refused calls left the weights untouched");
 
@@ -245,12 +271,55 @@ static void check_errors(test_rng_t *rng)
                 "status strings");
 }
 
+/* The update itself, element by element: w' = w - lr * (sum of gradients / samples), as Keras's SGD applies
+ * the batch mean. The accumulator is read back as that mean (odl_get_grads), so the expected parameters
+ * are computed with the same float operations and must match bit for bit. */
+static void check_update(test_rng_t *rng)
+{
+    static float expected[ODL_PARAM_COUNT];
+    const float lr = 0.05f;
+    make_batch(rng);
+    for (unsigned b = 0; b < BATCH; ++b) {
+        test_expect(odl_accumulate(&odl_model, samples[b], labels[b], NULL) == ODL_OK, "accumulate");
+    }
+    test_expect(odl_model.accumulated == BATCH, "the batch is accumulated");
+    uint32_t at = 0;
+    for (unsigned layer = 0; layer < ODL_NUM_LAYERS; ++layer) {
+        if (is_param_layer(layer)) {
+            uint32_t nw, nb;
+            sizes(layer, &nw, &nb);
+            odl_get_params(&odl_model, layer, w_buf, nw, b_buf, nb);
+            test_expect(odl_get_grads(&odl_model, layer, gw, nw, gb, nb) == ODL_OK, "batch-mean gradient");
+            for (uint32_t k = 0; k < nw; ++k) {
+                expected[at++] = w_buf[k] - lr * gw[k];
+            }
+            for (uint32_t k = 0; k < nb; ++k) {
+                expected[at++] = b_buf[k] - lr * gb[k];
+            }
+        }
+    }
+    test_expect(odl_sgd_step(&odl_model, lr) == ODL_OK, "SGD step");
+    at = 0;
+    for (unsigned layer = 0; layer < ODL_NUM_LAYERS; ++layer) {
+        if (is_param_layer(layer)) {
+            uint32_t nw, nb;
+            sizes(layer, &nw, &nb);
+            odl_get_params(&odl_model, layer, w_buf, nw, b_buf, nb);
+            test_expect(memcmp(w_buf, expected + at, nw * sizeof(float)) == 0 &&
+                            memcmp(b_buf, expected + at + nw, nb * sizeof(float)) == 0,
+                        "every parameter moved by exactly -lr times its batch-mean gradient");
+            at += nw + nb;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
         const char *name;
         void (*run)(test_rng_t *);
-    } checks[] = {{"gradcheck", check_gradcheck}, {"tl_matches_full", check_tl_matches_full}, {"errors", check_errors}};
+    } checks[] = {{"gradcheck", check_gradcheck}, {"tl_matches_full", check_tl_matches_full}, {"errors", check_errors},
+                   {"update", check_update}};
     if (odl_init(&odl_model) != ODL_OK) {
         printf("FAIL odl_init: %s\n", odl_status_str(odl_init(&odl_model)));
         return 1;
@@ -263,6 +332,6 @@ int main(int argc, char **argv)
             return test_failures() == 0 ? 0 : 1;
         }
     }
-    fprintf(stderr, "usage: %s <gradcheck|tl_matches_full|errors>\n", argv[0]);
+    fprintf(stderr, "usage: %s <gradcheck|tl_matches_full|errors|update>\n", argv[0]);
     return 2;
 }

@@ -26,7 +26,9 @@ SYNC_RESPONSE = headers.define("ODL_FRAME_SYNC_RESPONSE")
 FIELDS_BYTES = headers.define("ODL_FRAME_FIELDS_BYTES")
 DATA_MIN_FLOATS = headers.define("ODL_DATA_MIN_FLOATS")  # the data area holds a window, or at least this
 MAILBOX = headers.struct_layout("odl_mailbox_t")  # field name -> offset and words
-INFO_FIELDS = tuple(headers.struct_layout("odl_info_t"))  # ODL_CMD_INFO's answer, word by word
+INFO_LAYOUT = headers.struct_layout("odl_info_t")  # ODL_CMD_INFO's answer, word by word
+INFO_FIELDS = tuple(INFO_LAYOUT)
+INFO_FORMAT = "<" + "".join("f" if f.ctype == "float" else "I" for f in INFO_LAYOUT.values())
 
 Command = IntEnum(  # type: ignore[misc]
     "Command",
@@ -46,6 +48,8 @@ _MESSAGES = {
     "ODL_ERR_LAYER": "layer index out of range or layer without parameters",
     "ODL_ERR_FROZEN": "the layer is frozen (const, in flash) in this build",
     "ODL_ERR_SIZE": "element count does not match the layer",
+    "ODL_ERR_STEP_REJECTED": "step rejected: a parameter would leave the bound (weights unchanged, batch cleared)",
+    "ODL_ERR_PARAM_RANGE": "a parameter is NaN or beyond the model's bound (nothing written)",
     "ODL_APP_ERR_COMMAND": "unknown command",
     "ODL_APP_ERR_ARGS": "argument out of range",
     "ODL_APP_ERR_LENGTH": "data length does not fit the command",

@@ -8,11 +8,16 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from pyodl.model.architecture import Kind, Layer, Model
+from pyodl.model.architecture import Kind, Layer, Model, ModelError
 from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
 
 GENERATED_FILES = ("model.h", "model_params.c")
+# No training step or parameter write on the device may take a parameter beyond +-PARAM_BOUND (it is
+# refused whole, weights unchanged). Far above what a trained HAR CNN holds (|w| of a few units; a folded
+# BatchNormalization multiplies by 1/sqrt(var + eps) <= ~32), far below float32's overflow, so a diverging
+# step (a learning rate of 1e20) is caught before the next forward pass overflows.
+PARAM_BOUND = 1e4
 VALUES_PER_LINE = 6
 
 _KIND = {
@@ -72,9 +77,22 @@ def _optimizer_fields(optimizer: Optimizer) -> dict[str, str]:
             "epsilon": c_float(np.float32(optimizer.epsilon))}
 
 
+def check_param_bound(model: Model, param_bound: float) -> None:
+    """The model's own parameters must lie within the bound the device will enforce."""
+    if not (np.isfinite(param_bound) and param_bound > 0):
+        raise ModelError(f"the parameter bound must be a finite number > 0, got {param_bound}")
+    bound = np.float32(param_bound)
+    for i, (w, b) in zip(model.arch.param_layers, model.params, strict=True):
+        largest = max(float(np.abs(w).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+        if largest > bound:
+            raise ModelError(f"layer '{model.arch.layers[i].name}' holds a parameter of magnitude {largest:g}, beyond "
+                             f"the bound {param_bound:g} the device enforces; export with a larger --param-bound")
+
+
 def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export",
-           optimizer: Optimizer = SGD) -> dict[str, str]:
+           optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND) -> dict[str, str]:
     """The generated files' text, keyed by file name."""
+    check_param_bound(model, param_bound)
     plan: MemoryPlan = plan_memory(model.arch, trainable_layers, optimizer)
     params = dict(zip(model.arch.param_layers, model.params, strict=True))
     views = []
@@ -88,6 +106,7 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
     digest = model.digest()
     summary = [layer.describe() for layer in model.arch.layers] + [f"note: {note}" for note in model.notes]
     summary.append(f"optimizer: {optimizer.describe()}")
+    summary.append(f"parameter bound: +-{param_bound:g} (a step or write beyond it is refused)")
     summary.append(f"{model.arch.param_count} parameters; RAM {plan.ram_bytes()} bytes: " + ", ".join(
         f"{section} {nbytes}" for section, nbytes in plan.section_bytes().items()))
     env = jinja2.Environment(
@@ -110,6 +129,7 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
         "ram_bytes": plan.ram_bytes(),
         "optimizer": _optimizer_fields(optimizer),
         "optimizer_slots": optimizer.slots,
+        "param_bound": c_float(np.float32(param_bound)),
         "zero_bias": max([layer.out_ch for layer in model.arch.layers if layer.has_params and not layer.use_bias],
                          default=0),
     }
@@ -117,11 +137,12 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
 
 
 def export(model: Model, out_dir: Path, trainable_layers: int | None = None,
-           command: str = "pyodl export", optimizer: Optimizer = SGD) -> list[Path]:
+           command: str = "pyodl export", optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND) -> list[Path]:
     """Write the generated files into ``out_dir`` (created if needed) and return their paths."""
+    files = render(model, trainable_layers, command, optimizer, param_bound)  # refusals before any write
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render(model, trainable_layers, command, optimizer).items():
+    for name, text in files.items():
         path = out_dir / name
         path.write_text(text)
         written.append(path)

@@ -9,6 +9,7 @@ trainer needs (:class:`pyodl.experiments.trainer.Trainer`): ``set_trainable``, `
 from __future__ import annotations
 
 import abc
+import contextlib
 
 import numpy as np
 
@@ -53,8 +54,15 @@ class Network(abc.ABC):
         Returns the batch's mean loss."""
         if len(xs) != len(labels) or len(xs) == 0:
             raise ValueError(f"a batch needs as many labels as samples (got {len(xs)} and {len(labels)})")
-        losses = [self.accumulate(x, y) for x, y in zip(xs, labels, strict=True)]
-        self.sgd_step(learning_rate)
+        try:
+            losses = [self.accumulate(x, y) for x, y in zip(xs, labels, strict=True)]
+            self.sgd_step(learning_rate)
+        except BaseException:
+            # The samples accumulated before the failure (a refused sample or step, Ctrl-C) must not join
+            # the next batch.
+            with contextlib.suppress(Exception):  # a board that stopped answering keeps the first error
+                self.zero_grads()
+            raise
         return float(np.mean(np.asarray(losses, dtype=np.float32)))
 
     def predict_classes(self, xs: np.ndarray) -> np.ndarray:

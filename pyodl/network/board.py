@@ -14,6 +14,7 @@ import numpy as np
 
 from pyodl.board.protocol import (
     INFO_FIELDS,
+    INFO_FORMAT,
     OPTIMIZER_KINDS,
     STATUS_FROZEN,
     Command,
@@ -52,6 +53,7 @@ class BoardInfo:
     stack_high_water: int
     accumulated: int
     optimizer: int  # odl_optimizer_kind_t
+    param_bound: float  # the firmware refuses any parameter beyond +-param_bound
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class BoardNetwork(Network):
             raise ModelMismatchError(f"the board's firmware trains with {running}, expected {optimizer.c_kind} "
                                      f"({optimizer.describe()}): export and flash it with this --optimizer")
         self._chunk = info.data_capacity // 4
+        self._param_bound = np.float32(info.param_bound)
         self.layers = [self._layer_info(p) for p in range(info.param_layers)]
 
     def _run(self, request: Request) -> Reply:
@@ -93,7 +96,7 @@ class BoardNetwork(Network):
 
     def info(self) -> BoardInfo:
         reply = self._run(Request(Command.INFO))
-        values = struct.unpack_from(f"<{len(INFO_FIELDS)}I", reply.data)
+        values = struct.unpack_from(INFO_FORMAT, reply.data)
         return BoardInfo(**dict(zip(INFO_FIELDS, values, strict=True)))
 
     def _layer_info(self, ordinal: int) -> ParamLayer:
@@ -160,13 +163,18 @@ class BoardNetwork(Network):
         """Writes every layer the build keeps in RAM; a frozen layer must already hold the same values."""
         if len(params) != len(self.layers):
             raise ValueError(f"{len(params)} parameter layers given, the model has {len(self.layers)}")
+        # Every layer is checked before any is written: a refusal of a later chunk or layer by the firmware
+        # would leave the model half-written.
+        flats = []
         for layer, (w, b) in zip(self.layers, params, strict=True):
             flat = np.concatenate([np.ravel(w), np.ravel(b)]).astype("<f4")
-            if not np.all(np.isfinite(flat)):
-                # Refused here so that no layer is left half-written by a later chunk's refusal.
-                raise ValueError(f"layer {layer.index}: parameters must be finite")
+            if not np.all(np.abs(flat) <= self._param_bound):
+                raise ValueError(f"layer {layer.index}: parameters must be finite and within +-{self._param_bound:g} "
+                                 "(the bound this firmware was exported with)")
             if flat.size != layer.weights + layer.bias:
                 raise ValueError(f"layer {layer.index} takes {layer.weights} + {layer.bias} values, got {flat.size}")
+            flats.append(flat)
+        for layer, flat in zip(self.layers, flats, strict=True):
             if layer.frozen:
                 if not np.array_equal(self._read_layer(layer), flat):
                     raise CommandError(f"SET_PARAMS (layer {layer.index} is frozen in flash and differs)",

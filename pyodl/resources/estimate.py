@@ -19,12 +19,13 @@ from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 # Application buffers besides the protocol's (firmware/app/app.h, commands.c, frames.c): a frame's CRC-32.
 FRAME_CRC_BYTES = 4
 # .data and .bss of the application and newlib (odl_model, the frame parser, libc's state): the same for
-# every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`.
-FIRMWARE_DATA_BYTES = 184  # odl_model (80, its optimizer included), newlib's impure_data and libm's version
+# every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`; .data is odl_model (84 bytes, its
+# optimizer and parameter bound included), newlib's impure_data and libm's version byte.
+FIRMWARE_DATA_BYTES = 188
 FIRMWARE_BSS_BYTES = 20
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 19_034  # benchmarks/calibrate.py: 19,028 to 19,040 over 42 builds (newlib's powf for Adam: ~3 KB)
+CODE_FLASH_BYTES = 19_712  # benchmarks/calibrate.py: 19,708 to 19,716 over 42 builds (newlib's powf for Adam: ~3 KB)
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -74,12 +75,13 @@ COEFFICIENTS: dict[str, float] = {
     "sample": 2093.611,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
 }
 # Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
-# check, the update, zeroing the gradient) and per step (the command; Adam's powf and sqrtf).
+# check; the update computed twice, once to check it against the bound and once to commit it; zeroing the
+# gradient) and per step (the command; Adam's powf and sqrtf).
 STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "ODL_OPT_SGD": (17.857, 284.1),
-    "ODL_OPT_MOMENTUM": (21.862, 297.8),
-    "ODL_OPT_NESTEROV": (23.862, 297.8),
-    "ODL_OPT_ADAM": (38.861, 398.1),
+    "ODL_OPT_SGD": (29.893, 367.8),
+    "ODL_OPT_MOMENTUM": (42.901, 391.4),
+    "ODL_OPT_NESTEROV": (47.900, 389.6),
+    "ODL_OPT_ADAM": (75.900, 492.6),
 }
 
 

@@ -32,6 +32,7 @@ class Field:
     name: str
     offset: int  # bytes from the start of the struct
     count: int  # 32-bit words
+    ctype: str = "uint32_t"  # or "float"
 
 
 @cache
@@ -85,7 +86,7 @@ def struct_layout(type_name: str, relative: str = APP_HEADER) -> dict[str, Field
             if length:
                 size = length.rstrip("]").strip()
                 count = int(size, 0) if size[0].isdigit() else _array_length(size, relative)
-            fields[name.strip()] = Field(name.strip(), offset, count)
+            fields[name.strip()] = Field(name.strip(), offset, count, match.group(1))
             offset += 4 * count
     return fields
 

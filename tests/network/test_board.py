@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.protocol import STATUS_CODES, CommandError
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.model.optimizer import Optimizer
@@ -22,12 +23,41 @@ def test_refuses_a_board_training_with_another_optimizer(paper_board: UnicornBoa
         BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch, optimizer=Optimizer.parse("adam"))
 
 
-def test_non_finite_parameters_are_refused_before_anything_is_written(paper_board: UnicornBoard) -> None:
+def _same(a: list, b: list) -> bool:
+    return all(np.array_equal(w1, w2) and np.array_equal(b1, b2) for (w1, b1), (w2, b2) in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, 1e5])
+def test_bad_parameters_are_refused_before_anything_is_written(paper_board: UnicornBoard, bad_value: float) -> None:
+    """Every layer changed, the last one holding a value the firmware refuses (beyond the default bound
+    1e4): no layer may be written, or the model would be left half old, half new."""
     net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
+    assert net.info().param_bound == 1e4
     before = net.get_params()
-    bad = [(w.copy(), b.copy()) for w, b in before]
-    bad[-1][0][-1, -1] = np.nan
-    with pytest.raises(ValueError, match="finite"):
+    bad = [(w + 0.5, b + 0.5) for w, b in before]
+    bad[-1][0][-1, -1] = bad_value
+    with pytest.raises(ValueError, match=r"finite and within \+-10000"):
         net.set_params(bad)
-    for (w1, b1), (w2, b2) in zip(before, net.get_params(), strict=True):
-        assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
+    assert _same(before, net.get_params())
+
+
+def test_a_diverging_step_is_rejected_and_the_model_stays_usable(paper_board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
+    x = np.random.default_rng(0).normal(size=(4, 40, 3)).astype(np.float32)
+    before, probs = net.get_params(), net.forward(x[0])
+    with pytest.raises(CommandError, match="step rejected") as err:
+        net.train_step(x, np.array([0, 1, 2, 3]), 1e20)
+    assert err.value.status == STATUS_CODES["ODL_ERR_STEP_REJECTED"]
+    assert _same(before, net.get_params()) and net.info().accumulated == 0
+    np.testing.assert_array_equal(net.forward(x[0]), probs)
+    net.train_step(x, np.array([0, 1, 2, 3]), 0.01)  # and it trains on
+    assert not _same(before, net.get_params())
+
+
+def test_a_refused_sample_leaves_nothing_of_its_batch_behind(paper_board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
+    x = np.random.default_rng(1).normal(size=(8, 40, 3)).astype(np.float32)
+    x[5, 3, 1] = np.nan  # refused by the firmware after five samples were accumulated
+    with pytest.raises(CommandError, match="NaN or infinity"):
+        net.train_step(x, np.arange(8) % 6, 0.01)
+    assert net.info().accumulated == 0

@@ -52,5 +52,22 @@ def test_bad_inputs_raise_and_leave_weights_untouched(paper_tl_net: HostNetwork)
         net.set_params(changed)  # the first layers are const in a TL build
     with pytest.raises(OdlError, match="between 1 and the build's trainable capacity"):
         net.set_trainable(3)
+    beyond = [(w.copy(), b.copy()) for w, b in net.get_params()]
+    beyond[-1][1][0] = 1e5  # beyond the default bound, 1e4
+    with pytest.raises(OdlError, match="beyond the model's bound; nothing was written"):
+        net.set_params(beyond)
     for (w0, b0), (w1, b1) in zip(before, net.get_params(), strict=True):
         assert np.array_equal(w0, w1) and np.array_equal(b0, b1)
+
+
+def test_a_rejected_step_changes_nothing_and_clears_the_batch(paper_tl_net: HostNetwork) -> None:
+    net = paper_tl_net
+    x = np.random.default_rng(2).normal(size=(4, 20, 3)).astype(np.float32)
+    before = net.get_params()
+    with pytest.raises(OdlError, match="step rejected") as err:
+        net.train_step(x, np.array([0, 1, 2, 3]), 1e20)
+    assert err.value.status == 11
+    for (w0, b0), (w1, b1) in zip(before, net.get_params(), strict=True):
+        assert np.array_equal(w0, w1) and np.array_equal(b0, b1)
+    with pytest.raises(OdlError, match="no sample has been accumulated"):
+        net.sgd_step(0.01)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -27,6 +30,7 @@ from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
 from pyodl.network.open import BACKENDS
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # as a shell reports them
 
 
 PAPER_DEFAULTS = {"input": 40, "channels": 3, "classes": 6, "seed": 0}
@@ -386,7 +390,11 @@ def cmd_personalize(args: argparse.Namespace) -> int:
             del bars[what]
 
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
+    try:
+        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
+    finally:  # an interrupted run's bars are cleared now, not after the message that says so
+        for bar in bars.values():
+            bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "pyodl personalize " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
@@ -531,15 +539,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every ``with`` and ``finally`` on the way out
+    (temporary build folders, boards, half-written cache entries) is unwound."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return int(args.func(args))
     # ModelError is a ValueError; ToolchainError and OdlError are RuntimeErrors.
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    # One line, not the traceback of whatever ran (TensorFlow's is 60 lines); every temporary folder is
+    # gone by now, and results are only written once everything is computed.
+    except KeyboardInterrupt:
+        print(f"\npyodl {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"\npyodl {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def run() -> None:
+    """The ``pyodl`` console script. After Ctrl-C or SIGTERM it leaves at once: by then every folder is
+    removed and every file closed, and Python's own teardown with TensorFlow loaded takes another second."""
+    status = main()
+    if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

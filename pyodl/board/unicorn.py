@@ -27,11 +27,13 @@ import functools
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -207,6 +209,34 @@ class _Usart(_RegisterFile):
             self.tx.append(value & 0xFF)
         else:
             super().write(offset, size, value)
+
+
+@contextlib.contextmanager
+def _signals_stop(uc: unicorn.Uc) -> Iterator[list[int]]:
+    """While the CPU runs, Ctrl-C (SIGINT) and SIGTERM stop the emulation and are recorded in the yielded
+    list, for the caller to deliver again once the run is over. Python runs a signal handler at its next
+    bytecode, which during a run is inside an MMIO or hook callback, where ctypes prints and drops any
+    exception, KeyboardInterrupt included: the run would go on. Only the main thread can take signals."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        uc.emu_stop()
+
+    # A signal the process ignores (nohup, a background job) stays ignored; None: a handler set outside
+    # Python, which signal.signal cannot put back.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)}
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _is_vfp(first: int, second: int) -> bool:
@@ -501,10 +531,11 @@ class UnicornBoard(Board):
         self._error = None
         failure: str | None = None
         t0 = time.perf_counter()
-        try:
-            uc.emu_start(begin | 1, _NO_UNTIL)
-        except unicorn.UcError as exc:
-            failure = str(exc)
+        with _signals_stop(uc) as caught:
+            try:
+                uc.emu_start(begin | 1, _NO_UNTIL)
+            except unicorn.UcError as exc:
+                failure = str(exc)
         elapsed = time.perf_counter() - t0
         executed = header.executed - start
         self._last_run = (executed, elapsed)
@@ -513,6 +544,10 @@ class UnicornBoard(Board):
             self._flush_tb = False
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
 
+        if caught:
+            # Stopped between two blocks of a command: the firmware's state is not one a host can go on from.
+            self._broken = f"interrupted by signal {caught[0]} at PC 0x{pc:08x}"
+            signal.raise_signal(caught[0])  # now, to the handler that was in place before the run
         if self._error is not None:
             self._broken = str(self._error)
             raise self._error

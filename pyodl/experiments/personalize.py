@@ -214,10 +214,14 @@ def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | 
         # Written aside and renamed, so an interrupted run never leaves a half-written model to be loaded.
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.keras")
-        km.save(partial)
-        norm.save(partial.with_suffix(".norm.json"))
-        os.replace(partial.with_suffix(".norm.json"), path.with_suffix(".norm.json"))
-        os.replace(partial, path)
+        try:
+            km.save(partial)
+            norm.save(partial.with_suffix(".norm.json"))
+            os.replace(partial.with_suffix(".norm.json"), path.with_suffix(".norm.json"))
+            os.replace(partial, path)
+        finally:  # interrupted or failed: no partial file stays behind
+            partial.unlink(missing_ok=True)
+            partial.with_suffix(".norm.json").unlink(missing_ok=True)
     return from_keras(km, name="general"), False
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import struct
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,10 @@ from elftools.elf.elffile import ELFFile
 
 from pyodl.board import unicorn as uc_board
 from pyodl.board.base import BoardError
+from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard, native_counter_library
+from pyodl.model.architecture import paper_model
+from pyodl.network.board import BoardNetwork
 from pyodl.toolchain.memory_map import SRAM2_ALIAS, SRAM2_BASE
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -310,3 +316,24 @@ def test_native_counter_is_warning_free_c99_with_and_without_unicorn_h(tmp_path:
         proc = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", *extra,
                                str(uc_board.COUNTER_SOURCE)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_ctrl_c_stops_training_over_the_uart(paper_board: UnicornBoard) -> None:
+    """Over UART the firmware calls into Python for every byte, and a KeyboardInterrupt raised inside such a
+    callback is printed and dropped by ctypes: Ctrl-C must still stop the run, within a second, and the
+    board must then refuse to go on from a half-executed command."""
+    net = BoardNetwork(UartTransport(BoardUart(paper_board)), paper_model(40, 0).arch)
+    x = np.random.default_rng(0).normal(size=(8, 40, 3)).astype(np.float32)
+    y = np.arange(8) % 6
+    timer = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            while time.monotonic() - t0 < 20:
+                net.train_step(x, y, 0.01)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 2.0
+    with pytest.raises(BoardError, match="interrupted"):
+        paper_board.run_until_idle()

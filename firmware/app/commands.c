@@ -14,14 +14,17 @@ typedef char odl_mailbox_header_is_80_bytes[(offsetof(odl_mailbox_t, data) == OD
 __attribute__((section(".odl_mailbox"))) odl_mailbox_t odl_mailbox;
 __attribute__((section(".odl_mailbox"))) static float odl_sample[ODL_INPUT_SIZE];
 static int odl_sample_loaded;
+/* odl_init's verdict on the generated table: when it failed, every command but INFO answers with it. */
+static uint32_t odl_init_status;
 
-extern uint32_t _sdata[], _estack[];
+extern uint32_t _sstack[], _eram[];
 
 void odl_app_init(void)
 {
     odl_mailbox.version = ODL_PROTOCOL_VERSION;
     odl_mailbox.data_capacity = ODL_DATA_BYTES;
-    odl_mailbox.status = (uint32_t)odl_init(&odl_model);
+    odl_init_status = (uint32_t)odl_init(&odl_model);
+    odl_mailbox.status = odl_init_status;
     /* Last: the host waits for the magic before it sends anything. */
     odl_mailbox.magic = ODL_MAILBOX_MAGIC;
 }
@@ -52,7 +55,7 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.trainable_capacity = odl_model.trainable_capacity;
     info.trainable = odl_model.trainable;
     info.data_capacity = ODL_DATA_BYTES;
-    info.ram_static_bytes = (uint32_t)((uintptr_t)_estack - (uintptr_t)_sdata);
+    info.ram_static_bytes = (uint32_t)((uintptr_t)_eram - (uintptr_t)_sstack); /* the stack is first */
     info.stack_size = odl_stack_size();
     info.stack_high_water = odl_stack_high_water();
     info.accumulated = odl_model.accumulated;
@@ -185,7 +188,13 @@ void odl_app_execute(void)
     mb->result[0] = mb->result[1] = mb->result[2] = mb->result[3] = 0;
     mb->result_f = 0.0f;
     /* Commands read the host's data_len; the ones that answer with data overwrite it. */
-    const uint32_t status = dispatch(mb, command);
+    const uint32_t status =
+        odl_init_status != ODL_OK && command != ODL_CMD_INFO ? odl_init_status : dispatch(mb, command);
+    if (status != ODL_OK) {
+        /* A refusal answers with its status alone: no result a command set before it failed. */
+        mb->result[0] = mb->result[1] = mb->result[2] = mb->result[3] = 0;
+        mb->result_f = 0.0f;
+    }
     if (status != ODL_OK || !answers_with_data(command)) {
         mb->data_len = 0;
     }

@@ -140,6 +140,26 @@ static int shapes_ok(const odl_layer_t *l)
     }
 }
 
+/* weight_count's product of three uint16_t fields must not wrap around, and its bytes must count in 32 bits. */
+static int weight_count_fits(const odl_layer_t *l)
+{
+    const uint64_t n = l->kind == ODL_LAYER_CONV1D ? (uint64_t)l->size * l->in_ch * l->out_ch
+                       : l->kind == ODL_LAYER_DENSE ? (uint64_t)l->in_len * l->in_ch * l->out_ch
+                                                    : (uint64_t)l->size * l->out_ch;
+    return n <= UINT32_MAX / sizeof(float);
+}
+
+/* A layer reads its whole input while it writes its output: the two may be one buffer only for the layers
+ * computed element by element in place (ReLU, activations, Flatten), and must not overlap otherwise. */
+static int buffers_ok(const odl_layer_t *l)
+{
+    if (l->out == l->in) {
+        return l->kind == ODL_LAYER_RELU || l->kind == ODL_LAYER_ACTIVATION || l->kind == ODL_LAYER_FLATTEN;
+    }
+    const uintptr_t in = (uintptr_t)l->in, out = (uintptr_t)l->out;
+    return out + out_size(l) * sizeof(float) <= in || in + in_size(l) * sizeof(float) <= out;
+}
+
 /* Everything the generator promised, checked once so the hot paths need no checks. */
 static odl_status_t check_table(const odl_net_t *net)
 {
@@ -160,6 +180,12 @@ static odl_status_t check_table(const odl_net_t *net)
             return ODL_ERR_MODEL;
         }
         if (l->out == NULL && l->kind != ODL_LAYER_FLATTEN) {
+            return ODL_ERR_MODEL;
+        }
+        if (l->in != NULL && l->out != NULL && !buffers_ok(l)) {
+            return ODL_ERR_MODEL;
+        }
+        if (has_params(l) && !weight_count_fits(l)) {
             return ODL_ERR_MODEL;
         }
         if ((l->kind == ODL_LAYER_SOFTMAX || l->act == ODL_ACT_SOFTMAX) && !last) {

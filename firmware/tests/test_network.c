@@ -267,6 +267,21 @@ static void check_errors(test_rng_t *rng)
     odl_net_t copy = odl_model;
     copy.layers = broken;
     test_expect(odl_init(&copy) == ODL_ERR_MODEL, "inconsistent layer table refused");
+    /* A layer whose output overlaps its input (the next layer reading where it writes): refused too. */
+    for (unsigned i = 0; i + 1u < ODL_NUM_LAYERS; ++i) {
+        const odl_layer_t *l = &odl_model.layers[i];
+        if (l->in != NULL && l->out != l->in && odl_model.layers[i + 1u].in == l->out) {
+            memcpy(broken, odl_model.layers, sizeof broken);
+            broken[i].out = (float *)(uintptr_t)l->in + 1;
+            broken[i + 1u].in = broken[i].out;
+            test_expect(odl_init(&copy) == ODL_ERR_MODEL, "output overlapping the input refused");
+            broken[i].out = (float *)(uintptr_t)l->in;
+            broken[i + 1u].in = broken[i].out;
+            test_expect(odl_init(&copy) == ODL_ERR_MODEL, "a layer that cannot work in place refused in place");
+            break;
+        }
+    }
+    test_expect(odl_init(&odl_model) == ODL_OK, "the generated table passes");
     test_expect(strlen(odl_status_str(ODL_ERR_MODEL)) > 0 && strcmp(odl_status_str((odl_status_t)99), "unknown status") == 0,
                 "status strings");
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from pyodl.model.architecture import Kind, Layer, Model, ModelError
+from pyodl.model.architecture import Architecture, Kind, Layer, Model, ModelError
 from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
 
@@ -89,9 +89,37 @@ def check_param_bound(model: Model, param_bound: float) -> None:
                              f"the bound {param_bound:g} the device enforces; export with a larger --param-bound")
 
 
+U16_MAX = 0xFFFF  # odl_layer_t's and odl_net_t's shape fields are uint16_t
+# Element counts are uint32_t, and a buffer's byte count must fit too.
+MAX_ELEMENTS = 0xFFFFFFFF // 4
+
+
+def check_shapes(arch: Architecture) -> None:
+    """Every shape the generated table stores fits its C field; a model that does not is refused here with
+    the layer and the value, not left to the C compiler's overflow warning."""
+    for what, value in (("input length", arch.input_len), ("input channels", arch.input_ch),
+                        ("number of classes", arch.num_classes), ("number of layers", len(arch.layers))):
+        if value > U16_MAX:
+            raise ModelError(f"the model's {what} is {value}; the firmware's shape fields hold at most {U16_MAX}")
+    for layer in arch.layers:
+        for what, value in (("input length", layer.in_len), ("input channels", layer.in_ch),
+                            ("output length", layer.out_len), ("output channels", layer.out_ch),
+                            ("kernel or pool size", layer.size), ("stride", layer.stride),
+                            ("dilation", layer.dilation), ("padding", layer.pad)):
+            if value > U16_MAX:
+                raise ModelError(f"layer '{layer.name}': its {what} is {value}; the firmware's shape fields hold "
+                                 f"at most {U16_MAX}")
+        for what, count in (("weights", int(np.prod(layer.weight_shape))), ("input", layer.in_size),
+                            ("output", layer.out_size)):
+            if count > MAX_ELEMENTS:
+                raise ModelError(f"layer '{layer.name}': {count} {what} elements; the firmware counts at most "
+                                 f"{MAX_ELEMENTS}")
+
+
 def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export",
            optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND) -> dict[str, str]:
     """The generated files' text, keyed by file name."""
+    check_shapes(model.arch)
     check_param_bound(model, param_bound)
     plan: MemoryPlan = plan_memory(model.arch, trainable_layers, optimizer)
     params = dict(zip(model.arch.param_layers, model.params, strict=True))

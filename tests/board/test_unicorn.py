@@ -18,10 +18,12 @@ from elftools.elf.elffile import ELFFile
 
 from pyodl.board import unicorn as uc_board
 from pyodl.board.base import BoardError
+from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard, native_counter_library
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork
+from pyodl.toolchain.firmware import FirmwareBuilder
 from pyodl.toolchain.memory_map import SRAM2_ALIAS, SRAM2_BASE
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -337,3 +339,18 @@ def test_ctrl_c_stops_training_over_the_uart(paper_board: UnicornBoard) -> None:
     assert time.monotonic() - t0 < 2.0
     with pytest.raises(BoardError, match="interrupted"):
         paper_board.run_until_idle()
+
+
+def test_a_stack_overflow_faults_below_sram(tmp_path: Path) -> None:
+    """The stack sits at the bottom of SRAM: a firmware built with 128 bytes of stack (a training step needs
+    ~300) runs off the start of SRAM, and the board names the write and the PC instead of letting the
+    stack overwrite the mailbox, as it did when the stack sat above it."""
+    builder = FirmwareBuilder(tmp_path / "build", stack_bytes=128)
+    try:
+        firmware = builder.export_and_build(paper_model(40, 0), tmp_path / "model")
+        with UnicornBoard(firmware.elf) as board, pytest.raises(BoardError, match=r"write of unmapped address "
+                                                                                    r"0x1fff[0-9a-f]{4}"):
+            BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch).accumulate(
+                np.ones((40, 3), np.float32), 1)
+    finally:
+        builder.close()

@@ -3,12 +3,13 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pyodl.cli import main
-from pyodl.model.architecture import paper_model
-from pyodl.model.export import GENERATED_FILES, c_float, render
+from pyodl.model.architecture import Architecture, Kind, LayerSpec, ModelError, paper_model
+from pyodl.model.export import GENERATED_FILES, c_float, check_shapes, render
 from pyodl.toolchain.sources import source_root
 
 COMMITTED = source_root() / "firmware" / "generated"
@@ -48,3 +49,18 @@ def test_generated_code_compiles_without_warnings(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(("specs", "input_len", "message"), [
+    ([LayerSpec(Kind.CONV1D, "conv", units=4, size=3), LayerSpec(Kind.GAP1D, "gap"),
+      LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")], 70_000,
+     "the model's input length is 70000; the firmware's shape fields hold at most 65535"),
+    ([LayerSpec(Kind.FLATTEN, "flat"), LayerSpec(Kind.DENSE, "out", units=20_000, activation="softmax")], 20_000,
+     "layer 'out': 1200000000 weights elements; the firmware counts at most 1073741823"),
+    ([LayerSpec(Kind.FLATTEN, "flat"), LayerSpec(Kind.DENSE, "out", units=6, activation="softmax")], 30_000,
+     "layer 'flat': its output channels is 90000; the firmware's shape fields hold at most 65535"),
+])
+def test_shapes_beyond_the_c_fields_are_refused_by_name(specs: list[LayerSpec], input_len: int,
+                                                        message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        check_shapes(Architecture.build("big", input_len, 3, specs))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
 from pyodl.board.mailbox import MailboxTransport
-from pyodl.board.protocol import STATUS_CODES, CommandError
+from pyodl.board.protocol import STATUS_CODES, Command, CommandError, Request
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.model.optimizer import Optimizer
 from pyodl.network.board import BoardNetwork, ModelMismatchError
+from pyodl.toolchain.firmware import Firmware
 
 
 def test_refuses_a_board_running_another_model(paper_board: UnicornBoard) -> None:
@@ -61,3 +64,30 @@ def test_a_refused_sample_leaves_nothing_of_its_batch_behind(paper_board: Unicor
     with pytest.raises(CommandError, match="NaN or infinity"):
         net.train_step(x, np.arange(8) % 6, 0.01)
     assert net.info().accumulated == 0
+
+
+def test_a_refusal_answers_with_its_status_alone(paper_board: UnicornBoard) -> None:
+    """A command that fails after it set results (TRAIN_SAMPLE on a window whose activations overflow) must
+    not hand them back: the host would read the previous sample's count as this one's."""
+    transport = MailboxTransport(paper_board)
+    net = BoardNetwork(transport, paper_model(40, 0).arch)
+    net.accumulate(np.ones((40, 3), np.float32), 1)
+    net.load_sample(np.full((40, 3), 3e38, np.float32))  # finite, so LOAD_SAMPLE takes it
+    reply = transport.execute(Request(Command.TRAIN_SAMPLE, (2, 0, 0, 0)))
+    assert reply.status == STATUS_CODES["ODL_ERR_NONFINITE"]
+    assert reply.results == (0, 0, 0, 0) and reply.result_f == 0.0 and reply.data == b""
+
+
+def test_a_firmware_whose_table_fails_its_check_answers_info_only(paper_firmware: Firmware) -> None:
+    """odl_init refuses the table (here: a parameter bound of 0, patched into the flash image of .data):
+    INFO still answers, so the host can see what runs; every other command answers the init failure."""
+    with UnicornBoard(paper_firmware.elf) as board:
+        # odl_model's initial value in flash, where startup copies .data from; 1e4 is its only float 1e4.
+        image = board.symbol_address("_sidata") + board.symbol_address("odl_model") - board.symbol_address("_sdata")
+        initial = board.read(image, 84)
+        assert initial.count(struct.pack("<f", 1e4)) == 1
+        board.write(image + initial.index(struct.pack("<f", 1e4)), struct.pack("<f", 0.0))
+        transport = MailboxTransport(board)
+        assert transport.execute(Request(Command.INFO)).status == 0
+        for command in (Command.LAYER_INFO, Command.PREDICT, Command.SGD_STEP, Command.ZERO_GRADS):
+            assert transport.execute(Request(command)).status == STATUS_CODES["ODL_ERR_MODEL"], command.name

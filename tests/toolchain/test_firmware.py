@@ -24,13 +24,13 @@ def test_every_buffer_class_has_its_section_at_the_planned_size(paper_firmware: 
     for section in SECTIONS:
         assert ram.get(section, 0) == planned[section], section  # ld drops an empty section
     assert ram[".stack"] == fw.DEFAULT_STACK_BYTES
-    assert list(ram)[-1] == ".stack", "the stack is reserved at the top of the used SRAM"
+    assert next(iter(ram)) == ".stack", "the stack is reserved at the bottom of SRAM, so an overflow faults"
 
 
 def test_sections_live_in_the_real_memory_map(paper_firmware: Firmware) -> None:
     sections = paper_firmware.sections()
     assert sections[".isr_vector"][0] == FLASH_BASE
-    assert sections[".data"][0] == SRAM1_BASE
+    assert sections[".stack"][0] == SRAM1_BASE
     assert paper_firmware.ram_bytes() < SRAM_SIZE
     # Flash holds the code plus the initial values of the trainable parameters (copied at reset).
     assert paper_firmware.flash_bytes() > sections[".odl_params"][1]

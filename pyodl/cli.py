@@ -202,7 +202,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print("flash")
     for name, size in est.flash.items():
         print(f"  {name:<40} {size:>9,} B")
-    print(f"  {'total':<40} {est.flash_total:>9,} B of {est.flash_bytes:,} ({est.flash_margin:+,} B margin)")
+    print(f"  {'total (bank 1)':<40} {est.flash_total:>9,} B of {est.flash_bytes:,} ({est.flash_margin:+,} B margin)")
+    print(f"  {'persistence slots A and B (bank 2)':<40} {est.slot_bytes:>9,} B of {est.flash_bytes:,}")
     print(f"\n{'layer':<14} {'pass':<9} {'MACs':>10} {'adds':>8} {'divs':>6} {'exps':>5}")
     for lo in est.layers:
         for pass_name, ops in (("forward", lo.forward), ("backward", lo.backward), ("update", lo.update)):

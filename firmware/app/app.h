@@ -33,6 +33,8 @@ typedef enum {
     ODL_CMD_SGD_STEP = 8,      /* arg_f learning rate: apply the accumulated batch mean */
     ODL_CMD_ZERO_GRADS = 9,    /* drop the accumulated batch */
     ODL_CMD_PREDICT = 10,      /* -> result0 class, data probabilities */
+    ODL_CMD_SAVE = 11,         /* personalization -> flash slot: result0 slot (0 A, 1 B), result1 sequence */
+    ODL_CMD_LOAD = 12,         /* newest valid flash slot -> RAM: result0 slot, result1 sequence */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -43,7 +45,9 @@ typedef enum {
     ODL_APP_ERR_LENGTH = 34,    /* data_len (or frame payload) does not fit the command */
     ODL_APP_ERR_NO_SAMPLE = 35, /* train or predict before any window was loaded */
     ODL_APP_ERR_CRC = 36,       /* UART frame with a bad CRC-32 */
-    ODL_APP_ERR_FRAME = 37      /* UART frame longer than the firmware accepts */
+    ODL_APP_ERR_FRAME = 37,     /* UART frame longer than the firmware accepts */
+    ODL_APP_ERR_NO_SLOT = 38,   /* LOAD: no flash slot holds a valid copy for this model */
+    ODL_APP_ERR_FLASH = 39      /* SAVE: a flash operation failed (result0: FLASH_SR error bits or ODL_FLASH_*) */
 } odl_app_status_t;
 
 /* Word layout is fixed: the host reads and writes it by offset. */
@@ -83,6 +87,8 @@ typedef struct {
     uint32_t accumulated;
     uint32_t optimizer; /* odl_optimizer_kind_t of this build */
     float param_bound;  /* no parameter may leave +-param_bound (odl_net_t) */
+    uint32_t boot_slot;     /* where the parameters came from at boot: 0 exported defaults, 1 slot A, 2 slot B */
+    uint32_t boot_sequence; /* that slot's sequence number (0 for the defaults) */
 } odl_info_t;
 
 extern odl_mailbox_t odl_mailbox;
@@ -102,6 +108,18 @@ void odl_uart_putc(uint8_t byte);
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);
 uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
+
+/* flash.c: bank 2 of the STM32L4 flash. 0, or FLASH_SR's error bits, or one of these. */
+#define ODL_FLASH_PAGE_BYTES 2048u
+#define ODL_FLASH_OUTSIDE (1u << 28) /* not a page / double-word of bank 2 */
+#define ODL_FLASH_LOCKED (1u << 29)  /* the unlock keys did not unlock the controller */
+#define ODL_FLASH_TIMEOUT (1u << 30) /* BSY never cleared */
+uint32_t odl_flash_erase_page(uint32_t address);
+uint32_t odl_flash_program(uint32_t address, uint32_t low, uint32_t high);
+
+/* persist.c: the A/B slots. Statuses are odl_status_t or odl_app_status_t. */
+uint32_t odl_persist_save(uint32_t *slot, uint32_t *sequence, uint32_t *flash_status);
+uint32_t odl_persist_load(uint32_t *slot, uint32_t *sequence);
 
 void odl_stack_paint(void);
 uint32_t odl_stack_size(void);

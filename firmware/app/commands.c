@@ -16,6 +16,8 @@ __attribute__((section(".odl_mailbox"))) static float odl_sample[ODL_INPUT_SIZE]
 static int odl_sample_loaded;
 /* odl_init's verdict on the generated table: when it failed, every command but INFO answers with it. */
 static uint32_t odl_init_status;
+static uint32_t odl_boot_slot, odl_boot_sequence; /* INFO: what boot loaded */
+static uint32_t odl_flash_status;                 /* the failed flash operation's status, for SAVE's reply */
 
 extern uint32_t _sstack[], _eram[];
 
@@ -24,6 +26,11 @@ void odl_app_init(void)
     odl_mailbox.version = ODL_PROTOCOL_VERSION;
     odl_mailbox.data_capacity = ODL_DATA_BYTES;
     odl_init_status = (uint32_t)odl_init(&odl_model);
+    uint32_t slot = 0, sequence = 0;
+    if (odl_init_status == ODL_OK && odl_persist_load(&slot, &sequence) == ODL_OK) {
+        odl_boot_slot = slot + 1u;
+        odl_boot_sequence = sequence;
+    }
     odl_mailbox.status = odl_init_status;
     /* Last: the host waits for the magic before it sends anything. */
     odl_mailbox.magic = ODL_MAILBOX_MAGIC;
@@ -61,6 +68,8 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.accumulated = odl_model.accumulated;
     info.optimizer = odl_model.optimizer.kind;
     info.param_bound = odl_model.param_bound;
+    info.boot_slot = odl_boot_slot;
+    info.boot_sequence = odl_boot_sequence;
     memcpy(mb->data, &info, sizeof info);
     mb->data_len = sizeof info;
     return ODL_OK;
@@ -171,6 +180,10 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return ODL_OK;
     case ODL_CMD_PREDICT:
         return cmd_predict(mb);
+    case ODL_CMD_SAVE:
+        return odl_persist_save(&mb->result[0], &mb->result[1], &odl_flash_status);
+    case ODL_CMD_LOAD:
+        return odl_persist_load(&mb->result[0], &mb->result[1]);
     default:
         return ODL_APP_ERR_COMMAND;
     }
@@ -191,8 +204,10 @@ void odl_app_execute(void)
     const uint32_t status =
         odl_init_status != ODL_OK && command != ODL_CMD_INFO ? odl_init_status : dispatch(mb, command);
     if (status != ODL_OK) {
-        /* A refusal answers with its status alone: no result a command set before it failed. */
-        mb->result[0] = mb->result[1] = mb->result[2] = mb->result[3] = 0;
+        /* A refusal answers with its status alone: no result a command set before it failed; a failed
+         * flash operation adds what the controller reported. */
+        mb->result[0] = status == ODL_APP_ERR_FLASH ? odl_flash_status : 0u;
+        mb->result[1] = mb->result[2] = mb->result[3] = 0;
         mb->result_f = 0.0f;
     }
     if (status != ODL_OK || !answers_with_data(command)) {

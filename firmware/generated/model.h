@@ -62,6 +62,8 @@
 #define ODL_RAM_SCRATCH_BYTES 9728u
 #define ODL_RAM_IO_BYTES 48u
 #define ODL_RAM_TOTAL_BYTES 93632u
+/* One persistence slot in flash bank 2 (two of them, A and B): header, state, whole 2 KB pages. */
+#define ODL_SLOT_BYTES 40960u
 
 extern odl_net_t odl_model;
 

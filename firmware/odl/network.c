@@ -10,6 +10,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "odl.h"
 #include "odl_layers.h"
@@ -779,6 +780,119 @@ odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights,
     for (uint32_t k = 0; k < n_bias; ++k) {
         bias[k] = l->grad_bias[k] / count;
     }
+    return ODL_OK;
+}
+
+/*
+ * The state a device keeps across power cycles, as one sequence of 32-bit words: the trained layer count,
+ * the optimizer's step count, then, for every parameter layer this build keeps in RAM, its weights, its
+ * bias and its optimizer slots. Frozen layers are const in flash and need no copy.
+ */
+#define STATE_HEADER_WORDS 2u
+
+static uint32_t layer_state_words(const odl_net_t *net, const odl_layer_t *l)
+{
+    if (!has_params(l) || l->weights_rw == NULL) {
+        return 0;
+    }
+    const uint32_t n = weight_count(l) + bias_count(l);
+    return n * (1u + odl_optimizer_slots(&net->optimizer));
+}
+
+uint32_t odl_state_words(const odl_net_t *net)
+{
+    uint32_t words = STATE_HEADER_WORDS;
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        words += layer_state_words(net, &net->layers[i]);
+    }
+    return words;
+}
+
+static uint32_t float_word(float v)
+{
+    uint32_t w;
+    memcpy(&w, &v, sizeof w);
+    return w;
+}
+
+static float word_float(uint32_t w)
+{
+    float v;
+    memcpy(&v, &w, sizeof v);
+    return v;
+}
+
+/* The float at position k of layer l's part of the state: weights, bias, then the optimizer slots. */
+static float *layer_state_float(const odl_layer_t *l, uint32_t k)
+{
+    const uint32_t nw = weight_count(l), n = nw + bias_count(l);
+    if (k < nw) {
+        return &l->weights_rw[k];
+    }
+    if (k < n) {
+        return &l->bias_rw[k - nw];
+    }
+    return &l->optim_state[k - n];
+}
+
+uint32_t odl_state_word(const odl_net_t *net, uint32_t k)
+{
+    if (k == 0) {
+        return net->trainable;
+    }
+    if (k == 1) {
+        return net->steps;
+    }
+    k -= STATE_HEADER_WORDS;
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        const uint32_t n = layer_state_words(net, l);
+        if (k < n) {
+            return float_word(*layer_state_float(l, k));
+        }
+        k -= n;
+    }
+    return 0;
+}
+
+odl_status_t odl_state_restore(odl_net_t *net, const uint32_t *words, uint32_t n)
+{
+    if (net == NULL || words == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (n != odl_state_words(net)) {
+        return ODL_ERR_SIZE;
+    }
+    if (words[0] == 0 || words[0] > net->trainable_capacity) {
+        return ODL_ERR_TRAINABLE;
+    }
+    /* Everything is checked before anything is written, as for odl_set_params. */
+    uint32_t k = STATE_HEADER_WORDS;
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        const uint32_t count = layer_state_words(net, l), params = count ? weight_count(l) + bias_count(l) : 0u;
+        for (uint32_t j = 0; j < count; ++j) {
+            const float v = word_float(words[k + j]);
+            if (j < params ? !(fabsf(v) <= net->param_bound) : !isfinite(v)) {
+                return ODL_ERR_PARAM_RANGE;
+            }
+        }
+        k += count;
+    }
+    const odl_status_t st = odl_set_trainable(net, words[0]); /* clears gradients and optimizer state */
+    if (st != ODL_OK) {
+        return st;
+    }
+    k = STATE_HEADER_WORDS;
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        const uint32_t count = layer_state_words(net, l);
+        for (uint32_t j = 0; j < count; ++j) {
+            *layer_state_float(l, j) = word_float(words[k + j]);
+        }
+        k += count;
+    }
+    net->steps = words[1];
     return ODL_OK;
 }
 

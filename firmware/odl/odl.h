@@ -195,6 +195,16 @@ odl_status_t odl_read_param_slice(const odl_net_t *net, unsigned layer, uint32_t
 odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
                                    uint32_t count);
 
+/*
+ * What a device keeps across power cycles (its personalization): the trained layer count, the optimizer's
+ * step count, and every parameter layer kept in RAM with its optimizer state, as one sequence of 32-bit
+ * words. odl_state_word(net, k) is word k; odl_state_restore checks all of them (count, trained layers,
+ * parameters within param_bound, finite state) before it writes any, and clears the gradients.
+ */
+uint32_t odl_state_words(const odl_net_t *net);
+uint32_t odl_state_word(const odl_net_t *net, uint32_t k);
+odl_status_t odl_state_restore(odl_net_t *net, const uint32_t *words, uint32_t n);
+
 const char *odl_status_str(odl_status_t status);
 
 #ifdef __cplusplus

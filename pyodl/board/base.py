@@ -19,6 +19,10 @@ class BoardError(RuntimeError):
     """The simulated or real board failed: a bad memory access, a fault, a budget or timeout exceeded."""
 
 
+class PowerCutError(BoardError):
+    """The supply went (a simulated power cut): the board stopped where it was and must be reset."""
+
+
 class Board(abc.ABC):
     """A board running one firmware ELF. Addresses are the target's; data is raw little-endian bytes."""
 

@@ -56,6 +56,8 @@ _MESSAGES = {
     "ODL_APP_ERR_NO_SAMPLE": "no window loaded yet",
     "ODL_APP_ERR_CRC": "frame CRC mismatch",
     "ODL_APP_ERR_FRAME": "frame longer than the firmware accepts",
+    "ODL_APP_ERR_NO_SLOT": "no flash slot holds a valid copy for this model",
+    "ODL_APP_ERR_FLASH": "a flash operation failed (result 0: the controller's error bits)",
 }
 # The library's statuses, then the application's own (from 32 up).
 STATUS_CODES = headers.enum("odl_status_t", headers.LIBRARY_HEADER) | headers.enum("odl_app_status_t")

@@ -42,7 +42,8 @@ from elftools.elf.elffile import ELFFile
 from unicorn import arm_const
 from unicorn.unicorn_py3.unicorn import uclib
 
-from pyodl.board.base import IDLE_SYMBOL, Board, BoardError
+from pyodl.board.base import IDLE_SYMBOL, Board, BoardError, PowerCutError
+from pyodl.board.flash_controller import BANK_BYTES, FLASH_REGS_BASE, FlashController
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
@@ -271,6 +272,9 @@ class UnicornBoard(Board):
         self._fpu_hook_fn: object = None
         self._flush_tb = False
         self._last_run: tuple[int, float] = (0, 0.0)
+        # Flash bank 2 (the persistence slots) outlives resets and ELF loads, as flash does; erased.
+        self._bank2 = bytearray(b"\xff" * BANK_BYTES)
+        self._flashctl: FlashController | None = None
         if elf is not None:
             self.load_elf(elf)
 
@@ -326,11 +330,13 @@ class UnicornBoard(Board):
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
         uc.ctl_set_cpu_model(arm_const.UC_CPU_ARM_CORTEX_M4)
         # Host buffers mapped with mem_map_ptr: SRAM2 is one buffer seen at two addresses, like the silicon.
-        self._flash = ctypes.create_string_buffer(FLASH_SIZE)
+        # Bank 1 (code) is host memory the guest can read and run but never write; bank 2 goes through the
+        # flash controller model, which programs and erases it.
+        self._flash = ctypes.create_string_buffer(BANK_BYTES)
         self._sram1 = ctypes.create_string_buffer(SRAM1_SIZE)
         self._sram2 = ctypes.create_string_buffer(SRAM2_SIZE)
         rx = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
-        uc.mem_map_ptr(FLASH_BASE, FLASH_SIZE, rx, ctypes.addressof(self._flash))
+        uc.mem_map_ptr(FLASH_BASE, BANK_BYTES, rx, ctypes.addressof(self._flash))
         uc.mem_map_ptr(SRAM1_BASE, SRAM1_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram1))
         uc.mem_map_ptr(SRAM2_BASE, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
         uc.mem_map_ptr(SRAM2_ALIAS, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
@@ -343,6 +349,9 @@ class UnicornBoard(Board):
         self._mmio(uc, RCC_BASE, PERIPH_SIZE, self._rcc.read, self._rcc.write)
         self._mmio(uc, GPIOA_BASE, PERIPH_SIZE, self._gpioa.read, self._gpioa.write)
         self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
+        flash = self._flashctl = FlashController(self._bank2, self._power_cut)
+        self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, flash.write)
+        self._mmio(uc, FLASH_BASE + BANK_BYTES, BANK_BYTES, flash.read_bank, flash.write_bank)
 
         uc.hook_add(
             unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT,
@@ -355,7 +364,7 @@ class UnicornBoard(Board):
             ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p),
             ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p),
             FLASH_BASE,
-            FLASH_SIZE,
+            BANK_BYTES,
             ctypes.addressof(self._flash),
         )
         if not counter:
@@ -432,6 +441,12 @@ class UnicornBoard(Board):
             self._error = BoardError(message)
         uc.emu_stop()
 
+    def _power_cut(self, message: str) -> None:
+        assert self._uc is not None
+        if self._error is None:
+            self._error = PowerCutError(message)
+        self._uc.emu_stop()
+
     def _on_bad_access(self, uc: unicorn.Uc, access: int, address: int, size: int, value: int, _ud: object) -> bool:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
         kind = _ACCESS_NAMES.get(access, f"access (kind {access})")
@@ -486,7 +501,8 @@ class UnicornBoard(Board):
     def _check_range(self, address: int, size: int) -> None:
         # SRAM1 and SRAM2 are adjacent, so one range may span both; MMIO is for the guest only.
         for base, length in (
-            (FLASH_BASE, FLASH_SIZE),
+            (FLASH_BASE, BANK_BYTES),
+            (FLASH_BASE + BANK_BYTES, BANK_BYTES),
             (SRAM1_BASE, SRAM1_SIZE + SRAM2_SIZE),
             (SRAM2_ALIAS, SRAM2_SIZE),
         ):
@@ -497,13 +513,28 @@ class UnicornBoard(Board):
     def read(self, address: int, size: int) -> bytes:
         uc = self._engine()
         self._check_range(address, size)
+        if address >= FLASH_BASE + BANK_BYTES and address < FLASH_BASE + FLASH_SIZE:
+            offset = address - FLASH_BASE - BANK_BYTES
+            return bytes(self._bank2[offset : offset + size])
         return bytes(uc.mem_read(address, size))
 
     def write(self, address: int, data: bytes) -> None:
+        """The host's (debugger's) write: RAM, or flash as a programmer writes it."""
         uc = self._engine()
         self._check_range(address, len(data))
+        if address >= FLASH_BASE + BANK_BYTES and address < FLASH_BASE + FLASH_SIZE:
+            offset = address - FLASH_BASE - BANK_BYTES
+            self._bank2[offset : offset + len(data)] = data
+            return
         # Through Unicorn (not the host buffers) so that translated blocks of overwritten code are dropped.
         uc.mem_write(address, bytes(data))
+
+    @property
+    def flash(self) -> FlashController:
+        """The flash controller and bank 2 (power cuts, the operations done so far)."""
+        self._engine()
+        assert self._flashctl is not None
+        return self._flashctl
 
     # ----------------------------------------------------------------- running
 

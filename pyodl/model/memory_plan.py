@@ -68,6 +68,12 @@ class LayerPlan:
     saved_act: str | None = None  # tanh, sigmoid: a copy of the output for the backward pass
 
 
+# The persistence slots (firmware/app/persist.c): a header of 8 words, the state after 2 words of its own.
+SLOT_HEADER_WORDS = 8
+STATE_HEADER_WORDS = 2
+FLASH_PAGE_BYTES = 2048
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     arch: Architecture
@@ -99,6 +105,18 @@ class MemoryPlan:
 
     def ram_bytes(self) -> int:
         return sum(self.section_bytes().values())
+
+    def state_words(self) -> int:
+        """32-bit words of what SAVE keeps in a flash slot (odl_state_words): the trained layer count, the
+        step count, every parameter layer kept in RAM and its optimizer state."""
+        params = sum(layer.param_count for layer, plan in zip(self.arch.layers, self.layers, strict=True)
+                     if layer.has_params and plan.trainable)
+        return STATE_HEADER_WORDS + params * (1 + self.optimizer.slots)
+
+    def slot_bytes(self) -> int:
+        """One persistence slot: the header, the state and a padding word, in whole 2 KB flash pages."""
+        need = (SLOT_HEADER_WORDS + self.state_words() + 1) * FLOAT_BYTES
+        return -(-need // FLASH_PAGE_BYTES) * FLASH_PAGE_BYTES
 
     def buffer(self, name: str) -> Buffer:
         for buf in self.buffers:

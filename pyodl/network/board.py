@@ -54,6 +54,8 @@ class BoardInfo:
     accumulated: int
     optimizer: int  # odl_optimizer_kind_t
     param_bound: float  # the firmware refuses any parameter beyond +-param_bound
+    boot_slot: int  # where the parameters came from at boot: 0 exported defaults, 1 slot A, 2 slot B
+    boot_sequence: int  # that slot's sequence number
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,18 @@ class BoardNetwork(Network):
             spec = self.arch.layers[layer.index]
             out.append((flat[: layer.weights].reshape(spec.weight_shape), flat[layer.weights :].copy()))
         return out
+
+    def save(self) -> tuple[int, int]:
+        """Store the personalization (every parameter layer kept in RAM, the optimizer state, the trained
+        layer count) in the flash slot that does not hold the newest copy; returns (slot, sequence), slot 0
+        for A and 1 for B. A power cut at any moment leaves the previous copy loadable."""
+        r = self._run(Request(Command.SAVE)).results
+        return r[0], r[1]
+
+    def load(self) -> tuple[int, int]:
+        """Bring back the newest valid copy from flash (as boot does); returns (slot, sequence)."""
+        r = self._run(Request(Command.LOAD)).results
+        return r[0], r[1]
 
     def set_params(self, params: Params) -> None:
         """Writes every layer the build keeps in RAM; a frozen layer must already hold the same values."""

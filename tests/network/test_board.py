@@ -1,19 +1,25 @@
-"""The network on a board: it refuses a board running another model, and bad parameters before writing."""
+"""The network on a board: it refuses a board running another model, and bad parameters before writing; its
+personalization survives a reset and a power cut at any flash operation (SAVE and LOAD on the A/B slots;
+tests/board/test_flash_controller.py covers the controller model itself)."""
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pyodl.board.base import BoardError, PowerCutError
+from pyodl.board.flash_controller import BANK_BYTES, Operation
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, Command, CommandError, Request
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.model.optimizer import Optimizer
 from pyodl.network.board import BoardNetwork, ModelMismatchError
-from pyodl.toolchain.firmware import Firmware
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 
 
 def test_refuses_a_board_running_another_model(paper_board: UnicornBoard) -> None:
@@ -91,3 +97,180 @@ def test_a_firmware_whose_table_fails_its_check_answers_info_only(paper_firmware
         assert transport.execute(Request(Command.INFO)).status == 0
         for command in (Command.LAYER_INFO, Command.PREDICT, Command.SGD_STEP, Command.ZERO_GRADS):
             assert transport.execute(Request(command)).status == STATUS_CODES["ODL_ERR_MODEL"], command.name
+
+
+# ---------------------------------------------------------------- persistence: SAVE, LOAD, power cuts
+
+def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(8, 40, 3)).astype(np.float32), rng.integers(0, 6, size=8)
+
+
+def _net(board: UnicornBoard) -> BoardNetwork:
+    return BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch)
+
+
+def test_saved_weights_come_back_after_a_reset_newest_first(paper_board: UnicornBoard) -> None:
+    net = _net(paper_board)
+    assert (net.info().boot_slot, net.info().boot_sequence) == (0, 0)  # erased flash: the exported defaults
+    with pytest.raises(CommandError, match="no flash slot holds a valid copy"):
+        net.load()
+    defaults = net.get_params()
+    net.train_step(*_batch(1), 0.05)
+    first = net.get_params()
+    assert net.save() == (0, 1)
+    net.train_step(*_batch(2), 0.05)
+    second = net.get_params()
+    assert net.save() == (1, 2)
+
+    paper_board.reset()  # power cycle: RAM gone, flash kept
+    net = _net(paper_board)
+    assert (net.info().boot_slot, net.info().boot_sequence) == (2, 2)
+    assert _same(net.get_params(), second) and not _same(second, first)
+    net.set_params(defaults)
+    assert net.load() == (1, 2) and _same(net.get_params(), second)
+    net.train_step(*_batch(3), 0.05)
+    assert net.save() == (0, 3)  # the older slot is the one overwritten
+
+
+def test_a_corrupt_slot_is_skipped_for_the_other_one(paper_board: UnicornBoard) -> None:
+    net = _net(paper_board)
+    net.train_step(*_batch(1), 0.05)
+    first = net.get_params()
+    net.save()
+    net.train_step(*_batch(2), 0.05)
+    net.save()  # slot B, sequence 2
+    slot_bytes = 40960  # ODL_SLOT_BYTES of the paper's Full model
+    flipped = 0x0808_0000 + slot_bytes + 32 + 1000
+    paper_board.write(flipped, bytes([paper_board.read(flipped, 1)[0] ^ 0x01]))  # one bit of B's state
+    paper_board.reset()
+    net = _net(paper_board)
+    assert net.info().boot_slot == 1 and _same(net.get_params(), first)
+
+
+def test_another_models_firmware_ignores_the_slots(paper_board: UnicornBoard, firmware_builder: FirmwareBuilder,
+                                                   tmp_path: Path) -> None:
+    net = _net(paper_board)
+    net.train_step(*_batch(1), 0.05)
+    net.save()
+    other = paper_model(40, 1)  # same shapes, other weights: another model hash
+    paper_board.load_elf(firmware_builder.export_and_build(other, tmp_path / "other").elf)  # flash kept
+    net = BoardNetwork(MailboxTransport(paper_board), other.arch)
+    assert net.info().boot_slot == 0 and _same(net.get_params(), other.params)
+
+
+def test_adam_state_survives_so_training_goes_on_as_without_the_reset(firmware_builder: FirmwareBuilder,
+                                                                       tmp_path: Path) -> None:
+    adam = Optimizer.parse("adam")
+    firmware: Firmware = firmware_builder.export_and_build(paper_model(40, 0), tmp_path / "adam", 2, adam)
+    runs = []
+    for reset in (False, True):
+        with UnicornBoard(firmware.elf) as board:
+            net = BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch, optimizer=adam)
+            net.set_trainable(1)
+            for seed in (1, 2):
+                net.train_step(*_batch(seed), 0.001)
+            net.save()
+            if reset:
+                board.reset()
+                net = BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch, optimizer=adam)
+                assert net.info().trainable == 1  # the trained layer count came back too
+            for seed in (3, 4):
+                net.train_step(*_batch(seed), 0.001)
+            runs.append(net.get_params())
+    assert _same(*runs)  # moments and step count restored bit for bit
+
+
+BANK2 = 0x0808_0000
+CHUNKS = 4
+
+
+@dataclass(frozen=True)
+class _SaveUnderTest:
+    elf: Path
+    before: bytes  # bank 2 after two SAVEs: slot A holds sequence 1, slot B (the newest) sequence 2
+    operations: tuple[Operation, ...]  # the third SAVE's erases and programs, into slot A
+    previous: bytes  # the trained layers saved in slot B
+    new: bytes  # those being saved by the third SAVE
+
+
+def _trained(net: BoardNetwork) -> bytes:
+    """The parameter layers kept in RAM, as their raw float32 bytes."""
+    return b"".join(net._read_layer(layer).tobytes() for layer in net.layers if not layer.frozen)
+
+
+@pytest.fixture(scope="module")
+def save_under_test(firmware_builder: FirmwareBuilder, tmp_path_factory: pytest.TempPathFactory) -> _SaveUnderTest:
+    """The paper's model in its TL build (the two Dense layers in RAM: 3,558 words of state)."""
+    firmware = firmware_builder.export_and_build(paper_model(40, 0), tmp_path_factory.mktemp("cut"), 2)
+    with UnicornBoard(firmware.elf) as board:
+        net = _net(board)
+        for seed in (1, 2):
+            net.train_step(*_batch(seed), 0.05)
+            net.save()
+        before, previous = board.read(BANK2, BANK_BYTES), _trained(net)
+        net.train_step(*_batch(3), 0.05)
+        done = len(board.flash.operations)
+        assert net.save() == (0, 3)
+        return _SaveUnderTest(firmware.elf, before, tuple(board.flash.operations[done:]), previous, _trained(net))
+
+
+def _boot(board: UnicornBoard, bank: bytes) -> tuple[int, bytes]:
+    board.write(BANK2, bank)
+    board.reset()
+    net = _net(board)
+    return net.info().boot_slot, _trained(net)
+
+
+def _replayed(sut: _SaveUnderTest, cut: int, halfway: bool) -> bytearray:
+    """Bank 2 as a cut at operation ``cut`` (1-based) leaves it: the operations before it done, that one not
+    started or cut off halfway."""
+    bank = bytearray(sut.before)
+    for op in sut.operations[: cut - 1]:
+        op.apply(bank)
+    if halfway:
+        sut.operations[cut - 1].apply(bank, halfway=True)
+    return bank
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_a_power_cut_at_any_flash_operation_of_a_save_keeps_the_previous_copy(save_under_test: _SaveUnderTest,
+                                                                             chunk: int) -> None:
+    """Every cut point of one SAVE (each page erase and each double-word program, before it and halfway
+    through it): the device boots the previous copy, bit for bit; never a mix, never the defaults. The new
+    copy counts only once its last double-word is programmed (the no-cut case below)."""
+    sut = save_under_test
+    n = len(sut.operations)
+    assert n == 7 + 1779 + 4  # 7 pages erased, the state's double-words, the header's four
+    with UnicornBoard(sut.elf) as board:
+        for cut in range(1 + chunk, n + 1, CHUNKS):
+            for halfway in (False, True):
+                slot, params = _boot(board, _replayed(sut, cut, halfway))
+                assert slot == 2 and params == sut.previous, (cut, halfway, slot)
+        if chunk == 0:
+            bank = bytearray(sut.before)
+            for op in sut.operations:
+                op.apply(bank)
+            slot, params = _boot(board, bank)
+            assert slot == 1 and params == sut.new
+
+
+@pytest.mark.parametrize("cut", [1, 7, 8, 900, 1786, 1787, 1789, 1790])
+@pytest.mark.parametrize("halfway", [False, True], ids=["before", "halfway"])
+def test_a_real_power_cut_leaves_flash_as_the_replay_says(save_under_test: _SaveUnderTest, cut: int,
+                                                          halfway: bool) -> None:
+    """The exhaustive test above replays the recorded operations; here the firmware really runs the SAVE and
+    the board cuts its supply, at the first and last erase, the first and last state double-word and around
+    the header: the flash it leaves is the replayed image, byte for byte."""
+    sut = save_under_test
+    with UnicornBoard(sut.elf) as board:
+        board.write(BANK2, sut.before)
+        board.reset()
+        net = _net(board)
+        net.train_step(*_batch(3), 0.05)
+        board.flash.cut_power(cut, halfway)
+        with pytest.raises(PowerCutError, match=f"flash operation {cut} "):
+            net.save()
+        assert board.read(BANK2, BANK_BYTES) == bytes(_replayed(sut, cut, halfway))
+        with pytest.raises(BoardError, match="power cut"):
+            net.info()  # the board stays off until reset

@@ -328,13 +328,58 @@ static void check_update(test_rng_t *rng)
     }
 }
 
+/* What SAVE stores and LOAD restores: every RAM parameter layer, the trained layer count and the step count
+ * come back bit for bit; a bad copy (wrong length, trained count, a NaN) is refused before anything changes. */
+static void check_state(test_rng_t *rng)
+{
+    static uint32_t words[ODL_PARAM_COUNT + 2u];
+    static float before[MAX_PARAMS];
+    make_batch(rng);
+    test_expect(odl_set_trainable(&odl_model, 2) == ODL_OK, "train the last two layers");
+    for (unsigned b = 0; b < BATCH; ++b) {
+        odl_accumulate(&odl_model, samples[b], labels[b], NULL);
+    }
+    test_expect(odl_sgd_step(&odl_model, 0.05f) == ODL_OK, "a step");
+    const uint32_t n = odl_state_words(&odl_model);
+    test_expect(n <= ODL_PARAM_COUNT + 2u, "the state fits the test buffer");
+    for (uint32_t k = 0; k < n; ++k) {
+        words[k] = odl_state_word(&odl_model, k);
+    }
+    unsigned last = ODL_NUM_LAYERS - 1u;
+    while (!is_param_layer(last)) {
+        --last;
+    }
+    uint32_t nw, nb;
+    sizes(last, &nw, &nb);
+    snapshot(before, last);
+    odl_get_params(&odl_model, last, w_buf, nw, b_buf, nb);
+    w_buf[0] += 1.0f;
+    test_expect(odl_set_params(&odl_model, last, w_buf, nw, b_buf, nb) == ODL_OK, "change a weight");
+    test_expect(odl_set_trainable(&odl_model, 1) == ODL_OK, "change the trained layers");
+
+    const float nan = NAN;
+    const uint32_t good = words[n - 1u];
+    memcpy(&words[n - 1u], &nan, sizeof nan);
+    test_expect(odl_state_restore(&odl_model, words, n) == ODL_ERR_PARAM_RANGE, "a NaN in the copy refused");
+    words[n - 1u] = good;
+    test_expect(odl_state_restore(&odl_model, words, n - 1u) == ODL_ERR_SIZE, "a short copy refused");
+    words[0] = 0;
+    test_expect(odl_state_restore(&odl_model, words, n) == ODL_ERR_TRAINABLE, "a copy training no layer refused");
+    test_expect(odl_model.trainable == 1, "refused copies change nothing");
+    words[0] = 2;
+    test_expect(odl_state_restore(&odl_model, words, n) == ODL_OK, "restore");
+    snapshot(w_buf, last);
+    test_expect(memcmp(before, w_buf, nw * sizeof(float)) == 0 && odl_model.trainable == 2 && odl_model.steps == 1u,
+                "weights, trained layers and step count come back");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
         const char *name;
         void (*run)(test_rng_t *);
     } checks[] = {{"gradcheck", check_gradcheck}, {"tl_matches_full", check_tl_matches_full}, {"errors", check_errors},
-                   {"update", check_update}};
+                   {"update", check_update}, {"state", check_state}};
     if (odl_init(&odl_model) != ODL_OK) {
         printf("FAIL odl_init: %s\n", odl_status_str(odl_init(&odl_model)));
         return 1;
@@ -347,6 +392,6 @@ int main(int argc, char **argv)
             return test_failures() == 0 ? 0 : 1;
         }
     }
-    fprintf(stderr, "usage: %s <gradcheck|tl_matches_full|errors|update>\n", argv[0]);
+    fprintf(stderr, "usage: %s <gradcheck|tl_matches_full|errors|update|state>\n", argv[0]);
     return 2;
 }

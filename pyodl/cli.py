@@ -223,6 +223,34 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_MISMATCH
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pyodl.board.fuzz import fuzz
+    from pyodl.toolchain.firmware import FirmwareBuilder
+
+    if args.count < 1:
+        raise ModelError("--count must be >= 1")
+    model = _load_model(args)
+    with tempfile.TemporaryDirectory(prefix="pyodl-fuzz-") as tmp:
+        firmware = FirmwareBuilder(Path(tmp) / "build").export_and_build(model, Path(tmp) / "model")
+        with tqdm(total=args.count, desc="fuzzing", unit="input", leave=False, file=sys.stderr) as bar:
+            report = fuzz(firmware.elf, args.count, args.seed or 0, lambda done: bar.update(done - bar.n))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(f"fuzz: {args.model} model on the simulated STM32L496, {report.inputs:,} inputs (seed {args.seed or 0}) "
+              f"in {report.seconds:.1f} s")
+        print("inputs by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_kind.items())))
+        print(f"distinct statuses answered: {len(report.statuses)}; parameter changes by accepted commands: "
+              f"{report.weight_changes}")
+        for what, found in (("crashes", report.crashes), ("hangs", report.hangs),
+                            ("corruptions", report.corruptions), ("unanswered", report.unanswered)):
+            print(f"{what}: {len(found)}" + "".join(f"\n  {line}" for line in found[:10]))
+        print("PASS" if report.failures == 0 else "FAIL")
+    return EXIT_OK if report.failures == 0 else EXIT_MISMATCH
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from pyodl.model.architecture import paper_model
     from pyodl.resources.bench import PAPER_TABLE_III, BenchRow, measure, plot, results_markdown
@@ -480,6 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("fuzz", help="random and malformed inputs over the mailbox and the UART, each checked: no "
+                                    "fault, no hang, INFO answered, parameters unchanged unless a valid command "
+                                    "changed them")
+    _add_model_args(p)
+    p.add_argument("--count", type=int, default=100_000, help="inputs (default 100000)")
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("bench", help="build the paper's model for each input size and mode, train a batch on the "
                                      "simulated board, and compare with the estimate and the paper")

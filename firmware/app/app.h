@@ -114,8 +114,8 @@ uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
 #define ODL_FLASH_OUTSIDE (1u << 28) /* not a page / double-word of bank 2 */
 #define ODL_FLASH_LOCKED (1u << 29)  /* the unlock keys did not unlock the controller */
 #define ODL_FLASH_TIMEOUT (1u << 30) /* BSY never cleared */
-uint32_t odl_flash_erase_page(uint32_t address);
-uint32_t odl_flash_program(uint32_t address, uint32_t low, uint32_t high);
+uint32_t odl_flash_erase_page(uintptr_t address);
+uint32_t odl_flash_program(uintptr_t address, uint32_t low, uint32_t high);
 
 /* persist.c: the A/B slots. Statuses are odl_status_t or odl_app_status_t. */
 uint32_t odl_persist_save(uint32_t *slot, uint32_t *sequence, uint32_t *flash_status);

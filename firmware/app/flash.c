@@ -66,7 +66,7 @@ static uint32_t end(uint32_t clear_bits)
     return st;
 }
 
-uint32_t odl_flash_erase_page(uint32_t address)
+uint32_t odl_flash_erase_page(uintptr_t address)
 {
     if (address < BANK2_BASE || address >= BANK2_BASE + PAGES_PER_BANK * ODL_FLASH_PAGE_BYTES ||
         address % ODL_FLASH_PAGE_BYTES != 0u) {
@@ -82,7 +82,7 @@ uint32_t odl_flash_erase_page(uint32_t address)
     return end(CR_PER | CR_BKER | (0xFFu << CR_PNB_SHIFT));
 }
 
-uint32_t odl_flash_program(uint32_t address, uint32_t low, uint32_t high)
+uint32_t odl_flash_program(uintptr_t address, uint32_t low, uint32_t high)
 {
     if (address < BANK2_BASE || address >= BANK2_BASE + PAGES_PER_BANK * ODL_FLASH_PAGE_BYTES ||
         address % 8u != 0u) {

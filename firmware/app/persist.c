@@ -86,7 +86,7 @@ uint32_t odl_persist_save(uint32_t *slot, uint32_t *sequence, uint32_t *flash_st
     uint32_t last = 0;
     const int current = newest(&last);
     const unsigned target = current == 0 ? 1u : 0u;
-    const uint32_t base = (uint32_t)(uintptr_t)slot_words(target);
+    const uintptr_t base = (uintptr_t)slot_words(target);
     const uint32_t words = odl_state_words(&odl_model);
     uint32_t st = 0;
     for (uint32_t page = 0; page < ODL_SLOT_BYTES / ODL_FLASH_PAGE_BYTES && st == 0u; ++page) {

@@ -29,6 +29,7 @@ from pyodl.board.base import BoardError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import (
     INFO_FIELDS,
+    INFO_FORMAT,
     MAILBOX,
     MAILBOX_HEADER_BYTES,
     STATUS_NAMES,
@@ -76,10 +77,11 @@ class _Fuzzer:
         self._connect()
         self.params_at = self.board.symbol_address("_sodl_params")
         self.params_bytes = self.board.symbol_address("_eodl_params") - self.params_at
-        info = self.mailbox.execute(Request(Command.INFO)).data
-        self.input_floats = struct.unpack_from("<I", info, 8)[0] * struct.unpack_from("<I", info, 12)[0]
+        info = dict(zip(INFO_FIELDS, struct.unpack_from(INFO_FORMAT, self.mailbox.execute(Request(Command.INFO)).data),
+                        strict=True))
+        self.input_floats = int(info["input_len"] * info["input_ch"])
         self.capacity_floats = self.mailbox.capacity // 4
-        self.param_bound = np.float32(struct.unpack_from("<f", info, 4 * INFO_FIELDS.index("param_bound"))[0])
+        self.param_bound = np.float32(info["param_bound"])
         # The longest a partial frame can wait for: a header, the largest payload, the CRC.
         self.flush_bytes = 3 + 20 + self.mailbox.capacity + 4
 

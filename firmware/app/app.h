@@ -107,6 +107,7 @@ void odl_uart_putc(uint8_t byte);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);
+/* crc32.c: CRC-32 as zlib computes it, continued from `crc` (0 to start). */
 uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
 
 /* flash.c: bank 2 of the STM32L4 flash. 0, or FLASH_SR's error bits, or one of these. */

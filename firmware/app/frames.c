@@ -26,18 +26,6 @@ static struct {
 
 __attribute__((section(".odl_mailbox"))) static uint8_t frame_body[MAX_PAYLOAD + 4u];
 
-uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len)
-{
-    crc = ~crc;
-    for (uint32_t i = 0; i < len; ++i) {
-        crc ^= data[i];
-        for (int bit = 0; bit < 8; ++bit) {
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-        }
-    }
-    return ~crc;
-}
-
 static void put_u32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;

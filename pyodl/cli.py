@@ -218,7 +218,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"verdict: fits the STM32L496 ({est.ram_margin:,} B of SRAM and {est.flash_margin:,} B of flash left)")
         return EXIT_OK
     over = [f"SRAM by {-est.ram_margin:,} B" if est.ram_margin < 0 else "",
-            f"flash by {-est.flash_margin:,} B" if est.flash_margin < 0 else ""]
+            f"flash by {-est.flash_margin:,} B" if est.flash_margin < 0 else "",
+            f"flash bank 2 (the persistence slots) by {est.slot_bytes - est.flash_bytes:,} B"
+            if est.slot_bytes > est.flash_bytes else ""]
     print(f"verdict: does NOT fit the STM32L496: over {' and '.join(o for o in over if o)}")
     return EXIT_MISMATCH
 

@@ -71,11 +71,14 @@ class Operation:
 class FlashController:
     """Registers at FLASH_REGS_BASE and bank 2 (``bank``, kept by the caller across resets)."""
 
-    def __init__(self, bank: bytearray, on_cut: Callable[[str], None]) -> None:
+    def __init__(self, bank: bytearray, on_cut: Callable[[str], None], on_fault: Callable[[str], None]) -> None:
+        """``on_cut``: the supply went; ``on_fault``: the firmware touched a register this model does not
+        implement (the board stops there, as for any access outside the modelled map)."""
         if len(bank) != BANK_BYTES:
             raise ValueError(f"bank 2 must be {BANK_BYTES} bytes")
         self.bank = bank
         self._on_cut = on_cut
+        self._on_fault = on_fault
         self.cr = CR_RESET
         self.sr = 0
         self._key_stage = 0  # 0: expecting KEY1; 1: expecting KEY2; 2: locked until reset
@@ -86,10 +89,16 @@ class FlashController:
     # ------------------------------------------------------------------ registers
 
     def read(self, offset: int, size: int) -> int:
-        value = {SR: self.sr, CR: self.cr, WRP1AR: WRP1AR_CODE}.get(offset - offset % 4, 0)
-        return (value >> (8 * (offset % 4))) & ((1 << (8 * size)) - 1)
+        registers = {KEYR: 0, SR: self.sr, CR: self.cr, WRP1AR: WRP1AR_CODE}
+        if offset - offset % 4 not in registers:
+            self._on_fault(f"read of FLASH register offset 0x{offset:02x}, which the board does not model")
+            return 0
+        return (registers[offset - offset % 4] >> (8 * (offset % 4))) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if offset not in (KEYR, SR, CR):
+            self._on_fault(f"write of FLASH register offset 0x{offset:02x}, which the board does not model")
+            return
         if size != 4:
             self.sr |= SR_SIZERR
             return

@@ -2,7 +2,8 @@
 
 Unicorn emulates the Cortex-M4 core only. This module adds the board around it: the exact STM32L496 memory
 map (anything else is a :class:`BoardError`, never a silently-ignored access), USART2 as a byte pipe, the
-System Control Space as a register file, and an instruction counter written in C.
+System Control Space as a register file, the flash controller with flash bank 2 behind it
+(:mod:`pyodl.board.flash_controller`, which can also cut the power), and an instruction counter written in C.
 
 Instruction counting. A Python hook per block costs ~95% of the speed, so the counter is a ``UC_HOOK_BLOCK``
 callback in C, compiled on first use with the system ``cc`` and cached under ``~/.cache/pyodl``. It counts the
@@ -349,7 +350,8 @@ class UnicornBoard(Board):
         self._mmio(uc, RCC_BASE, PERIPH_SIZE, self._rcc.read, self._rcc.write)
         self._mmio(uc, GPIOA_BASE, PERIPH_SIZE, self._gpioa.read, self._gpioa.write)
         self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
-        flash = self._flashctl = FlashController(self._bank2, self._power_cut)
+        flash = self._flashctl = FlashController(self._bank2, self._power_cut,
+                                                 lambda message: self._fail(uc, message))
         self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, flash.write)
         self._mmio(uc, FLASH_BASE + BANK_BYTES, BANK_BYTES, flash.read_bank, flash.write_bank)
 

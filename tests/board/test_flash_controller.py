@@ -10,7 +10,11 @@ from pyodl.board import flash_controller as fc
 
 def _controller() -> tuple[fc.FlashController, list[str]]:
     cuts: list[str] = []
-    return fc.FlashController(bytearray(b"\xff" * fc.BANK_BYTES), cuts.append), cuts
+
+    def fault(message: str) -> None:
+        raise AssertionError(message)
+
+    return fc.FlashController(bytearray(b"\xff" * fc.BANK_BYTES), cuts.append, fault), cuts
 
 
 def _unlock(ctl: fc.FlashController) -> None:
@@ -89,3 +93,12 @@ def test_power_cut_before_or_halfway_through_an_operation() -> None:
     ctl.cut_power(1, halfway=True)
     ctl.write(fc.CR, 4, fc.CR_PER | fc.CR_BKER | fc.CR_STRT)
     assert ctl.read_bank(0, 16) == (1 << 128) - 1 and ctl.read_bank(fc.PAGE_BYTES // 2 - 8, 8) == 2**64 - 1
+
+
+def test_a_register_the_model_does_not_implement_is_a_fault() -> None:
+    faults: list[str] = []
+    ctl = fc.FlashController(bytearray(b"\xff" * fc.BANK_BYTES), lambda _: None, faults.append)
+    ctl.write(0x00, 4, 4)  # ACR: not modelled yet
+    ctl.read(0x20, 4)  # OPTR
+    assert faults == ["write of FLASH register offset 0x00, which the board does not model",
+                      "read of FLASH register offset 0x20, which the board does not model"]

@@ -34,6 +34,16 @@ static uint32_t crc_word(uint32_t crc, uint32_t word)
     return odl_crc32(crc, bytes, sizeof bytes);
 }
 
+/* The header's CRC-32, over its first six words (everything but the CRC and the commit word). */
+static uint32_t header_crc(const uint32_t header[HEADER_WORDS])
+{
+    uint32_t crc = 0;
+    for (unsigned i = 0; i < 6u; ++i) {
+        crc = crc_word(crc, header[i]);
+    }
+    return crc;
+}
+
 /* The sequence number of a slot whose header and state check out for this model, or 0. */
 static uint32_t valid_sequence(unsigned slot)
 {
@@ -43,15 +53,12 @@ static uint32_t valid_sequence(unsigned slot)
     for (unsigned i = 0; i < HEADER_WORDS; ++i) {
         header[i] = w[i];
     }
-    uint32_t crc = 0;
-    for (unsigned i = 0; i < 6u; ++i) {
-        crc = crc_word(crc, header[i]);
-    }
     if (header[0] != SLOT_MAGIC || header[1] != SLOT_FORMAT || header[2] != odl_model.model_hash ||
-        header[4] != state_words || header[6] != crc || header[7] != SLOT_COMMIT || header[3] == 0u) {
+        header[4] != state_words || header[6] != header_crc(header) || header[7] != SLOT_COMMIT ||
+        header[3] == 0u) {
         return 0;
     }
-    crc = 0;
+    uint32_t crc = 0;
     for (uint32_t k = 0; k < state_words; ++k) {
         crc = crc_word(crc, w[HEADER_WORDS + k]);
     }
@@ -105,11 +112,7 @@ uint32_t odl_persist_save(uint32_t *slot, uint32_t *sequence, uint32_t *flash_st
     }
     uint32_t header[HEADER_WORDS] = {SLOT_MAGIC, SLOT_FORMAT, odl_model.model_hash, last + 1u, words, crc, 0u,
                                      SLOT_COMMIT};
-    uint32_t header_crc = 0;
-    for (unsigned i = 0; i < 6u; ++i) {
-        header_crc = crc_word(header_crc, header[i]);
-    }
-    header[6] = header_crc;
+    header[6] = header_crc(header);
     /* Header last, its commit double-word the very last. */
     for (unsigned i = 0; i < HEADER_WORDS && st == 0u; i += 2u) {
         st = odl_flash_program(base + 4u * i, header[i], header[i + 1u]);

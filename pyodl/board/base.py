@@ -60,7 +60,8 @@ class Board(abc.ABC):
         """Queue bytes on USART2's receive line; the firmware reads them when it next runs."""
 
     def reset(self) -> None:
-        """Reload the ELF: fresh RAM, CPU at the reset vector."""
+        """A power cycle: the ELF loaded again, the CPU at the reset vector, the firmware's RAM state gone
+        (it initialises what it uses at boot); flash bank 2, the persistence slots, keeps its bytes."""
         self.load_elf(self.elf)
 
     @property

@@ -48,6 +48,10 @@ MEMORY = (
     (SRAM2_ALIAS, SRAM2_SIZE),
 )
 
+# Flash bank 2: the platform's flash controller (`flashctl`) holds it.
+BANK2_BASE = FLASH_BASE + FLASH_SIZE // 2
+BANK2_END = FLASH_BASE + FLASH_SIZE
+
 # USART2_CR1: UE (bit 0) and RE (bit 2); Renode drops received characters while either is clear.
 USART_CR1_UE_RE = 0b101
 
@@ -158,33 +162,40 @@ class RenodeBoard(Board):
         return self._elf
 
     def load_elf(self, elf: Path) -> None:
+        """On a machine that exists this is a power cycle, as on the Unicorn board: ``machine Reset`` resets
+        every peripheral but keeps the memories' bytes, so flash bank 2 (the persistence slots, held by the
+        platform's ``flashctl``) survives; the reset also drops the ELF's symbols (``SystemBus.Reset``), so
+        the ELF is loaded again, and the hooks are set afresh for its addresses."""
         elf = Path(elf)
         if not elf.is_file():
             raise BoardError(f"no ELF at {elf}")
-        if self._machine_exists():
-            if self._uart_file is not None:
-                self.execute(f"{UART} CloseFileBackend {_path_token(self._uart_file)}")
-            self.execute(f'mach rem "{self.machine}"')
         self._elf = None
-        self._uart_file = None
         self._fault_handler = None
         # Pin the output format the parsers expect; it is the monitor's default but a global setting.
         self.execute("numbersMode Hexadecimal")
-        self.execute(f'mach create "{self.machine}"')
-        self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
+        fresh = not self._machine_exists()
+        if fresh:
+            self._uart_file = None
+            self.execute(f'mach create "{self.machine}"')
+            self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
+        else:
+            self.execute(f'mach set "{self.machine}"')
+            self.execute("machine Reset")
+            self.execute(f"{CPU} RemoveAllHooks")
         self.execute(f"{CPU} VectorTableOffset {FLASH_BASE:#x}")
         self.execute(f"sysbus LoadELF {_path_token(elf)}")
         self._elf = elf
         self._idle = self.symbol_address(IDLE_SYMBOL) & ~1  # a Thumb function's address has bit 0 set
         self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
         self._hook_fault_handler()
-        self._loads += 1
-        # A fresh file per load: CreateFileBackend refuses a path it already writes, and moves an existing
-        # file aside, so a new name keeps one file per firmware run. Flushing per byte lets the host read
-        # everything the firmware sent as soon as RunFor returns.
-        self._uart_file = self._workdir / f"usart2-{self._loads}.bin"
-        self._uart_pos = 0
-        self.execute(f"{UART} CreateFileBackend {_path_token(self._uart_file)} true")
+        if self._uart_file is None:
+            self._loads += 1
+            # A fresh file per machine: CreateFileBackend refuses a path it already writes, and moves an
+            # existing file aside, so a new name keeps one file per machine (a reset keeps the backend).
+            # Flushing per byte lets the host read everything the firmware sent as soon as RunFor returns.
+            self._uart_file = self._workdir / f"usart2-{self._loads}.bin"
+            self._uart_pos = 0
+            self.execute(f"{UART} CreateFileBackend {_path_token(self._uart_file)} true")
 
     def _hook_fault_handler(self) -> None:
         """Halt at the HardFault handler too, so a fault ends ``run_until_idle`` at once instead of spinning
@@ -229,6 +240,10 @@ class RenodeBoard(Board):
     def write(self, address: int, data: bytes) -> None:
         self._require_loaded()
         self._check_memory(address, len(data))
+        if address < BANK2_END and address + len(data) > BANK2_BASE:
+            # flashctl takes bank-2 writes as the CPU's: refused (PGSERR) unless programming is set up.
+            raise BoardError(f"{len(data)} bytes at {address:#010x} reach flash bank 2, which only the "
+                             "firmware programs (SAVE), through the flash controller")
         for offset in range(0, len(data), self.WRITE_CHUNK):
             chunk = data[offset:offset + self.WRITE_CHUNK]
             listing = ", ".join(f"0x{b:02x}" for b in chunk)

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 from robot.api import logger
 
-from pyodl.board.base import Board, BoardError
+from pyodl.board.base import Board, BoardError, PowerCutError
 from pyodl.board.mailbox import MailboxTransport
-from pyodl.board.protocol import STATUS_NAMES, Command, CommandError, Request
+from pyodl.board.protocol import STATUS_CODES, STATUS_NAMES, Command, CommandError, Request
 from pyodl.board.uart import BoardUart, UartTransport, encode_request
 from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, paper_model
+from pyodl.model.memory_plan import FLASH_PAGE_BYTES, SLOT_HEADER_WORDS, plan_memory
 from pyodl.network.board import BoardNetwork
 from pyodl.reference import golden
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
@@ -243,6 +244,83 @@ class BoardKeywords:
         for (w, b), (w2, b2) in zip(self._snapshot, self._net().get_params(), strict=True):
             if not (np.array_equal(w, w2) and np.array_equal(b, b2)):
                 raise AssertionError("the weights changed")
+
+    # -- persistence: SAVE, power cycles and power cuts ------------------------------------------------
+
+    def save_should_write_slot(self, slot: int, sequence: int) -> None:
+        """SAVE the trained parameters; it must land in ``slot`` (0 = A, 1 = B) as copy number ``sequence``."""
+        got = self._net().save()
+        if got != (int(slot), int(sequence)):
+            raise AssertionError(f"SAVE wrote slot {got[0]} as copy {got[1]}, expected slot {slot} copy {sequence}")
+
+    def power_cycle_board(self) -> None:
+        """Power off and on: RAM is lost, flash (and its persistence slots) kept; the firmware boots again."""
+        board = self.board
+        if board is None or self.model is None:
+            raise AssertionError("call `Start Board` first")
+        board.reset()
+        self.net = BoardNetwork(MailboxTransport(board), self.model.arch)
+
+    def board_should_have_booted_from(self, source: str) -> None:
+        """``source``: ``defaults`` (the exported weights), ``slot A`` or ``slot B``."""
+        sources = {"defaults": 0, "slot A": 1, "slot B": 2}
+        if source not in sources:
+            raise ValueError(f"source must be one of {', '.join(sources)}, got {source!r}")
+        info = self._net().info()
+        got = next(name for name, code in sources.items() if code == info.boot_slot)
+        if info.boot_slot != sources[source]:
+            raise AssertionError(f"the board booted from {got}, expected {source}")
+        logger.info(f"booted from {got}, copy {info.boot_sequence}")
+
+    def flash_operation_of_save(self, point: str) -> int:
+        """The number (from 1) of a flash operation of one SAVE of this firmware, which erases its slot's
+        pages, then programs the state's double-words, then the header's four (the commit word last).
+        ``point``: first erase, last erase, first state, middle state, last state, first header, commit."""
+        self._current_firmware()
+        assert self.model is not None
+        plan = plan_memory(self.model.arch, _trainable(self.mode))
+        erases = plan.slot_bytes() // FLASH_PAGE_BYTES
+        state = (plan.state_words() + 1) // 2
+        total = erases + state + SLOT_HEADER_WORDS // 2
+        points = {"first erase": 1, "last erase": erases, "first state": erases + 1,
+                  "middle state": erases + (state + 1) // 2, "last state": erases + state,
+                  "first header": erases + state + 1, "commit": total}
+        if point not in points:
+            raise ValueError(f"point must be one of {', '.join(points)}, got {point!r}")
+        logger.info(f"{point}: flash operation {points[point]} of {total}")
+        return points[point]
+
+    def cut_power_at_flash_operation(self, operation: int, halfway: bool = False) -> None:
+        """Arm a power cut at the ``operation``-th flash erase or program from now, before it or halfway
+        through it. The Unicorn board stops there; Renode's flash controller stops changing flash and
+        reports an error, so the firmware gives the SAVE up at once."""
+        board, operation, halfway = self.board, int(operation), str(halfway).lower() in ("true", "halfway")
+        if board is None:
+            raise AssertionError("call `Start Board` first")
+        if self.backend == "unicorn":
+            from pyodl.board.unicorn import UnicornBoard
+
+            assert isinstance(board, UnicornBoard)
+            board.flash.cut_power(operation, halfway)
+        else:
+            from pyodl.board.renode import RenodeBoard
+
+            assert isinstance(board, RenodeBoard)
+            board.execute(f"sysbus.flashctl ControlWrite {2 if halfway else 1} {operation}")
+
+    def save_should_be_cut_off(self) -> None:
+        """SAVE must not complete: the supply goes during it (armed by `Cut Power At Flash Operation`)."""
+        try:
+            got = self._net().save()
+        except PowerCutError as exc:  # Unicorn: the board stopped
+            logger.info(str(exc))
+            return
+        except CommandError as exc:  # Renode: the firmware saw the dead controller and gave up
+            if exc.status != STATUS_CODES["ODL_APP_ERR_FLASH"]:
+                raise AssertionError(f"SAVE failed, but not at the flash: {exc}") from exc
+            logger.info(str(exc))
+            return
+        raise AssertionError(f"SAVE completed (slot {got[0]}, copy {got[1]}) through the power cut")
 
     def send_command(self, command: str, arg0: int = 0, arg1: int = 0, arg2: int = 0, arg_f: float = 0.0,
                      data_floats: int = 0, fill: float = 0.0) -> int:

@@ -93,6 +93,16 @@ class FakeRenode:
         if command.startswith(("machine LoadPlatformDescription @", "sysbus LoadELF @",
                                "sysbus.cpu VectorTableOffset 0x")):
             return ""
+        if m := re.fullmatch(r'mach set "(\w+)"', command):
+            if m[1] not in self.machines:
+                raise MonitorError(f"machine {m[1]} not found")
+            return ""
+        if command == "machine Reset":  # peripherals reset, memories kept
+            self.executed, self.halted = 0, False
+            return ""
+        if command == "sysbus.cpu RemoveAllHooks":
+            self.hooks = {}
+            return ""
         if m := re.fullmatch(r'sysbus GetSymbolAddress "(\w+)"', command):
             if m[1] not in self.symbols:
                 raise MonitorError(f"Could not find any address for symbol: {m[1]}")
@@ -176,8 +186,8 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
     board.load_elf(elf)
     escaped = str(elf.resolve()).replace(" ", "\\ ")
     assert renode.commands == [
-        "emulation Names",
         "numbersMode Hexadecimal",
+        "emulation Names",
         'mach create "stm32l496"',
         f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
         "sysbus.cpu VectorTableOffset 0x8000000",
@@ -198,18 +208,31 @@ def test_idle_hook_lands_on_the_instruction_even_for_a_thumb_address(renode: Fak
     assert f'sysbus.cpu AddHook {IDLE:#x} "self.IsHalted = True"' in renode.commands
 
 
-def test_reload_closes_the_uart_file_and_replaces_the_machine(board: RenodeBoard, renode: FakeRenode,
-                                                              elf: Path, tmp_path: Path) -> None:
+def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: RenodeBoard, renode: FakeRenode,
+                                                                     elf: Path) -> None:
+    renode.poke(0x0808_0000, b"\x01\x02")  # a saved slot
+    renode.commands.clear()
     board.reset()
-    assert renode.commands[:5] == [
-        "emulation Names",
-        f"sysbus.usart2 CloseFileBackend @{tmp_path / 'usart2-1.bin'}",
-        'mach rem "stm32l496"',
+    assert renode.commands == [
         "numbersMode Hexadecimal",
-        'mach create "stm32l496"',
-    ]
-    assert renode.commands[-1] == f"sysbus.usart2 CreateFileBackend @{tmp_path / 'usart2-2.bin'} true"
-    assert renode.machines == ["stm32l496"]
+        "emulation Names",
+        'mach set "stm32l496"',
+        "machine Reset",
+        "sysbus.cpu RemoveAllHooks",
+        "sysbus.cpu VectorTableOffset 0x8000000",
+        f"sysbus LoadELF @{str(elf).replace(' ', chr(92) + ' ')}",
+        'sysbus GetSymbolAddress "odl_idle"',
+        f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
+        "sysbus ReadBytes 0x800000c 4",
+        f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
+    ]  # the UART file backend stays attached; no second machine
+    assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
+
+
+def test_the_host_cannot_write_flash_bank_2(board: RenodeBoard, renode: FakeRenode) -> None:
+    with pytest.raises(BoardError, match="reach flash bank 2, which only the firmware programs"):
+        board.write(0x0807_FFFF, b"\x00\x00")
+    assert not any("WriteBytes" in c for c in renode.commands)
 
 
 def test_missing_elf_and_unloaded_board_are_errors(renode: FakeRenode, tmp_path: Path) -> None:
@@ -379,7 +402,11 @@ def test_repl_maps_everything_the_firmware_touches() -> None:
     assert p["cpu"][0] == "CPU.CortexM" and 'cpuType: "cortex-m4f"' in p["cpu"][2] and "nvic: nvic" in p["cpu"][2]
     # NVIC's model spans 0xE000E000..0xE000EFFF: SysTick, NVIC and SCB, CPACR (0xE000ED88) included.
     assert p["nvic"][:2] == ("IRQControllers.NVIC", [0xE000_E000])
-    assert p["flash"][:2] == ("Memory.MappedMemory", [FLASH_BASE]) and size_of(p["flash"][2]) == FLASH_SIZE
+    # Flash bank 1 is memory; bank 2 belongs to the flash controller, which programs and erases it.
+    assert p["flash"][:2] == ("Memory.MappedMemory", [FLASH_BASE]) and size_of(p["flash"][2]) == FLASH_SIZE // 2
+    assert p["flashctl"][:2] == ("Python.PythonPeripheral", [0x4002_2000, FLASH_BASE + FLASH_SIZE // 2])
+    assert re.findall(r"sysbus <0x[0-9A-Fa-f]+, \+(0x[0-9A-Fa-f]+)>", REPL.split("\nflashctl:")[1])[:2] == [
+        "0x400", hex(FLASH_SIZE // 2)]
     assert p["sram1"][:2] == ("Memory.MappedMemory", [SRAM1_BASE]) and size_of(p["sram1"][2]) == SRAM1_SIZE
     # One peripheral at two addresses: the alias is the same memory, not a copy.
     assert p["sram2"][:2] == ("Memory.MappedMemory", [SRAM2_BASE, SRAM2_ALIAS])

@@ -89,6 +89,8 @@ typedef struct {
     float param_bound;  /* no parameter may leave +-param_bound (odl_net_t) */
     uint32_t boot_slot;     /* where the parameters came from at boot: 0 exported defaults, 1 slot A, 2 slot B */
     uint32_t boot_sequence; /* that slot's sequence number (0 for the defaults) */
+    uint32_t clock_hz;      /* the core clock the firmware runs on (odl_clock_hz) */
+    uint32_t clock_status;  /* odl_clock_status_t of the clock setup at boot */
 } odl_info_t;
 
 extern odl_mailbox_t odl_mailbox;
@@ -99,6 +101,22 @@ void odl_idle(void);
 void odl_app_init(void);
 /* Runs odl_mailbox.command on odl_mailbox's arguments and data; fills status and results. */
 void odl_app_execute(void);
+
+/* clock.c: the core clock. ODL_CLOCK_PLL (a build option, default 1) brings it to 80 MHz at boot; with 0 the
+   firmware stays on the 4 MHz MSI it starts on. A setup step that times out leaves it on MSI. */
+#ifndef ODL_CLOCK_PLL
+#define ODL_CLOCK_PLL 1
+#endif
+typedef enum {
+    ODL_CLOCK_OK = 0,
+    ODL_CLOCK_ERR_VOLTAGE = 1, /* PWR_SR2.VOSF never cleared after selecting voltage range 1 */
+    ODL_CLOCK_ERR_LATENCY = 2, /* FLASH_ACR.LATENCY never read back as 4 wait states */
+    ODL_CLOCK_ERR_PLL = 3,     /* RCC_CR.PLLRDY never set: the PLL did not lock */
+    ODL_CLOCK_ERR_SWITCH = 4   /* RCC_CFGR.SWS never reported the PLL as the system clock */
+} odl_clock_status_t;
+extern uint32_t odl_clock_hz;
+extern uint32_t odl_clock_status;
+void odl_clock_init(void);
 
 void odl_uart_init(void);
 int odl_uart_rx_ready(void);

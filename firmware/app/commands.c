@@ -70,6 +70,8 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.param_bound = odl_model.param_bound;
     info.boot_slot = odl_boot_slot;
     info.boot_sequence = odl_boot_sequence;
+    info.clock_hz = odl_clock_hz;
+    info.clock_status = odl_clock_status;
     memcpy(mb->data, &info, sizeof info);
     mb->data_len = sizeof info;
     return ODL_OK;

@@ -11,6 +11,7 @@ __attribute__((noinline)) void odl_idle(void)
 
 int main(void)
 {
+    odl_clock_init();
     odl_uart_init();
     odl_app_init();
     for (;;) {

@@ -2,8 +2,9 @@
 
 A :class:`Board` runs the pyodl firmware ELF. The firmware's command loop parks at the function
 ``odl_idle`` whenever it waits for work; the host writes a command into the ``odl_mailbox`` struct (or a
-frame into USART2) and runs the CPU until it parks again. Everything above this interface (the mailbox
-client, the UART protocol, the Robot keywords, ``golden-check``) is backend-agnostic.
+frame into the console UART: LPUART1, or USART2 in a build for it, as ``odl_console_uart`` says) and runs
+the CPU until it parks again. Everything above this interface (the mailbox client, the UART protocol, the
+Robot keywords, ``golden-check``) is backend-agnostic.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 IDLE_SYMBOL = "odl_idle"
 MAILBOX_SYMBOL = "odl_mailbox"
+CONSOLE_SYMBOL = "odl_console_uart"  # a const word: the base address of the firmware's console UART
 
 
 class BoardError(RuntimeError):
@@ -53,11 +55,11 @@ class Board(abc.ABC):
 
     @abc.abstractmethod
     def uart_output(self) -> bytes:
-        """Everything the firmware sent on USART2 since the last call (consumed)."""
+        """Everything the firmware sent on its console UART since the last call (consumed)."""
 
     @abc.abstractmethod
     def uart_input(self, data: bytes) -> None:
-        """Queue bytes on USART2's receive line; the firmware reads them when it next runs."""
+        """Queue bytes on the console UART's receive line; the firmware reads them when it next runs."""
 
     def reset(self) -> None:
         """A power cycle: the ELF loaded again, the CPU at the reset vector, the firmware's RAM state gone

@@ -1,13 +1,14 @@
 """The STM32L4 flash controller (RM0351 sections 3.3 and 3.7) as the Unicorn board models it, with flash
 bank 2 behind it, and power cuts at any flash operation.
 
-What the firmware can do with it: unlock CR with the two keys, erase a 2 KB page of bank 2 (PER, PNB, BKER,
-STRT) and program a 64-bit double-word into erased bank-2 flash (PG, then two word writes). What it
-reports: BSY (operations complete at once here, so it reads 0), and the error flags PROGERR (the double-word
-is not erased), WRPERR (bank 1, which holds the running code, is write-protected, as WRP1AR says),
-PGAERR (a word not in double-word order), SIZERR (not a word access), PGSERR (flash written without PG,
-or while another operation is set up). A wrong key locks the controller until the next reset, as on the
-silicon (which also raises a bus error, not modelled).
+What the firmware can do with it: set the read wait states and the ART accelerator (ACR: LATENCY, PRFTEN,
+ICEN, DCEN; the clock model checks the latency when the system clock changes), unlock CR with the two keys,
+erase a 2 KB page of bank 2 (PER, PNB, BKER, STRT) and program a 64-bit double-word into erased bank-2 flash
+(PG, then two word writes). What it reports: BSY (operations complete at once here, so it reads 0), and the
+error flags PROGERR (the double-word is not erased), WRPERR (bank 1, which holds the running code, is write-
+protected, as WRP1AR says), PGAERR (a word not in double-word order), SIZERR (not a word access), PGSERR
+(flash written without PG, or while another operation is set up). A wrong key locks the controller until the
+next reset, as on the silicon (which also raises a bus error, not modelled).
 
 Power cuts: :meth:`FlashController.cut_power` arms a cut at the n-th erase or double-word program from
 now, either before it changes anything or halfway through it (half of the page erased; the first word of
@@ -25,6 +26,9 @@ BANK_BYTES: Final = 512 * 1024
 PAGE_BYTES: Final = 2048
 PAGES_PER_BANK: Final = BANK_BYTES // PAGE_BYTES
 
+ACR: Final = 0x00
+ACR_RESET: Final = 0x0000_0600  # ICEN and DCEN on, zero wait states
+ACR_WRITABLE: Final = 0x7F07  # LATENCY, PRFTEN, ICEN, DCEN, ICRST, DCRST, RUN_PD, SLEEP_PD
 KEYR: Final = 0x08
 SR: Final = 0x10
 CR: Final = 0x14
@@ -79,6 +83,7 @@ class FlashController:
         self.bank = bank
         self._on_cut = on_cut
         self._on_fault = on_fault
+        self.acr = ACR_RESET
         self.cr = CR_RESET
         self.sr = 0
         self._key_stage = 0  # 0: expecting KEY1; 1: expecting KEY2; 2: locked until reset
@@ -89,25 +94,31 @@ class FlashController:
     # ------------------------------------------------------------------ registers
 
     def read(self, offset: int, size: int) -> int:
-        registers = {KEYR: 0, SR: self.sr, CR: self.cr, WRP1AR: WRP1AR_CODE}
+        registers = {ACR: self.acr, KEYR: 0, SR: self.sr, CR: self.cr, WRP1AR: WRP1AR_CODE}
         if offset - offset % 4 not in registers:
             self._on_fault(f"read of FLASH register offset 0x{offset:02x}, which the board does not model")
             return 0
         return (registers[offset - offset % 4] >> (8 * (offset % 4))) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        if offset not in (KEYR, SR, CR):
+        if offset not in (ACR, KEYR, SR, CR):
             self._on_fault(f"write of FLASH register offset 0x{offset:02x}, which the board does not model")
             return
         if size != 4:
             self.sr |= SR_SIZERR
             return
-        if offset == KEYR:
+        if offset == ACR:
+            self.acr = value & ACR_WRITABLE
+        elif offset == KEYR:
             self._key(value)
         elif offset == SR:
             self.sr &= ~(value & (SR_ERRORS | SR_EOP))  # write 1 to clear
         elif offset == CR:
             self._control(value)
+
+    def wait_states(self) -> int:
+        """FLASH_ACR.LATENCY: the flash read wait states the core clock is run with."""
+        return self.acr & 0x7
 
     def _key(self, value: int) -> None:
         if self._key_stage == 0 and value == KEY1:

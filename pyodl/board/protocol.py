@@ -64,6 +64,7 @@ STATUS_CODES = headers.enum("odl_status_t", headers.LIBRARY_HEADER) | headers.en
 # A status the headers gained without a message here still reads as its C name.
 STATUS_NAMES = {code: _MESSAGES.get(name, name) for name, code in STATUS_CODES.items()}
 OPTIMIZER_KINDS = headers.enum("odl_optimizer_kind_t", headers.LIBRARY_HEADER)  # C name -> INFO's optimizer
+CLOCK_STATUSES = headers.enum("odl_clock_status_t")  # C name -> INFO's clock_status
 STATUS_FROZEN = STATUS_CODES["ODL_ERR_FROZEN"]
 STATUS_CRC = STATUS_CODES["ODL_APP_ERR_CRC"]
 STATUS_FRAME = STATUS_CODES["ODL_APP_ERR_FRAME"]

@@ -12,8 +12,9 @@ hook fires, so un-halting resumes at ``odl_idle`` without re-triggering it; the 
 loop and halts at the next ``odl_idle`` call. Budgets are instructions; a slice of ``n`` instructions is
 ``n / PerformanceInMips`` microseconds of virtual time.
 
-USART2 output goes to a file Renode appends to (``CreateFileBackend``), read back by the host: Renode and
-this process must share a filesystem, as they do under ``renode-test``.
+The console UART's output (LPUART1, or USART2 in a build for it, as ``odl_console_uart`` says) goes to a
+file Renode appends to (``CreateFileBackend``), read back by the host: Renode and this process must share a
+filesystem, as they do under ``renode-test``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pyodl.board.base import IDLE_SYMBOL, Board, BoardError
+from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
+    LPUART1_BASE,
     SRAM1_BASE,
     SRAM2_ALIAS,
     SRAM2_SIZE,
@@ -38,7 +40,8 @@ from pyodl.toolchain.sources import renode_file
 PLATFORM = renode_file("stm32l496.repl")
 
 CPU = "sysbus.cpu"
-UART = "sysbus.usart2"
+# The platform's UARTs by base address; the firmware names its console in `odl_console_uart`.
+UARTS = {LPUART1_BASE: "sysbus.lpuart1", USART2_BASE: "sysbus.usart2"}
 
 # Memory the host may read and write. Renode answers accesses elsewhere with zeros and a log warning,
 # so the board refuses them itself, as a real probe would fail.
@@ -52,7 +55,7 @@ MEMORY = (
 BANK2_BASE = FLASH_BASE + FLASH_SIZE // 2
 BANK2_END = FLASH_BASE + FLASH_SIZE
 
-# USART2_CR1: UE (bit 0) and RE (bit 2); Renode drops received characters while either is clear.
+# USART_CR1: UE (bit 0) and RE (bit 2); Renode drops received characters while either is clear.
 USART_CR1_UE_RE = 0b101
 
 _HEX = re.compile(r"0x([0-9A-Fa-f]+)")
@@ -116,6 +119,7 @@ class RenodeBoard(Board):
         self._idle: int | None = None
         self._fault_handler: int | None = None
         self._uart_file: Path | None = None
+        self._uart = UARTS[LPUART1_BASE]
         self._uart_pos = 0
         self._loads = 0
 
@@ -188,14 +192,25 @@ class RenodeBoard(Board):
         self._idle = self.symbol_address(IDLE_SYMBOL) & ~1  # a Thumb function's address has bit 0 set
         self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
         self._hook_fault_handler()
-        if self._uart_file is None:
+        console = self._console()
+        if self._uart_file is None or console != self._uart:
+            if self._uart_file is not None:  # another firmware, another console UART
+                self.execute(f"{self._uart} CloseFileBackend {_path_token(self._uart_file)}")
+            self._uart = console
             self._loads += 1
             # A fresh file per machine: CreateFileBackend refuses a path it already writes, and moves an
             # existing file aside, so a new name keeps one file per machine (a reset keeps the backend).
             # Flushing per byte lets the host read everything the firmware sent as soon as RunFor returns.
-            self._uart_file = self._workdir / f"usart2-{self._loads}.bin"
+            self._uart_file = self._workdir / f"{console.split('.')[-1]}-{self._loads}.bin"
             self._uart_pos = 0
-            self.execute(f"{UART} CreateFileBackend {_path_token(self._uart_file)} true")
+            self.execute(f"{console} CreateFileBackend {_path_token(self._uart_file)} true")
+
+    def _console(self) -> str:
+        """The console UART's peripheral name, from the firmware's ``odl_console_uart``."""
+        base = int.from_bytes(self.read(self.symbol_address(CONSOLE_SYMBOL), 4), "little")
+        if base not in UARTS:
+            raise BoardError(f"`{CONSOLE_SYMBOL}` is {base:#010x}, not a UART of the platform")
+        return UARTS[base]
 
     def _hook_fault_handler(self) -> None:
         """Halt at the HardFault handler too, so a fault ends ``run_until_idle`` at once instead of spinning
@@ -299,19 +314,20 @@ class RenodeBoard(Board):
 
     def uart_input(self, data: bytes) -> None:
         self._require_loaded()
-        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {USART2_BASE:#x}"), "USART2_CR1")
+        base = next(address for address, name in UARTS.items() if name == self._uart)
+        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {base:#x}"), "CR1")
         if data and cr1 & USART_CR1_UE_RE != USART_CR1_UE_RE:
             # Renode would silently drop the bytes (a debug-level log line only).
-            raise BoardError(f"USART2 receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")
+            raise BoardError(f"{self._uart} receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")
         for byte in data:
-            self.execute(f"{UART} WriteChar {byte:#04x}")
+            self.execute(f"{self._uart} WriteChar {byte:#04x}")
 
     def close(self) -> None:
         # Renode keeps the UART file open until its backend closes; close it while the machine lives.
         if self._uart_file is not None:
             try:
                 if self._machine_exists():
-                    self.execute(f"{UART} CloseFileBackend {_path_token(self._uart_file)}")
+                    self.execute(f"{self._uart} CloseFileBackend {_path_token(self._uart_file)}")
             except BoardError:
                 pass  # Renode already gone: nothing left to release there
             self._uart_file = None

@@ -1,7 +1,9 @@
 """STM32L496 model on the Unicorn CPU engine: fast, deterministic, strict about the memory map.
 
 Unicorn emulates the Cortex-M4 core only. This module adds the board around it: the exact STM32L496 memory
-map (anything else is a :class:`BoardError`, never a silently-ignored access), USART2 as a byte pipe, the
+map (anything else is a :class:`BoardError`, never a silently-ignored access), the clock tree and power
+control (:mod:`pyodl.board.clocks`), the console UART as a byte pipe, LPUART1 or USART2 as the ELF says,
+with the checks a real board's silence would otherwise hide (:mod:`pyodl.board.console`), the
 System Control Space as a register file, the flash controller with flash bank 2 behind it
 (:mod:`pyodl.board.flash_controller`, which can also cut the power), and an instruction counter written in C.
 
@@ -33,7 +35,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -43,11 +44,16 @@ from elftools.elf.elffile import ELFFile
 from unicorn import arm_const
 from unicorn.unicorn_py3.unicorn import uclib
 
-from pyodl.board.base import IDLE_SYMBOL, Board, BoardError, PowerCutError
+from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, PowerCutError
+from pyodl.board.clocks import PWR_BASE, RCC_BASE, Pwr, Rcc
+from pyodl.board.console import WIRING, ConsoleWiring, GpioPort, Uart, console_problem
 from pyodl.board.flash_controller import BANK_BYTES, FLASH_REGS_BASE, FlashController
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
+    GPIOA_BASE,
+    GPIOG_BASE,
+    LPUART1_BASE,
     SRAM1_BASE,
     SRAM1_SIZE,
     SRAM2_ALIAS,
@@ -59,20 +65,10 @@ from pyodl.toolchain.memory_map import (
 DEFAULT_BUDGET: Final = 2_000_000_000
 
 PERIPH_SIZE: Final = 0x400
-RCC_BASE: Final = 0x4002_1000
-GPIOA_BASE: Final = 0x4800_0000
 SCS_BASE: Final = 0xE000_E000
 SCS_SIZE: Final = 0x1000
 CPACR_ADDRESS: Final = 0xE000_ED88
 CPACR_CP10_CP11_FULL: Final = 0xF << 20
-
-# STM32L4 USART register offsets and ISR flags (RM0351, section 40.8).
-USART_ISR: Final = 0x1C
-USART_RDR: Final = 0x24
-USART_TDR: Final = 0x28
-USART_ISR_RXNE: Final = 1 << 5
-USART_ISR_TC: Final = 1 << 6
-USART_ISR_TXE: Final = 1 << 7
 
 # A Thumb PC is always even, so an odd `until` never matches: runs end only through the native hook.
 _NO_UNTIL: Final = 0xFFFF_FFFF
@@ -191,28 +187,6 @@ class _RegisterFile:
         self.data[offset : offset + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
-class _Usart(_RegisterFile):
-    """STM32L4 USART: always ready to transmit; RXNE while host-queued bytes are pending."""
-
-    def __init__(self) -> None:
-        super().__init__(PERIPH_SIZE)
-        self.rx: deque[int] = deque()
-        self.tx = bytearray()
-
-    def read(self, offset: int, size: int) -> int:
-        if offset == USART_ISR:
-            return super().read(offset, size) | USART_ISR_TXE | USART_ISR_TC | (USART_ISR_RXNE if self.rx else 0)
-        if offset == USART_RDR:
-            return self.rx.popleft() if self.rx else 0
-        return super().read(offset, size)
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        if offset == USART_TDR:
-            self.tx.append(value & 0xFF)
-        else:
-            super().write(offset, size, value)
-
-
 @contextlib.contextmanager
 def _signals_stop(uc: unicorn.Uc) -> Iterator[list[int]]:
     """While the CPU runs, Ctrl-C (SIGINT) and SIGTERM stop the emulation and are recorded in the yielded
@@ -247,7 +221,7 @@ def _is_vfp(first: int, second: int) -> bool:
 
 
 class UnicornBoard(Board):
-    """An STM32L496 (Cortex-M4F, 1 MB flash, 320 KB SRAM, USART2) emulated with Unicorn.
+    """An STM32L496 (Cortex-M4F, 1 MB flash, 320 KB SRAM, LPUART1 and USART2) emulated with Unicorn.
 
     A run ends when a translated block *starts* at ``odl_idle``, which holds whenever the firmware calls or
     branches to it (it is never reached by falling through from the code before it). The budget is checked
@@ -316,6 +290,11 @@ class UnicornBoard(Board):
         self._elf = elf
         self._symbols = symbols
         self._idle = symbols[IDLE_SYMBOL]
+        if CONSOLE_SYMBOL in symbols:  # else an ELF that predates the choice: USART2
+            base = int.from_bytes(self.read(symbols[CONSOLE_SYMBOL], 4), "little")
+            if base not in self._uarts:
+                raise BoardError(f"{elf}: `{CONSOLE_SYMBOL}` is 0x{base:08x}, not a UART this board models")
+            self._console = self._uarts[base]
         initial_sp = int.from_bytes(self.read(FLASH_BASE, 4), "little")
         reset = int.from_bytes(self.read(FLASH_BASE + 4, 4), "little")
         if not reset & 1:
@@ -342,18 +321,32 @@ class UnicornBoard(Board):
         uc.mem_map_ptr(SRAM2_BASE, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
         uc.mem_map_ptr(SRAM2_ALIAS, SRAM2_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram2))
 
-        self._usart = _Usart()
+        def fault(message: str) -> None:
+            self._fail(uc, message)
+
         self._scs = _RegisterFile(SCS_SIZE)
-        self._rcc = _RegisterFile(PERIPH_SIZE)
-        self._gpioa = _RegisterFile(PERIPH_SIZE)
-        self._mmio(uc, USART2_BASE, PERIPH_SIZE, self._usart.read, self._usart.write)
-        self._mmio(uc, RCC_BASE, PERIPH_SIZE, self._rcc.read, self._rcc.write)
-        self._mmio(uc, GPIOA_BASE, PERIPH_SIZE, self._gpioa.read, self._gpioa.write)
         self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
-        flash = self._flashctl = FlashController(self._bank2, self._power_cut,
-                                                 lambda message: self._fail(uc, message))
+        flash = self._flashctl = FlashController(self._bank2, self._power_cut, fault)
         self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, flash.write)
         self._mmio(uc, FLASH_BASE + BANK_BYTES, BANK_BYTES, flash.read_bank, flash.write_bank)
+        rcc = self.rcc = Rcc(flash.wait_states, lambda: pwr.voltage_range(), fault)
+        pwr = self._pwr = Pwr(rcc, fault)
+        self._mmio(uc, RCC_BASE, PERIPH_SIZE, rcc.read, rcc.write)
+        self._mmio(uc, PWR_BASE, PERIPH_SIZE, pwr.read, pwr.write)
+        ports = {"GPIOA": GpioPort("GPIOA", GPIOA_BASE, rcc, 0, fault),
+                 "GPIOG": GpioPort("GPIOG", GPIOG_BASE, rcc, 6, fault)}
+        self._mmio(uc, GPIOA_BASE, PERIPH_SIZE, ports["GPIOA"].read, ports["GPIOA"].write)
+        self._mmio(uc, GPIOG_BASE, PERIPH_SIZE, ports["GPIOG"].read, ports["GPIOG"].write)
+        self._uarts: dict[int, Uart] = {}
+        for base, name, low_power in ((USART2_BASE, "USART2", False), (LPUART1_BASE, "LPUART1", True)):
+            wiring = WIRING[base]
+
+            def before_transmit(uart: Uart, wiring: ConsoleWiring = wiring) -> str | None:
+                return console_problem(uart, wiring, rcc, pwr, ports)
+
+            uart = self._uarts[base] = Uart(name, low_power, before_transmit, fault)
+            self._mmio(uc, base, PERIPH_SIZE, uart.read, uart.write)
+        self._console = self._uarts[USART2_BASE]
 
         uc.hook_add(
             unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT,
@@ -611,14 +604,14 @@ class UnicornBoard(Board):
         executed, elapsed = self._last_run
         return executed / elapsed / 1e6 if elapsed > 0 else 0.0
 
-    # ----------------------------------------------------------------- USART2
+    # ----------------------------------------------------------------- the console UART
 
     def uart_output(self) -> bytes:
         self._engine()
-        out = bytes(self._usart.tx)
-        self._usart.tx.clear()
+        out = bytes(self._console.tx)
+        self._console.tx.clear()
         return out
 
     def uart_input(self, data: bytes) -> None:
         self._engine()
-        self._usart.rx.extend(data)
+        self._console.rx.extend(data)

@@ -56,6 +56,8 @@ class BoardInfo:
     param_bound: float  # the firmware refuses any parameter beyond +-param_bound
     boot_slot: int  # where the parameters came from at boot: 0 exported defaults, 1 slot A, 2 slot B
     boot_sequence: int  # that slot's sequence number
+    clock_hz: int  # the core clock the firmware runs on
+    clock_status: int  # odl_clock_status_t of the clock setup at boot (CLOCK_STATUS names them)
 
 
 @dataclass(frozen=True)

@@ -77,15 +77,28 @@ def require_toolchain() -> None:
     tools.require("cmake", "arm-none-eabi-gcc")
 
 
+CLOCKS = ("pll80", "msi4")  # CMake's ODL_CLOCK
+CONSOLES = ("lpuart1", "usart2")  # CMake's ODL_CONSOLE
+
+
 class FirmwareBuilder:
     """Links the firmware for one model after another in a single build directory (the library is
     compiled once). Not safe to share between processes: give each its own ``build_dir``."""
 
-    def __init__(self, build_dir: Path | None = None, stack_bytes: int = DEFAULT_STACK_BYTES) -> None:
+    def __init__(self, build_dir: Path | None = None, stack_bytes: int = DEFAULT_STACK_BYTES,
+                 clock: str = "pll80", console: str = "lpuart1") -> None:
+        """``clock``: pll80 (80 MHz, default) or msi4 (the 4 MHz reset clock); ``console``: lpuart1 (PG7/PG8,
+        the NUCLEO-L496ZG's ST-LINK port, default) or usart2 (PA2/PA3)."""
+        if clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+        if console not in CONSOLES:
+            raise ValueError(f"console must be one of {', '.join(CONSOLES)}, got {console!r}")
         require_toolchain()
         self._tmp = None if build_dir is not None else tempfile.TemporaryDirectory(prefix="pyodl-fw-")
         self.build_dir = build_dir if build_dir is not None else Path(self._tmp.name) / "build"
         self.stack_bytes = stack_bytes
+        self.clock = clock
+        self.console = console
 
     @staticmethod
     def _run(args: list[str]) -> str:
@@ -102,7 +115,7 @@ class FirmwareBuilder:
         self._run([
             "cmake", "-S", str(source_root()), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
             f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file()}", f"-DODL_MODEL_DIR={model_dir.resolve()}",
-            f"-DODL_STACK_SIZE={self.stack_bytes}",
+            f"-DODL_STACK_SIZE={self.stack_bytes}", f"-DODL_CLOCK={self.clock}", f"-DODL_CONSOLE={self.console}",
         ])
         self.log = self._run(["cmake", "--build", str(self.build_dir), "--target", ELF_NAME])
         for name in (ELF_NAME, MAP_NAME):

@@ -98,7 +98,14 @@ def test_power_cut_before_or_halfway_through_an_operation() -> None:
 def test_a_register_the_model_does_not_implement_is_a_fault() -> None:
     faults: list[str] = []
     ctl = fc.FlashController(bytearray(b"\xff" * fc.BANK_BYTES), lambda _: None, faults.append)
-    ctl.write(0x00, 4, 4)  # ACR: not modelled yet
+    ctl.write(0x04, 4, 4)  # PDKEYR: not modelled
     ctl.read(0x20, 4)  # OPTR
-    assert faults == ["write of FLASH register offset 0x00, which the board does not model",
+    assert faults == ["write of FLASH register offset 0x04, which the board does not model",
                       "read of FLASH register offset 0x20, which the board does not model"]
+
+
+def test_acr_keeps_the_wait_states_and_cache_bits() -> None:
+    ctl, _ = _controller()
+    assert ctl.read(fc.ACR, 4) == fc.ACR_RESET and ctl.wait_states() == 0
+    ctl.write(fc.ACR, 4, 0xFFFF_FF04)  # LATENCY 4 and every other bit: the reserved ones stay 0
+    assert ctl.read(fc.ACR, 4) == 0x7F04 and ctl.wait_states() == 4

@@ -19,6 +19,7 @@ from pyodl.board.renode import PLATFORM, RenodeBoard, _run_for
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
+    LPUART1_BASE,
     SRAM1_BASE,
     SRAM1_SIZE,
     SRAM2_ALIAS,
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 IDLE = 0x0800_0124
 HARDFAULT = 0x0800_0200
 MAILBOX = 0x2000_0000
+CONSOLE_WORD = 0x0800_0400  # odl_console_uart: the firmware's console UART, LPUART1
 BUSY_PC = 0x0800_0180
 
 
@@ -52,7 +54,7 @@ class FakeRenode:
         self.commands: list[str] = []
         self.machines: list[str] = []
         self.memory: dict[int, int] = {}
-        self.symbols = {"odl_idle": IDLE | 1, "odl_mailbox": MAILBOX}
+        self.symbols = {"odl_idle": IDLE | 1, "odl_mailbox": MAILBOX, "odl_console_uart": CONSOLE_WORD}
         self.strip_thumb = True  # Renode's Symbol drops bit 0 of Thumb symbols on ARM ELFs
         self.mips = mips
         self.executed = 0
@@ -67,6 +69,7 @@ class FakeRenode:
         # vector table: initial SP, reset, NMI, HardFault
         for i, word in enumerate([0x2004_0000, 0x0800_0101, 0x0800_0201, HARDFAULT | 1]):
             self.poke(FLASH_BASE + 4 * i, word.to_bytes(4, "little"))
+        self.poke(CONSOLE_WORD, LPUART1_BASE.to_bytes(4, "little"))
 
     def poke(self, address: int, data: bytes) -> None:
         for i, b in enumerate(data):
@@ -118,7 +121,7 @@ class FakeRenode:
         if m := re.fullmatch(r'sysbus.cpu AddHook (0x[0-9a-f]+) "self.IsHalted = True"', command):
             self.hooks[int(m[1], 16)] = "halt"
             return ""
-        if m := re.fullmatch(r"sysbus.usart2 (Create|Close)FileBackend @(\S+)( true)?", command):
+        if m := re.fullmatch(r"sysbus.lpuart1 (Create|Close)FileBackend @(\S+)( true)?", command):
             self.uart_file = Path(m[2].replace("\\ ", " ")) if m[1] == "Create" else None
             return ""
         if command == "sysbus.cpu ExecutedInstructions":
@@ -136,9 +139,9 @@ class FakeRenode:
             self.run(int(m[1]) * 1_000_000 + int(m[2]))
             return ""
         if m := re.fullmatch(r"sysbus ReadDoubleWord (0x[0-9a-f]+)", command):
-            assert int(m[1], 16) == USART2_BASE
+            assert int(m[1], 16) == LPUART1_BASE
             return f"0x{self.usart_cr1:08X}\r\n"
-        if m := re.fullmatch(r"sysbus.usart2 WriteChar (0x[0-9a-f]{2})", command):
+        if m := re.fullmatch(r"sysbus.lpuart1 WriteChar (0x[0-9a-f]{2})", command):
             self.received.append(int(m[1], 16))
             return ""
         raise MonitorError(f"fake Renode does not know: {command}")
@@ -196,7 +199,9 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
         f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
         "sysbus ReadBytes 0x800000c 4",
         f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
-        f"sysbus.usart2 CreateFileBackend @{tmp_path / 'usart2-1.bin'} true",
+        'sysbus GetSymbolAddress "odl_console_uart"',
+        "sysbus ReadBytes 0x8000400 4",
+        f"sysbus.lpuart1 CreateFileBackend @{tmp_path / 'lpuart1-1.bin'} true",
     ]
     assert board.elf == elf
 
@@ -225,7 +230,9 @@ def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: Reno
         f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
         "sysbus ReadBytes 0x800000c 4",
         f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
-    ]  # the UART file backend stays attached; no second machine
+        'sysbus GetSymbolAddress "odl_console_uart"',
+        "sysbus ReadBytes 0x8000400 4",
+    ]  # the same console: its file backend stays attached; no second machine
     assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
 
 
@@ -343,8 +350,8 @@ def test_uart_output_is_consumed_from_renodes_file_backend(board: RenodeBoard, r
 
 def test_uart_input_writes_chars_only_when_the_receiver_is_on(board: RenodeBoard, renode: FakeRenode) -> None:
     board.uart_input(b"A\x00\xff")
-    assert renode.commands == [f"sysbus ReadDoubleWord {USART2_BASE:#x}", "sysbus.usart2 WriteChar 0x41",
-                               "sysbus.usart2 WriteChar 0x00", "sysbus.usart2 WriteChar 0xff"]
+    assert renode.commands == [f"sysbus ReadDoubleWord {LPUART1_BASE:#x}", "sysbus.lpuart1 WriteChar 0x41",
+                               "sysbus.lpuart1 WriteChar 0x00", "sysbus.lpuart1 WriteChar 0xff"]
     assert renode.received == [0x41, 0x00, 0xFF]
     renode.usart_cr1 = 0x09  # UE and TE, no RE
     with pytest.raises(BoardError, match="receiver is not enabled"):
@@ -417,6 +424,13 @@ def test_repl_maps_everything_the_firmware_touches() -> None:
     assert size_of(p["rcc"][2]) >= 0x5C  # AHB2ENR (0x4C) and APB1ENR1 (0x58) inside
     assert p["gpioPortA"][:2] == ("GPIOPort.STM32_GPIOPort", [0x4800_0000])
     assert p["dwt"][:2] == ("Miscellaneous.DWT", [0xE000_1000]) and "frequency:" in p["dwt"][2]
+    # The NUCLEO-L496ZG's console: LPUART1 (the low-power register variant) on port G, which PWR powers.
+    assert p["lpuart1"][:2] == ("UART.STM32F7_USART", [LPUART1_BASE]) and "lowPowerMode: true" in p["lpuart1"][2]
+    assert re.search(r"IRQ -> nvic@70\b", p["lpuart1"][2])
+    assert p["gpioPortG"][:2] == ("GPIOPort.STM32_GPIOPort", [0x4800_1800])
+    assert p["pwr"][:2] == ("Python.PythonPeripheral", [0x4000_7000])
+    # Every clock-driven model at the 80 MHz the firmware sets up.
+    assert set(re.findall(r"(?:frequency|systickFrequency): (\d+)", REPL)) == {"80000000"}
 
 
 def test_repl_needs_no_network() -> None:
@@ -433,7 +447,7 @@ class Request:
 
 
 def test_rcc_stub_reads_back_writes_and_raises_ready_flags() -> None:
-    script = re.search(r"script: '''\n(.*?)'''", REPL, re.S)
+    script = re.search(r"\nrcc: .*?script: '''\n(.*?)'''", REPL, re.S)
     assert script
     scope: dict[str, object] = {}
 
@@ -466,6 +480,28 @@ def test_resc_loads_our_platform_and_elf() -> None:
     assert "runMacro $reset" in resc and "http" not in resc
     socket = re.search(r'macro uart_socket\n"""(.*?)"""', resc, re.S)
     assert socket and "CreateServerSocketTerminal $uart_port" in socket[1]
-    assert "connector Connect sysbus.usart2" in socket[1]
+    assert "connector Connect sysbus.lpuart1" in socket[1]
     name = re.search(r'^\$name \?= "(\w+)"', resc, re.M)
     assert name and name[1] == RenodeBoard(lambda c: "").machine
+
+
+def test_pwr_stub_keeps_vddio2_and_reports_the_regulator_ready() -> None:
+    script = re.search(r"\npwr: .*?script: '''\n(.*?)'''", REPL, re.S)
+    assert script
+    logged: list[str] = []
+    scope: dict[str, object] = {"self": type("Peripheral", (), {"Log": lambda _self, _level, m: logged.append(m)})(),
+                                "LogLevel": type("LogLevel", (), {"Error": 3})}
+
+    def access(kind: str, offset: int = 0, value: int = 0, length: int = 4) -> int:
+        request = Request(kind, offset, value, length)
+        scope["request"] = request
+        exec(script[1], scope)
+        return request.Value
+
+    access("init")
+    assert access("read", 0x00) == 0x200  # CR1: voltage range 1
+    access("write", 0x00, 0x200)
+    access("write", 0x04, 1 << 9)  # CR2.IOSV
+    assert access("read", 0x04) == 1 << 9 and access("read", 0x14) == 0  # SR2: VOSF clear
+    access("read", 0x80)
+    assert logged == ["access to PWR register offset 0x80, which the platform does not model"]

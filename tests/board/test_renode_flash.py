@@ -75,6 +75,10 @@ class ScriptedFlash:
     def write_bank(self, offset: int, size: int, value: int) -> None:
         self._run(_Request("write", BANK2 + offset, value, size))
 
+    def wait_states(self) -> int:
+        """FLASH_ACR.LATENCY, read through the script as the clock model reads the Unicorn model's."""
+        return self.read(fc.ACR, 4) & 0x7
+
     def cut_power(self, operation: int, halfway: bool) -> None:
         """``sysbus.flashctl ControlWrite 1|2 n``."""
         self._run(_Request("user", value=operation, offset=2 if halfway else 1))
@@ -124,7 +128,8 @@ ACCESSES: list[tuple[str, int, int, int | None]] = [
     ("reg", fc.SR, 4, None),
     ("reg", fc.CR, 4, fc.CR_LOCK), ("reg", fc.KEYR, 4, fc.KEY2),  # wrong key: locked until reset
     ("reg", fc.KEYR, 4, fc.KEY1), ("reg", fc.KEYR, 4, fc.KEY2), ("reg", fc.CR, 4, None),
-    ("reg", 0x00, 4, 4), ("reg", 0x20, 4, None),  # ACR and OPTR: not modelled
+    ("reg", fc.ACR, 4, None), ("reg", fc.ACR, 4, 0xFFFF_FFF4), ("reg", fc.ACR, 4, None),  # wait states
+    ("reg", 0x04, 4, 4), ("reg", 0x20, 4, None),  # PDKEYR and OPTR: not modelled
 ]
 
 
@@ -141,7 +146,7 @@ def test_the_script_answers_every_access_as_the_unicorn_model_does() -> None:
         assert model.bank == script.bank, (window, offset, size, value)
     # Each unmodelled register reported by both, in the same words (Renode's platform, Unicorn's board).
     assert [f.replace("platform", "board") for f in faults] == 2 * [
-        "write of FLASH register offset 0x00, which the board does not model"] + 2 * [
+        "write of FLASH register offset 0x04, which the board does not model"] + 2 * [
         "read of FLASH register offset 0x20, which the board does not model"]
 
 

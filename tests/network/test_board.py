@@ -1,10 +1,12 @@
 """The network on a board: it refuses a board running another model, and bad parameters before writing; its
 personalization survives a reset and a power cut at any flash operation (SAVE and LOAD on the A/B slots;
-tests/board/test_flash_controller.py covers the controller model itself)."""
+tests/board/test_flash_controller.py covers the controller model itself); the firmware's clock and console
+setup (80 MHz, LPUART1, and the build options that keep the reset clock or use USART2)."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +16,14 @@ import pytest
 from pyodl.board.base import BoardError, PowerCutError
 from pyodl.board.flash_controller import BANK_BYTES, Operation
 from pyodl.board.mailbox import MailboxTransport
-from pyodl.board.protocol import STATUS_CODES, Command, CommandError, Request
+from pyodl.board.protocol import CLOCK_STATUSES, STATUS_CODES, Command, CommandError, Request
+from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.model.optimizer import Optimizer
 from pyodl.network.board import BoardNetwork, ModelMismatchError
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
+from pyodl.toolchain.memory_map import LPUART1_BASE, USART2_BASE
 
 
 def test_refuses_a_board_running_another_model(paper_board: UnicornBoard) -> None:
@@ -274,3 +278,66 @@ def test_a_real_power_cut_leaves_flash_as_the_replay_says(save_under_test: _Save
         assert board.read(BANK2, BANK_BYTES) == bytes(_replayed(sut, cut, halfway))
         with pytest.raises(BoardError, match="power cut"):
             net.info()  # the board stays off until reset
+
+
+# ---------------------------------------------------------------- clock and console (clock.c, console.c)
+# The ELF a NUCLEO-L496ZG runs reaches 80 MHz and answers on LPUART1; a PLL that never locks costs speed, not
+# the board; the reset-clock / USART2 build still works.
+
+def _over_uart(board: UnicornBoard) -> BoardNetwork:
+    return BoardNetwork(UartTransport(BoardUart(board)), paper_model(40, 0).arch)
+
+
+def test_the_default_build_runs_at_80mhz_on_lpuart1(paper_board: UnicornBoard) -> None:
+    info = _over_uart(paper_board).info()
+    assert (info.clock_hz, info.clock_status) == (80_000_000, CLOCK_STATUSES["ODL_CLOCK_OK"])
+    assert paper_board.rcc.sysclk_hz() == 80_000_000
+    assert int.from_bytes(paper_board.read(paper_board.symbol_address("odl_console_uart"), 4), "little") == LPUART1_BASE
+
+
+def test_a_pll_that_never_locks_leaves_the_board_answering_at_4mhz(paper_board: UnicornBoard) -> None:
+    paper_board.rcc.pll_locks = False
+    net = _over_uart(paper_board)  # the console's baud rate follows the clock that is really running
+    info = net.info()
+    assert (info.clock_hz, info.clock_status) == (4_000_000, CLOCK_STATUSES["ODL_CLOCK_ERR_PLL"])
+    assert paper_board.rcc.sysclk_hz() == 4_000_000
+    x = np.random.default_rng(0).normal(size=(2, 40, 3)).astype(np.float32)
+    net.train_step(x, np.array([0, 1]), 0.01)  # and trains
+
+
+@pytest.fixture(scope="module")
+def reset_clock_usart2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firmware]:
+    tmp = tmp_path_factory.mktemp("msi4-usart2")
+    builder = FirmwareBuilder(tmp / "build", clock="msi4", console="usart2")
+    try:
+        yield builder.export_and_build(paper_model(40, 0), tmp / "model")
+    finally:
+        builder.close()
+
+
+def test_the_reset_clock_usart2_build_answers_on_usart2(reset_clock_usart2: Firmware) -> None:
+    with UnicornBoard(reset_clock_usart2.elf) as board:
+        info = _over_uart(board).info()
+        assert (info.clock_hz, info.clock_status) == (4_000_000, CLOCK_STATUSES["ODL_CLOCK_OK"])
+        address = board.symbol_address("odl_console_uart")
+        assert int.from_bytes(board.read(address, 4), "little") == USART2_BASE
+
+
+def test_the_clock_costs_no_training_instructions(paper_board: UnicornBoard, reset_clock_usart2: Firmware) -> None:
+    """The clock changes time, not work: one training sample executes the same instructions in both builds."""
+    counts = []
+    for elf in (Path(paper_board.elf), reset_clock_usart2.elf):
+        with UnicornBoard(elf) as board:
+            net = BoardNetwork(MailboxTransport(board), paper_model(40, 0).arch)
+            net.load_sample(np.zeros((40, 3), np.float32))
+            before = board.executed_instructions()
+            net.train_loaded_sample(0)
+            counts.append(board.executed_instructions() - before)
+    assert counts[0] == counts[1]
+
+
+def test_builder_refuses_unknown_options(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="clock must be one of pll80, msi4"):
+        FirmwareBuilder(tmp_path, clock="hse8")
+    with pytest.raises(ValueError, match="console must be one of lpuart1, usart2"):
+        FirmwareBuilder(tmp_path, console="usart1")

@@ -13,7 +13,7 @@
 
 #include "model.h"
 
-#define ODL_PROTOCOL_VERSION 1u
+#define ODL_PROTOCOL_VERSION 2u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -63,17 +63,25 @@ typedef struct {
     float arg_f;
     uint32_t result[4];
     float result_f;
-    uint32_t reserved[3];
+    uint32_t cycles; /* core cycles the last command took (DWT CYCCNT; see cycles.c) */
+    uint32_t reserved[2];
     float data[ODL_DATA_FLOATS];
 } odl_mailbox_t;
 
 #define ODL_MAILBOX_HEADER_BYTES 80u
 
-/* UART frames (frames.c): sync | command or status u8 | payload length u16 | payload | CRC-32, where the
-   payload is the four u32 arguments (results) and the float argument (result), then the data. */
+/* UART frames (frames.c): sync | command or status u8 | sequence u8 | payload length u16 | payload | CRC-32.
+   A request's payload is the four u32 arguments and the float argument, then the data; a reply's is the
+   four u32 results, the float result and the command's cycles, then the data. The reply echoes the
+   request's sequence number. */
 #define ODL_FRAME_SYNC_REQUEST 0xA5u
 #define ODL_FRAME_SYNC_RESPONSE 0x5Au
+#define ODL_FRAME_HEADER_BYTES 5u /* sync, command or status, sequence, length u16 */
 #define ODL_FRAME_FIELDS_BYTES 20u
+#define ODL_FRAME_REPLY_FIELDS_BYTES 24u
+/* A frame whose next byte does not come within this time is dropped (a lost byte must not swallow the next
+   frame); at 115200 baud a byte takes 87 us, and USB-serial bridges deliver in bursts of a few ms. */
+#define ODL_FRAME_TIMEOUT_MS 20u
 
 /* ODL_CMD_INFO's answer, as words in `data`. */
 typedef struct {
@@ -125,6 +133,12 @@ void odl_uart_putc(uint8_t byte);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);
+/* Drops a partial frame whose next byte is overdue (ODL_FRAME_TIMEOUT_MS); called while idle. */
+void odl_frames_poll(void);
+
+/* cycles.c: the core cycle counter (DWT CYCCNT), started at boot. */
+void odl_cycles_init(void);
+uint32_t odl_cycles(void);
 /* crc32.c: CRC-32 as zlib computes it, continued from `crc` (0 to start). */
 uint32_t odl_crc32(uint32_t crc, const uint8_t *data, uint32_t len);
 

@@ -199,6 +199,7 @@ static int answers_with_data(uint32_t command)
 void odl_app_execute(void)
 {
     odl_mailbox_t *mb = &odl_mailbox;
+    const uint32_t start = odl_cycles();
     const uint32_t command = mb->command;
     mb->result[0] = mb->result[1] = mb->result[2] = mb->result[3] = 0;
     mb->result_f = 0.0f;
@@ -216,6 +217,7 @@ void odl_app_execute(void)
         mb->data_len = 0;
     }
     mb->status = status;
+    mb->cycles = odl_cycles() - start;
     mb->sequence = mb->sequence + 1u;
     mb->command = ODL_CMD_NONE;
 }

@@ -1,5 +1,6 @@
 /*
- * The command loop: serve the RAM mailbox, feed USART2 bytes to the frame parser, otherwise idle.
+ * The command loop: serve the RAM mailbox, feed console bytes to the frame parser, otherwise drop an overdue
+ * partial frame and idle.
  */
 #include "app.h"
 
@@ -12,6 +13,7 @@ __attribute__((noinline)) void odl_idle(void)
 int main(void)
 {
     odl_clock_init();
+    odl_cycles_init();
     odl_uart_init();
     odl_app_init();
     for (;;) {
@@ -20,6 +22,7 @@ int main(void)
         } else if (odl_uart_rx_ready()) {
             odl_frames_feed(odl_uart_getc());
         } else {
+            odl_frames_poll();
             odl_idle();
         }
     }

@@ -32,6 +32,22 @@ void odl_uart_putc(uint8_t byte)
 uint32_t odl_clock_hz = 4000000u;
 uint32_t odl_clock_status = ODL_CLOCK_OK;
 
+/* The DWT cycle counter: one tick per reading, so every command reports a few cycles. */
+static uint32_t host_cycles;
+void odl_cycles_init(void)
+{
+    host_cycles = 0;
+}
+uint32_t odl_cycles(void)
+{
+    return host_cycles++;
+}
+/* Time passing while the firmware waits (for a frame's inter-byte timeout). */
+void host_cycles_advance(uint32_t cycles)
+{
+    host_cycles += cycles;
+}
+
 uint32_t odl_stack_size(void)
 {
     return 0;

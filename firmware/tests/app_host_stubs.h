@@ -10,5 +10,6 @@ extern uint32_t host_uart_tx_len; /* bytes sent since the test last cleared it (
 
 /* Flash bank 2 erased, as a new chip's. */
 void host_reset_flash(void);
+void host_cycles_advance(uint32_t cycles);
 
 #endif

@@ -14,7 +14,7 @@
 #include "app_host_stubs.h"
 #include "testutil.h"
 
-#define FRAME_MAX (3u + ODL_FRAME_FIELDS_BYTES + ODL_DATA_BYTES + 4u)
+#define FRAME_MAX (ODL_FRAME_HEADER_BYTES + ODL_FRAME_FIELDS_BYTES + ODL_DATA_BYTES + 4u)
 
 static uint8_t frame[FRAME_MAX + 64u];
 
@@ -43,25 +43,27 @@ static void put_u32(uint8_t *p, uint32_t v)
     }
 }
 
-/* A frame that parses: sync, command, length, fields, data, CRC (corrupted one time in eight). */
+/* A frame that parses: sync, command, sequence, length, fields, data, CRC (corrupted one time in eight). */
 static uint32_t make_frame(test_rng_t *rng)
 {
     const uint32_t data = test_int(rng, 0, 1) ? 4u * test_int(rng, 0, ODL_DATA_BYTES / 4u) : 4u * ODL_INPUT_SIZE;
     const uint32_t length = ODL_FRAME_FIELDS_BYTES + (data > ODL_DATA_BYTES ? ODL_DATA_BYTES : data);
     frame[0] = ODL_FRAME_SYNC_REQUEST;
     frame[1] = (uint8_t)test_int(rng, 0, ODL_CMD_COUNT + 2u);
-    frame[2] = (uint8_t)(length & 0xFFu);
-    frame[3] = (uint8_t)(length >> 8);
+    frame[2] = (uint8_t)test_int(rng, 0, 3); /* few sequence numbers: resent frames are common */
+    frame[3] = (uint8_t)(length & 0xFFu);
+    frame[4] = (uint8_t)(length >> 8);
     for (uint32_t i = 0; i < length; i += 4u) {
-        put_u32(&frame[4u + i], i < ODL_FRAME_FIELDS_BYTES || test_int(rng, 0, 7) == 0
-                                    ? random_word(rng)
-                                    : (uint32_t)test_int(rng, 0x3C000000u >> 16, 0x40800000u >> 16) << 16);
+        put_u32(&frame[ODL_FRAME_HEADER_BYTES + i],
+                i < ODL_FRAME_FIELDS_BYTES || test_int(rng, 0, 7) == 0
+                    ? random_word(rng)
+                    : (uint32_t)test_int(rng, 0x3C000000u >> 16, 0x40800000u >> 16) << 16);
     }
-    put_u32(&frame[4u + length], odl_crc32(0, &frame[1], 3u + length));
+    put_u32(&frame[ODL_FRAME_HEADER_BYTES + length], odl_crc32(0, &frame[1], ODL_FRAME_HEADER_BYTES - 1u + length));
     if (test_int(rng, 0, 7) == 0) {
-        frame[test_int(rng, 1, 3u + length)] ^= 0x10u;
+        frame[test_int(rng, 1, ODL_FRAME_HEADER_BYTES - 1u + length)] ^= 0x10u;
     }
-    return 4u + length + 4u;
+    return ODL_FRAME_HEADER_BYTES + length + 4u;
 }
 
 static int parameters_in_bound(void)
@@ -111,6 +113,10 @@ int main(int argc, char **argv)
             }
             for (uint32_t i = 0; i < size; ++i) {
                 odl_frames_feed(frame[i]);
+            }
+            if (test_int(&rng, 0, 1)) { /* the link goes quiet: a partial frame is dropped */
+                host_cycles_advance(1u << 24);
+                odl_frames_poll();
             }
             break;
         }

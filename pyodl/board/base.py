@@ -61,6 +61,12 @@ class Board(abc.ABC):
     def uart_input(self, data: bytes) -> None:
         """Queue bytes on the console UART's receive line; the firmware reads them when it next runs."""
 
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` of the board's time pass while the firmware waits for input, then run it until it
+        parks again (so it notices, e.g. that a partial frame is overdue). A real board's time passes by
+        itself; a simulator advances its clock."""
+        raise BoardError(f"{type(self).__name__} cannot let time pass")
+
     def reset(self) -> None:
         """A power cycle: the ELF loaded again, the CPU at the reset vector, the firmware's RAM state gone
         (it initialises what it uses at boot); flash bank 2, the persistence slots, keeps its bytes."""

@@ -2,11 +2,12 @@
 
 Inputs, drawn at random: well-formed commands with out-of-range arguments; unknown commands; garbage in
 every mailbox field; windows, learning rates and parameters holding NaN, infinities and huge values; and
-over USART2 random bytes, truncated frames, frames with a corrupted CRC and frames announcing impossible
+over the console UART random bytes, truncated frames, frames with a corrupted CRC and frames announcing impossible
 lengths. After every input the fuzzer checks that:
 
 - the CPU did not fault, touch an unmapped address or exceed its instruction budget (a hang);
-- the firmware still answers INFO over the mailbox, and over the UART once any partial frame is flushed;
+- the firmware still answers INFO over the mailbox, and over the UART once the link has been quiet for its
+  inter-byte timeout (a partial frame is dropped then);
 - the parameters kept in RAM are finite and within the model's bound, and bit-identical unless the input
   was a complete command that may change them (SET_PARAMS, SGD_STEP, LOAD) and the firmware answered it
   with success;
@@ -28,6 +29,8 @@ import numpy as np
 from pyodl.board.base import BoardError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import (
+    FRAME_TIMEOUT_S,
+    HEADER_BYTES,
     INFO_FIELDS,
     INFO_FORMAT,
     MAILBOX,
@@ -82,8 +85,6 @@ class _Fuzzer:
         self.input_floats = int(info["input_len"] * info["input_ch"])
         self.capacity_floats = self.mailbox.capacity // 4
         self.param_bound = np.float32(info["param_bound"])
-        # The longest a partial frame can wait for: a header, the largest payload, the CRC.
-        self.flush_bytes = 3 + 20 + self.mailbox.capacity + 4
 
     def _connect(self) -> None:
         self.mailbox = MailboxTransport(self.board)
@@ -150,7 +151,7 @@ class _Fuzzer:
                 may_change = self._mailbox_garbage(report)
             elif kind == "frame":
                 request = self._frame_request()
-                self.uart.stream.write(encode_request(request))
+                self.uart.stream.write(encode_request(request, self._sequence()))
                 reply = self._one_reply(report, kind)
                 if reply is not None:
                     may_change = request.command in CHANGES_WEIGHTS and reply == 0
@@ -217,9 +218,9 @@ class _Fuzzer:
             raw = self.rng.integers(0, 256, int(self.rng.integers(1, 64)), dtype=np.uint8).tobytes()
         elif kind == "frame bad length":
             length = int(self.rng.integers(self.mailbox.capacity + 21, 0x10000))
-            raw = bytes([SYNC_REQUEST, int(self.rng.integers(0, 16))]) + struct.pack("<H", length)
+            raw = bytes([SYNC_REQUEST, int(self.rng.integers(0, 16)), self._sequence()]) + struct.pack("<H", length)
         else:
-            raw = bytearray(encode_request(self._frame_request()))
+            raw = bytearray(encode_request(self._frame_request(), self._sequence()))
             if kind == "frame corrupted":
                 at = int(self.rng.integers(1, len(raw)))
                 raw[at] ^= 1 << int(self.rng.integers(0, 8))
@@ -235,20 +236,24 @@ class _Fuzzer:
         if not out or out[0] != SYNC_RESPONSE:
             report.unanswered.append(f"input {report.inputs} ({kind}): no reply to a complete frame")
             return None
-        status, length = struct.unpack_from("<BH", out, 1)
-        if len(out) != 1 + 3 + length + 4 or zlib.crc32(out[1 : 4 + length]) != struct.unpack_from(
-                "<I", out, 4 + length)[0]:
+        status, _sequence, length = struct.unpack_from("<BBH", out, 1)
+        if len(out) != HEADER_BYTES + length + 4 or zlib.crc32(out[1 : HEADER_BYTES + length]) != struct.unpack_from(
+                "<I", out, HEADER_BYTES + length)[0]:
             report.unanswered.append(f"input {report.inputs} ({kind}): {len(out)} bytes are not one reply")
         report.statuses[STATUS_NAMES.get(status, str(status))] += 1
         return int(status)
 
+    def _sequence(self) -> int:
+        """Few sequence numbers, so that frames repeating the last one's (answered from its stored reply)
+        are common."""
+        return int(self.rng.integers(0, 4))
+
     def _flush_uart(self, report: FuzzReport, kind: str) -> None:
-        """Bytes that are not a sync byte complete any partial frame (which is answered and dropped); then
-        INFO over the UART must be answered."""
-        self.uart.stream.write(b"\0" * self.flush_bytes)
-        self.board.run_until_idle()
+        """The link stays quiet for twice the firmware's inter-byte timeout (a partial frame is dropped);
+        then INFO over the UART must be answered."""
+        self.board.wait(2 * FRAME_TIMEOUT_S)
         self.board.uart_output()
-        self.uart.stream.write(encode_request(Request(Command.INFO)))
+        self.uart.stream.write(encode_request(Request(Command.INFO), self._sequence()))
         self.board.run_until_idle()
         out = self.board.uart_output()
         if len(out) < 4 or out[0] != SYNC_RESPONSE or out[1] != 0:

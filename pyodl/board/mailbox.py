@@ -6,11 +6,11 @@ import struct
 
 from pyodl.board.base import IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError
 from pyodl.board.protocol import (
-    FIELDS,
     MAILBOX,
     MAILBOX_HEADER_BYTES,
     MAILBOX_MAGIC,
     PROTOCOL_VERSION,
+    REPLY_FIELDS,
     ProtocolError,
     Reply,
     Request,
@@ -60,6 +60,6 @@ class MailboxTransport:
             struct.unpack_from("<I", header, _offset(n))[0] for n in ("command", "status", "sequence", "data_len"))
         if command != 0 or new_sequence != (sequence + 1) & 0xFFFF_FFFF:
             raise BoardError(f"the firmware went idle without completing command {request.command}")
-        *results, result_f = FIELDS.unpack_from(header, _offset("result"))
+        *results, result_f, cycles = REPLY_FIELDS.unpack_from(header, _offset("result"))
         data = self.board.read(self.address + _offset("data"), data_len) if data_len else b""
-        return Reply(status, tuple(results), result_f, data)  # type: ignore[arg-type]
+        return Reply(status, tuple(results), result_f, data, cycles)  # type: ignore[arg-type]

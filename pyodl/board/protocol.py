@@ -24,6 +24,9 @@ MAILBOX_HEADER_BYTES = headers.define("ODL_MAILBOX_HEADER_BYTES")
 SYNC_REQUEST = headers.define("ODL_FRAME_SYNC_REQUEST")
 SYNC_RESPONSE = headers.define("ODL_FRAME_SYNC_RESPONSE")
 FIELDS_BYTES = headers.define("ODL_FRAME_FIELDS_BYTES")
+REPLY_FIELDS_BYTES = headers.define("ODL_FRAME_REPLY_FIELDS_BYTES")
+HEADER_BYTES = headers.define("ODL_FRAME_HEADER_BYTES")
+FRAME_TIMEOUT_S = headers.define("ODL_FRAME_TIMEOUT_MS") / 1000  # the firmware drops a frame this late
 DATA_MIN_FLOATS = headers.define("ODL_DATA_MIN_FLOATS")  # the data area holds a window, or at least this
 MAILBOX = headers.struct_layout("odl_mailbox_t")  # field name -> offset and words
 INFO_LAYOUT = headers.struct_layout("odl_info_t")  # ODL_CMD_INFO's answer, word by word
@@ -97,6 +100,7 @@ class Reply:
     results: tuple[int, int, int, int]
     result_f: float
     data: bytes
+    cycles: int = 0  # core cycles the command took, from the firmware's DWT cycle counter
 
 
 class Transport(Protocol):
@@ -107,8 +111,12 @@ class Transport(Protocol):
 
 # Four u32 arguments (results) and one float argument (result): the mailbox's and a frame's fields.
 FIELDS = struct.Struct("<4If")
+# A reply's: the four u32 results, the float result and the command's cycles, as the mailbox holds them.
+REPLY_FIELDS = struct.Struct("<4IfI")
 if FIELDS.size != FIELDS_BYTES or FIELDS.size != MAILBOX["result_f"].offset + 4 - MAILBOX["result"].offset:
     raise headers.HeaderError("firmware/app/app.h: the frame fields and the mailbox's results differ in size")
+if REPLY_FIELDS.size != REPLY_FIELDS_BYTES or MAILBOX["cycles"].offset != MAILBOX["result_f"].offset + 4:
+    raise headers.HeaderError("firmware/app/app.h: a reply's fields are not the mailbox's results and cycles")
 
 
 def pack_fields(request: Request) -> bytes:

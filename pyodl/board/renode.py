@@ -301,6 +301,16 @@ class RenodeBoard(Board):
                              f"PC={pc:#010x}")
         return done
 
+    def wait(self, seconds: float) -> None:
+        """The core is halted at ``odl_idle`` while virtual time advances (the DWT cycle counter follows
+        virtual time), then it runs until it parks again."""
+        if seconds < 0:
+            raise ValueError("time only goes forward")
+        self.run_until_idle()  # bytes already sent arrive before the pause, not after it
+        micros = max(1, round(seconds * 1_000_000))
+        self.execute(f'emulation RunFor "{micros // 1_000_000}.{micros % 1_000_000:06d}"')
+        self.run_until_idle()
+
     def uart_output(self) -> bytes:
         self._require_loaded()
         assert self._uart_file is not None

@@ -1,11 +1,12 @@
 """STM32L496 model on the Unicorn CPU engine: fast, deterministic, strict about the memory map.
 
-Unicorn emulates the Cortex-M4 core only. This module adds the board around it: the exact STM32L496 memory
-map (anything else is a :class:`BoardError`, never a silently-ignored access), the clock tree and power
-control (:mod:`pyodl.board.clocks`), the console UART as a byte pipe, LPUART1 or USART2 as the ELF says,
-with the checks a real board's silence would otherwise hide (:mod:`pyodl.board.console`), the
-System Control Space as a register file, the flash controller with flash bank 2 behind it
-(:mod:`pyodl.board.flash_controller`, which can also cut the power), and an instruction counter written in C.
+Unicorn emulates the Cortex-M4 core only. This module adds the board around it: the exact STM32L496 memory map
+(anything else is a :class:`BoardError`, never a silently-ignored access), the clock tree and power control
+(:mod:`pyodl.board.clocks`), the console UART as a byte pipe, LPUART1 or USART2 as the ELF says, with the
+checks a real board's silence would otherwise hide (:mod:`pyodl.board.console`), the System Control Space as a
+register file, the DWT cycle counter (:mod:`pyodl.board.cycle_counter`), the flash controller with flash bank
+2 behind it (:mod:`pyodl.board.flash_controller`, which can also cut the power), and an instruction counter
+written in C.
 
 Instruction counting. A Python hook per block costs ~95% of the speed, so the counter is a ``UC_HOOK_BLOCK``
 callback in C, compiled on first use with the system ``cc`` and cached under ``~/.cache/pyodl``. It counts the
@@ -47,6 +48,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, PowerCutError
 from pyodl.board.clocks import PWR_BASE, RCC_BASE, Pwr, Rcc
 from pyodl.board.console import WIRING, ConsoleWiring, GpioPort, Uart, console_problem
+from pyodl.board.cycle_counter import DEMCR_OFFSET, DEMCR_TRCENA, DWT_BASE, DWT_SIZE, CycleCounter
 from pyodl.board.flash_controller import BANK_BYTES, FLASH_REGS_BASE, FlashController
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
@@ -326,6 +328,9 @@ class UnicornBoard(Board):
 
         self._scs = _RegisterFile(SCS_SIZE)
         self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
+        self.dwt = CycleCounter(self.executed_instructions,
+                                lambda: bool(self._scs.read(DEMCR_OFFSET, 4) & DEMCR_TRCENA), fault)
+        self._mmio(uc, DWT_BASE, DWT_SIZE, self.dwt.read, self.dwt.write)
         flash = self._flashctl = FlashController(self._bank2, self._power_cut, fault)
         self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, flash.write)
         self._mmio(uc, FLASH_BASE + BANK_BYTES, BANK_BYTES, flash.read_bank, flash.write_bank)
@@ -597,6 +602,13 @@ class UnicornBoard(Board):
 
     def executed_instructions(self) -> int:
         return 0 if self._header is None else int(self._header.executed)
+
+    def wait(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time only goes forward")
+        self.run_until_idle()  # bytes already sent arrive before the pause, not after it
+        self.dwt.advance(round(seconds * self.rcc.sysclk_hz()))
+        self.run_until_idle()
 
     @property
     def last_run_mips(self) -> float:

@@ -345,18 +345,18 @@ class BoardKeywords:
 
     def send_frame_with_length(self, length: int) -> None:
         """A frame header that announces ``length`` payload bytes (and sends no payload)."""
-        self._send_raw(bytes([0xA5, Command.SET_PARAMS, int(length) & 0xFF, (int(length) >> 8) & 0xFF]))
+        self._send_raw(bytes([0xA5, Command.SET_PARAMS, 0, int(length) & 0xFF, (int(length) >> 8) & 0xFF]))
 
     def send_frame_with_short_payload(self) -> None:
         """A well-formed, CRC-correct frame whose payload is shorter than the 20 bytes of fields."""
-        body = bytes([Command.INFO, 4, 0]) + b"\x00" * 4
+        body = bytes([Command.INFO, 0, 4, 0]) + b"\x00" * 4
         self._send_raw(bytes([0xA5]) + body + zlib.crc32(body).to_bytes(4, "little"))
 
     def _send_raw(self, raw: bytes) -> None:
         assert self.board is not None
         uart = UartTransport(BoardUart(self.board))
         uart.stream.write(raw)
-        self._reply_status = uart.read_reply().status
+        self._reply_status = uart.read_reply()[1].status
 
     def last_status_should_be(self, expected: str) -> None:
         """``expected``: a status name of pyodl.board.protocol.STATUS_NAMES or its number."""

@@ -505,3 +505,11 @@ def test_pwr_stub_keeps_vddio2_and_reports_the_regulator_ready() -> None:
     assert access("read", 0x04) == 1 << 9 and access("read", 0x14) == 0  # SR2: VOSF clear
     access("read", 0x80)
     assert logged == ["access to PWR register offset 0x80, which the platform does not model"]
+
+
+def test_wait_lets_virtual_time_pass_between_two_runs(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.commands.clear()
+    board.wait(0.04)
+    runs = [i for i, c in enumerate(renode.commands) if c == "sysbus.cpu IsHalted false"]
+    pause = renode.commands.index('emulation RunFor "0.040000"')
+    assert len(runs) == 2 and runs[0] < pause < runs[1]

@@ -11,10 +11,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from pyodl.board.base import BoardError
 from pyodl.experiments.trainer import TRAINERS
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
@@ -28,6 +29,10 @@ from pyodl.model.export import PARAM_BOUND
 from pyodl.model.fold import fold_frozen_batchnorm, foldable
 from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
 from pyodl.network.open import BACKENDS
+
+if TYPE_CHECKING:
+    from pyodl.board.protocol import Transport
+    from pyodl.network.board import BoardInfo
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # as a shell reports them
@@ -264,6 +269,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     modes = args.modes.split(",")
     if any(m not in ("full", "tl") for m in modes) or any(t < 1 for t in inputs):
         raise ModelError("--modes takes full and/or tl; --inputs positive lengths, e.g. 20,40")
+    if args.backend == "serial":
+        if len(inputs) != 1 or len(modes) != 1 or not args.port:
+            raise ModelError("--backend serial measures the firmware the board runs: give its --port, one "
+                             "--inputs T and one --modes M (e.g. --inputs 40 --modes full)")
+        return _bench_serial(args, inputs[0], modes[0])
     rows = []
     with tempfile.TemporaryDirectory(prefix="pyodl-bench-") as tmp:
         builder = FirmwareBuilder(Path(tmp) / "build")
@@ -294,6 +304,149 @@ def cmd_bench(args: argparse.Namespace) -> int:
         (out / "RESULTS.md").write_text(markdown)
         plot(rows, out / "bench.png")
         print(f"wrote {out / 'RESULTS.md'} and {out / 'bench.png'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _open_board(url: str, timeout: float) -> Transport:
+    """The UART transport of the board at ``url``; what to check when it cannot be opened."""
+    import serial
+
+    from pyodl.board.uart import open_serial
+
+    try:
+        return open_serial(url, timeout=timeout)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise BoardError(f"cannot open {url}: {exc}. Is the NUCLEO-L496ZG plugged in by its ST-LINK USB connector "
+                         "(CN1), and may you use serial ports (Debian: sudo adduser $USER dialout, then log in "
+                         "again)?") from None
+
+
+def _board_info(transport: Transport, url: str) -> tuple[BoardInfo, float, int]:
+    """INFO, its round-trip time in seconds and the cycles the firmware spent on it."""
+    from pyodl.board.protocol import Command, ProtocolError, Request
+    from pyodl.network.board import read_info
+
+    t0 = time.perf_counter()
+    try:
+        info = read_info(transport)
+        cycles = transport.execute(Request(Command.INFO)).cycles
+    except ProtocolError as exc:
+        raise BoardError(f"the board at {url} does not answer pyodl frames ({exc}): flash the firmware "
+                         "(pyodl flash), check that nothing else holds the port, and press the board's black "
+                         "RESET button") from None
+    return info, (time.perf_counter() - t0) / 2, cycles
+
+
+def _describe_board(info: BoardInfo, url: str, seconds: float, cycles: int) -> dict[str, object]:
+    from pyodl.board.protocol import CLOCK_STATUSES, PROTOCOL_VERSION
+
+    clock_status = next((name for name, code in CLOCK_STATUSES.items() if code == info.clock_status),
+                        str(info.clock_status))
+    boot = {0: "the exported defaults", 1: "flash slot A", 2: "flash slot B"}.get(info.boot_slot, str(info.boot_slot))
+    return {
+        "port": url, "protocol_version": info.protocol_version,
+        "protocol_ok": info.protocol_version == PROTOCOL_VERSION,
+        "model_hash": f"0x{info.model_hash:08x}", "input": [info.input_len, info.input_ch],
+        "classes": info.num_classes, "param_layers": info.param_layers, "trainable": info.trainable,
+        "clock_hz": info.clock_hz, "clock_status": clock_status, "ram_static_bytes": info.ram_static_bytes,
+        "stack_bytes": info.stack_size, "stack_high_water_bytes": info.stack_high_water,
+        "parameters_from": boot if info.boot_slot == 0 else f"{boot}, copy {info.boot_sequence}",
+        "round_trip_ms": round(1000 * seconds, 2), "info_cycles": cycles,
+    }
+
+
+def _print_board(d: dict[str, object]) -> None:
+    print(f"board at {d['port']}: pyodl firmware, protocol {d['protocol_version']}")
+    print(f"  model        {d['model_hash']}: input {d['input'][0]} x {d['input'][1]}, {d['classes']} classes, "  # type: ignore[index]
+          f"{d['param_layers']} parameter layers ({d['trainable']} trained)")
+    print(f"  clock        {int(d['clock_hz']) / 1e6:g} MHz ({d['clock_status']})")  # type: ignore[call-overload]
+    print(f"  SRAM         {d['ram_static_bytes']:,} B static; stack {d['stack_bytes']:,} B reserved, "
+          f"{d['stack_high_water_bytes']:,} B used at most")
+    print(f"  parameters   from {d['parameters_from']}")
+    print(f"  round trip   {d['round_trip_ms']} ms for INFO ({d['info_cycles']:,} cycles on the board)")
+
+
+def cmd_board_check(args: argparse.Namespace) -> int:
+    from pyodl.board.protocol import PROTOCOL_VERSION
+
+    info, seconds, cycles = _board_info(_open_board(args.port, args.timeout), args.port)
+    described = _describe_board(info, args.port, seconds, cycles)
+    if args.json:
+        print(json.dumps(described, indent=2))
+    else:
+        _print_board(described)
+    if info.protocol_version != PROTOCOL_VERSION:
+        print(f"pyodl board-check: the board speaks protocol {info.protocol_version}, this pyodl "
+              f"{PROTOCOL_VERSION}: flash it again (pyodl flash)", file=sys.stderr)
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from pyodl.board.programmer import choose_tool, program
+    from pyodl.network.board import BoardNetwork
+    from pyodl.toolchain.firmware import FirmwareBuilder
+
+    tool = choose_tool(args.tool)  # before the build: a missing programmer is known at once
+    optimizer = _optimizer(args)
+    trainable = _trainable(args.mode, args.trainable_layers)
+    model = _device_model(_load_model(args), trainable, sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="pyodl-flash-") as tmp:
+        builder = FirmwareBuilder(Path(tmp) / "build", clock=args.clock, console=args.console)
+        firmware = builder.export_and_build(model, Path(tmp) / "model", trainable, optimizer)
+        print(f"built {firmware.flash_bytes():,} B of flash, {firmware.ram_bytes():,} B of SRAM; "
+              f"programming with {tool}", file=sys.stderr, flush=True)
+        program(firmware.elf, tool)
+    print("programmed, verified and reset", file=sys.stderr)
+    if args.no_check:
+        return EXIT_OK
+    if args.console != "lpuart1":
+        print("the USART2 console is not the ST-LINK port: check it on your adapter with pyodl board-check",
+              file=sys.stderr)
+        return EXIT_OK
+    transport = _open_board(args.port, args.timeout)
+    info, seconds, cycles = _board_info(transport, args.port)
+    BoardNetwork(transport, model.arch, optimizer=optimizer)  # refuses a board that runs another model
+    _print_board(_describe_board(info, args.port, seconds, cycles))
+    return EXIT_OK
+
+
+def _bench_serial(args: argparse.Namespace, input_len: int, mode: str) -> int:
+    """Cycles the board's own DWT counter measures, beside the Unicorn board's instruction count of the same
+    firmware."""
+    from pyodl.model.architecture import paper_model
+    from pyodl.resources.bench import PAPER_TABLE_III, measure, time_on_board
+    from pyodl.toolchain.firmware import FirmwareBuilder
+
+    model = paper_model(input_len, 0)
+    trainable = _trainable(mode, None)
+    transport = _open_board(args.port, 30.0)
+    timing = time_on_board(transport, model, args.batch)
+    with tempfile.TemporaryDirectory(prefix="pyodl-bench-") as tmp:
+        simulated = measure(model, trainable, FirmwareBuilder(Path(tmp) / "build"), Path(tmp) / "model",
+                            batch=args.batch)
+    paper = PAPER_TABLE_III.get((input_len, mode))
+    row = {"input_len": input_len, "mode": mode, "clock_hz": timing.clock_hz,
+           "board_cycles_per_sample": timing.cycles_per_sample,
+           "unicorn_instructions_per_sample": simulated.instructions_per_sample,
+           "cycles_per_instruction": timing.cycles_per_sample / simulated.instructions_per_sample,
+           "board_cycles_per_step": timing.cycles_per_step, "board_seconds_per_batch": timing.seconds_per_batch,
+           "wall_seconds_per_batch": timing.wall_seconds_per_batch, "batch": args.batch,
+           "paper_seconds_per_batch": paper[1] if paper else None}
+    if args.json:
+        print(json.dumps(row, indent=2))
+        return EXIT_OK
+    print(f"# Training on the board at {args.port} ({timing.clock_hz / 1e6:g} MHz)\n")
+    print("Cycles from the firmware's DWT cycle counter, per TRAIN_SAMPLE; instructions from the Unicorn board "
+          "running the same firmware. s/batch: on-device compute of a batch at the board's clock; wall: every "
+          "round trip, the windows' UART transfer included.\n")
+    print("| T | mode | cycles/sample | instr./sample (Unicorn) | cycles/instr. | SGD step cycles | s/batch | "
+          "wall s/batch | paper s/batch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    paper_s = f"{paper[1]:.2f}" if paper else "-"
+    print(f"| {input_len} | {mode} | {timing.cycles_per_sample:,.0f} | {simulated.instructions_per_sample:,.0f} | "
+          f"{row['cycles_per_instruction']:.2f} | {timing.cycles_per_step:,} | {timing.seconds_per_batch:.2f} | "
+          f"{timing.wall_seconds_per_batch:.2f} | {paper_s} |")
     return EXIT_OK
 
 
@@ -495,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or serial (a board running the firmware, see --port)")
     p.add_argument("--port", default=None,
                    help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456; "
-                        "renode backend: the TCP port Renode opens for USART2 (default 3456)")
+                        "renode backend: the TCP port Renode opens for the console UART (default 3456)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_golden_check)
 
@@ -524,13 +677,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", default=",".join(map(str, PAPER_INPUT_LENGTHS)),
                    help="comma-separated input lengths (default 20,40,60,80,100)")
     p.add_argument("--modes", default="full,tl", help="comma-separated modes (default full,tl)")
-    p.add_argument("--backend", choices=("unicorn",), default="unicorn",
-                   help="the board that counts instructions (default unicorn)")
+    p.add_argument("--backend", choices=("unicorn", "serial"), default="unicorn",
+                   help="unicorn: build every configuration and count instructions on the simulated board "
+                        "(default); serial: time one batch with the DWT cycle counter of the board at --port, "
+                        "which runs the firmware of one --inputs T and --modes M (its parameters are put back "
+                        "afterwards), beside the simulated instruction count")
+    p.add_argument("--port", default=None, help="serial backend: the board's pyserial URL, e.g. /dev/ttyACM0")
     p.add_argument("--batch", type=int, default=32, help="training samples measured per cell (default 32)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="also write DIR/RESULTS.md and DIR/bench.png (e.g. benchmarks)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of Markdown")
     p.set_defaults(func=cmd_bench, command_line=None)
+
+    p = sub.add_parser("board-check", help="ask a board running the pyodl firmware for its model, clock, RAM "
+                                           "and stack high-water mark (one INFO round trip)")
+    p.add_argument("--port", default="/dev/ttyACM0",
+                   help="pyserial URL of the board: the NUCLEO-L496ZG's ST-LINK port (default /dev/ttyACM0) or "
+                        "socket://HOST:PORT (a Renode socket terminal)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_board_check)
+
+    p = sub.add_parser("flash", help="build the firmware for a model, write it into a NUCLEO-L496ZG through its "
+                                     "ST-LINK (OpenOCD or pyOCD), then check that it answers with that model",
+                       description="Build the firmware for a model and program it into a NUCLEO-L496ZG plugged "
+                                   "in by its ST-LINK USB connector: OpenOCD (Debian package openocd, its "
+                                   "board/st_nucleo_l4.cfg) or pyOCD (pip install pyocd; pyocd pack install "
+                                   "stm32l496zgtx). The tool verifies and resets the board; then an INFO round "
+                                   "trip over the ST-LINK virtual COM port checks the model.")
+    _add_model_args(p)
+    p.add_argument("--mode", choices=("full", "tl"), default="full",
+                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+    p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
+    p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
+                   help="the programmer (default: openocd if installed, else pyocd)")
+    p.add_argument("--clock", choices=("pll80", "msi4"), default="pll80",
+                   help="core clock: 80 MHz through the PLL (default) or the 4 MHz reset clock")
+    p.add_argument("--console", choices=("lpuart1", "usart2"), default="lpuart1",
+                   help="console UART: LPUART1 on PG7/PG8, the ST-LINK virtual COM port (default), or USART2 on "
+                        "PA2/PA3 for an external adapter")
+    p.add_argument("--port", default="/dev/ttyACM0", help="the board's ST-LINK virtual COM port (default /dev/ttyACM0)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the check's answer (default 5)")
+    p.add_argument("--no-check", action="store_true", help="do not check the board over its serial port afterwards")
+    p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser("personalize", help="leave-one-subject-out personalization (the paper's Table II): TL and "
                                            "Full trained by the firmware on the simulated board")

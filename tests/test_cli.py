@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -5,10 +7,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pyodl.board.unicorn import UnicornBoard
 from pyodl.cli import main
 from pyodl.model.keras_io import keras
 
@@ -201,3 +205,109 @@ def test_sigterm_during_board_training_exits_143_and_removes_the_build_folder(tm
     assert status == 143 and elapsed < 1.0, err[-2000:]
     assert err.rstrip().endswith("pyodl personalize: terminated") and "Traceback" not in err
     assert not (tmp_path / "out").exists() and not list((tmp_path / "tmp").iterdir())
+
+
+# ---------------------------------------------------------------- a real board: board-check and flash
+# The board is the Unicorn model behind a TCP socket (pyodl.board.tcp_bridge), reached as
+# socket://127.0.0.1:PORT exactly as a NUCLEO's /dev/ttyACM0 or a Renode socket terminal is.
+
+
+@pytest.fixture()
+def board_url(paper_board: UnicornBoard) -> Iterator[str]:
+    from pyodl.board.tcp_bridge import TcpBridge
+
+    bridge = TcpBridge(paper_board)
+    with bridge as port:
+        yield f"socket://127.0.0.1:{port}"
+    assert bridge.error is None, bridge.error
+
+
+def test_board_check_reports_model_clock_and_memory(board_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["board-check", "--port", board_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clock_hz"] == 80_000_000 and report["clock_status"] == "ODL_CLOCK_OK"
+    assert report["input"] == [40, 3] and report["classes"] == 6 and report["protocol_ok"]
+    assert report["parameters_from"] == "the exported defaults" and report["info_cycles"] > 0
+    assert 0 < report["stack_high_water_bytes"] < report["stack_bytes"]
+    assert main(["board-check", "--port", board_url]) == 0
+    assert "clock        80 MHz (ODL_CLOCK_OK)" in capsys.readouterr().out
+
+
+def test_board_check_says_what_to_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    assert main(["board-check", "--port", str(tmp_path / "ttyACM9")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open" in err and "ST-LINK USB connector" in err and "Traceback" not in err
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # something listens, nothing answers
+        url = f"socket://127.0.0.1:{silent.getsockname()[1]}"
+        assert main(["board-check", "--port", url, "--timeout", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "does not answer pyodl frames" in err and "pyodl flash" in err
+
+
+def _fake_tool(bin_dir: Path, name: str, status: int = 0, output: str = "") -> Path:
+    """A stand-in programmer that records its arguments (and that the ELF it was given exists)."""
+    log = bin_dir / f"{name}.args"
+    script = bin_dir / name
+    script.write_text(f"#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '{log}'\n"
+                      f"for a in \"$@\"; do case \"$a\" in *.elf*) echo elf-present >> '{log}';; esac; done\n"
+                      f"echo '{output}'\nexit {status}\n")
+    script.chmod(0o755)
+    return log
+
+
+def test_flash_without_a_programmer_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["flash", "--no-check"]) == 2
+    err = capsys.readouterr().err
+    assert "sudo apt install openocd" in err and "pip install pyocd" in err and "Traceback" not in err
+    assert main(["flash", "--tool", "pyocd", "--no-check"]) == 2
+    assert "`pyocd` is not installed" in capsys.readouterr().err
+
+
+def test_flash_programs_verifies_and_resets_with_openocd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    log = _fake_tool(tmp_path, "openocd")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert main(["flash", "--input", "20", "--no-check"]) == 0
+    args = log.read_text().splitlines()
+    assert args[:3] == ["-f", "board/st_nucleo_l4.cfg", "-c"]
+    assert args[3].startswith("program {/") and args[3].endswith("/pyodl.elf} verify reset exit")
+    assert args[4] == "elf-present"
+    assert "programmed, verified and reset" in capsys.readouterr().err
+
+
+def test_a_failing_programmer_shows_its_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_tool(tmp_path, "pyocd", status=1, output="0000123 C No connected debug probes")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert main(["flash", "--tool", "pyocd", "--input", "20", "--no-check"]) == 2
+    err = capsys.readouterr().err
+    assert "No connected debug probes" in err and "failed with exit status 1" in err and "COM LED" in err
+
+
+def test_flash_checks_the_board_runs_the_model_it_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       board_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_tool(tmp_path, "openocd")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert main(["flash", "--port", board_url]) == 0  # the bridge's board runs the paper model at T=40
+    assert "model        0x" in capsys.readouterr().out
+    assert main(["flash", "--input", "60", "--port", board_url]) == 2
+    assert "flash firmware built for this model" in capsys.readouterr().err
+
+
+def test_bench_on_a_board_reports_its_cycles_beside_the_simulated_instructions(
+        board_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--backend", "serial", "--port", board_url, "--inputs", "40", "--modes", "full",
+                 "--batch", "4", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["clock_hz"] == 80_000_000 and row["board_cycles_per_step"] > 0
+    # The Unicorn board's CYCCNT counts instructions: one per cycle, minus the command's frame handling that
+    # the simulated count includes and the firmware's own measurement leaves out.
+    assert 0.95 < row["cycles_per_instruction"] <= 1.0
+    assert row["board_seconds_per_batch"] == pytest.approx(
+        (4 * row["board_cycles_per_sample"] + row["board_cycles_per_step"]) / 80e6, rel=0.01)
+    assert main(["bench", "--backend", "serial", "--port", board_url]) == 2  # five input sizes: which one?
+    assert "one --inputs T and one --modes M" in capsys.readouterr().err

@@ -1,6 +1,6 @@
-"""Renode as a program, for host tools: it runs ``renode/pyodl.resc`` with USART2 on a TCP socket
-(``emulation CreateServerSocketTerminal``, the script's ``uart_socket`` macro), and pyodl talks to the
-firmware through that socket with the same UART frames as to a real board."""
+"""Renode as a program, for host tools: it runs ``renode/pyodl.resc`` with the console UART (LPUART1) on a
+TCP socket (``emulation CreateServerSocketTerminal``, the script's ``uart_socket`` macro), and pyodl talks
+to the firmware through that socket with the same UART frames as to a real board."""
 
 from __future__ import annotations
 

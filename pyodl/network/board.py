@@ -19,6 +19,7 @@ from pyodl.board.protocol import (
     STATUS_FROZEN,
     Command,
     CommandError,
+    ProtocolError,
     Reply,
     Request,
     Transport,
@@ -60,6 +61,18 @@ class BoardInfo:
     clock_status: int  # odl_clock_status_t of the clock setup at boot (CLOCK_STATUS names them)
 
 
+def read_info(transport: Transport) -> BoardInfo:
+    """INFO from whatever firmware answers on ``transport``, before knowing its model."""
+    reply = transport.execute(Request(Command.INFO))
+    if reply.status != 0:
+        raise CommandError("INFO", reply.status)
+    if len(reply.data) < struct.calcsize(INFO_FORMAT):
+        raise ProtocolError(f"INFO answered {len(reply.data)} bytes, not the {struct.calcsize(INFO_FORMAT)} of "
+                            "this pyodl's firmware: flash firmware built by this pyodl")
+    values = struct.unpack_from(INFO_FORMAT, reply.data)
+    return BoardInfo(**dict(zip(INFO_FIELDS, values, strict=True)))
+
+
 @dataclass(frozen=True)
 class ParamLayer:
     index: int  # in the firmware's layer table, the same as Architecture.layers
@@ -99,9 +112,7 @@ class BoardNetwork(Network):
         return reply
 
     def info(self) -> BoardInfo:
-        reply = self._run(Request(Command.INFO))
-        values = struct.unpack_from(INFO_FORMAT, reply.data)
-        return BoardInfo(**dict(zip(INFO_FIELDS, values, strict=True)))
+        return read_info(self.transport)
 
     def _layer_info(self, ordinal: int) -> ParamLayer:
         r = self._run(Request(Command.LAYER_INFO, (ordinal, 0, 0, 0))).results

@@ -3,12 +3,14 @@ training samples on the simulated board counting instructions."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.protocol import Command, CommandError, Reply, Request, Transport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import Model
 from pyodl.model.optimizer import SGD, Optimizer
@@ -58,7 +60,8 @@ def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder
                        info.stack_high_water)
 
 
-# The seed paper's Table III (STM32L496ZG at 80 MHz): memory footprint in KB and seconds per batch of 32.
+# The seed paper's Table III (an STM32L496ZG; the paper does not state its clock): memory footprint in KB and
+# seconds per batch of 32.
 PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float]] = {
     (100, "tl"): (115, 14.25), (100, "full"): (189, 48.10),
     (80, "tl"): (102, 11.27), (80, "full"): (165, 38.05),
@@ -66,7 +69,7 @@ PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float]] = {
     (40, "tl"): (79, 5.31), (40, "full"): (122, 17.95),
     (20, "tl"): (63, 2.33), (20, "full"): (98, 7.90),
 }
-CORE_CLOCK_HZ = 80_000_000  # the STM32L496's maximum, which the paper's board ran at
+CORE_CLOCK_HZ = 80_000_000  # the STM32L496's maximum, which the firmware sets up (firmware/app/clock.c)
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,8 @@ def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
         f"Produced by `{command}` at commit `{commit}`. RAM is the SRAM the linker placed (every section, "
         "the 2 KB stack included); instructions are counted by the Unicorn board for one training sample "
         "(TRAIN_SAMPLE: forward, backward, gradient accumulation; the mailbox transfer of the window is "
-        "listed apart), averaged over a batch. The paper's columns are its Table III (real STM32L496ZG at "
-        "80 MHz). \"≥ s/batch\" is the time a batch of "
+        "listed apart), averaged over a batch. The paper's columns are its Table III (a real STM32L496ZG; the "
+        "paper does not state its clock). \"≥ s/batch\" is the time a batch of "
         f"{rows[0].batch if rows else 32} would take at 80 MHz if every instruction took one cycle: a lower "
         "bound, not a measurement.",
         "",
@@ -166,3 +169,50 @@ def plot(rows: list[BenchRow], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class BoardTiming:
+    """Training on a board, as its firmware's DWT cycle counter saw it (see each backend for what that
+    counter is: real cycles on silicon, instructions on the Unicorn model, virtual time in Renode)."""
+
+    clock_hz: int
+    batch: int
+    cycles_per_sample: float  # TRAIN_SAMPLE: forward, backward, accumulate
+    cycles_per_load: float  # LOAD_SAMPLE once the window has arrived
+    cycles_per_step: int  # SGD_STEP
+    wall_seconds_per_batch: float  # every round trip of the batch, the UART transfer included
+
+    @property
+    def seconds_per_batch(self) -> float:
+        """On-device compute of a batch at the board's clock: its samples and the step."""
+        return (self.batch * (self.cycles_per_sample + self.cycles_per_load) + self.cycles_per_step) / self.clock_hz
+
+
+def time_on_board(transport: Transport, model: Model, batch: int = 32, seed: int = 0) -> BoardTiming:
+    """Train one batch of random windows on the board behind ``transport`` (which must run ``model``'s
+    firmware), then put its parameters back as they were."""
+    net = BoardNetwork(transport, model.arch)
+    info = net.info()
+    before = net.get_params()
+    rng = np.random.default_rng(seed)
+    windows = rng.standard_normal((batch, model.arch.input_len, model.arch.input_ch)).astype(np.float32)
+    labels = rng.integers(0, model.arch.num_classes, size=batch)
+    load = train = 0
+    t0 = time.perf_counter()
+    try:
+        for x, y in zip(windows, labels, strict=True):
+            load += _ok(transport.execute(Request(Command.LOAD_SAMPLE, data=x.astype("<f4").tobytes()))).cycles
+            train += _ok(transport.execute(Request(Command.TRAIN_SAMPLE, (int(y), 0, 0, 0)))).cycles
+        step = _ok(transport.execute(Request(Command.SGD_STEP, arg_f=0.01))).cycles
+        wall = time.perf_counter() - t0
+    finally:
+        net.zero_grads()  # a batch cut short leaves nothing behind
+        net.set_params(before)
+    return BoardTiming(info.clock_hz, batch, train / batch, load / batch, step, wall)
+
+
+def _ok(reply: Reply) -> Reply:
+    if reply.status != 0:
+        raise CommandError("bench", reply.status)
+    return reply

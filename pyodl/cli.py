@@ -397,6 +397,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
         print(f"built {firmware.flash_bytes():,} B of flash, {firmware.ram_bytes():,} B of SRAM; "
               f"programming with {tool}", file=sys.stderr, flush=True)
         program(firmware.elf, tool)
+        model_hash = firmware.model_hash()
     print("programmed, verified and reset", file=sys.stderr)
     if args.no_check:
         return EXIT_OK
@@ -406,7 +407,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
         return EXIT_OK
     transport = _open_board(args.port, args.timeout)
     info, seconds, cycles = _board_info(transport, args.port)
-    BoardNetwork(transport, model.arch, optimizer=optimizer)  # refuses a board that runs another model
+    BoardNetwork(transport, model.arch, model_hash, optimizer)  # refuses a board that runs another model
     _print_board(_describe_board(info, args.port, seconds, cycles))
     return EXIT_OK
 
@@ -546,7 +547,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
                       no_pretrain_epochs=args.no_pretrain_epochs, learning_rate=args.lr,
-                      optimizer=optimizer.describe())
+                      optimizer=optimizer.describe(), port=args.port, tool=args.tool)
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
     tl = args.trainable_layers or pers.default_tl_layers(general, arch)
     setup.append(f"TL trains the last {tl} of {len(arch.param_layers)} parameter layers"
@@ -761,7 +762,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "data its training loss flattens around 200 epochs (losses.png shows the curves)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
     p.add_argument("--trainer", choices=TRAINERS, default="board",
-                   help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches")
+                   help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches; "
+                        "serial: the firmware on a real board at --port, programmed with --tool for each "
+                        "subject and condition whose model it does not run yet, every window over the UART")
+    p.add_argument("--port", default=None, help="--trainer serial: the board's pyserial URL, e.g. /dev/ttyACM0")
+    p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
+                   help="--trainer serial: the programmer that loads each condition's firmware (without one, the "
+                        "board must already run the right firmware, which fits a single condition only)")
     p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")

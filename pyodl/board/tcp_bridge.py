@@ -14,6 +14,7 @@ import contextlib
 import socket
 import threading
 import time
+from pathlib import Path
 
 from pyodl.board.base import Board, BoardError
 
@@ -29,6 +30,7 @@ class TcpBridge:
         self._listener.settimeout(tick)
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the board: the bridge's thread, or a programmer loading firmware
         self._thread = threading.Thread(target=self._serve, name="pyodl-tcp-bridge", daemon=True)
 
     def __enter__(self) -> int:
@@ -39,6 +41,11 @@ class TcpBridge:
         self._stop.set()
         self._thread.join(timeout=10)
         self._listener.close()
+
+    def load(self, elf: Path) -> None:
+        """What a programmer does to a real board: new firmware, then a reset (flash bank 2 is kept)."""
+        with self._lock:
+            self.board.load_elf(elf)
 
     def _serve(self) -> None:
         try:
@@ -59,17 +66,19 @@ class TcpBridge:
             try:
                 data = client.recv(4096)
             except TimeoutError:
-                now = time.monotonic()
-                self.board.wait(now - quiet_since)
-                quiet_since = now
                 data = None
             if data == b"":
                 return  # the client hung up
-            if data:
-                self.board.uart_input(data)
-                self.board.run_until_idle()
-                quiet_since = time.monotonic()
-            out = self.board.uart_output()
+            with self._lock:
+                if data:
+                    self.board.uart_input(data)
+                    self.board.run_until_idle()
+                    quiet_since = time.monotonic()
+                else:
+                    now = time.monotonic()
+                    self.board.wait(now - quiet_since)
+                    quiet_since = now
+                out = self.board.uart_output()
             if out:
                 with contextlib.suppress(OSError):
                     client.sendall(out)

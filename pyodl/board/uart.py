@@ -82,6 +82,12 @@ class UartTransport:
         self.counters = LinkCounters()
         self._sequence = 0
 
+    def close(self) -> None:
+        """Release the port (a simulated board's stream holds nothing)."""
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
     def _read_exact(self, n: int) -> bytes:
         data = b""
         while len(data) < n:
@@ -180,6 +186,9 @@ class SerialStream:
     def settle(self, seconds: float) -> None:
         time.sleep(seconds)
         self.port.reset_input_buffer()
+
+    def close(self) -> None:
+        self.port.close()
 
 
 def open_serial(url: str, baudrate: int = CONSOLE_BAUD, timeout: float = 5.0) -> UartTransport:

@@ -64,12 +64,16 @@ class Config:
     fraction: float = 0.5
     seed: int = 0
     trainer: str = "board"
+    port: str | None = None  # trainer "serial": the board's pyserial URL
+    tool: str | None = None  # trainer "serial": openocd or pyocd, to program each condition's firmware
     split: str = "time"  # time: each recording cut in two; recording: whole recordings to the test side
     trainable_layers: int | None = None  # TL; None: the paper's 2 for its model, a user model's Dense head
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
             raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        if self.trainer == "serial" and not self.port:
+            raise ValueError("the serial trainer needs the board's port (e.g. /dev/ttyACM0)")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.trainable_layers is not None and self.trainable_layers < 1:
@@ -268,7 +272,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         rng = np.random.default_rng([cfg.seed, subject])
         with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
                 open_trainer(cfg.trainer, start, capacity, Path(tmp), progress,
-                             Optimizer.parse(cfg.optimizer)) as trainer:
+                             Optimizer.parse(cfg.optimizer), cfg.port, cfg.tool) as trainer:
             losses: list[float] = []
             for layers, epochs in phases:
                 trainer.set_trainable(layers)
@@ -303,7 +307,8 @@ class Report:
 
     def markdown(self, command: str) -> str:
         cfg = self.config
-        where = "the firmware on the simulated STM32L496" if cfg.trainer == "board" else "TensorFlow"
+        where = {"board": "the firmware on the simulated STM32L496", "tf": "TensorFlow",
+                 "serial": f"the firmware on the board at {cfg.port}"}[cfg.trainer]
         lines = [f"# Personalization on {self.dataset}", "",
                  f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "

@@ -16,7 +16,7 @@ import numpy as np
 from pyodl.model.architecture import Model
 from pyodl.model.optimizer import SGD, Optimizer
 
-TRAINERS = ("board", "tf")
+TRAINERS = ("board", "tf", "serial")
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -30,19 +30,23 @@ class Trainer(Protocol):
 
 @contextlib.contextmanager
 def open_trainer(kind: str, model: Model, trainable_layers: int | None, work_dir: Path,
-                 progress: Progress, optimizer: Optimizer = SGD) -> Iterator[Trainer]:
+                 progress: Progress, optimizer: Optimizer = SGD, port: str | None = None,
+                 tool: str | None = None) -> Iterator[Trainer]:
     """``board``: the firmware built for ``trainable_layers`` (None: Full) and ``optimizer`` on the
-    simulated STM32L496, every window through the mailbox; ``tf``: the TensorFlow reference."""
+    simulated STM32L496, every window through the mailbox; ``serial``: the same firmware on the board at
+    ``port`` (programmed with ``tool`` when it runs another model), every window over the UART; ``tf``: the
+    TensorFlow reference."""
     if kind == "tf":
         from pyodl.reference.golden import KerasReference
 
         yield KerasReference(model, optimizer)
         return
-    if kind != "board":
+    if kind not in ("board", "serial"):
         raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {kind!r}")
     from pyodl.network.open import open_network
 
+    backend = "unicorn" if kind == "board" else "serial"
     progress("export and build", 0, 1)
-    with open_network("unicorn", model, work_dir, trainable_layers, optimizer=optimizer) as net:
+    with open_network(backend, model, work_dir, trainable_layers, port, optimizer, tool) as net:
         progress("export and build", 1, 1)
         yield net

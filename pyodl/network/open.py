@@ -17,10 +17,11 @@ BACKENDS = ("host", "unicorn", "renode", "serial")
 
 @contextlib.contextmanager
 def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: int | None = None,
-                 port: str | None = None, optimizer: Optimizer = SGD) -> Iterator[Network]:
+                 port: str | None = None, optimizer: Optimizer = SGD, tool: str | None = None) -> Iterator[Network]:
     """The network of ``model`` built for ``trainable_layers`` (None: Full) and ``optimizer``. ``work_dir``
     receives the exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend, or
-    the TCP port Renode opens (default 3456)."""
+    the TCP port Renode opens (default 3456); ``tool`` (openocd or pyocd): the ``serial`` backend programs
+    the board with the firmware of this model when it runs another one."""
     model_dir = work_dir / "model"
     if backend == "host":
         from pyodl.network.host import HostNetwork
@@ -52,15 +53,38 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
         with RenodeProcess(firmware.elf, port=int(port or 3456)) as transport:
             yield BoardNetwork(transport, model.arch, optimizer=optimizer)
     elif backend == "serial":
+        from pyodl.board import programmer
+        from pyodl.board.protocol import OPTIMIZER_KINDS
         from pyodl.board.uart import open_serial
-        from pyodl.network.board import BoardNetwork
+        from pyodl.network.board import BoardNetwork, read_info
+        from pyodl.toolchain.firmware import FirmwareBuilder
 
         if not port:
             raise ValueError("the serial backend needs --port (a device such as /dev/ttyACM0, or socket://HOST:PORT)")
-        # The board must already run firmware built for this model (`pyodl export` + the arm build);
-        # its parameters are overwritten with the model's, so every run starts from the same weights.
-        net = BoardNetwork(open_serial(port), model.arch, optimizer=optimizer)
-        net.set_params(model.params)
-        yield net
+        model_hash = None
+        if tool is not None:
+            # The firmware for this model, programmed only when the board runs another one.
+            firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers,
+                                                                                optimizer)
+            model_hash = firmware.model_hash()
+            transport = open_serial(port)
+            try:
+                info = read_info(transport)
+            finally:
+                transport.close()
+            # The model hash covers the model, not the build: a TL and a Full build of one model share it.
+            capacity = trainable_layers if trainable_layers is not None else info.param_layers
+            if (info.model_hash, info.trainable_capacity, info.optimizer) != (
+                    model_hash, capacity, OPTIMIZER_KINDS[optimizer.c_kind]):
+                programmer.program(firmware.elf, tool)
+        # Without a tool the board must already run firmware built for this model (`pyodl flash`); either
+        # way its parameters are set to the model's, so every run starts from the same weights.
+        transport = open_serial(port)
+        try:
+            net = BoardNetwork(transport, model.arch, model_hash, optimizer=optimizer)
+            net.set_params(model.params)
+            yield net
+        finally:
+            transport.close()
     else:
         raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")

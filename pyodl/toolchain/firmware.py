@@ -62,6 +62,14 @@ class Firmware:
     def ram_bytes(self) -> int:
         return sum(self.ram_sections().values())
 
+    def model_hash(self) -> int:
+        """ODL_MODEL_HASH of the model.h the firmware was built from (next to the ELF, as build() leaves it)."""
+        header = self.elf.with_name("model.h")
+        match = re.search(r"#define ODL_MODEL_HASH (0x[0-9a-fA-F]+)u", header.read_text()) if header.is_file() else None
+        if match is None:
+            raise ToolchainError(f"no ODL_MODEL_HASH in {header}")
+        return int(match[1], 16)
+
     def flash_bytes(self) -> int:
         """Bytes of flash: code, constants and the initial values of every initialised RAM section."""
         with self.elf.open("rb") as f:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyodl.board.unicorn import UnicornBoard
 from pyodl.cli import main
 from pyodl.data.recording import Recording
 from pyodl.data.watch import load_watch
@@ -169,3 +170,38 @@ def test_personalize_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "'gravity' is neither a channel index below 6 nor one of ax, ay, az" in capsys.readouterr().err
     assert main(["personalize", "--trainable-layers", "9", "--subjects", "1"]) == 2
     assert "between 1 and 4" in capsys.readouterr().err
+
+
+def test_a_real_board_over_serial_trains_exactly_as_the_simulated_one(
+        watch: tuple[list, list[str]], tmp_path: Path, paper_board: UnicornBoard,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--trainer serial on a board behind a TCP socket: each condition's firmware is programmed when the board
+    runs another model, every window goes over the UART, and the results are the simulated board's, bit for
+    bit (the same firmware trains on the same batches)."""
+    from pyodl.board import programmer
+    from pyodl.board.tcp_bridge import TcpBridge
+
+    recordings, classes = watch
+    cfg = dict(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1, seed=4)
+    board = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    bridge = TcpBridge(paper_board)  # the board runs the paper's model at T=40 to begin with
+    programmed: list[Path] = []
+
+    def program(elf: Path, tool: str) -> str:
+        programmed.append(elf)
+        bridge.load(elf)
+        return ""
+
+    monkeypatch.setattr(programmer, "program", program)
+    monkeypatch.setattr(programmer.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with bridge as port:
+        url = f"socket://127.0.0.1:{port}"
+        serial = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="serial", port=url, tool="openocd"),
+                          "watch", tmp_path, _silent)
+    assert bridge.error is None, bridge.error
+    for condition in pers.CONDITIONS:
+        b, s = board.subjects[0].conditions[condition], serial.subjects[0].conditions[condition]
+        assert (b.f1, b.accuracy, b.losses) == (s.f1, s.accuracy, s.losses), condition
+    # No Pers. and Full run the general model's Full build (its parameters set again in between); TL and No
+    # Pretrain need builds of their own.
+    assert len(programmed) == 3

@@ -602,6 +602,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="seed of the paper model's initial weights and of golden-check's batches (default 0)")
 
 
+def _add_mode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("full", "tl"), default="full",
+                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyodl", description="On-device personalization of 1-D CNNs for HAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -634,10 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "again from TensorFlow's weights with the same tolerance (lockstep), leaving out "
                                    "the samples whose decision sat within rounding; the output says so.")
     _add_model_args(p)
-    p.add_argument("--mode", choices=("full", "tl"), default="full",
-                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
-    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+    _add_mode_args(p)
     p.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
@@ -656,10 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="RAM, flash, operations and instructions of on-device training, before "
                                         "any build, with a verdict against the STM32L496")
     _add_model_args(p)
-    p.add_argument("--mode", choices=("full", "tl"), default="full",
-                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
-    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+    _add_mode_args(p)
     p.add_argument("--batch", type=int, default=32, help="samples per training step (default 32)")
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -707,10 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stm32l496zgtx). The tool verifies and resets the board; then an INFO round "
                                    "trip over the ST-LINK virtual COM port checks the model.")
     _add_model_args(p)
-    p.add_argument("--mode", choices=("full", "tl"), default="full",
-                   help="full: train all layers; tl: only the last --trainable-layers (default 2)")
-    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
-                   help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+    _add_mode_args(p)
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
                    help="the programmer (default: openocd if installed, else pyocd)")

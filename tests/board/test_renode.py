@@ -10,6 +10,7 @@ RegisterValue (PC) as unpadded lowercase hex, booleans as ``True``/``False``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -446,10 +447,10 @@ class Request:
         self.Offset, self.Value, self.Length = offset, value, length
 
 
-def test_rcc_stub_reads_back_writes_and_raises_ready_flags() -> None:
-    script = re.search(r"\nrcc: .*?script: '''\n(.*?)'''", REPL, re.S)
-    assert script
-    scope: dict[str, object] = {}
+def _script_access(name: str, scope: dict[str, object]) -> Callable[..., int]:
+    """Runs the repl's Python peripheral ``name`` as Renode does, one request at a time, in ``scope``."""
+    script = re.search(rf"\n{name}: .*?script: '''\n(.*?)'''", REPL, re.S)
+    assert script, name
 
     def access(kind: str, offset: int = 0, value: int = 0, length: int = 4) -> int:
         request = Request(kind, offset, value, length)
@@ -457,6 +458,11 @@ def test_rcc_stub_reads_back_writes_and_raises_ready_flags() -> None:
         exec(script[1], scope)
         return request.Value
 
+    return access
+
+
+def test_rcc_stub_reads_back_writes_and_raises_ready_flags() -> None:
+    access = _script_access("rcc", {})
     access("init")
     assert access("read", 0x00) == 0x63  # MSI on and ready out of reset
     access("write", 0x4C, 0x4C)  # RCC_AHB2ENR: GPIOA..
@@ -486,18 +492,9 @@ def test_resc_loads_our_platform_and_elf() -> None:
 
 
 def test_pwr_stub_keeps_vddio2_and_reports_the_regulator_ready() -> None:
-    script = re.search(r"\npwr: .*?script: '''\n(.*?)'''", REPL, re.S)
-    assert script
     logged: list[str] = []
-    scope: dict[str, object] = {"self": type("Peripheral", (), {"Log": lambda _self, _level, m: logged.append(m)})(),
-                                "LogLevel": type("LogLevel", (), {"Error": 3})}
-
-    def access(kind: str, offset: int = 0, value: int = 0, length: int = 4) -> int:
-        request = Request(kind, offset, value, length)
-        scope["request"] = request
-        exec(script[1], scope)
-        return request.Value
-
+    peripheral = type("Peripheral", (), {"Log": lambda _self, _level, m: logged.append(m)})()
+    access = _script_access("pwr", {"self": peripheral, "LogLevel": type("LogLevel", (), {"Error": 3})})
     access("init")
     assert access("read", 0x00) == 0x200  # CR1: voltage range 1
     access("write", 0x00, 0x200)

@@ -1,5 +1,5 @@
 *** Settings ***
-Documentation       Every command over both transports, the RAM mailbox and USART2 frames; refused
+Documentation       Every command over both transports, the RAM mailbox and console UART frames; refused
 ...                 commands and malformed frames get error codes and leave the weights untouched.
 Resource            pyodl.resource
 Suite Setup         Suite Setup For Backend
@@ -22,7 +22,7 @@ Commands Work Over The Mailbox
     mailbox
 
 Commands Work Over UART Frames
-    [Documentation]    The same commands as CRC-checked frames on USART2.
+    [Documentation]    The same commands as CRC-checked frames on the console UART (LPUART1).
     [Template]    Every Command Should Work Over
     uart
 

@@ -144,7 +144,7 @@ class BoardKeywords:
         return self.net
 
     def use_transport(self, transport: str) -> None:
-        """Route the following commands through the RAM ``mailbox`` or USART2 ``uart`` frames."""
+        """Route the following commands through the RAM ``mailbox`` or ``uart`` frames on the console UART."""
         net, board = self._net(), self.board
         assert board is not None
         if transport == "mailbox":

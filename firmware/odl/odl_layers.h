@@ -33,6 +33,8 @@ typedef struct {
 /* conv1d.c: valid padding, stride 1. x: (n, c), w: (k, c, f), a: (n - k + 1, f). */
 void odl_conv1d_forward(const float *x, unsigned n, unsigned c, const float *w, const float *b,
                         unsigned k, unsigned f, float *a);
+void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float *w, const float *b,
+                            unsigned k, unsigned f, float *a);
 void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
                                unsigned f, float *dx);
 void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,

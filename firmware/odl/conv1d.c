@@ -81,9 +81,9 @@ void odl_conv1d_forward(const float *x, unsigned n, unsigned c, const float *w, 
 
 /* dL/dx = conv(pad(dL/da), flip(w)) (the paper's eq. 5): dx[t, c] = sum_{k, j} da[t - k, j] w[k, c, j].
  * Instead of materialising the K-1 zeros of padding on each side, the k range is clipped to the rows
- * of da that exist, which is the same sum without the zero terms. */
-void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
-                               unsigned f, float *dx)
+ * of da that exist, which is the same sum without the zero terms. The reference of the fast kernel below. */
+void odl_conv1d_backward_input_ref(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                                   unsigned f, float *dx)
 {
     const unsigned m_out = n - k + 1u;
     for (unsigned t = 0; t < n; ++t) {
@@ -103,11 +103,68 @@ void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const fl
     }
 }
 
+/* One tile of the fast input gradient: ROWS consecutive positions t (sharing one tap range) x COLS channels,
+ * each dx[t, ch] summed over kk, then j, in the reference's order, the da[] and w[] loads shared. */
+#define ODL_DX_TILE(ROWS, COLS)                                                                            \
+    do {                                                                                                   \
+        float acc[ROWS][COLS] = {{0.0f}};                                                                  \
+        for (unsigned kk = k_lo; kk <= k_hi; ++kk) {                                                       \
+            const float *wk = w + (kk * c + ch) * f;                                                       \
+            const float *dk = da + (t - kk) * f;                                                           \
+            for (unsigned j = 0; j < f; ++j) {                                                             \
+                float dv[ROWS];                                                                            \
+                for (unsigned r = 0; r < (ROWS); ++r) {                                                    \
+                    dv[r] = dk[r * f + j];                                                                 \
+                }                                                                                          \
+                for (unsigned q = 0; q < (COLS); ++q) {                                                    \
+                    const float wv = wk[q * f + j];                                                        \
+                    for (unsigned r = 0; r < (ROWS); ++r) {                                                \
+                        acc[r][q] += dv[r] * wv;                                                           \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        for (unsigned r = 0; r < (ROWS); ++r) {                                                            \
+            for (unsigned q = 0; q < (COLS); ++q) {                                                        \
+                dx[(t + r) * c + ch + q] = acc[r][q];                                                      \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+
+void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k, unsigned f,
+                               float *dx)
+{
+    const unsigned m_out = n - k + 1u;
+    for (unsigned t = 0; t < n;) {
+        const unsigned k_lo = (t + 1u > m_out) ? t + 1u - m_out : 0u;
+        const unsigned k_hi = (t < k - 1u) ? t : k - 1u;
+        /* Two positions share a tile when they have the same taps: between the edges, t in [k-1, m_out-2]. */
+        const int pair = t + 1u < n && t + 2u <= m_out && t >= k - 1u;
+        unsigned ch = 0;
+        if (pair) {
+            for (; ch + 4u <= c; ch += 4u) {
+                ODL_DX_TILE(2u, 4u);
+            }
+            for (; ch < c; ++ch) {
+                ODL_DX_TILE(2u, 1u);
+            }
+        } else {
+            for (; ch + 4u <= c; ch += 4u) {
+                ODL_DX_TILE(1u, 4u);
+            }
+            for (; ch < c; ++ch) {
+                ODL_DX_TILE(1u, 1u);
+            }
+        }
+        t += pair ? 2u : 1u;
+    }
+}
+
 /* dL/dw = conv(x, dL/da): grad_w[k, c, j] += sum_m x[m + k, c] da[m, j]; grad_b[j] += sum_m da[m, j].
  * The per-sample sum is formed first and then added to the accumulator, so one sample's rounding
- * does not depend on what was accumulated before it. */
-void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
-                                unsigned f, float *grad_w, float *grad_b)
+ * does not depend on what was accumulated before it. The reference of the fast kernel below. */
+void odl_conv1d_backward_params_ref(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                    unsigned f, float *grad_w, float *grad_b)
 {
     const unsigned m_out = n - k + 1u;
     const unsigned kc = k * c;
@@ -118,6 +175,58 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
                 acc += x[m * c + i] * da[m * f + j];
             }
             grad_w[i * f + j] += acc;
+        }
+    }
+    odl_bias_gradient(da, m_out, f, grad_b);
+}
+
+/* One tile of the fast weight gradient: ROWS consecutive (tap, channel) rows i x COLS filters, each weight's
+ * sum over m = 0 .. m_out-1 in the reference's order, its x[] and da[] loads shared by the tile. */
+#define ODL_GRAD_TILE(ROWS, COLS)                                                                          \
+    do {                                                                                                   \
+        float acc[ROWS][COLS] = {{0.0f}};                                                                  \
+        for (unsigned m = 0; m < m_out; ++m) {                                                             \
+            const float *dm = da + m * f + j;                                                              \
+            float dv[COLS];                                                                                \
+            for (unsigned q = 0; q < (COLS); ++q) {                                                        \
+                dv[q] = dm[q];                                                                             \
+            }                                                                                              \
+            for (unsigned r = 0; r < (ROWS); ++r) {                                                        \
+                const float xv = x[m * c + i + r];                                                         \
+                for (unsigned q = 0; q < (COLS); ++q) {                                                    \
+                    acc[r][q] += xv * dv[q];                                                               \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        for (unsigned r = 0; r < (ROWS); ++r) {                                                            \
+            for (unsigned q = 0; q < (COLS); ++q) {                                                        \
+                grad_w[(i + r) * f + j + q] += acc[r][q];                                                  \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+
+void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                unsigned f, float *grad_w, float *grad_b)
+{
+    const unsigned m_out = n - k + 1u;
+    const unsigned kc = k * c;
+    unsigned i = 0;
+    for (; i + 2u <= kc; i += 2u) {
+        unsigned j = 0;
+        for (; j + 4u <= f; j += 4u) {
+            ODL_GRAD_TILE(2u, 4u);
+        }
+        for (; j < f; ++j) {
+            ODL_GRAD_TILE(2u, 1u);
+        }
+    }
+    for (; i < kc; ++i) {
+        unsigned j = 0;
+        for (; j + 4u <= f; j += 4u) {
+            ODL_GRAD_TILE(1u, 4u);
+        }
+        for (; j < f; ++j) {
+            ODL_GRAD_TILE(1u, 1u);
         }
     }
     odl_bias_gradient(da, m_out, f, grad_b);

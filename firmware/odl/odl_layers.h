@@ -37,8 +37,12 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
                             unsigned k, unsigned f, float *a);
 void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
                                unsigned f, float *dx);
+void odl_conv1d_backward_input_ref(const float *da, unsigned n, unsigned c, const float *w, unsigned k,
+                                   unsigned f, float *dx);
 void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
                                 unsigned f, float *grad_w, float *grad_b);
+void odl_conv1d_backward_params_ref(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
+                                    unsigned f, float *grad_w, float *grad_b);
 
 /* The general case: any stride, dilation and padding; a: (m_out, f). */
 void odl_conv1d_forward_general(const float *x, unsigned n, unsigned c, const float *w, const float *b,

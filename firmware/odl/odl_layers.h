@@ -81,7 +81,10 @@ void odl_depthwise1d_backward_params(const float *da, const float *x, unsigned n
 /* dense.c: x: (n_in), w: (n_in, n_out), a: (n_out). */
 void odl_dense_forward(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
                        float *a);
+void odl_dense_forward_ref(const float *x, unsigned n_in, const float *w, const float *b, unsigned n_out,
+                           float *a);
 void odl_dense_backward_input(const float *da, const float *w, unsigned n_in, unsigned n_out, float *dx);
+void odl_dense_backward_input_ref(const float *da, const float *w, unsigned n_in, unsigned n_out, float *dx);
 void odl_dense_backward_params(const float *da, const float *x, unsigned n_in, unsigned n_out,
                                float *grad_w, float *grad_b);
 

@@ -80,6 +80,34 @@ static void conv1d_backward_input(test_rng_t *rng)
     }
 }
 
+#define MAX_IN 70u
+#define MAX_OUT 23u
+static float dense_x[MAX_IN], dense_w[MAX_IN * MAX_OUT], dense_b[MAX_OUT], dense_da[MAX_OUT];
+static float dense_fast[MAX_IN], dense_ref[MAX_IN];
+
+static void dense(test_rng_t *rng)
+{
+    const unsigned n_in = test_int(rng, 1, MAX_IN), n_out = test_int(rng, 1, MAX_OUT);
+    test_fill(rng, dense_x, n_in, -2.0f, 2.0f);
+    test_fill(rng, dense_w, n_in * n_out, -1.0f, 1.0f);
+    test_fill(rng, dense_b, n_out, -0.5f, 0.5f);
+    test_fill(rng, dense_da, n_out, -1.0f, 1.0f);
+    memset(dense_fast, 0xFF, sizeof dense_fast);
+    odl_dense_forward(dense_x, n_in, dense_w, dense_b, n_out, dense_fast);
+    odl_dense_forward_ref(dense_x, n_in, dense_w, dense_b, n_out, dense_ref);
+    if (memcmp(dense_fast, dense_ref, n_out * sizeof(float)) != 0) {
+        printf("dense forward n_in=%u n_out=%u differs from the reference\n", n_in, n_out);
+        test_expect(0, "dense forward equals its reference bit for bit");
+    }
+    memset(dense_fast, 0xFF, sizeof dense_fast);
+    odl_dense_backward_input(dense_da, dense_w, n_in, n_out, dense_fast);
+    odl_dense_backward_input_ref(dense_da, dense_w, n_in, n_out, dense_ref);
+    if (memcmp(dense_fast, dense_ref, n_in * sizeof(float)) != 0) {
+        printf("dense input gradient n_in=%u n_out=%u differs from the reference\n", n_in, n_out);
+        test_expect(0, "dense input gradient equals its reference bit for bit");
+    }
+}
+
 int main(void)
 {
     test_rng_t rng = {0xFA57C0DEull};
@@ -87,6 +115,7 @@ int main(void)
         conv1d_forward(&rng);
         conv1d_backward_params(&rng);
         conv1d_backward_input(&rng);
+        dense(&rng);
     }
     return (int)test_failures();
 }

@@ -4,6 +4,7 @@ sequence numbers, an inter-byte timeout in the firmware, and retries (see :class
 
 from __future__ import annotations
 
+import secrets
 import struct
 import time
 import zlib
@@ -72,15 +73,19 @@ class UartTransport:
     lost either way, a corrupted frame) is sent again, up to ``attempts`` times in all, after the link has
     been quiet long enough for the firmware to drop a partial frame. A resent frame is safe for every
     command: the firmware answers a repeated TRAIN_SAMPLE, SGD_STEP or SAVE from its stored reply instead of
-    running it twice."""
+    running it twice.
 
-    def __init__(self, stream: ByteStream, attempts: int = 3) -> None:
+    The firmware tells a resend from a new request by the sequence number and command of the last frame it
+    ran, so a new transport starts at a random sequence number (``first_sequence`` fixes it, for tests): a
+    request that opens a new connection is not mistaken for a resend of the old connection's last one."""
+
+    def __init__(self, stream: ByteStream, attempts: int = 3, first_sequence: int | None = None) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self.stream = stream
         self.attempts = attempts
         self.counters = LinkCounters()
-        self._sequence = 0
+        self._sequence = secrets.randbelow(256) if first_sequence is None else (first_sequence - 1) & 0xFF
 
     def close(self) -> None:
         """Release the port (a simulated board's stream holds nothing)."""

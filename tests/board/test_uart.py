@@ -71,7 +71,7 @@ def test_reply_frames_are_checked_and_noise_before_them_is_skipped() -> None:
 def test_a_stale_reply_is_dropped_and_a_silent_link_is_retried() -> None:
     """Replies are matched by sequence number; without one, the request goes again after the link settles."""
     stream = _Stream(_reply_frame(0, (1, 0, 0, 0), 0.0, b"", sequence=7) + _reply_frame(0, (2, 0, 0, 0), 0.0, b""))
-    uart = UartTransport(stream)
+    uart = UartTransport(stream, first_sequence=1)
     assert uart.execute(Request(Command.INFO)).results[0] == 2  # sequence 1's, after 7's stale one
     assert (uart.counters.stale_replies, uart.counters.retries) == (1, 0)
     stream.incoming = _reply_frame(0, (3, 0, 0, 0), 0.0, b"", sequence=2)[:9]  # cut: never completes
@@ -168,3 +168,17 @@ def test_a_corrupted_frame_is_sent_again(paper_board: UnicornBoard) -> None:
 
     stream.write = flip_once  # type: ignore[method-assign]
     assert uart.execute(Request(Command.INFO)).status == 0 and uart.counters.retries == 1
+
+
+def test_a_new_connection_does_not_pass_for_a_resend_of_the_last_one(paper_board: UnicornBoard) -> None:
+    """The firmware compares a frame with the last one it ran; a transport that started at the same sequence
+    number as the previous one would have its first TRAIN_SAMPLE taken for a resend, so each transport
+    starts at a random one."""
+    net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
+    net.load_sample(np.zeros((40, 3), np.float32))
+    train = Request(Command.TRAIN_SAMPLE, (1, 0, 0, 0))
+    for _ in range(2):  # the hazard itself: both start at sequence 9
+        UartTransport(BoardUart(paper_board), first_sequence=9).execute(train)
+    assert net.info().accumulated == 1
+    starts = {UartTransport(BoardUart(paper_board))._sequence for _ in range(64)}
+    assert len(starts) > 1

@@ -324,17 +324,17 @@ def _open_board(url: str, timeout: float) -> Transport:
 def _board_info(transport: Transport, url: str) -> tuple[BoardInfo, float, int]:
     """INFO, its round-trip time in seconds and the cycles the firmware spent on it."""
     from pyodl.board.protocol import Command, ProtocolError, Request
-    from pyodl.network.board import read_info
+    from pyodl.network.board import info_from_reply
 
     t0 = time.perf_counter()
     try:
-        info = read_info(transport)
-        cycles = transport.execute(Request(Command.INFO)).cycles
+        reply = transport.execute(Request(Command.INFO))
+        info = info_from_reply(reply)
     except ProtocolError as exc:
         raise BoardError(f"the board at {url} does not answer pyodl frames ({exc}): flash the firmware "
                          "(pyodl flash), check that nothing else holds the port, and press the board's black "
                          "RESET button") from None
-    return info, (time.perf_counter() - t0) / 2, cycles
+    return info, time.perf_counter() - t0, reply.cycles
 
 
 def _describe_board(info: BoardInfo, url: str, seconds: float, cycles: int) -> dict[str, object]:

@@ -15,15 +15,28 @@
 #define MAX_K 7u
 #define MAX_F 13u
 
+typedef struct {
+    unsigned n, c, k, f;
+} shape_t;
+
+/* A convolution's shape: input length n >= kernel size k, channels c, filters f, each from 1. */
+static shape_t random_shape(test_rng_t *rng)
+{
+    shape_t s;
+    s.k = test_int(rng, 1, MAX_K);
+    s.n = test_int(rng, s.k, MAX_N);
+    s.c = test_int(rng, 1, MAX_C);
+    s.f = test_int(rng, 1, MAX_F);
+    return s;
+}
+
 static float x[MAX_N * MAX_C], w[MAX_K * MAX_C * MAX_F], b[MAX_F];
 static float fast[MAX_N * MAX_F], ref[MAX_N * MAX_F];
 
 static void conv1d_forward(test_rng_t *rng)
 {
-    const unsigned k = test_int(rng, 1, MAX_K);
-    const unsigned n = test_int(rng, k, MAX_N);
-    const unsigned c = test_int(rng, 1, MAX_C);
-    const unsigned f = test_int(rng, 1, MAX_F);
+    const shape_t s = random_shape(rng);
+    const unsigned n = s.n, c = s.c, k = s.k, f = s.f;
     test_fill(rng, x, n * c, -2.0f, 2.0f);
     test_fill(rng, w, k * c * f, -1.0f, 1.0f);
     test_fill(rng, b, f, -0.5f, 0.5f);
@@ -42,10 +55,8 @@ static float grad_fast[MAX_K * MAX_C * MAX_F], grad_ref[MAX_K * MAX_C * MAX_F], 
 
 static void conv1d_backward_params(test_rng_t *rng)
 {
-    const unsigned k = test_int(rng, 1, MAX_K);
-    const unsigned n = test_int(rng, k, MAX_N);
-    const unsigned c = test_int(rng, 1, MAX_C);
-    const unsigned f = test_int(rng, 1, MAX_F);
+    const shape_t s = random_shape(rng);
+    const unsigned n = s.n, c = s.c, k = s.k, f = s.f;
     const unsigned m_out = n - k + 1u, weights = k * c * f;
     test_fill(rng, x, n * c, -2.0f, 2.0f);
     test_fill(rng, da, m_out * f, -1.0f, 1.0f);
@@ -65,10 +76,8 @@ static float dx_fast[MAX_N * MAX_C], dx_ref[MAX_N * MAX_C];
 
 static void conv1d_backward_input(test_rng_t *rng)
 {
-    const unsigned k = test_int(rng, 1, MAX_K);
-    const unsigned n = test_int(rng, k, MAX_N);
-    const unsigned c = test_int(rng, 1, MAX_C);
-    const unsigned f = test_int(rng, 1, MAX_F);
+    const shape_t s = random_shape(rng);
+    const unsigned n = s.n, c = s.c, k = s.k, f = s.f;
     test_fill(rng, da, (n - k + 1u) * f, -1.0f, 1.0f);
     test_fill(rng, w, k * c * f, -1.0f, 1.0f);
     memset(dx_fast, 0xFF, sizeof dx_fast);

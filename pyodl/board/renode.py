@@ -119,7 +119,7 @@ class RenodeBoard(Board):
         self._idle: int | None = None
         self._fault_handler: int | None = None
         self._uart_file: Path | None = None
-        self._uart = UARTS[LPUART1_BASE]
+        self._console_base = LPUART1_BASE
         self._uart_pos = 0
         self._loads = 0
 
@@ -193,24 +193,29 @@ class RenodeBoard(Board):
         self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
         self._hook_fault_handler()
         console = self._console()
-        if self._uart_file is None or console != self._uart:
+        if self._uart_file is None or console != self._console_base:
             if self._uart_file is not None:  # another firmware, another console UART
                 self.execute(f"{self._uart} CloseFileBackend {_path_token(self._uart_file)}")
-            self._uart = console
+            self._console_base = console
             self._loads += 1
             # A fresh file per machine: CreateFileBackend refuses a path it already writes, and moves an
             # existing file aside, so a new name keeps one file per machine (a reset keeps the backend).
             # Flushing per byte lets the host read everything the firmware sent as soon as RunFor returns.
-            self._uart_file = self._workdir / f"{console.split('.')[-1]}-{self._loads}.bin"
+            self._uart_file = self._workdir / f"{self._uart.split('.')[-1]}-{self._loads}.bin"
             self._uart_pos = 0
-            self.execute(f"{console} CreateFileBackend {_path_token(self._uart_file)} true")
+            self.execute(f"{self._uart} CreateFileBackend {_path_token(self._uart_file)} true")
 
-    def _console(self) -> str:
-        """The console UART's peripheral name, from the firmware's ``odl_console_uart``."""
+    @property
+    def _uart(self) -> str:
+        """The console UART's peripheral name."""
+        return UARTS[self._console_base]
+
+    def _console(self) -> int:
+        """The console UART's base address, from the firmware's ``odl_console_uart``."""
         base = int.from_bytes(self.read(self.symbol_address(CONSOLE_SYMBOL), 4), "little")
         if base not in UARTS:
             raise BoardError(f"`{CONSOLE_SYMBOL}` is {base:#010x}, not a UART of the platform")
-        return UARTS[base]
+        return base
 
     def _hook_fault_handler(self) -> None:
         """Halt at the HardFault handler too, so a fault ends ``run_until_idle`` at once instead of spinning
@@ -324,8 +329,7 @@ class RenodeBoard(Board):
 
     def uart_input(self, data: bytes) -> None:
         self._require_loaded()
-        base = next(address for address, name in UARTS.items() if name == self._uart)
-        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {base:#x}"), "CR1")
+        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {self._console_base:#x}"), "CR1")
         if data and cr1 & USART_CR1_UE_RE != USART_CR1_UE_RE:
             # Renode would silently drop the bytes (a debug-level log line only).
             raise BoardError(f"{self._uart} receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")

@@ -63,7 +63,11 @@ class BoardInfo:
 
 def read_info(transport: Transport) -> BoardInfo:
     """INFO from whatever firmware answers on ``transport``, before knowing its model."""
-    reply = transport.execute(Request(Command.INFO))
+    return info_from_reply(transport.execute(Request(Command.INFO)))
+
+
+def info_from_reply(reply: Reply) -> BoardInfo:
+    """The BoardInfo an INFO reply carries."""
     if reply.status != 0:
         raise CommandError("INFO", reply.status)
     if len(reply.data) < struct.calcsize(INFO_FORMAT):

@@ -185,6 +185,18 @@ def board(renode: FakeRenode, elf: Path, tmp_path: Path) -> RenodeBoard:
     return b
 
 
+# After every LoadELF: halt hooks at odl_idle and at the HardFault handler (read from the vector table), then
+# the console UART the firmware names.
+HOOKS_AND_CONSOLE = [
+        'sysbus GetSymbolAddress "odl_idle"',
+        f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
+        "sysbus ReadBytes 0x800000c 4",
+        f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
+        'sysbus GetSymbolAddress "odl_console_uart"',
+        "sysbus ReadBytes 0x8000400 4",
+]
+
+
 def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: Path, tmp_path: Path) -> None:
     board = RenodeBoard(renode, workdir=tmp_path)
     board.load_elf(elf)
@@ -196,12 +208,7 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
         f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
         "sysbus.cpu VectorTableOffset 0x8000000",
         f"sysbus LoadELF @{escaped}",
-        'sysbus GetSymbolAddress "odl_idle"',
-        f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
-        "sysbus ReadBytes 0x800000c 4",
-        f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
-        'sysbus GetSymbolAddress "odl_console_uart"',
-        "sysbus ReadBytes 0x8000400 4",
+        *HOOKS_AND_CONSOLE,
         f"sysbus.lpuart1 CreateFileBackend @{tmp_path / 'lpuart1-1.bin'} true",
     ]
     assert board.elf == elf
@@ -227,12 +234,7 @@ def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: Reno
         "sysbus.cpu RemoveAllHooks",
         "sysbus.cpu VectorTableOffset 0x8000000",
         f"sysbus LoadELF @{str(elf).replace(' ', chr(92) + ' ')}",
-        'sysbus GetSymbolAddress "odl_idle"',
-        f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
-        "sysbus ReadBytes 0x800000c 4",
-        f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
-        'sysbus GetSymbolAddress "odl_console_uart"',
-        "sysbus ReadBytes 0x8000400 4",
+        *HOOKS_AND_CONSOLE,
     ]  # the same console: its file backend stays attached; no second machine
     assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
 

@@ -430,6 +430,9 @@ def _bench_serial(args: argparse.Namespace, input_len: int, mode: str) -> int:
     row = {"input_len": input_len, "mode": mode, "clock_hz": timing.clock_hz,
            "board_cycles_per_sample": timing.cycles_per_sample,
            "unicorn_instructions_per_sample": simulated.instructions_per_sample,
+           "unicorn_cycles_per_sample": simulated.cycles_per_sample,
+           # On a real board: how far the Unicorn board's cycle model is from the silicon's DWT_CYCCNT.
+           "cycle_model_error": simulated.cycles_per_sample / timing.cycles_per_sample - 1,
            "cycles_per_instruction": timing.cycles_per_sample / simulated.instructions_per_sample,
            "board_cycles_per_step": timing.cycles_per_step, "board_seconds_per_batch": timing.seconds_per_batch,
            "wall_seconds_per_batch": timing.wall_seconds_per_batch, "batch": args.batch,
@@ -438,15 +441,17 @@ def _bench_serial(args: argparse.Namespace, input_len: int, mode: str) -> int:
         print(json.dumps(row, indent=2))
         return EXIT_OK
     print(f"# Training on the board at {args.port} ({timing.clock_hz / 1e6:g} MHz)\n")
-    print("Cycles from the firmware's DWT cycle counter, per TRAIN_SAMPLE; instructions from the Unicorn board "
-          "running the same firmware. s/batch: on-device compute of a batch at the board's clock; wall: every "
-          "round trip, the windows' UART transfer included.\n")
-    print("| T | mode | cycles/sample | instr./sample (Unicorn) | cycles/instr. | SGD step cycles | s/batch | "
-          "wall s/batch | paper s/batch |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("Cycles from the firmware's DWT cycle counter, per TRAIN_SAMPLE; instructions and modelled cycles from "
+          "the Unicorn board running the same firmware (model error: modelled / measured - 1). s/batch: "
+          "on-device compute of a batch at the board's clock; wall: every round trip, the windows' UART "
+          "transfer included.\n")
+    print("| T | mode | cycles/sample | instr./sample (Unicorn) | cycles/instr. | modelled cycles/sample | "
+          "model error | SGD step cycles | s/batch | wall s/batch | paper s/batch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     paper_s = f"{paper[1]:.2f}" if paper else "-"
     print(f"| {input_len} | {mode} | {timing.cycles_per_sample:,.0f} | {simulated.instructions_per_sample:,.0f} | "
-          f"{row['cycles_per_instruction']:.2f} | {timing.cycles_per_step:,} | {timing.seconds_per_batch:.2f} | "
+          f"{row['cycles_per_instruction']:.2f} | {simulated.cycles_per_sample:,.0f} | "
+          f"{row['cycle_model_error']:+.1%} | {timing.cycles_per_step:,} | {timing.seconds_per_batch:.2f} | "
           f"{timing.wall_seconds_per_batch:.2f} | {paper_s} |")
     return EXIT_OK
 

@@ -1,11 +1,10 @@
 """The DWT cycle counter (ARMv7-M architecture reference manual C1.8) as the Unicorn board models it.
 
-Unicorn has no notion of cycles, so CYCCNT counts one cycle per executed instruction, plus the cycles of
-time the host lets pass while the firmware waits (:meth:`CycleCounter.advance`). That is a lower bound of
-the real count (the Cortex-M4 spends more than one cycle on loads, branches, divisions and flash wait
-states), and instructions are counted per translated block, so a reading can be ahead by the rest of its
-block. DWT needs the trace enable (DEMCR.TRCENA) first, as on the silicon, where the counter otherwise
-stays frozen; here that is a fault with its reason.
+Unicorn has no notion of cycles, so CYCCNT reads the board's cycle model (:mod:`pyodl.board.cycle_model`:
+the Cortex-M4 TRM's instruction timings, flash wait states and the ART cache), plus the cycles of time the
+host lets pass while the firmware waits (:meth:`CycleCounter.advance`). Cycles are added per translated block,
+so a reading can be ahead by the rest of its block. DWT needs the trace enable (DEMCR.TRCENA) first, as on
+the silicon, where the counter otherwise stays frozen; here that is a fault with its reason.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ DEMCR_TRCENA: Final = 1 << 24
 
 
 class CycleCounter:
-    """DWT_CTRL.CYCCNTENA and DWT_CYCCNT. ``executed`` gives the instructions run so far; ``trace_enabled``
+    """DWT_CTRL.CYCCNTENA and DWT_CYCCNT. ``executed`` gives the modelled core cycles so far; ``trace_enabled``
     DEMCR.TRCENA."""
 
     def __init__(self, executed: Callable[[], int], trace_enabled: Callable[[], bool],

@@ -28,6 +28,8 @@ PAGES_PER_BANK: Final = BANK_BYTES // PAGE_BYTES
 
 ACR: Final = 0x00
 ACR_RESET: Final = 0x0000_0600  # ICEN and DCEN on, zero wait states
+ACR_LATENCY_MASK: Final = 0x7
+ACR_PRFTEN: Final = 1 << 8
 ACR_WRITABLE: Final = 0x7F07  # LATENCY, PRFTEN, ICEN, DCEN, ICRST, DCRST, RUN_PD, SLEEP_PD
 KEYR: Final = 0x08
 SR: Final = 0x10
@@ -118,7 +120,7 @@ class FlashController:
 
     def wait_states(self) -> int:
         """FLASH_ACR.LATENCY: the flash read wait states the core clock is run with."""
-        return self.acr & 0x7
+        return self.acr & ACR_LATENCY_MASK
 
     def _key(self, value: int) -> None:
         if self._key_stage == 0 and value == KEY1:

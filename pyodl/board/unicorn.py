@@ -6,7 +6,7 @@ Unicorn emulates the Cortex-M4 core only. This module adds the board around it: 
 checks a real board's silence would otherwise hide (:mod:`pyodl.board.console`), the System Control Space as a
 register file, the DWT cycle counter (:mod:`pyodl.board.cycle_counter`), the flash controller with flash bank
 2 behind it (:mod:`pyodl.board.flash_controller`, which can also cut the power), and an instruction counter
-written in C.
+and cycle model written in C.
 
 Instruction counting. A Python hook per block costs ~95% of the speed, so the counter is a ``UC_HOOK_BLOCK``
 callback in C, compiled on first use with the system ``cc`` and cached under ``~/.cache/pyodl``. It counts the
@@ -21,6 +21,12 @@ counted. This replaces both ``emu_start(until=odl_idle)`` and ``emu_start(count=
 ``until`` only when it translates a block, so once the block at ``odl_idle`` has been translated for the step
 that leaves it, a later run sails through it; and ``count=`` is a per-instruction code hook (several times
 slower on tight loops). Instructions of an IT block whose condition fails are counted (they are in the block).
+
+Cycles. The same hook adds up Cortex-M4 cycles: each block's cost is computed once in Python from its decoded
+instructions (:mod:`pyodl.board.cycle_model`, the TRM's tables) and memoised with the instruction count; the
+hook adds a taken branch's pipeline refill when the next block is not the fall-through, and flash wait
+states when a block's lines miss the modelled ART instruction cache. ``modelled_cycles()`` reads the total,
+and so does the firmware through DWT_CYCCNT.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, Pow
 from pyodl.board.clocks import PWR_BASE, RCC_BASE, Pwr, Rcc
 from pyodl.board.console import WIRING, ConsoleWiring, GpioPort, Uart, console_problem
 from pyodl.board.cycle_counter import DEMCR_OFFSET, DEMCR_TRCENA, DWT_BASE, DWT_SIZE, CycleCounter
-from pyodl.board.flash_controller import BANK_BYTES, FLASH_REGS_BASE, FlashController
+from pyodl.board.cycle_model import describe_block
+from pyodl.board.flash_controller import ACR, ACR_LATENCY_MASK, ACR_PRFTEN, BANK_BYTES, FLASH_REGS_BASE, FlashController
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
@@ -77,6 +84,7 @@ _NO_UNTIL: Final = 0xFFFF_FFFF
 
 _STOP_IDLE: Final = 1
 _STOP_BUDGET: Final = 2
+_STOP_UNDESCRIBED: Final = 3
 _EXCP_PREFETCH_ABORT: Final = 3
 
 # QEMU's ARM exception numbers as UC_HOOK_INTR reports them (target/arm/cpu.h).
@@ -114,7 +122,25 @@ class _CounterHeader(ctypes.Structure):
         ("stop_address", ctypes.c_uint64),
         ("stop_armed", ctypes.c_uint32),
         ("stop_reason", ctypes.c_uint32),
+        ("cycles", ctypes.c_uint64),
+        ("acr", ctypes.c_uint32),
+        ("pending_taken", ctypes.c_uint32),
+        ("pending_from", ctypes.c_uint64),
+        ("failed_address", ctypes.c_uint64),
     )
+
+
+class _BlockCost(ctypes.Structure):
+    _fields_ = (
+        ("instructions", ctypes.c_uint32),
+        ("cycles", ctypes.c_uint32),
+        ("taken", ctypes.c_uint32),
+        ("fetch", ctypes.c_uint32),
+        ("first_wide", ctypes.c_uint32),
+    )
+
+
+_DESCRIBE_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint32, ctypes.POINTER(_BlockCost))
 
 
 def _cache_dir() -> Path:
@@ -167,7 +193,10 @@ def native_counter_library() -> ctypes.CDLL:
         ctypes.c_uint64,
         ctypes.c_uint64,
         ctypes.c_void_p,
+        ctypes.c_uint32,
     )
+    lib.pyodl_counter_set_acr.restype = None
+    lib.pyodl_counter_set_acr.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
     lib.pyodl_counter_free.restype = None
     lib.pyodl_counter_free.argtypes = (ctypes.c_void_p,)
     return lib
@@ -248,6 +277,8 @@ class UnicornBoard(Board):
         self._fpu_hook: int | None = None
         self._fpu_hook_fn: object = None
         self._flush_tb = False
+        self._describe_error = ""
+        self._describe_fn: object = None
         self._last_run: tuple[int, float] = (0, 0.0)
         # Flash bank 2 (the persistence slots) outlives resets and ELF loads, as flash does; erased.
         self._bank2 = bytearray(b"\xff" * BANK_BYTES)
@@ -328,11 +359,11 @@ class UnicornBoard(Board):
 
         self._scs = _RegisterFile(SCS_SIZE)
         self._mmio(uc, SCS_BASE, SCS_SIZE, self._scs.read, self._scs_write)
-        self.dwt = CycleCounter(self.executed_instructions,
+        self.dwt = CycleCounter(self.modelled_cycles,
                                 lambda: bool(self._scs.read(DEMCR_OFFSET, 4) & DEMCR_TRCENA), fault)
         self._mmio(uc, DWT_BASE, DWT_SIZE, self.dwt.read, self.dwt.write)
         flash = self._flashctl = FlashController(self._bank2, self._power_cut, fault)
-        self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, flash.write)
+        self._mmio(uc, FLASH_REGS_BASE, PERIPH_SIZE, flash.read, self._flash_register_write)
         self._mmio(uc, FLASH_BASE + BANK_BYTES, BANK_BYTES, flash.read_bank, flash.write_bank)
         rcc = self.rcc = Rcc(flash.wait_states, lambda: pwr.voltage_range(), fault)
         pwr = self._pwr = Pwr(rcc, fault)
@@ -360,12 +391,14 @@ class UnicornBoard(Board):
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_exception)
         self._uc = uc
 
+        self._describe_fn = _DESCRIBE_CFUNC(self._describe_block)
         counter = self._lib.pyodl_counter_new(
-            ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p),
             ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p),
+            ctypes.cast(self._describe_fn, ctypes.c_void_p),
             FLASH_BASE,
             BANK_BYTES,
             ctypes.addressof(self._flash),
+            flash.read(ACR, 4),
         )
         if not counter:
             raise MemoryError("allocating the native instruction counter failed")
@@ -383,6 +416,7 @@ class UnicornBoard(Board):
         self._flush_tb = False
         self._broken = None
         self._error = None
+        self._describe_error = ""
         self._last_run = (0, 0.0)
 
     @staticmethod
@@ -484,6 +518,33 @@ class UnicornBoard(Board):
                 )
         except Exception as exc:  # pragma: no cover - defensive: a Python error inside a C callback
             self._fail(self._engine(), f"internal error in the VFP check at PC 0x{address:08x}: {exc!r}")
+
+    def _describe_block(self, address: int, size: int, out: ctypes._Pointer[_BlockCost]) -> int:
+        # Called by the native hook the first time it enters a block (flash) or every time (SRAM).
+        try:
+            if address >= FLASH_BASE and address + size <= FLASH_BASE + BANK_BYTES:
+                code = ctypes.string_at(ctypes.addressof(self._flash) + address - FLASH_BASE, size)
+            else:
+                code = bytes(self._engine().mem_read(address, size))
+            assert self._flashctl is not None
+            acr = self._flashctl.read(ACR, 4)
+            cost = describe_block(code, address, acr & ACR_LATENCY_MASK, bool(acr & ACR_PRFTEN))
+        except Exception as exc:  # a ctypes callback must not raise: the hook stops the run instead
+            self._describe_error = f"{exc}"
+            return 1
+        out.contents.instructions = cost.instructions
+        out.contents.cycles = cost.cycles
+        out.contents.taken = cost.taken
+        out.contents.fetch = cost.fetch
+        out.contents.first_wide = int(cost.first_wide)
+        return 0
+
+    def _flash_register_write(self, offset: int, size: int, value: int) -> None:
+        assert self._flashctl is not None
+        self._flashctl.write(offset, size, value)
+        if offset == ACR and self._counter is not None:
+            # The fetch costs of the blocks described so far assumed the old wait states.
+            self._lib.pyodl_counter_set_acr(self._counter, self._flashctl.read(ACR, 4))
 
     def _scs_write(self, offset: int, size: int, value: int) -> None:
         self._scs.write(offset, size, value)
@@ -588,6 +649,10 @@ class UnicornBoard(Board):
         if header.stop_reason == _STOP_IDLE and pc == self._idle:
             self._resume_pc = pc
             return executed
+        if header.stop_reason == _STOP_UNDESCRIBED:
+            self._broken = f"undecodable block at 0x{header.failed_address:08x}"
+            raise BoardError(f"the cycle model cannot decode the block at 0x{header.failed_address:08x}: "
+                             f"{self._describe_error}")
         if header.stop_reason == _STOP_BUDGET:
             # The CPU state is consistent: a later run_until_idle continues from here.
             self._resume_pc = pc
@@ -602,6 +667,12 @@ class UnicornBoard(Board):
 
     def executed_instructions(self) -> int:
         return 0 if self._header is None else int(self._header.executed)
+
+    def modelled_cycles(self) -> int:
+        """Cortex-M4 core cycles of the instructions executed since the ELF was loaded, by the cycle model
+        (:mod:`pyodl.board.cycle_model`); the DWT cycle counter reads these, plus the time the host let
+        pass while the firmware waited."""
+        return 0 if self._header is None else int(self._header.cycles)
 
     def wait(self, seconds: float) -> None:
         if seconds < 0:

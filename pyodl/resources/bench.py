@@ -26,6 +26,8 @@ class Measurement:
     text_bytes: int  # .isr_vector + .text (code, constants, the layer table, frozen parameters)
     instructions_per_sample: float  # TRAIN_SAMPLE: forward, backward, accumulate
     instructions_per_step: int  # SGD_STEP: the optimizer's update
+    cycles_per_sample: float  # the same, in Cortex-M4 cycles by the board's cycle model (80 MHz, ART on)
+    cycles_per_step: int
     protocol_per_sample: float  # LOAD_SAMPLE through the mailbox, the transport's own cost
     stack_high_water: int
 
@@ -40,24 +42,25 @@ def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder
         rng = np.random.default_rng(seed)
         windows = rng.standard_normal((batch, model.arch.input_len, model.arch.input_ch)).astype(np.float32)
         labels = rng.integers(0, model.arch.num_classes, size=batch)
-        train = load = 0
+        train = load = train_cycles = 0
         for x, y in zip(windows, labels, strict=True):
             start = board.executed_instructions()
             net.load_sample(x)
-            middle = board.executed_instructions()
+            middle, middle_cycles = board.executed_instructions(), board.modelled_cycles()
             net.train_loaded_sample(int(y))
             load += middle - start
             train += board.executed_instructions() - middle
-        start = board.executed_instructions()
+            train_cycles += board.modelled_cycles() - middle_cycles
+        start, start_cycles = board.executed_instructions(), board.modelled_cycles()
         net.sgd_step(0.01)
-        step = board.executed_instructions() - start
+        step, step_cycles = board.executed_instructions() - start, board.modelled_cycles() - start_cycles
         info = net.info()
     finally:
         board.close()
     sections = firmware.sections()
     return Measurement(firmware.ram_sections(), firmware.ram_bytes(), firmware.flash_bytes(),
-                       sections[".isr_vector"][1] + sections[".text"][1], train / batch, step, load / batch,
-                       info.stack_high_water)
+                       sections[".isr_vector"][1] + sections[".text"][1], train / batch, step,
+                       train_cycles / batch, step_cycles, load / batch, info.stack_high_water)
 
 
 # The seed paper's Table III (an STM32L496ZG; the paper does not state its clock): memory footprint in KB and

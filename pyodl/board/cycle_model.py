@@ -1,0 +1,241 @@
+"""What a block of Thumb-2 code costs in Cortex-M4F core cycles: the Unicorn board's cycle model.
+
+The Unicorn board counts instructions per translated block in C (``unicorn_counter.c``). The first time it
+enters a block it asks :func:`describe_block` what the block costs, memoises the answer (flash code never
+changes) and from then on adds it up natively, so the simulator keeps its speed.
+
+Sources, cited where they are used:
+
+* **TRM**: ARM Cortex-M4 Processor Technical Reference Manual, r0p1 (ARM DDI 0439B), section 3.3.1 table 3-1
+  (processor instruction timings), section 3.3.2 (load/store timings: pipelining of neighbouring loads and
+  stores, address dependency stall) and section 7.2.3 table 7-1 (FPU instruction timings).
+* **RM0351**: STM32L4x5/L4x6 reference manual, section 3.3.3 (flash read access latency, ART accelerator).
+
+The model, in words. Every instruction costs its table cycles. A conditional instruction whose condition fails
+still costs its cycles (the model does not know the flags). A branch costs 1 when it falls through and 1 + P
+when it is taken; the board knows which, because the next block starts at the fall-through address or not.
+P, the pipeline refill (TRM: "1 to 3 depending on the alignment and width of the target instruction, and
+whether the processor manages to speculate the address early"), is modelled as 1 for immediate branches
+(their target is known at decode and speculated), 2 for branches to a register (BX, BLX), 3 for a PC loaded
+from memory (POP {pc}, LDR pc, LDM, TBB/TBH), plus 1 when the target is a 32-bit instruction that is not word
+aligned (two fetches), at most 3. Instruction fetches from flash wait ``FLASH_ACR.LATENCY`` cycles per 64-bit
+flash read unless the ART instruction cache holds the line; with the prefetch buffer on, the next 64 bits
+are read while the current ones execute (the fetch model is in :func:`fetch_stall_cycles` and in the C hook).
+
+What it leaves out, and so how wrong it can be: data reads from flash (literal pools, TL's frozen weights)
+get no wait states (the ART data cache and the 64-bit read make a streamed float array cost at most
+LATENCY / 8 cycles per float on a real board); a divide costs :data:`DIVIDE_CYCLES` whatever its operands
+(TRM: 2 to 12, early termination); the IT instruction always costs 1 (TRM: it can fold into the previous
+16-bit instruction); no interrupts, no bus contention, no write-buffer stalls. The kernels' inner loops are
+VLDR/VMUL/VADD and integer bookkeeping, whose table cycles are exact, so the expected error on training is a
+few per cent (state it from a real board's DWT_CYCCNT when one is attached: ``pyodl board-check``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Final
+
+import capstone
+from capstone import arm_const as arm
+
+DIVIDE_CYCLES: Final = 7  # TRM table 3-1: SDIV/UDIV 2-12, operand dependent; the middle of the range
+P_IMMEDIATE: Final = 1  # target known at decode (B, B<c>, BL, CBZ/CBNZ): speculated early
+P_REGISTER: Final = 2  # BX, BLX, MOV/ADD pc
+P_LOADED: Final = 3  # PC loaded from memory (TRM 3.3.2: "three cycles for the pipeline reload")
+FLASH_READ_BYTES: Final = 8  # RM0351 3.3.3: the flash is read 64 bits at a time
+
+
+@dataclass(frozen=True)
+class BlockCost:
+    """A translated block's cost. ``cycles``: every instruction with branches falling through; ``taken``:
+    the cycles a final branch adds when it is taken (0: the block does not end in a branch); ``fetch``:
+    the stall cycles of fetching the block from flash when the instruction cache misses; ``first_wide``:
+    the block's first instruction is 32 bits wide (a branch to it refills more slowly when it is not word
+    aligned)."""
+
+    instructions: int
+    cycles: int
+    taken: int
+    fetch: int
+    first_wide: bool
+
+
+_INTEGER_LOADS: Final = frozenset({
+    arm.ARM_INS_LDR, arm.ARM_INS_LDRB, arm.ARM_INS_LDRH, arm.ARM_INS_LDRSB, arm.ARM_INS_LDRSH,
+    arm.ARM_INS_LDRT, arm.ARM_INS_LDRBT, arm.ARM_INS_LDRHT, arm.ARM_INS_LDRSBT, arm.ARM_INS_LDRSHT,
+    arm.ARM_INS_LDREX, arm.ARM_INS_LDREXB, arm.ARM_INS_LDREXH,
+})
+_INTEGER_STORES: Final = frozenset({
+    arm.ARM_INS_STR, arm.ARM_INS_STRB, arm.ARM_INS_STRH, arm.ARM_INS_STRT, arm.ARM_INS_STRBT,
+    arm.ARM_INS_STRHT, arm.ARM_INS_STREX, arm.ARM_INS_STREXB, arm.ARM_INS_STREXH,
+})
+_MULTIPLE: Final = frozenset({
+    arm.ARM_INS_LDM, arm.ARM_INS_LDMDB, arm.ARM_INS_STM, arm.ARM_INS_STMDB, arm.ARM_INS_PUSH, arm.ARM_INS_POP,
+})
+_FP_MULTIPLE: Final = frozenset({
+    arm.ARM_INS_VLDMIA, arm.ARM_INS_VLDMDB, arm.ARM_INS_VSTMIA, arm.ARM_INS_VSTMDB, arm.ARM_INS_VPUSH,
+    arm.ARM_INS_VPOP,
+})
+# TRM table 3-1, "Multiply": MLA and MLS take 2; MUL, the long multiplies and the DSP multiplies 1.
+_TWO_CYCLE_MULTIPLY: Final = frozenset({arm.ARM_INS_MLA, arm.ARM_INS_MLS})
+_DIVIDE: Final = frozenset({arm.ARM_INS_SDIV, arm.ARM_INS_UDIV})
+# TRM table 7-1: the multiply-accumulates (chained or fused) take 3, divide and square root 14.
+_FP_THREE: Final = frozenset({
+    arm.ARM_INS_VMLA, arm.ARM_INS_VMLS, arm.ARM_INS_VNMLA, arm.ARM_INS_VNMLS, arm.ARM_INS_VFMA,
+    arm.ARM_INS_VFMS, arm.ARM_INS_VFNMA, arm.ARM_INS_VFNMS,
+})
+_FP_FOURTEEN: Final = frozenset({arm.ARM_INS_VDIV, arm.ARM_INS_VSQRT})
+_IMMEDIATE_BRANCHES: Final = frozenset({arm.ARM_INS_B, arm.ARM_INS_BL, arm.ARM_INS_CBZ, arm.ARM_INS_CBNZ})
+_REGISTER_BRANCHES: Final = frozenset({arm.ARM_INS_BX, arm.ARM_INS_BLX})
+_TABLE_BRANCHES: Final = frozenset({arm.ARM_INS_TBB, arm.ARM_INS_TBH})
+
+
+@dataclass(frozen=True)
+class _Timing:
+    cycles: int
+    taken: int  # extra cycles when this instruction branches (0: it never does)
+    single_load: bool  # pipelines the next single load/store (TRM 3.3.2)
+    single_store_offset: int  # 0: not a single store; 1: immediate offset; 2: register offset
+    address_registers: tuple[int, ...]  # registers the address of a load/store is computed from
+    written: tuple[int, ...]  # registers a data-processing instruction writes (for the address stall)
+
+
+def _memory_operand(insn: capstone.CsInsn) -> capstone.arm.ArmOp | None:
+    for op in insn.operands:
+        if op.type == arm.ARM_OP_MEM:
+            return op
+    return None
+
+
+def _register_operands(insn: capstone.CsInsn) -> list[int]:
+    return [op.reg for op in insn.operands if op.type == arm.ARM_OP_REG]
+
+
+def _timing(insn: capstone.CsInsn) -> _Timing:
+    ident = insn.id
+    registers = _register_operands(insn)
+    memory = _memory_operand(insn)
+    address = () if memory is None else tuple(r for r in (memory.mem.base, memory.mem.index) if r)
+    if ident in _INTEGER_LOADS or ident == arm.ARM_INS_VLDR:
+        # TRM table 3-1: LDR 2 (table 7-1: VLDR 2); to the PC it is a branch from memory.
+        if arm.ARM_REG_PC in registers[:1]:
+            return _Timing(2, P_LOADED, False, 0, address, ())
+        return _Timing(2, 0, True, 0, address, ())
+    if ident in _INTEGER_STORES or ident == arm.ARM_INS_VSTR:
+        # TRM 3.3.2: "STR Rx,[Ry,#imm] is always one cycle" (the write buffer takes it); a register
+        # offset costs the table's 2, one less when it pipelines after a load.
+        offset = 2 if memory is not None and memory.mem.index else 1
+        return _Timing(offset, 0, False, offset, address, ())
+    if ident in (arm.ARM_INS_LDRD, arm.ARM_INS_STRD):
+        return _Timing(3, 0, False, 0, address, ())  # TRM table 3-1: 1 + N, N = 2; never pipelined
+    if ident in _MULTIPLE:
+        # TRM table 3-1: 1 + N registers; loading the PC (POP {.., pc}) is a return, + P.
+        loaded_pc = ident in (arm.ARM_INS_POP, arm.ARM_INS_LDM, arm.ARM_INS_LDMDB) and arm.ARM_REG_PC in registers
+        n = len(registers) - (0 if ident in (arm.ARM_INS_PUSH, arm.ARM_INS_POP) else 1)
+        return _Timing(1 + n, P_LOADED if loaded_pc else 0, False, 0, (), ())
+    if ident in _FP_MULTIPLE:
+        # TRM table 7-1: VLDM/VSTM/VPUSH/VPOP 1 + N, N the number of 32-bit words moved.
+        words = sum(2 if insn.reg_name(r).startswith("d") else 1 for r in registers
+                    if insn.reg_name(r)[0] in "sd")
+        return _Timing(1 + words, 0, False, 0, (), ())
+    if ident in _IMMEDIATE_BRANCHES:
+        return _Timing(1, P_IMMEDIATE, False, 0, (), ())
+    if ident in _REGISTER_BRANCHES:
+        return _Timing(1, P_REGISTER, False, 0, (), ())
+    if ident in _TABLE_BRANCHES:
+        # TRM 3.3.2: "at least two cycles for the load, one cycle for the add, and three cycles for the
+        # pipeline reload".
+        return _Timing(3, P_LOADED, False, 0, address, ())
+    if ident in _DIVIDE:
+        return _Timing(DIVIDE_CYCLES, 0, False, 0, (), _written(insn))
+    if ident in _TWO_CYCLE_MULTIPLY:
+        return _Timing(2, 0, False, 0, (), _written(insn))
+    if ident in _FP_THREE:
+        return _Timing(3, 0, False, 0, (), ())
+    if ident in _FP_FOURTEEN:
+        return _Timing(14, 0, False, 0, (), ())
+    if ident == arm.ARM_INS_VMOV and len(registers) == 4:
+        return _Timing(2, 0, False, 0, (), _written(insn))  # TRM table 7-1: two core <-> two single 2
+    if ident == arm.ARM_INS_ISB:
+        return _Timing(1 + P_LOADED, 0, False, 0, (), ())  # flushes the pipeline: a refill
+    written = _written(insn)
+    if arm.ARM_REG_PC in written:
+        return _Timing(1, P_REGISTER, False, 0, (), ())  # MOV pc / ADD pc: a branch to a register
+    # Everything else, integer data processing, MUL and the DSP multiplies, IT, NOP, barriers, MRS/MSR,
+    # and the FPU's VADD, VSUB, VMUL, VNMUL, VABS, VNEG, VCMP, VCVT, VMOV, VMRS, VMSR: 1.
+    return _Timing(1, 0, False, 0, (), written)
+
+
+def _written(insn: capstone.CsInsn) -> tuple[int, ...]:
+    try:
+        return tuple(insn.regs_access()[1])
+    except capstone.CsError:
+        return ()
+
+
+@functools.cache
+def _disassembler() -> capstone.Cs:
+    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    md.detail = True
+    return md
+
+
+def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
+    """(address, size, cycles) of each instruction of a straight-line block, with the pipelining rules of
+    TRM 3.3.2 applied, branches falling through. A block that does not decode is a BoardError upstream."""
+    out: list[tuple[int, int, int]] = []
+    previous: _Timing | None = None
+    decoded = 0
+    for insn in _disassembler().disasm(code, address):
+        timing = _timing(insn)
+        cycles = timing.cycles
+        after_load = previous is not None and previous.single_load
+        if after_load and timing.single_load:
+            cycles -= 1  # "LDR [any] are pipelined when possible ... one cycle is removed"
+        elif after_load and timing.single_store_offset == 2:
+            cycles -= 1
+        if previous is not None and timing.address_registers and set(timing.address_registers) & set(previous.written):
+            cycles += 1  # "an address dependent on the result of a preceding data processing operation"
+        out.append((insn.address, insn.size, cycles))
+        previous = timing
+        decoded += insn.size
+    if decoded != len(code):
+        raise ValueError(f"cannot decode the Thumb-2 code at 0x{address + decoded:08x}")
+    return out
+
+
+def fetch_stall_cycles(costs: list[tuple[int, int, int]], wait_states: int, prefetch: bool) -> int:
+    """Cycles the core waits for a block's instructions when they come from flash, not the cache.
+
+    RM0351 3.3.3: flash is read 64 bits at a time, each read taking LATENCY + 1 cycles. The first read of a
+    block waits the whole latency (a branch got us here); each next one waits it again without the prefetch
+    buffer, and with it only what the previous 64 bits' instructions did not cover, because the prefetch
+    starts the next read when the previous one arrives."""
+    if wait_states <= 0 or not costs:
+        return 0
+    spent: dict[int, int] = {}
+    for addr, _size, cycles in costs:
+        spent[addr // FLASH_READ_BYTES] = spent.get(addr // FLASH_READ_BYTES, 0) + cycles
+    first = costs[0][0] // FLASH_READ_BYTES
+    last = (costs[-1][0] + costs[-1][1] - 1) // FLASH_READ_BYTES
+    stall = wait_states
+    for line in range(first + 1, last + 1):
+        stall += max(0, wait_states + 1 - spent.get(line - 1, 0)) if prefetch else wait_states
+    return stall
+
+
+@functools.lru_cache(maxsize=1 << 16)  # every board loading the same ELF asks for the same blocks
+def describe_block(code: bytes, address: int, wait_states: int = 0, prefetch: bool = False) -> BlockCost:
+    costs = instruction_costs(code, address)
+    if not costs:
+        raise ValueError(f"empty block at 0x{address:08x}")
+    last = next(_disassembler().disasm(code[costs[-1][0] - address:], costs[-1][0]))
+    return BlockCost(
+        instructions=len(costs),
+        cycles=sum(c for _a, _s, c in costs),
+        taken=_timing(last).taken,
+        fetch=fetch_stall_cycles(costs, wait_states, prefetch),
+        first_wide=costs[0][1] == 4,
+    )

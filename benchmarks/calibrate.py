@@ -1,13 +1,15 @@
-"""Fit the instruction cost model of pyodl/estimate.py (COEFFICIENTS) to the firmware on the simulated board.
+"""Fit the cost models of pyodl/resources/estimate.py (COEFFICIENTS: instructions, CYCLE_COEFFICIENTS: the
+board's modelled Cortex-M4 cycles) to the firmware on the simulated board.
 
     .venv/bin/python benchmarks/calibrate.py [--random 16] [--wide 16] [--seed 100]
 
 Measures the paper's model at every T and mode plus random architectures
 (pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows and
 the HAR activations),
-then least-squares fits the per-sample and per-step coefficients and prints them with the worst relative
-error of the fit; the step coefficients of every optimizer (STEP_COEFFICIENTS) come from the paper's model
-built with each. Validation on other architectures is in tests/resources/test_estimate.py and `pyodl bench`.
+then least-squares fits the per-sample and per-step coefficients of instructions and of cycles and prints
+them with the worst relative error of each fit; the step coefficients of every optimizer (STEP_COEFFICIENTS,
+STEP_CYCLE_COEFFICIENTS) come from the paper's model built with each. Validation on other architectures is
+in tests/resources/test_estimate.py and `pyodl bench`.
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dens
 OPTIMIZERS = ("sgd", "sgd:momentum=0.9", "sgd:momentum=0.9,nesterov", "adam")
 
 
+def _fit_relative(a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares minimising the relative error; the coefficients and each point's relative error."""
+    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    return coef, np.abs(a @ coef - y) / y
+
+
 def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
-    """Instructions per trained parameter and per step of each optimizer's SGD_STEP, fitted on the paper's
-    model in Full and TL builds at every input length."""
-    print("STEP_COEFFICIENTS = {")
+    """Instructions and cycles per trained parameter and per step of each optimizer's SGD_STEP, fitted on the
+    paper's model in Full and TL builds at every input length."""
+    fits: dict[str, list[str]] = {"STEP_COEFFICIENTS": [], "STEP_CYCLE_COEFFICIENTS": []}
     worst = 0.0
     for text in OPTIMIZERS:
         optimizer = Optimizer.parse(text)
@@ -46,12 +54,15 @@ def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
                 m = measure(model, tl, builder, work / f"{optimizer.slots}-{t}-{tl}", batch=1, optimizer=optimizer)
                 n_trained = len(model.arch.param_layers) if tl is None else tl
                 params = sum(model.arch.layers[i].param_count for i in model.arch.param_layers[-n_trained:])
-                points.append((params, m.instructions_per_step))
+                points.append((params, m.instructions_per_step, m.cycles_per_step))
         p = np.array(points, dtype=float)
-        coef, *_ = np.linalg.lstsq(np.c_[p[:, 0], np.ones(len(p))] / p[:, 1:2], np.ones(len(p)), rcond=None)
-        worst = max(worst, float(np.max(np.abs(np.c_[p[:, 0], np.ones(len(p))] @ coef - p[:, 1]) / p[:, 1])))
-        print(f'    "{optimizer.c_kind}": ({coef[0]:.3f}, {coef[1]:.1f}),')
-    print(f"}}  # worst relative error of the step fits: {worst:.2%}")
+        for name, column in (("STEP_COEFFICIENTS", 1), ("STEP_CYCLE_COEFFICIENTS", 2)):
+            coef, rel = _fit_relative(np.c_[p[:, 0], np.ones(len(p))], p[:, column])
+            worst = max(worst, float(rel.max()))
+            fits[name].append(f'    "{optimizer.c_kind}": ({coef[0]:.3f}, {coef[1]:.1f}),')
+    for name, lines in fits.items():
+        print(f"{name} = {{", *lines, "}", sep="\n")
+    print(f"worst relative error of the step fits: {worst:.2%}")
 
 
 def main() -> None:
@@ -72,7 +83,7 @@ def main() -> None:
         tl = None if i % 2 == 0 else int(rng.integers(1, len(arch.param_layers) + 1))
         if estimate(arch, tl).fits:
             configs.append((Model(arch, glorot_params(arch, i)), tl))
-    rows, ys, codes = [], [], []
+    rows, ys, cycles, codes = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         builder = FirmwareBuilder(Path(tmp) / "build")
         for k, (model, tl) in enumerate(configs):
@@ -80,21 +91,23 @@ def main() -> None:
             f = features(model.arch, tl)
             rows.append([f[key] for key in SAMPLE_KEYS])
             ys.append(m.instructions_per_sample)
+            cycles.append(m.cycles_per_sample)
             est = estimate(model.arch, tl)
             code = (m.text_bytes - est.flash["layer table"] - est.flash["parameters (frozen, flash)"]
                     - est.flash["BatchNormalization statistics"])
             codes.append(code)
-            print(f"{model.arch.name} T={model.arch.input_len} tl={tl}: {m.instructions_per_sample:.0f} per sample, "
-                  f"code {code} bytes")
-    a, y = np.array(rows), np.array(ys)
-    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)  # minimise relative error
-    rel = np.abs(a @ coef - y) / y
-    for key, value in zip(SAMPLE_KEYS, coef, strict=True):
-        print(f'    "{key}": {value:.3f},')
-    print(f"worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
-    for k in np.argsort(rel)[::-1][:3]:
-        model, tl = configs[k]
-        print(f"  {rel[k]:.2%}: " + "; ".join(layer.describe() for layer in model.arch.layers) + f" (tl={tl})")
+            print(f"{model.arch.name} T={model.arch.input_len} tl={tl}: {m.instructions_per_sample:.0f} instructions "
+                  f"and {m.cycles_per_sample:.0f} cycles per sample, code {code} bytes")
+    a = np.array(rows)
+    for name, y in (("COEFFICIENTS", np.array(ys)), ("CYCLE_COEFFICIENTS", np.array(cycles))):
+        coef, rel = _fit_relative(a, y)
+        print(f"{name} = {{")
+        for key, value in zip(SAMPLE_KEYS, coef, strict=True):
+            print(f'    "{key}": {value:.3f},')
+        print(f"}}  # worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
+        for k in np.argsort(rel)[::-1][:3]:
+            model, tl = configs[k]
+            print(f"  {rel[k]:.2%}: " + "; ".join(layer.describe() for layer in model.arch.layers) + f" (tl={tl})")
     print(f"code and constants besides the model: {min(codes)} to {max(codes)} bytes")
     with tempfile.TemporaryDirectory() as tmp:
         fit_steps(FirmwareBuilder(Path(tmp) / "build"), Path(tmp))

@@ -217,6 +217,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print(f"\ntraining MACs per sample: {est.training_macs_per_sample:,}")
     print(f"predicted instructions: {est.instructions_per_sample:,} per sample, {est.instructions_per_step:,} per "
           f"{args.optimizer} step, {est.instructions_per_batch:,} per batch of {est.batch}")
+    print(f"predicted Cortex-M4 cycles: {est.cycles_per_sample:,} per sample, {est.cycles_per_step:,} per step, "
+          f"{est.cycles_per_batch:,} per batch")
+    for clock, t in est.time_and_energy().items():
+        print(f"  at {t['clock_hz'] / 1e6:g} MHz ({clock}): {t['seconds_per_sample'] * 1e3:,.1f} ms and "
+              f"{t['millijoules_per_sample']:.3f} mJ per sample, {t['seconds_per_batch']:,.2f} s and "
+              f"{t['millijoules_per_batch']:,.1f} mJ per batch")
     for note in est.notes:
         print(f"note: {note}")
     if est.fits:
@@ -287,15 +293,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             got = measure(model, trainable, builder, Path(tmp) / f"{t}-{mode}", batch=args.batch)
             paper = PAPER_TABLE_III.get((t, mode))
             rows.append(BenchRow(t, mode, est.ram_total, got.ram_bytes, est.flash_total, got.flash_bytes,
-                                 est.instructions_per_sample, got.instructions_per_sample,
-                                 est.training_macs_per_sample, got.instructions_per_step, got.protocol_per_sample,
-                                 got.stack_high_water, args.batch, paper[0] if paper else None,
-                                 paper[1] if paper else None))
+                                 est.instructions_per_sample, got.instructions_per_sample, est.cycles_per_sample,
+                                 got.cycles_per_sample, est.training_macs_per_sample, got.instructions_per_step,
+                                 got.cycles_per_step, got.protocol_per_sample, got.stack_high_water, args.batch,
+                                 paper[0] if paper else None, paper[1] if paper else None, got.simulator_mips))
     command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
     markdown = results_markdown(rows, command, git_commit())
     if args.json:
-        print(json.dumps([r.__dict__ | {"ram_error": r.ram_error, "instruction_error": r.instruction_error,
-                                        "instructions_per_mac": r.instructions_per_mac} for r in rows], indent=2))
+        print(json.dumps([r.to_json() for r in rows], indent=2))
     else:
         print(markdown)
     if args.out:

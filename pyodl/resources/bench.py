@@ -15,6 +15,7 @@ from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import Model
 from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.network.board import BoardNetwork
+from pyodl.resources.energy import RUN_MODES
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 
 
@@ -30,6 +31,7 @@ class Measurement:
     cycles_per_step: int
     protocol_per_sample: float  # LOAD_SAMPLE through the mailbox, the transport's own cost
     stack_high_water: int
+    simulator_mips: float  # emulated instructions per wall-clock microsecond, cycle model on (samples 2..)
 
 
 def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder, work_dir: Path,
@@ -43,14 +45,20 @@ def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder
         windows = rng.standard_normal((batch, model.arch.input_len, model.arch.input_ch)).astype(np.float32)
         labels = rng.integers(0, model.arch.num_classes, size=batch)
         train = load = train_cycles = 0
-        for x, y in zip(windows, labels, strict=True):
+        warm_instructions, warm_seconds = 0, 0.0
+        for k, (x, y) in enumerate(zip(windows, labels, strict=True)):
             start = board.executed_instructions()
             net.load_sample(x)
             middle, middle_cycles = board.executed_instructions(), board.modelled_cycles()
+            t0 = time.perf_counter()
             net.train_loaded_sample(int(y))
+            elapsed = time.perf_counter() - t0
             load += middle - start
             train += board.executed_instructions() - middle
             train_cycles += board.modelled_cycles() - middle_cycles
+            if k > 0:  # the first sample also decodes every block once for the cycle model
+                warm_instructions += board.executed_instructions() - middle
+                warm_seconds += elapsed
         start, start_cycles = board.executed_instructions(), board.modelled_cycles()
         net.sgd_step(0.01)
         step, step_cycles = board.executed_instructions() - start, board.modelled_cycles() - start_cycles
@@ -60,7 +68,8 @@ def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder
     sections = firmware.sections()
     return Measurement(firmware.ram_sections(), firmware.ram_bytes(), firmware.flash_bytes(),
                        sections[".isr_vector"][1] + sections[".text"][1], train / batch, step,
-                       train_cycles / batch, step_cycles, load / batch, info.stack_high_water)
+                       train_cycles / batch, step_cycles, load / batch, info.stack_high_water,
+                       warm_instructions / warm_seconds / 1e6 if warm_seconds > 0 else 0.0)
 
 
 # The seed paper's Table III (an STM32L496ZG; the paper does not state its clock): memory footprint in KB and
@@ -72,7 +81,6 @@ PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float]] = {
     (40, "tl"): (79, 5.31), (40, "full"): (122, 17.95),
     (20, "tl"): (63, 2.33), (20, "full"): (98, 7.90),
 }
-CORE_CLOCK_HZ = 80_000_000  # the STM32L496's maximum, which the firmware sets up (firmware/app/clock.c)
 
 
 @dataclass(frozen=True)
@@ -85,13 +93,17 @@ class BenchRow:
     flash_linked: int
     instructions_estimated: float  # per training sample
     instructions_measured: float
+    cycles_estimated: float  # per training sample, Cortex-M4 cycles at 80 MHz
+    cycles_measured: float  # by the Unicorn board's cycle model
     training_macs: int  # per sample, forward and backward
     step_instructions: int
+    step_cycles: int
     protocol_instructions: float
     stack_high_water: int
     batch: int
     paper_ram_kb: int | None
     paper_seconds_per_batch: float | None
+    simulator_mips: float
 
     @property
     def ram_error(self) -> float:
@@ -106,40 +118,71 @@ class BenchRow:
         return self.instructions_measured / self.training_macs
 
     @property
-    def batch_instructions(self) -> float:
-        return self.batch * self.instructions_measured + self.step_instructions
+    def cycle_error(self) -> float:
+        return (self.cycles_estimated - self.cycles_measured) / self.cycles_measured
 
     @property
-    def seconds_at_one_ipc(self) -> float:
-        """A lower bound on the time per batch at 80 MHz: every instruction in one cycle."""
-        return self.batch_instructions / CORE_CLOCK_HZ
+    def cycles_per_mac(self) -> float:
+        return self.cycles_measured / self.training_macs
+
+    @property
+    def batch_cycles(self) -> float:
+        return self.batch * self.cycles_measured + self.step_cycles
+
+    def seconds_per_batch(self, clock: str = "pll80") -> float:
+        return RUN_MODES[clock].seconds(self.batch_cycles)
+
+    def millijoules_per_batch(self, clock: str = "pll80") -> float:
+        return RUN_MODES[clock].millijoules(self.batch_cycles)
+
+    def to_json(self) -> dict[str, object]:
+        return self.__dict__ | {
+            "ram_error": self.ram_error, "instruction_error": self.instruction_error, "cycle_error": self.cycle_error,
+            "instructions_per_mac": self.instructions_per_mac, "cycles_per_mac": self.cycles_per_mac,
+            "cycles_per_batch": self.batch_cycles,
+            **{f"seconds_per_batch_{clock}": self.seconds_per_batch(clock) for clock in RUN_MODES},
+            **{f"millijoules_per_batch_{clock}": self.millijoules_per_batch(clock) for clock in RUN_MODES},
+        }
 
 
 def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
+    batch = rows[0].batch if rows else 32
+    fast, slow = RUN_MODES["pll80"], RUN_MODES["msi4"]
     lines = [
         "# Benchmarks: estimate vs firmware, on the simulated STM32L496",
         "",
         f"Produced by `{command}` at commit `{commit}`. RAM is the SRAM the linker placed (every section, "
-        "the 2 KB stack included); instructions are counted by the Unicorn board for one training sample "
+        "the stack included); instructions and cycles are counted by the Unicorn board for one training sample "
         "(TRAIN_SAMPLE: forward, backward, gradient accumulation; the mailbox transfer of the window is "
-        "listed apart), averaged over a batch. The paper's columns are its Table III (a real STM32L496ZG; the "
-        "paper does not state its clock). \"≥ s/batch\" is the time a batch of "
-        f"{rows[0].batch if rows else 32} would take at 80 MHz if every instruction took one cycle: a lower "
-        "bound, not a measurement.",
+        "listed apart), averaged over a batch. Cycles are the board's Cortex-M4 cycle model (the TRM's "
+        "instruction timings, 4 flash wait states with the ART cache and prefetch: pyodl/board/cycle_model.py), "
+        f"not a measurement on silicon. s and mJ are per batch of {batch} (samples and the SGD step) at 80 MHz, "
+        "and at the 4 MHz reset clock with the same cycle count (an upper bound there: no wait states), from the "
+        "datasheet's run-mode current (pyodl/resources/energy.py). The paper's columns are its Table III (a real "
+        "STM32L496ZG); the paper does not state its clock.",
         "",
         "| T | mode | RAM est. | RAM linked | err | paper RAM | instr./sample est. | measured | err | "
-        "instr./MAC | SGD step | mailbox/sample | ≥ s/batch | paper s/batch | stack used |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "cycles/sample est. | modelled | err | instr./MAC | cycles/MAC | SGD step cycles | mailbox instr./sample | "
+        f"s/batch {fast.clock_hz / 1e6:g} MHz | mJ/batch | s/batch {slow.clock_hz / 1e6:g} MHz | mJ/batch | "
+        "paper s/batch | stack used |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         paper_ram = f"{r.paper_ram_kb} KB" if r.paper_ram_kb else "-"
         paper_s = f"{r.paper_seconds_per_batch:.2f}" if r.paper_seconds_per_batch else "-"
         lines.append(
-            f"| {r.input_len} | {r.mode} | {r.ram_estimated / 1024:.1f} KB | {r.ram_linked / 1024:.1f} KB | "
+            f"| {r.input_len} | {r.mode} | {r.ram_estimated / 1024:.1f} KiB | {r.ram_linked / 1024:.1f} KiB | "
             f"{r.ram_error:+.2%} | {paper_ram} | {r.instructions_estimated / 1e6:.3f} M | "
-            f"{r.instructions_measured / 1e6:.3f} M | {r.instruction_error:+.2%} | {r.instructions_per_mac:.2f} | "
-            f"{r.step_instructions:,} | {r.protocol_instructions:,.0f} | {r.seconds_at_one_ipc:.2f} | {paper_s} | "
+            f"{r.instructions_measured / 1e6:.3f} M | {r.instruction_error:+.2%} | {r.cycles_estimated / 1e6:.3f} M | "
+            f"{r.cycles_measured / 1e6:.3f} M | {r.cycle_error:+.2%} | {r.instructions_per_mac:.2f} | "
+            f"{r.cycles_per_mac:.2f} | {r.step_cycles:,} | {r.protocol_instructions:,.0f} | "
+            f"{r.seconds_per_batch('pll80'):.2f} | {r.millijoules_per_batch('pll80'):.1f} | "
+            f"{r.seconds_per_batch('msi4'):.1f} | {r.millijoules_per_batch('msi4'):.1f} | {paper_s} | "
             f"{r.stack_high_water} B |")
+    mips = [r.simulator_mips for r in rows]
+    if mips:
+        lines += ["", f"Simulator speed with the cycle model on: {min(mips):.0f} to {max(mips):.0f} million emulated "
+                  "instructions per second (TRAIN_SAMPLE, after the first sample of each build)."]
     lines += ["", "![RAM and instructions per input size](bench.png)", ""]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from pyodl.board.protocol import DATA_MIN_FLOATS, FIELDS_BYTES, MAILBOX_HEADER_B
 from pyodl.model.architecture import Architecture, Kind, Layer
 from pyodl.model.memory_plan import FLOAT_BYTES, MemoryPlan, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
+from pyodl.resources.energy import RUN_MODES
 from pyodl.toolchain.firmware import DEFAULT_STACK_BYTES
 from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 
@@ -26,7 +27,7 @@ FIRMWARE_DATA_BYTES = 192
 FIRMWARE_BSS_BYTES = 80
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 26_720  # benchmarks/calibrate.py: 26,668 to 26,772 over 42 builds (newlib's powf for Adam: ~3 KB)
+CODE_FLASH_BYTES = 29_512  # benchmarks/calibrate.py: 29,460 to 29,564 over 42 builds (newlib's powf for Adam: ~3 KB)
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -55,25 +56,45 @@ class LayerOps:
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
 # `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 16 random
-# architectures and 16 with the layers users bring; worst error of the fit 2.05%) on the
+# architectures and 16 with the layers users bring; worst error of the fit 3.65%) on the
 # firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
 # instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 3.192,
-    "conv_bwd_param_mac": 3.335,
-    "conv_bwd_input_mac": 2.773,
-    "dense_mac": 5.555,
-    "accumulator": 11.114,  # per output element of an inner product: loop setup, the store
-    "element": 8.777,  # per element of pooling, ReLU, softmax and the input check
-    "general_fwd_mac": 7.453,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 8.357,
-    "general_bwd_input_mac": 6.200,
-    "general_tap": 15.939,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 7.248,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 83.725,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 51.063,  # per element: expf and a division
-    "depthwise_mac": 9.342,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 2410.066,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "conv_fwd_mac": 2.747,
+    "conv_bwd_param_mac": 2.652,
+    "conv_bwd_input_mac": 2.482,
+    "dense_mac": 5.562,
+    "accumulator": 12.072,  # per output element of an inner product: loop setup, the store
+    "element": 9.022,  # per element of pooling, ReLU, softmax and the input check
+    "general_fwd_mac": 7.393,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
+    "general_bwd_param_mac": 8.281,
+    "general_bwd_input_mac": 6.238,
+    "general_tap": 15.723,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 7.474,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 84.511,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 53.761,  # per element: expf and a division
+    "depthwise_mac": 9.193,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 1721.666,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+}
+# The same features' cost in Cortex-M4 core cycles, as the Unicorn board's cycle model counts them (TRM
+# instruction timings, 4 flash wait states with the ART cache and prefetch at 80 MHz), fitted by the same run
+# of calibrate.py (worst error of the fit 4.34%).
+CYCLE_COEFFICIENTS: dict[str, float] = {
+    "conv_fwd_mac": 3.230,
+    "conv_bwd_param_mac": 2.721,
+    "conv_bwd_input_mac": 3.198,
+    "dense_mac": 8.304,
+    "accumulator": 16.814,
+    "element": 13.190,
+    "general_fwd_mac": 11.347,
+    "general_bwd_param_mac": 11.283,
+    "general_bwd_input_mac": 8.961,
+    "general_tap": 19.102,
+    "general_element": 11.201,
+    "tanh": 163.694,
+    "sigmoid": 118.823,
+    "depthwise_mac": 12.731,
+    "sample": 3821.899,
 }
 # Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
 # check; the update computed twice, once to check it against the bound and once to commit it; zeroing the
@@ -83,6 +104,12 @@ STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
     "ODL_OPT_MOMENTUM": (42.901, 413.4),
     "ODL_OPT_NESTEROV": (47.900, 411.6),
     "ODL_OPT_ADAM": (75.900, 514.6),
+}
+STEP_CYCLE_COEFFICIENTS: dict[str, tuple[float, float]] = {
+    "ODL_OPT_SGD": (66.213, 1039.0),
+    "ODL_OPT_MOMENTUM": (83.224, 1086.2),
+    "ODL_OPT_NESTEROV": (88.226, 1101.0),
+    "ODL_OPT_ADAM": (172.222, 1406.5),
 }
 
 
@@ -240,6 +267,8 @@ class Estimate:
     layers: list[LayerOps]
     instructions_per_sample: int
     instructions_per_step: int  # the SGD update
+    cycles_per_sample: int  # Cortex-M4 core cycles at 80 MHz (4 wait states, ART on)
+    cycles_per_step: int
     training_macs_per_sample: int
     sram_bytes: int = SRAM_SIZE
     flash_bytes: int = FLASH_SIZE // 2  # bank 1: code and constants
@@ -270,10 +299,27 @@ class Estimate:
     def instructions_per_batch(self) -> int:
         return self.batch * self.instructions_per_sample + self.instructions_per_step
 
+    @property
+    def cycles_per_batch(self) -> int:
+        return self.batch * self.cycles_per_sample + self.cycles_per_step
+
+    def time_and_energy(self) -> dict[str, dict[str, float]]:
+        """Seconds and millijoules per sample and per batch at each clock the firmware offers (the cycle
+        count is the 80 MHz one: at 4 MHz the flash needs no wait states, so it is an upper bound there)."""
+        return {
+            mode.clock: {"clock_hz": mode.clock_hz,
+                         "seconds_per_sample": mode.seconds(self.cycles_per_sample),
+                         "millijoules_per_sample": mode.millijoules(self.cycles_per_sample),
+                         "seconds_per_batch": mode.seconds(self.cycles_per_batch),
+                         "millijoules_per_batch": mode.millijoules(self.cycles_per_batch)}
+            for mode in RUN_MODES.values()
+        }
+
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out.update(ram_total=self.ram_total, flash_total=self.flash_total, ram_margin=self.ram_margin,
-                   flash_margin=self.flash_margin, fits=self.fits, instructions_per_batch=self.instructions_per_batch)
+                   flash_margin=self.flash_margin, fits=self.fits, instructions_per_batch=self.instructions_per_batch,
+                   cycles_per_batch=self.cycles_per_batch, time_and_energy=self.time_and_energy())
         return out
 
 
@@ -321,12 +367,16 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
     trained_params = sum(layer.param_count for layer, lo in zip(arch.layers, layers, strict=True) if lo.trained)
     per_param, per_update = STEP_COEFFICIENTS[optimizer.c_kind]
     per_step = per_param * trained_params + per_update
+    cycles_per_sample = sum(CYCLE_COEFFICIENTS[k] * v for k, v in features.items())
+    cycle_per_param, cycle_per_update = STEP_CYCLE_COEFFICIENTS[optimizer.c_kind]
+    cycles_per_step = cycle_per_param * trained_params + cycle_per_update
     macs = sum(lo.forward.macs + lo.backward.macs for lo in layers)
     mode = "full" if plan.trainable_layers == len(arch.param_layers) else "tl"
     notes = ["batch samples are streamed one at a time and their gradients accumulated, so RAM does not "
              "grow with the batch"]
     return Estimate(model, arch.input_len, arch.input_ch, mode, plan.trainable_layers, batch, ram, flash, layers,
-                    round(per_sample), round(per_step), macs, slot_bytes=2 * plan.slot_bytes(), notes=notes)
+                    round(per_sample), round(per_step), round(cycles_per_sample), round(cycles_per_step), macs,
+                    slot_bytes=2 * plan.slot_bytes(), notes=notes)
 
 
 def features(arch: Architecture, trainable_layers: int | None = None) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """The estimator against the firmware that is actually linked and run (DESIGN: numbers anyone can rerun).
 
-Tolerances are the issue's: RAM within 2% of the linker's, instructions within 10% of the Unicorn count.
+Tolerances are the issues': RAM within 2% of the linker's, instructions within 10% of the Unicorn count, cycles
+within 10% of the Unicorn board's cycle model.
 The random architectures use another seed than benchmarks/calibrate.py, so they validate the cost model
 rather than re-check its fit."""
 
@@ -35,6 +36,8 @@ def _check(model: Model, trainable: int | None, builder: FirmwareBuilder, work: 
         INSTRUCTION_TOLERANCE * got.instructions_per_sample)
     step_error = abs(est.instructions_per_step - got.instructions_per_step)
     assert step_error <= INSTRUCTION_TOLERANCE * got.instructions_per_step
+    assert abs(est.cycles_per_sample - got.cycles_per_sample) <= INSTRUCTION_TOLERANCE * got.cycles_per_sample
+    assert abs(est.cycles_per_step - got.cycles_per_step) <= INSTRUCTION_TOLERANCE * got.cycles_per_step
     assert abs(est.flash_total - got.flash_bytes) <= 0.05 * got.flash_bytes
 
 

@@ -13,6 +13,10 @@
  * frame (same sequence number and command as the last one executed) whose reply carries no data is answered
  * from the stored reply instead of running again, so a retried TRAIN_SAMPLE, SGD_STEP or SAVE takes effect
  * once; a command that answers with data (INFO, GET_PARAMS, PREDICT) only reads, and simply runs again.
+ *
+ * A request's data is received straight into the mailbox's data area, where the command reads it, rather
+ * than into a frame buffer of its own and then copied: one window-sized buffer less in SRAM. A frame that
+ * then fails its CRC has overwritten that area, which only ever holds the current command's data.
  */
 #include <string.h>
 
@@ -28,6 +32,8 @@ static struct {
     uint8_t header[ODL_FRAME_HEADER_BYTES - 1u]; /* command, sequence, length */
     uint32_t length;
     uint32_t last_byte; /* odl_cycles() when the last byte of a frame in progress came */
+    uint8_t fields[ODL_FRAME_FIELDS_BYTES]; /* the body's first bytes; the data goes to odl_mailbox.data */
+    uint8_t crc[4];
 } parser;
 
 /* The last executed frame and its reply's fields, for a resent frame whose reply was lost. */
@@ -37,8 +43,6 @@ static struct {
     uint32_t status, result[4], cycles;
     float result_f;
 } last;
-
-__attribute__((section(".odl_mailbox"))) static uint8_t frame_body[MAX_PAYLOAD + 4u];
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -95,11 +99,25 @@ static int replayable(uint32_t command)
            command != ODL_CMD_LAYER_INFO;
 }
 
+/* Byte i of the body: the fields, then the data (in the mailbox), then the CRC. */
+static void store_body_byte(uint32_t i, uint8_t byte)
+{
+    if (i < ODL_FRAME_FIELDS_BYTES && i < parser.length) {
+        parser.fields[i] = byte;
+    } else if (i < parser.length) {
+        ((uint8_t *)odl_mailbox.data)[i - ODL_FRAME_FIELDS_BYTES] = byte;
+    } else {
+        parser.crc[i - parser.length] = byte;
+    }
+}
+
 static void execute_frame(void)
 {
     odl_mailbox_t *mb = &odl_mailbox;
-    const uint32_t crc = odl_crc32(odl_crc32(0, parser.header, sizeof parser.header), frame_body, parser.length);
-    if (crc != get_u32(&frame_body[parser.length])) {
+    const uint32_t n_fields = parser.length < ODL_FRAME_FIELDS_BYTES ? parser.length : ODL_FRAME_FIELDS_BYTES;
+    uint32_t crc = odl_crc32(odl_crc32(0, parser.header, sizeof parser.header), parser.fields, n_fields);
+    crc = odl_crc32(crc, (const uint8_t *)mb->data, parser.length - n_fields);
+    if (crc != get_u32(parser.crc)) {
         mb->data_len = 0;
         mb->cycles = 0;
         respond(ODL_APP_ERR_CRC);
@@ -123,12 +141,11 @@ static void execute_frame(void)
         return;
     }
     for (int i = 0; i < 4; ++i) {
-        mb->arg[i] = get_u32(&frame_body[4 * i]);
+        mb->arg[i] = get_u32(&parser.fields[4 * i]);
     }
-    const uint32_t arg_f = get_u32(&frame_body[16]);
+    const uint32_t arg_f = get_u32(&parser.fields[16]);
     memcpy(&mb->arg_f, &arg_f, 4);
     mb->data_len = parser.length - ODL_FRAME_FIELDS_BYTES;
-    memcpy(mb->data, &frame_body[ODL_FRAME_FIELDS_BYTES], mb->data_len);
     mb->command = command;
     odl_app_execute();
     last.valid = 1;
@@ -169,7 +186,7 @@ void odl_frames_feed(uint8_t byte)
         }
         break;
     case BODY:
-        frame_body[parser.have++] = byte;
+        store_body_byte(parser.have++, byte);
         if (parser.have == parser.length + 4u) {
             parser.state = HUNT;
             execute_frame();

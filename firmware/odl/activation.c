@@ -25,11 +25,16 @@ void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask)
     }
 }
 
+/* One mask word per 32 elements, shifted as it goes, instead of indexing the word and the bit each time. */
 void odl_relu_backward(float *da, unsigned n, const uint32_t *mask)
 {
-    for (unsigned i = 0; i < n; ++i) {
-        if (((mask[i >> 5] >> (i & 31u)) & 1u) == 0u) {
-            da[i] = 0.0f;
+    for (unsigned w = 0; w < ODL_MASK_WORDS(n); ++w) {
+        const unsigned end = (w * 32u + 32u < n) ? w * 32u + 32u : n;
+        uint32_t bits = mask[w];
+        for (unsigned i = w * 32u; i < end; ++i, bits >>= 1) {
+            if ((bits & 1u) == 0u) {
+                da[i] = 0.0f;
+            }
         }
     }
 }

@@ -1,20 +1,29 @@
 /* AvgPool1D and GlobalAveragePooling1D (Table I, rows 4 and 5). Both divide by the window length,
- * as TensorFlow's AvgPool, Mean and their gradients do, rather than multiplying by a reciprocal. */
+ * as TensorFlow's AvgPool, Mean and their gradients do, rather than multiplying by a reciprocal; except that
+ * for a power-of-two length the reciprocal is exact and v * (1/p) == v / p for every v, so the kernels
+ * multiply (VMUL 1 cycle, VDIV 14). */
 #include "odl_layers.h"
 
 /* a[m, c] = (1/p) sum_{i<p} x[m p + i, c] for m < floor(n / p); trailing inputs are dropped (Keras
  * 'valid' pooling). */
+static int odl_is_power_of_two(unsigned p)
+{
+    return p != 0u && (p & (p - 1u)) == 0u;
+}
+
 void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a)
 {
     const unsigned m_out = n / p;
     const float div = (float)p;
+    const float inv = 1.0f / div;
+    const int exact = odl_is_power_of_two(p);
     for (unsigned m = 0; m < m_out; ++m) {
         for (unsigned ch = 0; ch < c; ++ch) {
             float acc = 0.0f;
             for (unsigned i = 0; i < p; ++i) {
                 acc += x[(m * p + i) * c + ch];
             }
-            a[m * c + ch] = acc / div;
+            a[m * c + ch] = exact ? acc * inv : acc / div;
         }
     }
 }
@@ -24,9 +33,11 @@ void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsig
 {
     const unsigned m_out = n / p;
     const float div = (float)p;
+    const float inv = 1.0f / div;
+    const int exact = odl_is_power_of_two(p);
     for (unsigned m = 0; m < m_out; ++m) {
         for (unsigned ch = 0; ch < c; ++ch) {
-            const float g = da[m * c + ch] / div;
+            const float g = exact ? da[m * c + ch] * inv : da[m * c + ch] / div;
             for (unsigned i = 0; i < p; ++i) {
                 dx[(m * p + i) * c + ch] = g;
             }

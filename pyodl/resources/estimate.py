@@ -345,8 +345,8 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "activation and error buffers": sections[".odl_scratch"],
         "logits and probabilities": sections[".odl_io"],
         "input window": window,
-        "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes
-        + FIELDS_BYTES + data_bytes + FRAME_CRC_BYTES,
+        # The UART parser keeps a frame's fields and CRC; its data goes straight into the mailbox's.
+        "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes + FIELDS_BYTES + FRAME_CRC_BYTES,
         "firmware variables": FIRMWARE_DATA_BYTES + FIRMWARE_BSS_BYTES,
         "stack": stack_bytes,
     }

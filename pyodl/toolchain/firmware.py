@@ -24,7 +24,7 @@ from pyodl.toolchain.tools import ToolchainError
 
 ELF_NAME = "pyodl.elf"
 MAP_NAME = "pyodl.map"
-DEFAULT_STACK_BYTES = 2048
+DEFAULT_STACK_BYTES = 1024
 _OVERFLOW = re.compile(r"region [`']RAM' overflowed by (\d+) bytes")
 
 

@@ -22,6 +22,20 @@ void odl_optimizer_coefficients(const odl_optimizer_t *opt, uint32_t step, float
     }
 }
 
+/* The batch mean g = sum / count. For a power-of-two count (a batch of 32) 1/count is exact and sum * (1/count)
+ * == sum / count for every sum, so the multiply (1 cycle) replaces the divide (14); `exact` is a constant
+ * in each caller below, so the choice is made once per step, not per parameter. */
+static inline float batch_mean(float grad_sum, float count, float inv, int exact)
+{
+    return exact ? grad_sum * inv : grad_sum / count;
+}
+
+static int is_power_of_two(float count)
+{
+    const unsigned n = (unsigned)count;
+    return count >= 1.0f && count <= 16777216.0f && (float)n == count && (n & (n - 1u)) == 0u;
+}
+
 /* One parameter's next value and next state slots (m: velocity or first moment, v: second moment), one
  * function per optimizer. The check and the commit below both call them, so what is committed is exactly
  * what was checked; the switch on the optimizer stays outside the loops. */
@@ -29,15 +43,13 @@ typedef struct {
     float w, m, v;
 } odl_next_t;
 
-static inline float next_sgd(float w, float grad_sum, float count, float lr)
+static inline float next_sgd(float w, float g, float lr)
 {
-    return w - lr * (grad_sum / count);
+    return w - lr * g;
 }
 
-static inline odl_next_t next_momentum(const odl_optimizer_t *opt, float w, float grad_sum, float count, float lr,
-                                       float m)
+static inline odl_next_t next_momentum(const odl_optimizer_t *opt, float w, float g, float lr, float m)
 {
-    const float g = grad_sum / count;
     odl_next_t r;
     r.m = m * opt->momentum - g * lr;
     r.w = opt->kind == ODL_OPT_NESTEROV ? w + (r.m * opt->momentum - g * lr) : w + r.m;
@@ -45,10 +57,8 @@ static inline odl_next_t next_momentum(const odl_optimizer_t *opt, float w, floa
     return r;
 }
 
-static inline odl_next_t next_adam(const odl_optimizer_t *opt, float w, float grad_sum, float count, float alpha,
-                                   float m, float v)
+static inline odl_next_t next_adam(const odl_optimizer_t *opt, float w, float g, float alpha, float m, float v)
 {
-    const float g = grad_sum / count;
     odl_next_t r;
     r.m = m + (g - m) * opt->one_minus_beta_1;
     r.v = v + (g * g - v) * opt->one_minus_beta_2;
@@ -64,17 +74,20 @@ static inline int acceptable(float w, float m, float v, float bound)
 
 /* The check and the update below are two loops of the same shape on purpose: one loop with a commit flag
  * and the optimizer switch inside costs 1.7-1.8x the instructions per parameter (GCC 12 does not unswitch
- * it; benchmarks/calibrate.py). */
-int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, const float *w,
-                        const float *grad_sum, float count, const float *slot_1, const float *slot_2, uint32_t n,
-                        float bound)
+ * it; benchmarks/calibrate.py). Each is written once, inlined twice: with exact = 1 and exact = 0. */
+static inline __attribute__((always_inline)) int check(const odl_optimizer_t *opt, const odl_step_coefficients_t *c,
+                                                       const float *w, const float *grad_sum, float count,
+                                                       const float *slot_1, const float *slot_2, uint32_t n,
+                                                       float bound, int exact)
 {
     const float lr = c->learning_rate;
+    const float inv = 1.0f / count;
     switch (opt->kind) {
     case ODL_OPT_MOMENTUM:
     case ODL_OPT_NESTEROV:
         for (uint32_t k = 0; k < n; ++k) {
-            const odl_next_t r = next_momentum(opt, w[k], grad_sum[k], count, lr, slot_1[k]);
+            const float g = batch_mean(grad_sum[k], count, inv, exact);
+            const odl_next_t r = next_momentum(opt, w[k], g, lr, slot_1[k]);
             if (!acceptable(r.w, r.m, 0.0f, bound)) {
                 return 0;
             }
@@ -82,7 +95,8 @@ int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_
         return 1;
     case ODL_OPT_ADAM:
         for (uint32_t k = 0; k < n; ++k) {
-            const odl_next_t r = next_adam(opt, w[k], grad_sum[k], count, c->alpha, slot_1[k], slot_2[k]);
+            const float g = batch_mean(grad_sum[k], count, inv, exact);
+            const odl_next_t r = next_adam(opt, w[k], g, c->alpha, slot_1[k], slot_2[k]);
             if (!acceptable(r.w, r.m, r.v, bound)) {
                 return 0;
             }
@@ -90,7 +104,7 @@ int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_
         return 1;
     default:
         for (uint32_t k = 0; k < n; ++k) {
-            if (!(fabsf(next_sgd(w[k], grad_sum[k], count, lr)) <= bound)) {
+            if (!(fabsf(next_sgd(w[k], batch_mean(grad_sum[k], count, inv, exact), lr)) <= bound)) {
                 return 0;
             }
         }
@@ -98,22 +112,35 @@ int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_
     }
 }
 
-void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
-                          const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n)
+int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, const float *w,
+                        const float *grad_sum, float count, const float *slot_1, const float *slot_2, uint32_t n,
+                        float bound)
+{
+    return is_power_of_two(count) ? check(opt, c, w, grad_sum, count, slot_1, slot_2, n, bound, 1)
+                                  : check(opt, c, w, grad_sum, count, slot_1, slot_2, n, bound, 0);
+}
+
+static inline __attribute__((always_inline)) void update(const odl_optimizer_t *opt,
+                                                         const odl_step_coefficients_t *c, float *w,
+                                                         const float *grad_sum, float count, float *slot_1,
+                                                         float *slot_2, uint32_t n, int exact)
 {
     const float lr = c->learning_rate;
+    const float inv = 1.0f / count;
     switch (opt->kind) {
     case ODL_OPT_MOMENTUM:
     case ODL_OPT_NESTEROV:
         for (uint32_t k = 0; k < n; ++k) {
-            const odl_next_t r = next_momentum(opt, w[k], grad_sum[k], count, lr, slot_1[k]);
+            const float g = batch_mean(grad_sum[k], count, inv, exact);
+            const odl_next_t r = next_momentum(opt, w[k], g, lr, slot_1[k]);
             w[k] = r.w;
             slot_1[k] = r.m;
         }
         break;
     case ODL_OPT_ADAM:
         for (uint32_t k = 0; k < n; ++k) {
-            const odl_next_t r = next_adam(opt, w[k], grad_sum[k], count, c->alpha, slot_1[k], slot_2[k]);
+            const float g = batch_mean(grad_sum[k], count, inv, exact);
+            const odl_next_t r = next_adam(opt, w[k], g, c->alpha, slot_1[k], slot_2[k]);
             w[k] = r.w;
             slot_1[k] = r.m;
             slot_2[k] = r.v;
@@ -121,9 +148,19 @@ void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficient
         break;
     default:
         for (uint32_t k = 0; k < n; ++k) {
-            w[k] = next_sgd(w[k], grad_sum[k], count, lr);
+            w[k] = next_sgd(w[k], batch_mean(grad_sum[k], count, inv, exact), lr);
         }
         break;
+    }
+}
+
+void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
+                          const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n)
+{
+    if (is_power_of_two(count)) {
+        update(opt, c, w, grad_sum, count, slot_1, slot_2, n, 1);
+    } else {
+        update(opt, c, w, grad_sum, count, slot_1, slot_2, n, 0);
     }
 }
 

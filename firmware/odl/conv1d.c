@@ -26,6 +26,177 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
     }
 }
 
+/*
+ * Cortex-M4F inner loops of the 4 x 4 tiles, in inline assembly: GCC 12 loads each of the 4 rows' operand
+ * with its own single-register post-increment VLDM (2 cycles each, TRM table 7-1: VLDM 1 + N) and keeps
+ * the loop at one step; here two steps share each row's load (VLDM of 2: 3 cycles for 2 floats) or the
+ * loads run back to back (VLDR pipelined: 1 cycle after the first, TRM 3.3.2). Each output keeps its own
+ * accumulator and the reference's summation order, VMUL then VADD (two roundings, as -ffp-contract=off),
+ * so the results are the C tiles' bit for bit; tests/board/test_kernels_m4f.py compares them on the
+ * simulated board. Register map: s0..s15 the accumulators acc[r][q] = s(4r + q), s16..s27 operands, s28
+ * the product. The host (and any other target) compiles the C tiles instead.
+ */
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(ODL_NO_ASM)
+#define ODL_M4F_TILES 1
+
+#define ODL_MAC(ACC, X, W) "vmul.f32 s28, " X ", " W "\n\tvadd.f32 " ACC ", " ACC ", s28\n\t"
+#define ODL_MAC_ROW(A0, A1, A2, A3, X, W0, W1, W2, W3) \
+    ODL_MAC(A0, X, W0) ODL_MAC(A1, X, W1) ODL_MAC(A2, X, W2) ODL_MAC(A3, X, W3)
+/* acc[r][q] += X_r * W_q for the 4 x 4 pairs. */
+#define ODL_MAC_TILE(X0, X1, X2, X3, W0, W1, W2, W3)                   \
+    ODL_MAC_ROW("s0", "s1", "s2", "s3", X0, W0, W1, W2, W3)             \
+    ODL_MAC_ROW("s4", "s5", "s6", "s7", X1, W0, W1, W2, W3)             \
+    ODL_MAC_ROW("s8", "s9", "s10", "s11", X2, W0, W1, W2, W3)           \
+    ODL_MAC_ROW("s12", "s13", "s14", "s15", X3, W0, W1, W2, W3)
+#define ODL_FPU_CLOBBERS                                                                                   \
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",  \
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "memory", \
+        "cc"
+
+/* acc[r][q] = sum_{i < n} x[r c + i] w[i f + q]: four rows of x against a 4-wide panel of w (the forward).
+ * Per two steps: 4 VLDM of 2 (x), 2 VLDM of 4 (w), 64 VMUL/VADD: 91 cycles for 32 multiply-adds. */
+static void odl_m4f_rows_by_panel(const float *x, unsigned c, const float *w, unsigned f, unsigned n, float *acc)
+{
+    const float *x0 = x, *x1 = x + c, *x2 = x + 2u * c, *x3 = x + 3u * c;
+    unsigned pairs = n >> 1;
+    const unsigned odd = n & 1u, fb = 4u * f, zero = 0u;
+    __asm__ volatile(
+        "vmov s0, s1, %[z], %[z]\n\t"
+        "vmov s2, s3, %[z], %[z]\n\t"
+        "vmov s4, s5, %[z], %[z]\n\t"
+        "vmov s6, s7, %[z], %[z]\n\t"
+        "vmov s8, s9, %[z], %[z]\n\t"
+        "vmov s10, s11, %[z], %[z]\n\t"
+        "vmov s12, s13, %[z], %[z]\n\t"
+        "vmov s14, s15, %[z], %[z]\n\t"
+        "cmp %[n], #0\n\t"
+        "beq 2f\n"
+        "1:\n\t"
+        "vldmia %[x0]!, {s16, s17}\n\t"
+        "vldmia %[x1]!, {s18, s19}\n\t"
+        "vldmia %[x2]!, {s20, s21}\n\t"
+        "vldmia %[x3]!, {s22, s23}\n\t"
+        "vldmia %[w], {s24, s25, s26, s27}\n\t"
+        "add %[w], %[w], %[fb]\n\t"
+        ODL_MAC_TILE("s16", "s18", "s20", "s22", "s24", "s25", "s26", "s27")
+        "vldmia %[w], {s24, s25, s26, s27}\n\t"
+        "add %[w], %[w], %[fb]\n\t"
+        ODL_MAC_TILE("s17", "s19", "s21", "s23", "s24", "s25", "s26", "s27")
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "cmp %[odd], #0\n\t"
+        "beq 3f\n\t"
+        "vldr s16, [%[x0]]\n\t"
+        "vldr s18, [%[x1]]\n\t"
+        "vldr s20, [%[x2]]\n\t"
+        "vldr s22, [%[x3]]\n\t"
+        "vldmia %[w], {s24, s25, s26, s27}\n\t"
+        ODL_MAC_TILE("s16", "s18", "s20", "s22", "s24", "s25", "s26", "s27")
+        "3:\n\t"
+        "vstmia %[acc], {s0-s15}\n\t"
+        : [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [x3] "+r"(x3), [w] "+r"(w), [n] "+r"(pairs)
+        : [fb] "r"(fb), [odd] "r"(odd), [acc] "r"(acc), [z] "r"(zero)
+        : ODL_FPU_CLOBBERS);
+}
+/* acc[r][q] += sum_{j < n} a[r sa + j] b[q sb + j]: four rows against four rows, both contiguous in j (the input
+ * gradient: rows of dL/da against rows of w), acc read and written back. Per two steps: 4 VLDM of 2 (a),
+ * 8 single VLDM (b), 64 VMUL/VADD: 95 cycles for 32 multiply-adds. */
+static void odl_m4f_rows_by_rows(const float *a, unsigned sa, const float *b, unsigned sb, unsigned n, float *acc)
+{
+    const float *a0 = a, *a1 = a + sa, *a2 = a + 2u * sa, *a3 = a + 3u * sa;
+    const float *b0 = b, *b1 = b + sb, *b2 = b + 2u * sb, *b3 = b + 3u * sb;
+    unsigned pairs = n >> 1;
+    const unsigned odd = n & 1u;
+    __asm__ volatile(
+        "vldmia %[acc], {s0-s15}\n\t"
+        "cmp %[n], #0\n\t"
+        "beq 2f\n"
+        "1:\n\t"
+        "vldmia %[a0]!, {s16, s17}\n\t"
+        "vldmia %[a1]!, {s18, s19}\n\t"
+        "vldmia %[a2]!, {s20, s21}\n\t"
+        "vldmia %[a3]!, {s22, s23}\n\t"
+        "vldmia %[b0]!, {s24}\n\t"
+        "vldmia %[b1]!, {s25}\n\t"
+        "vldmia %[b2]!, {s26}\n\t"
+        "vldmia %[b3]!, {s27}\n\t"
+        ODL_MAC_TILE("s16", "s18", "s20", "s22", "s24", "s25", "s26", "s27")
+        "vldmia %[b0]!, {s24}\n\t"
+        "vldmia %[b1]!, {s25}\n\t"
+        "vldmia %[b2]!, {s26}\n\t"
+        "vldmia %[b3]!, {s27}\n\t"
+        ODL_MAC_TILE("s17", "s19", "s21", "s23", "s24", "s25", "s26", "s27")
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "cmp %[odd], #0\n\t"
+        "beq 3f\n\t"
+        "vldr s16, [%[a0]]\n\t"
+        "vldr s18, [%[a1]]\n\t"
+        "vldr s20, [%[a2]]\n\t"
+        "vldr s22, [%[a3]]\n\t"
+        "vldr s24, [%[b0]]\n\t"
+        "vldr s25, [%[b1]]\n\t"
+        "vldr s26, [%[b2]]\n\t"
+        "vldr s27, [%[b3]]\n\t"
+        ODL_MAC_TILE("s16", "s18", "s20", "s22", "s24", "s25", "s26", "s27")
+        "3:\n\t"
+        "vstmia %[acc], {s0-s15}\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
+          [b2] "+r"(b2), [b3] "+r"(b3), [n] "+r"(pairs)
+        : [odd] "r"(odd), [acc] "r"(acc)
+        : ODL_FPU_CLOBBERS);
+}
+
+/* acc[r][q] = sum_{m < n} x[m c + r] d[m f + q]: two 4-wide panels walked down together (the weight gradient:
+ * x rows against dL/da rows). Per step 8 VLDR back to back (9 cycles), two pointer steps and 32 VMUL/VADD;
+ * two steps per loop: 89 cycles for 32 multiply-adds. */
+static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, unsigned f, unsigned n, float *acc)
+{
+    unsigned pairs = n >> 1;
+    const unsigned odd = n & 1u, cb = 4u * c, fb = 4u * f, zero = 0u;
+#define ODL_PANEL_STEP                                                                                     \
+    "vldr s16, [%[x]]\n\t"                                                                                 \
+    "vldr s17, [%[x], #4]\n\t"                                                                             \
+    "vldr s18, [%[x], #8]\n\t"                                                                             \
+    "vldr s19, [%[x], #12]\n\t"                                                                            \
+    "vldr s20, [%[d]]\n\t"                                                                                 \
+    "vldr s21, [%[d], #4]\n\t"                                                                             \
+    "vldr s22, [%[d], #8]\n\t"                                                                             \
+    "vldr s23, [%[d], #12]\n\t"                                                                            \
+    "add %[x], %[x], %[cb]\n\t"                                                                            \
+    "add %[d], %[d], %[fb]\n\t"                                                                            \
+    ODL_MAC_TILE("s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23")
+    __asm__ volatile(
+        "vmov s0, s1, %[z], %[z]\n\t"
+        "vmov s2, s3, %[z], %[z]\n\t"
+        "vmov s4, s5, %[z], %[z]\n\t"
+        "vmov s6, s7, %[z], %[z]\n\t"
+        "vmov s8, s9, %[z], %[z]\n\t"
+        "vmov s10, s11, %[z], %[z]\n\t"
+        "vmov s12, s13, %[z], %[z]\n\t"
+        "vmov s14, s15, %[z], %[z]\n\t"
+        "cmp %[n], #0\n\t"
+        "beq 2f\n"
+        "1:\n\t"
+        ODL_PANEL_STEP
+        ODL_PANEL_STEP
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "cmp %[odd], #0\n\t"
+        "beq 3f\n\t"
+        ODL_PANEL_STEP
+        "3:\n\t"
+        "vstmia %[acc], {s0-s15}\n\t"
+        : [x] "+r"(x), [d] "+r"(d), [n] "+r"(pairs)
+        : [cb] "r"(cb), [fb] "r"(fb), [odd] "r"(odd), [acc] "r"(acc), [z] "r"(zero)
+        : ODL_FPU_CLOBBERS);
+#undef ODL_PANEL_STEP
+}
+#endif
+
 /* One tile of the fast forward: ROWS output positions x COLS filters, each output with its own accumulator
  * summed over i = 0 .. kc-1 in the reference's order (so the result is the reference's, bit for bit, with
  * -ffp-contract=off), but every x[] and w[] load shared by the tile: 2 x loads and 4 contiguous w loads feed
@@ -53,12 +224,31 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
         }                                                                                                  \
     } while (0)
 
+#ifdef ODL_M4F_TILES
+#define ODL_CONV_TILE44()                                                                                  \
+    do {                                                                                                   \
+        float acc[16];                                                                                     \
+        odl_m4f_rows_by_panel(x + m * c, c, w + j, f, kc, acc);                                            \
+        for (unsigned r = 0; r < 4u; ++r) {                                                                \
+            for (unsigned q = 0; q < 4u; ++q) {                                                            \
+                a[(m + r) * f + j + q] = acc[4u * r + q] + b[j + q];                                       \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+#else
+#define ODL_CONV_TILE44() ODL_CONV_TILE(4u, 4u)
+#endif
+
 /* The filters of ROWS output positions from m: 4-filter tiles, then the remaining filters one by one. */
 #define ODL_CONV_ROWS(ROWS)                                                                                \
     do {                                                                                                   \
         unsigned j = 0;                                                                                    \
         for (; j + 4u <= f; j += 4u) {                                                                     \
-            ODL_CONV_TILE(ROWS, 4u);                                                                       \
+            if ((ROWS) == 4u) {                                                                            \
+                ODL_CONV_TILE44();                                                                         \
+            } else {                                                                                       \
+                ODL_CONV_TILE(ROWS, 4u);                                                                   \
+            }                                                                                              \
         }                                                                                                  \
         for (; j < f; ++j) {                                                                               \
             ODL_CONV_TILE(ROWS, 1u);                                                                       \
@@ -136,12 +326,33 @@ void odl_conv1d_backward_input_ref(const float *da, unsigned n, unsigned c, cons
         }                                                                                                  \
     } while (0)
 
+#ifdef ODL_M4F_TILES
+#define ODL_DX_TILE44()                                                                                    \
+    do {                                                                                                   \
+        float acc[16] = {0.0f};                                                                            \
+        for (unsigned kk = k_lo; kk <= k_hi; ++kk) {                                                       \
+            odl_m4f_rows_by_rows(da + (t - kk) * f, f, w + (kk * c + ch) * f, f, f, acc);                  \
+        }                                                                                                  \
+        for (unsigned r = 0; r < 4u; ++r) {                                                                \
+            for (unsigned q = 0; q < 4u; ++q) {                                                            \
+                dx[(t + r) * c + ch + q] = acc[4u * r + q];                                                \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+#else
+#define ODL_DX_TILE44() ODL_DX_TILE(4u, 4u)
+#endif
+
 /* The channels of ROWS positions from t that share the tap range [k_lo, k_hi]. */
 #define ODL_DX_ROWS(ROWS)                                                                                  \
     do {                                                                                                   \
         unsigned ch = 0;                                                                                   \
         for (; ch + 4u <= c; ch += 4u) {                                                                   \
-            ODL_DX_TILE(ROWS, 4u);                                                                         \
+            if ((ROWS) == 4u) {                                                                            \
+                ODL_DX_TILE44();                                                                           \
+            } else {                                                                                       \
+                ODL_DX_TILE(ROWS, 4u);                                                                     \
+            }                                                                                              \
         }                                                                                                  \
         for (; ch < c; ++ch) {                                                                             \
             ODL_DX_TILE(ROWS, 1u);                                                                         \
@@ -215,12 +426,31 @@ void odl_conv1d_backward_params_ref(const float *da, const float *x, unsigned n,
         }                                                                                                  \
     } while (0)
 
+#ifdef ODL_M4F_TILES
+#define ODL_GRAD_TILE44()                                                                                  \
+    do {                                                                                                   \
+        float acc[16];                                                                                     \
+        odl_m4f_panel_by_panel(x + i, c, da + j, f, m_out, acc);                                           \
+        for (unsigned r = 0; r < 4u; ++r) {                                                                \
+            for (unsigned q = 0; q < 4u; ++q) {                                                            \
+                grad_w[(i + r) * f + j + q] += acc[4u * r + q];                                            \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+#else
+#define ODL_GRAD_TILE44() ODL_GRAD_TILE(4u, 4u)
+#endif
+
 /* The filters of ROWS (tap, channel) rows from i. */
 #define ODL_GRAD_ROWS(ROWS)                                                                                \
     do {                                                                                                   \
         unsigned j = 0;                                                                                    \
         for (; j + 4u <= f; j += 4u) {                                                                     \
-            ODL_GRAD_TILE(ROWS, 4u);                                                                       \
+            if ((ROWS) == 4u) {                                                                            \
+                ODL_GRAD_TILE44();                                                                         \
+            } else {                                                                                       \
+                ODL_GRAD_TILE(ROWS, 4u);                                                                   \
+            }                                                                                              \
         }                                                                                                  \
         for (; j < f; ++j) {                                                                               \
             ODL_GRAD_TILE(ROWS, 1u);                                                                       \

@@ -1,0 +1,91 @@
+"""The Cortex-M4F build of the Conv1D kernels (firmware/odl/conv1d.c: its inline-assembly 4 x 4 tiles and the
+C tiles around them) against the portable references, bit for bit, on the simulated board. The host's ctest
+kernels_fast_vs_reference checks the C tiles; only the target compiles the assembly, so it is checked here,
+on random shapes whose sizes exercise every tile remainder (rows and columns not multiples of 4, an odd number
+of reduction steps)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.board.unicorn import UnicornBoard
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parents[2]
+FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS = 1, 2, 3
+MAX_N, MAX_C, MAX_K, MAX_F = 40, 24, 5, 24
+SHAPES = 60
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> UnicornBoard:
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.fail("arm-none-eabi-gcc is missing: install the Debian/Ubuntu packages gcc-arm-none-eabi and "
+                    "libnewlib-arm-none-eabi")
+    elf = tmp_path_factory.mktemp("kernels") / "kernels.elf"
+    # The firmware's flags (CMakeLists.txt, cmake/arm-none-eabi.cmake): -O3, -ffp-contract=off.
+    result = subprocess.run(
+        [gcc, "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-O3", "-ffp-contract=off",
+         "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-nostartfiles", "--specs=nano.specs",
+         "--specs=nosys.specs", f"-I{ROOT / 'firmware' / 'odl'}", "-T", str(FIXTURES / "link.ld"), "-o", str(elf),
+         str(FIXTURES / "crt0.S"), str(FIXTURES / "kernels.c"), str(ROOT / "firmware" / "odl" / "conv1d.c")],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    b = UnicornBoard(elf)
+    b.run_until_idle()
+    return b
+
+
+def _put(board: UnicornBoard, name: str, values: np.ndarray) -> None:
+    board.write(board.symbol_address(name), np.ascontiguousarray(values, dtype="<f4").tobytes())
+
+
+def _get(board: UnicornBoard, name: str, count: int) -> bytes:
+    return board.read(board.symbol_address(name), 4 * count)
+
+
+def _run(board: UnicornBoard, command: int, n: int, c: int, k: int, f: int) -> None:
+    for name, value in (("n", n), ("c", c), ("k", k), ("f", f), ("cmd", command)):
+        board.write(board.symbol_address(name), struct.pack("<I", value))
+    board.run_until_idle()
+
+
+def _shapes(seed: int) -> list[tuple[int, int, int, int]]:
+    rng = np.random.default_rng(seed)
+    shapes = [(8, 4, 1, 4), (9, 3, 3, 8), (MAX_N, MAX_C, MAX_K, MAX_F)]  # 4 x 4 tiles only, odd kc, the largest
+    while len(shapes) < SHAPES:
+        k = int(rng.integers(1, MAX_K + 1))
+        shapes.append((int(rng.integers(k, MAX_N + 1)), int(rng.integers(1, MAX_C + 1)), k,
+                       int(rng.integers(1, MAX_F + 1))))
+    return shapes
+
+
+@pytest.mark.parametrize("command", [FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS])
+def test_the_target_kernels_equal_their_references_bit_for_bit(board: UnicornBoard, command: int) -> None:
+    rng = np.random.default_rng(command)
+    for n, c, k, f in _shapes(command):
+        m_out = n - k + 1
+        _put(board, "x", rng.uniform(-2, 2, n * c))
+        _put(board, "w", rng.uniform(-1, 1, k * c * f))
+        _put(board, "b", rng.uniform(-0.5, 0.5, f))
+        _put(board, "da", rng.uniform(-1, 1, m_out * f))
+        # NaN everywhere else: an output a kernel skips cannot match
+        _put(board, "fast", np.full(MAX_K * MAX_C * MAX_F, np.nan))
+        _put(board, "ref", np.full(MAX_K * MAX_C * MAX_F, np.nan))
+        if command == BACKWARD_PARAMS:
+            _put(board, "fast", rng.uniform(-1, 1, k * c * f))  # the gradient accumulated so far
+            _put(board, "fast_b", rng.uniform(-1, 1, f))
+        _run(board, command, n, c, k, f)
+        count = {FORWARD: m_out * f, BACKWARD_INPUT: n * c, BACKWARD_PARAMS: k * c * f}[command]
+        fast, ref = _get(board, "fast", count), _get(board, "ref", count)
+        assert fast == ref, f"shape n={n} c={c} k={k} f={f}"
+        assert not np.isnan(np.frombuffer(fast, "<f4")).any()
+        if command == BACKWARD_PARAMS:
+            assert _get(board, "fast_b", f) == _get(board, "ref_b", f)

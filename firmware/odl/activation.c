@@ -7,7 +7,7 @@
 /* The mask records output > 0, which is where TensorFlow's ReluGrad lets the gradient through. One bit
  * per element costs 1/32 of keeping the pre-activation for the backward pass. NaN passes through, as in
  * TensorFlow, so an overflow upstream is still seen at the loss instead of being silently zeroed. */
-void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask)
+void odl_relu_forward_ref(const float *x, unsigned n, float *a, uint32_t *mask)
 {
     for (unsigned w = 0; w < ODL_MASK_WORDS(n); ++w) {
         const unsigned end = (w * 32u + 32u < n) ? w * 32u + 32u : n;
@@ -24,6 +24,52 @@ void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask)
         }
     }
 }
+
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(ODL_NO_ASM)
+/* The reference's loop over one mask word, from one compare: after VCMP, GT is v > 0 and LS is v <= 0, both
+ * false for NaN, exactly the reference's two tests, which GCC compiles as two VCMPs and two VMRSs. 14 cycles
+ * an element instead of 19 (TRM tables 3-1 and 7-1). */
+static uint32_t odl_m4f_relu_word(const float *x, unsigned count, float *a)
+{
+    uint32_t bits = 0u, bit = 1u;
+    const uint32_t zero = 0u;
+    __asm__ volatile(
+        "vmov s1, %[z]\n"
+        "1:\n\t"
+        "vldmia %[x]!, {s0}\n\t"
+        "vcmpe.f32 s0, #0\n\t"
+        "vmrs APSR_nzcv, fpscr\n\t"
+        "it gt\n\t"
+        "orrgt %[bits], %[bits], %[bit]\n\t"
+        "it ls\n\t"
+        "vmovls.f32 s0, s1\n\t"
+        "vstmia %[a]!, {s0}\n\t"
+        "lsl %[bit], %[bit], #1\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [x] "+r"(x), [a] "+r"(a), [n] "+r"(count), [bits] "+r"(bits), [bit] "+r"(bit)
+        : [z] "r"(zero)
+        : "s0", "s1", "memory", "cc");
+    return bits;
+}
+
+void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask)
+{
+    for (unsigned w = 0; w < ODL_MASK_WORDS(n); ++w) {
+        const unsigned start = w * 32u;
+        const unsigned end = (start + 32u < n) ? start + 32u : n;
+        const uint32_t bits = odl_m4f_relu_word(x + start, end - start, a + start);
+        if (mask != 0) {
+            mask[w] = bits;
+        }
+    }
+}
+#else
+void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask)
+{
+    odl_relu_forward_ref(x, n, a, mask);
+}
+#endif
 
 /* One mask word per 32 elements, shifted as it goes, instead of indexing the word and the bit each time. */
 void odl_relu_backward(float *da, unsigned n, const uint32_t *mask)

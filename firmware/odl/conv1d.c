@@ -398,7 +398,7 @@ void odl_conv1d_backward_params_ref(const float *da, const float *x, unsigned n,
             grad_w[i * f + j] += acc;
         }
     }
-    odl_bias_gradient(da, m_out, f, grad_b);
+    odl_bias_gradient_ref(da, m_out, f, grad_b);
 }
 
 /* One tile of the fast weight gradient: ROWS consecutive (tap, channel) rows i x COLS filters, each weight's
@@ -484,13 +484,43 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
  */
 
 /* grad_b[j] += sum_m da[m, j]: the bias gradient of every convolution, the sample's sum formed first.
- * grad_b NULL: a layer without bias. */
-void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b)
+ * grad_b NULL: a layer without bias. The reference of the blocked version below. */
+void odl_bias_gradient_ref(const float *da, unsigned m_out, unsigned f, float *grad_b)
 {
     if (grad_b == NULL) {
         return;
     }
     for (unsigned j = 0; j < f; ++j) {
+        float acc = 0.0f;
+        for (unsigned m = 0; m < m_out; ++m) {
+            acc += da[m * f + j];
+        }
+        grad_b[j] += acc;
+    }
+}
+
+void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b)
+{
+    if (grad_b == NULL) {
+        return;
+    }
+    unsigned j = 0;
+    /* Four filters at a time: one row pointer, four loads side by side, each filter its own sum in m order. */
+    for (; j + 4u <= f; j += 4u) {
+        float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+        for (unsigned m = 0; m < m_out; ++m) {
+            const float *row = da + m * f + j;
+            acc0 += row[0];
+            acc1 += row[1];
+            acc2 += row[2];
+            acc3 += row[3];
+        }
+        grad_b[j] += acc0;
+        grad_b[j + 1u] += acc1;
+        grad_b[j + 2u] += acc2;
+        grad_b[j + 3u] += acc3;
+    }
+    for (; j < f; ++j) {
         float acc = 0.0f;
         for (unsigned m = 0; m < m_out; ++m) {
             acc += da[m * f + j];

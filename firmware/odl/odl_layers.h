@@ -64,6 +64,7 @@ void odl_batchnorm_backward_params(const float *da, const float *x, unsigned n, 
 
 /* grad_b[j] += sum_m da[m, j] over (m_out, f) outputs: a convolution's bias gradient. */
 void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_b);
+void odl_bias_gradient_ref(const float *da, unsigned m_out, unsigned f, float *grad_b);
 /* The taps [lo, hi) of output m whose input row exists, and the outputs [lo, hi) whose tap kk does. */
 void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi);
 void odl_output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo, unsigned *hi);
@@ -91,7 +92,9 @@ void odl_dense_backward_params(const float *da, const float *x, unsigned n_in, u
 /* pool1d.c: AvgPool1D with stride = pool size p, rounding the output length down like Keras, and
  * GlobalAveragePooling1D. x: (n, c). */
 void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a);
+void odl_avgpool1d_forward_ref(const float *x, unsigned n, unsigned c, unsigned p, float *a);
 void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, float *dx);
+void odl_avgpool1d_backward_input_ref(const float *da, unsigned n, unsigned c, unsigned p, float *dx);
 /* Any stride and padding: AvgPool1D averages what exists of each window; MaxPool1D keeps the offset of
  * each output's maximum in `argmax` (ODL_INDEX_WORDS(m_out * c, p) words) for its backward pass. */
 void odl_avgpool1d_forward_general(const float *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
@@ -107,6 +110,7 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
 
 /* activation.c: ReLU keeps a bit mask (1 bit per element) instead of a copy of its input; x may equal a. */
 void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);
+void odl_relu_forward_ref(const float *x, unsigned n, float *a, uint32_t *mask);
 void odl_relu_backward(float *da, unsigned n, const uint32_t *mask); /* in place */
 #define ODL_MASK_WORDS(n) (((n) + 31u) / 32u)
 /* ReLU6 passes the gradient where 0 < x < 6 (its mask); LeakyReLU scales it by alpha where x <= 0. */

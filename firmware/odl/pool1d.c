@@ -6,6 +6,39 @@
 
 /* a[m, c] = (1/p) sum_{i<p} x[m p + i, c] for m < floor(n / p); trailing inputs are dropped (Keras
  * 'valid' pooling). */
+/* The references of the two kernels below: the loop over the window for every p, a division for every p. */
+void odl_avgpool1d_forward_ref(const float *x, unsigned n, unsigned c, unsigned p, float *a)
+{
+    const unsigned m_out = n / p;
+    const float div = (float)p;
+    for (unsigned m = 0; m < m_out; ++m) {
+        for (unsigned ch = 0; ch < c; ++ch) {
+            float acc = 0.0f;
+            for (unsigned i = 0; i < p; ++i) {
+                acc += x[(m * p + i) * c + ch];
+            }
+            a[m * c + ch] = acc / div;
+        }
+    }
+}
+
+void odl_avgpool1d_backward_input_ref(const float *da, unsigned n, unsigned c, unsigned p, float *dx)
+{
+    const unsigned m_out = n / p;
+    const float div = (float)p;
+    for (unsigned m = 0; m < m_out; ++m) {
+        for (unsigned ch = 0; ch < c; ++ch) {
+            const float g = da[m * c + ch] / div;
+            for (unsigned i = 0; i < p; ++i) {
+                dx[(m * p + i) * c + ch] = g;
+            }
+        }
+    }
+    for (unsigned t = m_out * p * c; t < n * c; ++t) {
+        dx[t] = 0.0f;
+    }
+}
+
 static int odl_is_power_of_two(unsigned p)
 {
     return p != 0u && (p & (p - 1u)) == 0u;
@@ -17,6 +50,15 @@ void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, f
     const float div = (float)p;
     const float inv = 1.0f / div;
     const int exact = odl_is_power_of_two(p);
+    if (p == 2u) { /* the usual window, without the loop over it: the same additions from 0 */
+        for (unsigned m = 0; m < m_out; ++m) {
+            const float *x0 = x + 2u * m * c;
+            for (unsigned ch = 0; ch < c; ++ch) {
+                a[m * c + ch] = ((0.0f + x0[ch]) + x0[c + ch]) * inv;
+            }
+        }
+        return;
+    }
     for (unsigned m = 0; m < m_out; ++m) {
         for (unsigned ch = 0; ch < c; ++ch) {
             float acc = 0.0f;
@@ -35,11 +77,22 @@ void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsig
     const float div = (float)p;
     const float inv = 1.0f / div;
     const int exact = odl_is_power_of_two(p);
-    for (unsigned m = 0; m < m_out; ++m) {
-        for (unsigned ch = 0; ch < c; ++ch) {
-            const float g = exact ? da[m * c + ch] * inv : da[m * c + ch] / div;
-            for (unsigned i = 0; i < p; ++i) {
-                dx[(m * p + i) * c + ch] = g;
+    if (p == 2u) {
+        for (unsigned m = 0; m < m_out; ++m) {
+            float *dx0 = dx + 2u * m * c;
+            for (unsigned ch = 0; ch < c; ++ch) {
+                const float g = da[m * c + ch] * inv;
+                dx0[ch] = g;
+                dx0[c + ch] = g;
+            }
+        }
+    } else {
+        for (unsigned m = 0; m < m_out; ++m) {
+            for (unsigned ch = 0; ch < c; ++ch) {
+                const float g = exact ? da[m * c + ch] * inv : da[m * c + ch] / div;
+                for (unsigned i = 0; i < p; ++i) {
+                    dx[(m * p + i) * c + ch] = g;
+                }
             }
         }
     }

@@ -117,6 +117,36 @@ static void dense(test_rng_t *rng)
     }
 }
 
+static float pool_x[MAX_N * MAX_C], pool_fast[MAX_N * MAX_C], pool_ref[MAX_N * MAX_C];
+
+/* Every window length from 1 (2 and the other powers of two take the exact reciprocal). */
+static void avgpool(test_rng_t *rng)
+{
+    const unsigned n = test_int(rng, 1, MAX_N), c = test_int(rng, 1, MAX_C), p = test_int(rng, 1, 9);
+    if (p > n) {
+        return;
+    }
+    test_fill(rng, pool_x, n * c, -2.0f, 2.0f);
+    if (test_int(rng, 0, 3) == 0) {
+        pool_x[0] = -0.0f; /* a window of negative zeros: the sum starts from +0 in both */
+        pool_x[c] = -0.0f;
+    }
+    memset(pool_fast, 0xFF, sizeof pool_fast);
+    odl_avgpool1d_forward(pool_x, n, c, p, pool_fast);
+    odl_avgpool1d_forward_ref(pool_x, n, c, p, pool_ref);
+    if (memcmp(pool_fast, pool_ref, (n / p) * c * sizeof(float)) != 0) {
+        printf("avgpool forward n=%u c=%u p=%u differs from the reference\n", n, c, p);
+        test_expect(0, "avgpool forward equals its reference bit for bit");
+    }
+    memset(pool_fast, 0xFF, sizeof pool_fast);
+    odl_avgpool1d_backward_input(pool_x, n, c, p, pool_fast);
+    odl_avgpool1d_backward_input_ref(pool_x, n, c, p, pool_ref);
+    if (memcmp(pool_fast, pool_ref, n * c * sizeof(float)) != 0) {
+        printf("avgpool input gradient n=%u c=%u p=%u differs from the reference\n", n, c, p);
+        test_expect(0, "avgpool input gradient equals its reference bit for bit");
+    }
+}
+
 int main(void)
 {
     test_rng_t rng = {0xFA57C0DEull};
@@ -125,6 +155,7 @@ int main(void)
         conv1d_backward_params(&rng);
         conv1d_backward_input(&rng);
         dense(&rng);
+        avgpool(&rng);
     }
     return (int)test_failures();
 }

@@ -1,5 +1,6 @@
 """The Cortex-M4F build of the Conv1D kernels (firmware/odl/conv1d.c: its inline-assembly 4 x 4 tiles and the
-C tiles around them) against the portable references, bit for bit, on the simulated board. The host's ctest
+C tiles around them) and of ReLU (activation.c) against the portable references, bit for bit, on the simulated
+board. The host's ctest
 kernels_fast_vs_reference checks the C tiles; only the target compiles the assembly, so it is checked here,
 on random shapes whose sizes exercise every tile remainder (rows and columns not multiples of 4, an odd number
 of reduction steps)."""
@@ -18,7 +19,7 @@ from pyodl.board.unicorn import UnicornBoard
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parents[2]
-FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS = 1, 2, 3
+FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS, RELU = 1, 2, 3, 4
 MAX_N, MAX_C, MAX_K, MAX_F = 40, 24, 5, 24
 SHAPES = 60
 
@@ -35,7 +36,8 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> UnicornBoard:
         [gcc, "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-O3", "-ffp-contract=off",
          "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-nostartfiles", "--specs=nano.specs",
          "--specs=nosys.specs", f"-I{ROOT / 'firmware' / 'odl'}", "-T", str(FIXTURES / "link.ld"), "-o", str(elf),
-         str(FIXTURES / "crt0.S"), str(FIXTURES / "kernels.c"), str(ROOT / "firmware" / "odl" / "conv1d.c")],
+         str(FIXTURES / "crt0.S"), str(FIXTURES / "kernels.c"), str(ROOT / "firmware" / "odl" / "conv1d.c"),
+         str(ROOT / "firmware" / "odl" / "activation.c"), "-lm"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     b = UnicornBoard(elf)
@@ -89,3 +91,18 @@ def test_the_target_kernels_equal_their_references_bit_for_bit(board: UnicornBoa
         assert not np.isnan(np.frombuffer(fast, "<f4")).any()
         if command == BACKWARD_PARAMS:
             assert _get(board, "fast_b", f) == _get(board, "ref_b", f)
+
+
+def test_the_target_relu_equals_its_reference_on_every_kind_of_float(board: UnicornBoard) -> None:
+    """Outputs and mask words: NaN of either sign kept (mask 0), zeros of either sign and negatives to +0, +inf
+    kept; subnormals too (crt0.S leaves FPSCR.FZ clear, so here they compare as nonzero)."""
+    rng = np.random.default_rng(4)
+    special = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 1.5, -1.5], dtype="<f4")
+    for n in (1, 31, 32, 33, 64, MAX_N * MAX_C):
+        values = rng.uniform(-1, 1, n).astype("<f4")
+        values[rng.integers(0, n, size=min(n, 10))] = special[: min(n, 10)]
+        _put(board, "x", values)
+        _run(board, RELU, n, 0, 0, 0)
+        assert _get(board, "fast", n) == _get(board, "ref", n), f"n={n}"
+        words = (n + 31) // 32
+        assert _get(board, "fast_mask", words) == _get(board, "ref_mask", words), f"n={n}"

@@ -26,7 +26,8 @@ from pyodl.resources.bench import measure
 from pyodl.resources.estimate import estimate, features
 from pyodl.toolchain.firmware import FirmwareBuilder
 
-SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "dense_mac", "accumulator",
+SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "conv_fwd_edge_mac",
+               "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
                "general_element", "tanh", "sigmoid", "depthwise_mac", "sample")
 

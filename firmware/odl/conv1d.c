@@ -32,16 +32,19 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
  * the loop at one step; here two steps share each row's load (VLDM of 2: 3 cycles for 2 floats) or the
  * loads run back to back (VLDR pipelined: 1 cycle after the first, TRM 3.3.2). Each output keeps its own
  * accumulator and the reference's summation order, VMUL then VADD (two roundings, as -ffp-contract=off),
- * so the results are the C tiles' bit for bit; tests/board/test_kernels_m4f.py compares them on the
+ * so the results are the C tiles' bit for bit; tests/board/test_unicorn_kernels.py compares them on the
  * simulated board. Register map: s0..s15 the accumulators acc[r][q] = s(4r + q), s16..s27 operands, s28
- * the product. The host (and any other target) compiles the C tiles instead.
+ * and s29 the products. The host (and any other target) compiles the C tiles instead.
  */
 #if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(ODL_NO_ASM)
 #define ODL_M4F_TILES 1
 
-#define ODL_MAC(ACC, X, W) "vmul.f32 s28, " X ", " W "\n\tvadd.f32 " ACC ", " ACC ", s28\n\t"
-#define ODL_MAC_ROW(A0, A1, A2, A3, X, W0, W1, W2, W3) \
-    ODL_MAC(A0, X, W0) ODL_MAC(A1, X, W1) ODL_MAC(A2, X, W2) ODL_MAC(A3, X, W3)
+/* Two products, then their two sums: each VADD reads a product made two instructions earlier, because an FP
+ * result used by the very next instruction costs a cycle more (TRM table 7-1, note). */
+#define ODL_MAC2(A0, A1, X, W0, W1)                                                                        \
+    "vmul.f32 s28, " X ", " W0 "\n\tvmul.f32 s29, " X ", " W1 "\n\tvadd.f32 " A0 ", " A0                    \
+    ", s28\n\tvadd.f32 " A1 ", " A1 ", s29\n\t"
+#define ODL_MAC_ROW(A0, A1, A2, A3, X, W0, W1, W2, W3) ODL_MAC2(A0, A1, X, W0, W1) ODL_MAC2(A2, A3, X, W2, W3)
 /* acc[r][q] += X_r * W_q for the 4 x 4 pairs. */
 #define ODL_MAC_TILE(X0, X1, X2, X3, W0, W1, W2, W3)                   \
     ODL_MAC_ROW("s0", "s1", "s2", "s3", X0, W0, W1, W2, W3)             \
@@ -50,8 +53,8 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
     ODL_MAC_ROW("s12", "s13", "s14", "s15", X3, W0, W1, W2, W3)
 #define ODL_FPU_CLOBBERS                                                                                   \
     "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",  \
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "memory", \
-        "cc"
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",      \
+        "memory", "cc"
 
 /* acc[r][q] = sum_{i < n} x[r c + i] w[i f + q]: four rows of x against a 4-wide panel of w (the forward).
  * Per two steps: 4 VLDM of 2 (x), 2 VLDM of 4 (w), 64 VMUL/VADD: 91 cycles for 32 multiply-adds. */

@@ -111,7 +111,8 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
 /* activation.c: ReLU keeps a bit mask (1 bit per element) instead of a copy of its input; x may equal a. */
 void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);
 void odl_relu_forward_ref(const float *x, unsigned n, float *a, uint32_t *mask);
-void odl_relu_backward(float *da, unsigned n, const uint32_t *mask); /* in place */
+void odl_relu_backward(float *da, unsigned n, const uint32_t *mask);
+void odl_relu_backward_ref(float *da, unsigned n, const uint32_t *mask); /* in place */
 #define ODL_MASK_WORDS(n) (((n) + 31u) / 32u)
 /* ReLU6 passes the gradient where 0 < x < 6 (its mask); LeakyReLU scales it by alpha where x <= 0. */
 void odl_relu6_forward(const float *x, unsigned n, float *a, uint32_t *mask);

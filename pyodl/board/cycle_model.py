@@ -6,9 +6,10 @@ changes) and from then on adds it up natively, so the simulator keeps its speed.
 
 Sources, cited where they are used:
 
-* **TRM**: ARM Cortex-M4 Processor Technical Reference Manual, r0p1 (ARM DDI 0439B), section 3.3.1 table 3-1
+* **TRM**: ARM Cortex-M4 Processor Technical Reference Manual, r0p1 (ARM DDI 0439D), section 3.3.1 table 3-1
   (processor instruction timings), section 3.3.2 (load/store timings: pipelining of neighbouring loads and
-  stores, address dependency stall) and section 7.2.3 table 7-1 (FPU instruction timings).
+  stores, address dependency stall) and section 7.2.3 table 7-1 (FPU instruction timings and its notes: FP
+  arithmetic takes a cycle longer when the next instruction uses its result).
 * **RM0351**: STM32L4x5/L4x6 reference manual, section 3.3.3 (flash read access latency, ART accelerator).
 
 The model, in words. Every instruction costs its table cycles. A conditional instruction whose condition fails
@@ -78,8 +79,7 @@ _FP_MULTIPLE: Final = frozenset({
     arm.ARM_INS_VLDMIA, arm.ARM_INS_VLDMDB, arm.ARM_INS_VSTMIA, arm.ARM_INS_VSTMDB, arm.ARM_INS_VPUSH,
     arm.ARM_INS_VPOP,
 })
-# TRM table 3-1, "Multiply": MLA and MLS take 2; MUL, the long multiplies and the DSP multiplies 1.
-_TWO_CYCLE_MULTIPLY: Final = frozenset({arm.ARM_INS_MLA, arm.ARM_INS_MLS})
+# TRM table 3-1, "Multiply": MUL, MLA, MLS, the long and the DSP multiplies all take 1 on the Cortex-M4.
 _DIVIDE: Final = frozenset({arm.ARM_INS_SDIV, arm.ARM_INS_UDIV})
 # TRM table 7-1: the multiply-accumulates (chained or fused) take 3, divide and square root 14.
 _FP_THREE: Final = frozenset({
@@ -87,6 +87,13 @@ _FP_THREE: Final = frozenset({
     arm.ARM_INS_VFMS, arm.ARM_INS_VFNMA, arm.ARM_INS_VFNMS,
 })
 _FP_FOURTEEN: Final = frozenset({arm.ARM_INS_VDIV, arm.ARM_INS_VSQRT})
+# TRM table 7-1, note: "FP arithmetic and conversions take one cycle longer if the next instruction uses
+# their result"; multiply-accumulates consume their addend a cycle later, so a chain on one accumulator
+# does not wait.
+_FP_ARITHMETIC: Final = frozenset({
+    arm.ARM_INS_VADD, arm.ARM_INS_VSUB, arm.ARM_INS_VMUL, arm.ARM_INS_VNMUL, arm.ARM_INS_VABS, arm.ARM_INS_VNEG,
+    arm.ARM_INS_VCVT, arm.ARM_INS_VCVTR, arm.ARM_INS_VSQRT, arm.ARM_INS_VDIV,
+}) | _FP_THREE
 _IMMEDIATE_BRANCHES: Final = frozenset({arm.ARM_INS_B, arm.ARM_INS_BL, arm.ARM_INS_CBZ, arm.ARM_INS_CBNZ})
 _REGISTER_BRANCHES: Final = frozenset({arm.ARM_INS_BX, arm.ARM_INS_BLX})
 _TABLE_BRANCHES: Final = frozenset({arm.ARM_INS_TBB, arm.ARM_INS_TBH})
@@ -100,6 +107,7 @@ class _Timing:
     single_store_offset: int  # 0: not a single store; 1: immediate offset; 2: register offset
     address_registers: tuple[int, ...]  # registers the address of a load/store is computed from
     written: tuple[int, ...]  # registers a data-processing instruction writes (for the address stall)
+    fp_result: tuple[int, ...] = ()  # the register an FP arithmetic instruction writes (for the result stall)
 
 
 def _memory_operand(insn: capstone.CsInsn) -> capstone.arm.ArmOp | None:
@@ -118,6 +126,8 @@ def _timing(insn: capstone.CsInsn) -> _Timing:
     registers = _register_operands(insn)
     memory = _memory_operand(insn)
     address = () if memory is None else tuple(r for r in (memory.mem.base, memory.mem.index) if r)
+    if ident in (arm.ARM_INS_VLDR, arm.ARM_INS_VSTR) and registers and insn.reg_name(registers[0]).startswith("d"):
+        return _Timing(3, 0, False, 0, address, ())  # TRM table 7-1: VLDR.64 and VSTR.64 3
     if ident in _INTEGER_LOADS or ident == arm.ARM_INS_VLDR:
         # TRM table 3-1: LDR 2 (table 7-1: VLDR 2); to the PC it is a branch from memory.
         if arm.ARM_REG_PC in registers[:1]:
@@ -150,14 +160,15 @@ def _timing(insn: capstone.CsInsn) -> _Timing:
         return _Timing(3, P_LOADED, False, 0, address, ())
     if ident in _DIVIDE:
         return _Timing(DIVIDE_CYCLES, 0, False, 0, (), _written(insn))
-    if ident in _TWO_CYCLE_MULTIPLY:
-        return _Timing(2, 0, False, 0, (), _written(insn))
     if ident in _FP_THREE:
-        return _Timing(3, 0, False, 0, (), ())
+        return _Timing(3, 0, False, 0, (), (), _written(insn))
     if ident in _FP_FOURTEEN:
-        return _Timing(14, 0, False, 0, (), ())
-    if ident == arm.ARM_INS_VMOV and len(registers) == 4:
-        return _Timing(2, 0, False, 0, (), _written(insn))  # TRM table 7-1: two core <-> two single 2
+        return _Timing(14, 0, False, 0, (), (), _written(insn))
+    if ident in _FP_ARITHMETIC:
+        return _Timing(1, 0, False, 0, (), (), _written(insn))
+    if ident == arm.ARM_INS_VMOV and any(_is_core(insn, r) for r in registers):
+        # TRM table 7-1: VMOV of one float, or two, to or from core registers 2
+        return _Timing(2, 0, False, 0, (), _written(insn))
     if ident == arm.ARM_INS_ISB:
         return _Timing(1 + P_LOADED, 0, False, 0, (), ())  # flushes the pipeline: a refill
     written = _written(insn)
@@ -166,6 +177,19 @@ def _timing(insn: capstone.CsInsn) -> _Timing:
     # Everything else, integer data processing, MUL and the DSP multiplies, IT, NOP, barriers, MRS/MSR,
     # and the FPU's VADD, VSUB, VMUL, VNMUL, VABS, VNEG, VCMP, VCVT, VMOV, VMRS, VMSR: 1.
     return _Timing(1, 0, False, 0, (), written)
+
+
+def _is_core(insn: capstone.CsInsn, register: int) -> bool:
+    """r0..r12, sb, sl, fp, ip, sp, lr, pc; not the FPU's s0..s31 or d0..d15."""
+    name = insn.reg_name(register)
+    return not (name[0] in "sd" and name[1:].isdigit())
+
+
+def _read(insn: capstone.CsInsn) -> tuple[int, ...]:
+    try:
+        return tuple(insn.regs_access()[0])
+    except capstone.CsError:
+        return ()
 
 
 def _written(insn: capstone.CsInsn) -> tuple[int, ...]:
@@ -198,6 +222,12 @@ def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
             cycles -= 1
         if previous is not None and timing.address_registers and set(timing.address_registers) & set(previous.written):
             cycles += 1  # "an address dependent on the result of a preceding data processing operation"
+        if previous is not None and previous.fp_result:
+            used = set(_read(insn))
+            if insn.id in _FP_THREE:  # the addend (the destination) is read a cycle later
+                used -= set(_written(insn))
+            if used & set(previous.fp_result):
+                cycles += 1  # TRM table 7-1 note: the previous FP instruction's result used at once
         out.append((insn.address, insn.size, cycles))
         previous = timing
         decoded += insn.size

@@ -34,14 +34,24 @@ def test_an_address_computed_by_the_previous_instruction_stalls_one_cycle() -> N
 
 
 def test_fpu_table_rows() -> None:
-    # vmul, vadd, vmla, vfma, vdiv, vsqrt, vldmia r1,{s4-s7}, vpush {s16-s17}, vmov r0,s0
+    # vmul s2; vadd s7, s3, s2 (uses the vmul's result at once: 1 + 1, table 7-1's note); vmls s8; vfma s8 (the
+    # addend is read a cycle later: no wait); vdiv; vsqrt; vldmia r1, {s4-s7}: 1 + 4; vpush {s16-s17}: 1 + 2;
+    # vmov r0, s0 (a float to a core register): 2
     code = "20ee201a 71ee813a 02ee424a a2ee824a c2ee024a b1ee c22a 91ec 042a 2ded 028a 10ee 100a"
-    assert _cycles(code) == [1, 1, 3, 3, 14, 14, 5, 3, 1]
+    assert _cycles(code) == [1, 2, 3, 3, 14, 14, 5, 3, 2]
+
+
+def test_an_fp_result_used_by_the_next_instruction_costs_one_more_cycle() -> None:
+    # vmul s2, s0, s1; vadd s3, s3, s2: waits   |   vmul s2; vmul s4, s0, s1; vadd s3, s3, s2: does not
+    assert _cycles("20ee201a 71ee811a") == [1, 2]
+    assert _cycles("20ee201a 20ee202a 71ee811a") == [1, 1, 1]
+    # vadd s3, s3, s2; vstr s3, [r1, #8]: the store reads the sum at once
+    assert _cycles("71ee811a c1ed021a") == [1, 2]
 
 
 def test_multiply_and_multiple_transfers() -> None:
-    # muls r0, r1; mla r5, r3, r4, r5; push {r4, r5, lr}; ldrd r2, r3, [r0]
-    assert _cycles("4843 03fb0455 30b5 d0e90023") == [1, 2, 4, 3]
+    # muls r0, r1; mla r5, r3, r4, r5 (1 on the Cortex-M4, 2 on the M3); push {r4, r5, lr}: 1 + 3; ldrd: 1 + 2
+    assert _cycles("4843 03fb0455 30b5 d0e90023") == [1, 1, 4, 3]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +71,7 @@ def test_the_pipeline_refill_of_each_kind_of_branch(hex_code: str, taken: int) -
 
 
 def test_flash_wait_states_with_and_without_prefetch() -> None:
-    # three 64-bit flash reads whose instructions take 3, 2 and 3 cycles
+    # three 64-bit flash reads whose instructions take 3, 2 and 3 cycles (costs given here, not decoded)
     costs = [(BASE, 4, 2), (BASE + 4, 4, 1), (BASE + 8, 4, 1), (BASE + 12, 4, 1), (BASE + 16, 4, 1),
              (BASE + 20, 2, 1), (BASE + 22, 2, 1)]
     assert fetch_stall_cycles(costs, 4, prefetch=False) == 12
@@ -117,26 +127,26 @@ def _per_iteration(elf: Path, kernel: int, acr: int, n: int = 100) -> tuple[floa
     return (runs[2][0] - runs[1][0]) / n, (runs[2][1] - runs[1][1]) / n
 
 
-# By hand from the TRM: vldr 2, vldr after a load 1, vmul 1, vadd 1, vstr with an immediate offset 1, subs 1,
-# bne taken 1 + P (immediate: 1).
-FP_LOOP = 2 + 1 + 1 + 1 + 1 + 1 + 2
+# By hand from the TRM: vldr 2, vldr after a load 1, vmul 1, vadd 1 + 1 (it uses the vmul's result at once),
+# vstr with an immediate offset 1 + 1 (it stores the vadd's result at once), subs 1, bne taken 1 + P (immediate: 1).
+FP_LOOP = 2 + 1 + 1 + 2 + 2 + 1 + 2
 
 
 @pytest.mark.parametrize(
     ("kernel", "acr", "cycles", "instructions"),
     [
         (FP, ACR_ICEN, FP_LOOP, 7),
-        # adds 1; ldr from the register it wrote 2 + 1; ldr after a load 1; str imm 1; mla 2; vldmia of 4: 1 + 4;
+        # adds 1; ldr from the register it wrote 2 + 1; ldr after a load 1; str imm 1; mla 1; vldmia of 4: 1 + 4;
         # vmla 3; subs 1; bne 2
-        (INTEGER, ACR_ICEN, 1 + 3 + 1 + 1 + 2 + 5 + 3 + 1 + 2, 9),
+        (INTEGER, ACR_ICEN, 1 + 3 + 1 + 1 + 1 + 5 + 3 + 1 + 2, 9),
         # vdiv 14; bl 2; bx lr 1 + P (register: 2); bl 2; push {r4, lr} 1 + 2; pop {r4, pc} 1 + 2 + P (loaded: 3);
         # subs 1; bne 2
         (CALLS, ACR_ICEN, 14 + 2 + 3 + 2 + 3 + 6 + 1 + 2, 8),
         # 4 wait states, no cache, no prefetch: the 24-byte loop is three 64-bit flash reads of 4 cycles' wait
         (FP, 4, FP_LOOP + 3 * 4, 7),
         # with the prefetch: the first read waits 4; the next ones 5 minus the cycles of the previous 64 bits'
-        # instructions (vldr + vldr: 3; vmul + vadd: 2)
-        (FP, 4 | ACR_PRFTEN, FP_LOOP + 4 + 2 + 3, 7),
+        # instructions (vldr + vldr: 3; vmul + vadd: 3)
+        (FP, 4 | ACR_PRFTEN, FP_LOOP + 4 + 2 + 2, 7),
         # the loop stays in the instruction cache: no wait after the first iteration
         (FP, 4 | ACR_ICEN | ACR_PRFTEN, FP_LOOP, 7),
     ],

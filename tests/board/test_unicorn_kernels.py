@@ -19,7 +19,7 @@ from pyodl.board.unicorn import UnicornBoard
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parents[2]
-FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS, RELU = 1, 2, 3, 4
+FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS, RELU, RELU_BACKWARD = 1, 2, 3, 4, 5
 MAX_N, MAX_C, MAX_K, MAX_F = 40, 24, 5, 24
 SHAPES = 60
 
@@ -106,3 +106,18 @@ def test_the_target_relu_equals_its_reference_on_every_kind_of_float(board: Unic
         assert _get(board, "fast", n) == _get(board, "ref", n), f"n={n}"
         words = (n + 31) // 32
         assert _get(board, "fast_mask", words) == _get(board, "ref_mask", words), f"n={n}"
+
+
+def test_the_target_relu_backward_equals_its_reference(board: UnicornBoard) -> None:
+    """Every mask pattern's zeros, partial last words included; the elements past n stay as they were."""
+    rng = np.random.default_rng(5)
+    for n in (1, 31, 32, 33, 95, MAX_N * MAX_C):
+        words = (n + 31) // 32
+        masks = rng.integers(0, 2**32, size=words, dtype=np.uint64).astype("<u4")
+        masks[0] = 0 if n < 40 else 0xFFFFFFFF  # all cleared, or all passed
+        board.write(board.symbol_address("fast_mask"), masks.tobytes())
+        _put(board, "da", rng.uniform(-1, 1, n))
+        _put(board, "fast", np.full(MAX_K * MAX_C * MAX_F, np.nan))
+        _put(board, "ref", np.full(MAX_K * MAX_C * MAX_F, np.nan))
+        _run(board, RELU_BACKWARD, n, 0, 0, 0)
+        assert _get(board, "fast", n + 1) == _get(board, "ref", n + 1), f"n={n}"

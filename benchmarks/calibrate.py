@@ -1,7 +1,7 @@
 """Fit the cost models of pyodl/resources/estimate.py (COEFFICIENTS: instructions, CYCLE_COEFFICIENTS: the
 board's modelled Cortex-M4 cycles) to the firmware on the simulated board.
 
-    .venv/bin/python benchmarks/calibrate.py [--random 16] [--wide 16] [--seed 100]
+    .venv/bin/python benchmarks/calibrate.py [--random 32] [--wide 32] [--seed 100]
 
 Measures the paper's model at every T and mode plus random architectures
 (pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows and
@@ -27,7 +27,8 @@ from pyodl.resources.estimate import estimate, features
 from pyodl.toolchain.firmware import FirmwareBuilder
 
 SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "conv_fwd_edge_mac",
-               "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "accumulator",
+               "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "dense_param_mac",
+               "pool2_output", "division", "relu_element", "accumulator",
                "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
                "general_element", "tanh", "sigmoid", "depthwise_mac", "sample")
 
@@ -36,8 +37,12 @@ OPTIMIZERS = ("sgd", "sgd:momentum=0.9", "sgd:momentum=0.9,nesterov", "adam")
 
 
 def _fit_relative(a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least squares minimising the relative error; the coefficients and each point's relative error."""
-    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    """Least squares minimising the relative error, every coefficient >= 0 (a cost; features that move
+    together, such as a ReLU's elements and its layer's outputs, would otherwise trade signs and predict
+    nonsense outside the calibration set); the coefficients and each point's relative error."""
+    from scipy.optimize import nnls
+
+    coef, _ = nnls(a / y[:, None], np.ones_like(y))
     return coef, np.abs(a @ coef - y) / y
 
 
@@ -68,10 +73,10 @@ def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--random", type=int, default=16, help="random architectures (default 16)")
-    parser.add_argument("--wide", type=int, default=16,
+    parser.add_argument("--random", type=int, default=32, help="random architectures (default 32)")
+    parser.add_argument("--wide", type=int, default=32,
                         help="random architectures with strided, dilated, padded windows and HAR activations "
-                             "(default 16)")
+                             "(default 32)")
     parser.add_argument("--seed", type=int, default=100, help="seed of the random architectures (default 100)")
     args = parser.parse_args()
     configs: list[tuple[Model, int | None]] = []

@@ -172,8 +172,10 @@ def test_bench_json_gives_cycles_time_and_energy_per_mac_and_batch(capsys: pytes
     assert row["instructions_per_mac"] < row["cycles_per_mac"]  # loads, branches and wait states cost more
     assert row["cycles_per_batch"] == 2 * row["cycles_measured"] + row["step_cycles"]
     assert row["seconds_per_batch_pll80"] == pytest.approx(row["cycles_per_batch"] / 80e6)
-    # energy: the datasheet's run current x 3 V over that time; 4 MHz takes 20 times longer at a lower current
-    assert 0 < row["millijoules_per_batch_pll80"] < row["millijoules_per_batch_msi4"]
+    # energy: 91 µA/MHz x 3.3 V over that time: 20 times longer at 4 MHz at a twentieth of the current
+    assert row["seconds_per_batch_msi4"] == pytest.approx(20 * row["seconds_per_batch_pll80"])
+    assert row["millijoules_per_batch_pll80"] == pytest.approx(row["cycles_per_batch"] * 91e-12 * 3.3 * 1e3)
+    assert row["millijoules_per_batch_msi4"] == pytest.approx(row["millijoules_per_batch_pll80"])
     assert abs(row["cycle_error"]) < 0.10 and row["simulator_mips"] > 0
 
 

@@ -157,9 +157,9 @@ def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
         "listed apart), averaged over a batch. Cycles are the board's Cortex-M4 cycle model (the TRM's "
         "instruction timings, 4 flash wait states with the ART cache and prefetch: pyodl/board/cycle_model.py), "
         f"not a measurement on silicon. s and mJ are per batch of {batch} (samples and the SGD step) at 80 MHz, "
-        "and at the 4 MHz reset clock with the same cycle count (an upper bound there: no wait states), from the "
-        "datasheet's run-mode current (pyodl/resources/energy.py). The paper's columns are its Table III (a real "
-        "STM32L496ZG); the paper does not state its clock.",
+        "and at the 4 MHz reset clock with the same cycle count (an upper bound there: no wait states); mJ from "
+        "the datasheet's 91 µA/MHz run-mode figure at 3.3 V (pyodl/resources/energy.py says how far to trust "
+        "it). The paper's columns are its Table III (a real STM32L496ZG); the paper does not state its clock.",
         "",
         "| T | mode | RAM est. | RAM linked | err | paper RAM | instr./sample est. | measured | err | "
         "cycles/sample est. | modelled | err | instr./MAC | cycles/MAC | SGD step cycles | mailbox instr./sample | "

@@ -1,10 +1,14 @@
 """Seconds and millijoules of on-device work, from core cycles and the STM32L496's run-mode supply current.
 
-The datasheet gives the supply current in Run mode per clock configuration, measured with the core running
-code from flash; energy = cycles / clock x current x supply voltage. The current is the whole MCU's (core,
-flash, SRAM, regulator) with every peripheral off, so a real board also spends what its UART, LEDs and the
-ST-LINK draw, which this leaves out. The current depends on the code run: the datasheet's rows are for its
-own benchmark code, so the figures below are an estimate of a few per cent, not a measurement.
+What is used, and how far to trust it. The STM32L496 datasheet (DS11585) states on its front page a run-mode
+supply current of 91 µA/MHz in LDO mode (a per-MHz figure, measured by ST at one operating point with its own
+benchmark code, every peripheral off). Energy is then current x supply voltage x time, with the time from the
+modelled cycles at the firmware's clock. The datasheet's section "Supply current characteristics" has the
+current per clock frequency and voltage range in its run-mode table; those rows could not be retrieved while
+writing this, so the per-MHz figure stands in for them: at 80 MHz (range 1) and at 4 MHz the real current
+differs from 91 µA x f, most at low clocks, where the static part of the current weighs more (so the energy
+at 4 MHz is an underestimate). Replace RUN_CURRENT_PER_MHZ_A by the table's rows to tighten it. A real board
+also spends what its UART, LEDs and the ST-LINK draw, which this leaves out. The paper measures none of this.
 """
 
 from __future__ import annotations
@@ -12,31 +16,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+# DS11585 front page, "Ultra-low-power with FlexPowerControl": 91 µA/MHz run mode (LDO mode). Read from ST's
+# feature list as the Zephyr and RT-Thread board documents for the NUCLEO-L496ZG copy it.
+RUN_CURRENT_PER_MHZ_A: Final = 91e-6
+SUPPLY_V: Final = 3.3  # the NUCLEO-L496ZG's VDD
+
 
 @dataclass(frozen=True)
 class RunMode:
-    """One clock configuration of the firmware and the datasheet's supply current for it."""
+    """One clock configuration of the firmware (its ODL_CLOCK) and the supply current assumed for it."""
 
-    clock: str  # the firmware's ODL_CLOCK
+    clock: str
     clock_hz: int
-    current_a: float  # typical IDD in Run mode, 25 °C
-    supply_v: float  # VDD of that measurement
-    source: str
+
+    @property
+    def current_a(self) -> float:
+        return RUN_CURRENT_PER_MHZ_A * self.clock_hz / 1e6
 
     def seconds(self, cycles: float) -> float:
         return cycles / self.clock_hz
 
     def millijoules(self, cycles: float) -> float:
-        return self.seconds(cycles) * self.current_a * self.supply_v * 1e3
+        return self.seconds(cycles) * self.current_a * SUPPLY_V * 1e3
 
 
-# STM32L496xx datasheet (DS11585), section 6.3.5 "Supply current characteristics", table "Current consumption
-# in Run and Low-power run modes, code with data processing running from Flash, ART enable (Cache ON Prefetch
-# OFF)", typical at 25 °C, VDD = 3 V: range 1 at 80 MHz (PLL), and range 2 at 4 MHz (the firmware keeps
-# the reset's range 1 at 4 MHz, whose row is the same within the table's rounding).
 RUN_MODES: Final = {
-    "pll80": RunMode("pll80", 80_000_000, 10.2e-3, 3.0, "DS11585 table 'Current consumption in Run ... from "
-                     "Flash, ART enable (Cache ON Prefetch OFF)', range 1, 80 MHz, 25 °C, typical"),
-    "msi4": RunMode("msi4", 4_000_000, 0.62e-3, 3.0, "DS11585, the same table, 4 MHz, 25 °C, typical"),
+    "pll80": RunMode("pll80", 80_000_000),  # the firmware's default: PLL, range 1, 4 wait states, ART on
+    "msi4": RunMode("msi4", 4_000_000),  # the reset clock (MSI), 0 wait states
 }
-DEFAULT_RUN_MODE: Final = RUN_MODES["pll80"]

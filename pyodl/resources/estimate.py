@@ -27,7 +27,7 @@ FIRMWARE_DATA_BYTES = 192
 FIRMWARE_BSS_BYTES = 80
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 32_512  # benchmarks/calibrate.py: 32,460 to 32,564 over 42 builds (newlib's powf for Adam: ~3 KB)
+CODE_FLASH_BYTES = 32_548  # benchmarks/calibrate.py: 32,496 to 32,600 over 42 builds (newlib's powf for Adam: ~3 KB)
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -55,52 +55,60 @@ class LayerOps:
 
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
-# `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 16 random
-# architectures and 16 with the layers users bring; worst error of the fit 5.01%) on the
-# firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
+# `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 32 random
+# architectures and 32 with the layers users bring; worst error of the fit 6.49%, every coefficient >= 0) on
+# the firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
 # instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 2.328,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
-    "conv_bwd_param_mac": 2.492,
-    "conv_bwd_input_mac": 2.198,
-    "conv_fwd_edge_mac": 3.147,  # ... in the narrower tiles of the remainders (C)
-    "conv_bwd_param_edge_mac": 6.520,
-    "conv_bwd_input_edge_mac": 2.960,
-    "dense_mac": 5.866,
-    "accumulator": 9.300,  # per output element of an inner product: loop setup, the store
-    "element": 5.658,  # per element of pooling, ReLU, softmax and the input check
-    "general_fwd_mac": 7.500,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 7.900,
-    "general_bwd_input_mac": 6.825,
-    "general_tap": 14.352,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 9.052,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 87.313,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 57.404,  # per element: expf and a division
-    "depthwise_mac": 9.244,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 3642.219,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "conv_fwd_mac": 2.414,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
+    "conv_bwd_param_mac": 2.467,
+    "conv_bwd_input_mac": 2.450,
+    "conv_fwd_edge_mac": 3.529,  # ... in the narrower tiles of the remainders (C)
+    "conv_bwd_param_edge_mac": 4.001,
+    "conv_bwd_input_edge_mac": 2.724,
+    "dense_mac": 3.463,
+    "accumulator": 10.394,  # per output element of an inner product: loop setup, the store
+    "dense_param_mac": 7.985,
+    "pool2_output": 8.847,  # per output of an AvgPool1D(2), each way
+    "division": 0.000,  # per VDIV: AvgPool1D of a window not a power of two, GlobalAvgPool1D
+    "relu_element": 2.041,  # per element of a plain ReLU, each way
+    "element": 9.385,  # per element of pooling, ReLU, softmax and the input check
+    "general_fwd_mac": 7.312,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
+    "general_bwd_param_mac": 9.600,
+    "general_bwd_input_mac": 5.258,
+    "general_tap": 9.386,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 10.118,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 91.533,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 58.886,  # per element: expf and a division
+    "depthwise_mac": 10.052,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 2679.247,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
 }
 # The same features' cost in Cortex-M4 core cycles, as the Unicorn board's cycle model counts them (TRM
 # instruction timings, 4 flash wait states with the ART cache and prefetch at 80 MHz), fitted by the same run
-# of calibrate.py (worst error of the fit 5.10%).
+# of calibrate.py (worst error of the fit 7.18%).
 CYCLE_COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 2.928,
-    "conv_bwd_param_mac": 2.474,
-    "conv_bwd_input_mac": 2.682,
-    "conv_fwd_edge_mac": 3.849,
-    "conv_bwd_param_edge_mac": 11.154,
-    "conv_bwd_input_edge_mac": 4.486,
-    "dense_mac": 8.959,
-    "accumulator": 12.287,
-    "element": 6.964,
-    "general_fwd_mac": 11.606,
-    "general_bwd_param_mac": 9.722,
-    "general_bwd_input_mac": 9.966,
-    "general_tap": 17.646,
-    "general_element": 13.527,
-    "tanh": 167.951,
-    "sigmoid": 112.542,
-    "depthwise_mac": 12.652,
-    "sample": 9909.692,
+    "conv_fwd_mac": 3.020,
+    "conv_bwd_param_mac": 2.519,
+    "conv_bwd_input_mac": 2.865,
+    "conv_fwd_edge_mac": 4.321,
+    "conv_bwd_param_edge_mac": 6.712,
+    "conv_bwd_input_edge_mac": 4.368,
+    "dense_mac": 4.573,
+    "accumulator": 14.496,
+    "dense_param_mac": 13.703,
+    "pool2_output": 11.160,
+    "division": 0.000,
+    "relu_element": 3.512,
+    "element": 12.885,
+    "general_fwd_mac": 11.481,
+    "general_bwd_param_mac": 12.019,
+    "general_bwd_input_mac": 7.701,
+    "general_tap": 9.268,
+    "general_element": 15.447,
+    "tanh": 184.370,
+    "sigmoid": 128.684,
+    "depthwise_mac": 13.367,
+    "sample": 8133.905,
 }
 # Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
 # check; the update computed twice, once to check it against the bound and once to commit it; zeroing the
@@ -112,10 +120,10 @@ STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
     "ODL_OPT_ADAM": (75.925, 573.5),
 }
 STEP_CYCLE_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "ODL_OPT_SGD": (39.259, 1187.2),
-    "ODL_OPT_MOMENTUM": (57.270, 1246.1),
-    "ODL_OPT_NESTEROV": (59.277, 1232.9),
-    "ODL_OPT_ADAM": (145.270, 1525.0),
+    "ODL_OPT_SGD": (45.265, 1221.1),
+    "ODL_OPT_MOMENTUM": (60.274, 1285.9),
+    "ODL_OPT_NESTEROV": (67.020, 0.0),
+    "ODL_OPT_ADAM": (154.275, 1591.2),
 }
 
 
@@ -141,7 +149,9 @@ def window_rows(layer: Layer) -> int:
 def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[LayerOps]]:
     """Per-sample features of the cost model, and per-layer operation counts."""
     f = dict.fromkeys(("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "conv_fwd_edge_mac",
-                       "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac",
+                       "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "dense_param_mac",
+                       "pool2_output",
+                       "division", "relu_element",
                        "accumulator", "element", "general_fwd_mac", "general_bwd_param_mac",
                        "general_bwd_input_mac", "general_tap", "general_element", "tanh", "sigmoid",
                        "depthwise_mac"), 0.0)
@@ -200,7 +210,7 @@ def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[La
             f["accumulator"] += layer.out_ch
             if trained:
                 bwd += Ops(macs=macs, adds=layer.out_ch)
-                f["dense_mac"] += macs
+                f["dense_param_mac"] += macs  # an outer product into the gradient: a load and a store per MAC
                 f["accumulator"] += layer.in_size + layer.out_ch
             if need_dx:
                 bwd += Ops(macs=macs)
@@ -216,10 +226,15 @@ def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[La
                 f["general_element"] += (reads if avg else layer.out_size) + layer.out_size + layer.in_size
         elif layer.kind is Kind.AVGPOOL1D:
             fwd += Ops(adds=layer.out_size * layer.size, divs=layer.out_size)
-            f["element"] += layer.out_size * (layer.size + 1)
+            passes = 2 if need_dx else 1
+            if layer.size == 2:  # the kernels' loop-free window of 2
+                f["pool2_output"] += passes * layer.out_size
+            else:
+                f["element"] += layer.out_size * (layer.size + 1) + (layer.in_size + layer.out_size if need_dx else 0)
+                if layer.size & (layer.size - 1):  # not a power of two: a VDIV per output, not a multiply
+                    f["division"] += passes * layer.out_size
             if need_dx:
                 bwd += Ops(adds=layer.in_size, divs=layer.out_size)
-                f["element"] += layer.in_size + layer.out_size
         elif layer.kind is Kind.DEPTHWISE1D:  # one tap loop per output channel; MACs skip the padding
             rows, n_out = window_rows(layer), layer.out_ch
             macs = rows * n_out
@@ -248,15 +263,19 @@ def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[La
         elif layer.kind is Kind.GAP1D:
             fwd += Ops(adds=layer.in_size, divs=layer.out_ch)
             f["element"] += layer.in_size
+            f["division"] += layer.out_ch
             if need_dx:
                 bwd += Ops(adds=layer.in_size, divs=layer.out_ch)
                 f["element"] += layer.in_size
+                f["division"] += layer.out_ch
         if layer.masked:  # ReLU, ReLU6, LeakyReLU: a compare (and a multiply) per element each way
             fwd += Ops(adds=layer.out_size)
-            f["element"] += layer.out_size
+            # plain ReLU has its own kernels (one compare per element forward, cleared bits only backward)
+            key = "relu_element" if layer.activation == "relu" else "element"
+            f[key] += layer.out_size
             if back:
                 bwd += Ops(adds=layer.out_size)
-                f["element"] += layer.out_size
+                f[key] += layer.out_size
         if layer.saves_output:  # tanh, sigmoid: a libm call per element, then y-based slopes backward
             fwd += Ops(exps=layer.out_size, divs=layer.out_size if layer.activation == "sigmoid" else 0)
             f[layer.activation] += layer.out_size  # tanh or sigmoid

@@ -51,6 +51,11 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
     ODL_MAC_ROW("s4", "s5", "s6", "s7", X1, W0, W1, W2, W3)             \
     ODL_MAC_ROW("s8", "s9", "s10", "s11", X2, W0, W1, W2, W3)           \
     ODL_MAC_ROW("s12", "s13", "s14", "s15", X3, W0, W1, W2, W3)
+/* The 16 accumulators from a core register holding 0: 8 VMOVs of two (2 cycles each, TRM table 7-1). */
+#define ODL_ZERO_ACCUMULATORS                                                                              \
+    "vmov s0, s1, %[z], %[z]\n\tvmov s2, s3, %[z], %[z]\n\tvmov s4, s5, %[z], %[z]\n\t"                   \
+    "vmov s6, s7, %[z], %[z]\n\tvmov s8, s9, %[z], %[z]\n\tvmov s10, s11, %[z], %[z]\n\t"                 \
+    "vmov s12, s13, %[z], %[z]\n\tvmov s14, s15, %[z], %[z]\n\t"
 #define ODL_FPU_CLOBBERS                                                                                   \
     "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",  \
         "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",      \
@@ -64,14 +69,7 @@ static void odl_m4f_rows_by_panel(const float *x, unsigned c, const float *w, un
     unsigned pairs = n >> 1;
     const unsigned odd = n & 1u, fb = 4u * f, zero = 0u;
     __asm__ volatile(
-        "vmov s0, s1, %[z], %[z]\n\t"
-        "vmov s2, s3, %[z], %[z]\n\t"
-        "vmov s4, s5, %[z], %[z]\n\t"
-        "vmov s6, s7, %[z], %[z]\n\t"
-        "vmov s8, s9, %[z], %[z]\n\t"
-        "vmov s10, s11, %[z], %[z]\n\t"
-        "vmov s12, s13, %[z], %[z]\n\t"
-        "vmov s14, s15, %[z], %[z]\n\t"
+        ODL_ZERO_ACCUMULATORS
         "cmp %[n], #0\n\t"
         "beq 2f\n"
         "1:\n\t"
@@ -172,14 +170,7 @@ static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, u
     "add %[d], %[d], %[fb]\n\t"                                                                            \
     ODL_MAC_TILE("s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23")
     __asm__ volatile(
-        "vmov s0, s1, %[z], %[z]\n\t"
-        "vmov s2, s3, %[z], %[z]\n\t"
-        "vmov s4, s5, %[z], %[z]\n\t"
-        "vmov s6, s7, %[z], %[z]\n\t"
-        "vmov s8, s9, %[z], %[z]\n\t"
-        "vmov s10, s11, %[z], %[z]\n\t"
-        "vmov s12, s13, %[z], %[z]\n\t"
-        "vmov s14, s15, %[z], %[z]\n\t"
+        ODL_ZERO_ACCUMULATORS
         "cmp %[n], #0\n\t"
         "beq 2f\n"
         "1:\n\t"
@@ -199,6 +190,23 @@ static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, u
 #undef ODL_PANEL_STEP
 }
 #endif
+
+/* One row band of a kernel's tiles: ROWS rows by the N_COLS columns counted in COL, 4 columns at a time
+ * (TILE44() for a 4-row band: the assembly tile on the Cortex-M4F), then the remaining columns one by one. */
+#define ODL_TILE_BAND(ROWS, COL, N_COLS, TILE, TILE44)                                                     \
+    do {                                                                                                   \
+        unsigned COL = 0;                                                                                  \
+        for (; COL + 4u <= (N_COLS); COL += 4u) {                                                          \
+            if ((ROWS) == 4u) {                                                                            \
+                TILE44();                                                                                  \
+            } else {                                                                                       \
+                TILE(ROWS, 4u);                                                                            \
+            }                                                                                              \
+        }                                                                                                  \
+        for (; COL < (N_COLS); ++COL) {                                                                    \
+            TILE(ROWS, 1u);                                                                                \
+        }                                                                                                  \
+    } while (0)
 
 /* One tile of the fast forward: ROWS output positions x COLS filters, each output with its own accumulator
  * summed over i = 0 .. kc-1 in the reference's order (so the result is the reference's, bit for bit, with
@@ -243,20 +251,7 @@ static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, u
 #endif
 
 /* The filters of ROWS output positions from m: 4-filter tiles, then the remaining filters one by one. */
-#define ODL_CONV_ROWS(ROWS)                                                                                \
-    do {                                                                                                   \
-        unsigned j = 0;                                                                                    \
-        for (; j + 4u <= f; j += 4u) {                                                                     \
-            if ((ROWS) == 4u) {                                                                            \
-                ODL_CONV_TILE44();                                                                         \
-            } else {                                                                                       \
-                ODL_CONV_TILE(ROWS, 4u);                                                                   \
-            }                                                                                              \
-        }                                                                                                  \
-        for (; j < f; ++j) {                                                                               \
-            ODL_CONV_TILE(ROWS, 1u);                                                                       \
-        }                                                                                                  \
-    } while (0)
+#define ODL_CONV_ROWS(ROWS) ODL_TILE_BAND(ROWS, j, f, ODL_CONV_TILE, ODL_CONV_TILE44)
 
 /* 4 x 4 tiles: 16 accumulators, 4 weights and one input in the FPU's 32 registers; 8 loads per 16
  * multiply-adds. The last 1 to 3 positions take 2- and 1-row tiles. */
@@ -347,20 +342,7 @@ void odl_conv1d_backward_input_ref(const float *da, unsigned n, unsigned c, cons
 #endif
 
 /* The channels of ROWS positions from t that share the tap range [k_lo, k_hi]. */
-#define ODL_DX_ROWS(ROWS)                                                                                  \
-    do {                                                                                                   \
-        unsigned ch = 0;                                                                                   \
-        for (; ch + 4u <= c; ch += 4u) {                                                                   \
-            if ((ROWS) == 4u) {                                                                            \
-                ODL_DX_TILE44();                                                                           \
-            } else {                                                                                       \
-                ODL_DX_TILE(ROWS, 4u);                                                                     \
-            }                                                                                              \
-        }                                                                                                  \
-        for (; ch < c; ++ch) {                                                                             \
-            ODL_DX_TILE(ROWS, 1u);                                                                         \
-        }                                                                                                  \
-    } while (0)
+#define ODL_DX_ROWS(ROWS) ODL_TILE_BAND(ROWS, ch, c, ODL_DX_TILE, ODL_DX_TILE44)
 
 void odl_conv1d_backward_input(const float *da, unsigned n, unsigned c, const float *w, unsigned k, unsigned f,
                                float *dx)
@@ -445,20 +427,7 @@ void odl_conv1d_backward_params_ref(const float *da, const float *x, unsigned n,
 #endif
 
 /* The filters of ROWS (tap, channel) rows from i. */
-#define ODL_GRAD_ROWS(ROWS)                                                                                \
-    do {                                                                                                   \
-        unsigned j = 0;                                                                                    \
-        for (; j + 4u <= f; j += 4u) {                                                                     \
-            if ((ROWS) == 4u) {                                                                            \
-                ODL_GRAD_TILE44();                                                                         \
-            } else {                                                                                       \
-                ODL_GRAD_TILE(ROWS, 4u);                                                                   \
-            }                                                                                              \
-        }                                                                                                  \
-        for (; j < f; ++j) {                                                                               \
-            ODL_GRAD_TILE(ROWS, 1u);                                                                       \
-        }                                                                                                  \
-    } while (0)
+#define ODL_GRAD_ROWS(ROWS) ODL_TILE_BAND(ROWS, j, f, ODL_GRAD_TILE, ODL_GRAD_TILE44)
 
 void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, unsigned c, unsigned k,
                                 unsigned f, float *grad_w, float *grad_b)

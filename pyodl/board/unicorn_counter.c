@@ -2,7 +2,6 @@
    pyodl/board/cycle_model.py, once per block) and run-end detector. */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #ifdef PYODL_HAVE_UNICORN_H
 #include <unicorn/unicorn.h>
 #else
@@ -35,11 +34,11 @@ typedef int (*describe_fn)(uint64_t address, uint32_t size, struct pyodl_block_c
 struct memo_entry {
     uint32_t size_count; /* block size << 16 | instruction count, 0 = unknown */
     uint32_t cycles;
-    uint16_t taken;
     uint16_t fetch;
+    uint8_t taken;
     uint8_t first_wide;
-    uint8_t pad[3];
-    uint64_t epoch; /* the cache's miss count when every line of this block was last seen present */
+    uint32_t generation; /* the counter's generation it was described in: an older one is stale */
+    uint64_t epoch;      /* the cache's miss count when every line of this block was last seen present */
 };
 
 /* The header is mirrored by a ctypes Structure: keep the field order. */
@@ -62,6 +61,7 @@ struct pyodl_counter {
     /* Per flash halfword: the block starting there. Indexed directly, so a hit is one load; calloc leaves
        the untouched pages unmapped. */
     struct memo_entry *memo;
+    uint32_t generation; /* bumped when FLASH_ACR changes the fetch costs: every memo entry goes stale */
     uint64_t icache_tag[ICACHE_LINES]; /* line address + 1, 0 = empty */
     uint32_t icache_next;              /* the slot the next miss fills */
     uint64_t icache_misses;
@@ -98,15 +98,16 @@ static int icache_miss(struct pyodl_counter *c, uint64_t address, uint32_t size)
 static int describe(struct pyodl_counter *c, uint64_t address, uint32_t size, struct memo_entry *out)
 {
     struct pyodl_block_cost cost = {0, 0, 0, 0, 0};
-    if (c->describe(address, size, &cost) != 0 || cost.taken > 0xFFFF || cost.fetch > 0xFFFF ||
+    if (c->describe(address, size, &cost) != 0 || cost.taken > 0xFF || cost.fetch > 0xFFFF ||
         cost.instructions > 0xFFFF) {
         return 1;
     }
     out->size_count = size << 16 | cost.instructions;
     out->cycles = cost.cycles;
-    out->taken = (uint16_t)cost.taken;
+    out->taken = (uint8_t)cost.taken;
     out->fetch = (uint16_t)cost.fetch;
     out->first_wide = (uint8_t)(cost.first_wide != 0);
+    out->generation = c->generation;
     out->epoch = UINT64_MAX;
     return 0;
 }
@@ -119,7 +120,7 @@ static inline struct memo_entry *block_entry(struct pyodl_counter *c, uint64_t a
     uint64_t offset = address - c->code_base; /* wraps to huge below code_base */
     if (__builtin_expect(offset < c->code_size && size <= c->code_size - offset && size < 0x10000, 1)) {
         struct memo_entry *m = &c->memo[offset >> 1];
-        if (__builtin_expect(m->size_count >> 16 == size, 1))
+        if (__builtin_expect(m->size_count >> 16 == size && m->generation == c->generation, 1))
             return m;
         return describe(c, address, size, m) == 0 ? m : NULL;
     }
@@ -190,8 +191,9 @@ void pyodl_counter_set_acr(struct pyodl_counter *c, uint32_t acr)
     if (acr == c->acr)
         return;
     c->acr = acr;
-    /* The cached lines stay: a new latency changes what a miss costs, not what the cache holds. */
-    memset(c->memo, 0, (size_t)(c->code_size / 2) * sizeof *c->memo);
+    /* Every block is described again at its next entry (no memset: the memo's untouched pages stay unmapped).
+       The cached lines stay: a new latency changes what a miss costs, not what the cache holds. */
+    c->generation++;
 }
 
 /* Unicorn's emu_stop and the describer are passed in (ctypes hands over uclib's own), so this file links
@@ -211,6 +213,7 @@ struct pyodl_counter *pyodl_counter_new(emu_stop_fn emu_stop, describe_fn descri
     c->limit = UINT64_MAX;
     c->stop_address = UINT64_MAX;
     c->pending_from = NO_PENDING;
+    c->generation = 1;
     c->acr = acr;
     c->code_base = code_base;
     c->code_size = code_size;

@@ -108,13 +108,17 @@ def cycles_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return elf
 
 
-def _per_iteration(elf: Path, kernel: int, acr: int, n: int = 100) -> tuple[float, float]:
+def _per_iteration(elf: Path, kernel: int, acr: int, n: int = 100, before: int | None = None) -> tuple[float, float]:
     """Cycles and instructions of one loop iteration: a run of 2n iterations minus a run of n, after a first
     run that sets FLASH_ACR (a changed ACR empties the instruction cache: the code around the loop would
     miss in one run and hit in the next)."""
     board = UnicornBoard(elf)
     board.run_until_idle()  # boot
     board.write(board.symbol_address("buffer"), struct.pack("<4f", 1.5, 2.0, 0.0, 1.0))
+    if before is not None:  # the loop run (and priced) under another FLASH_ACR first
+        for name, value in (("kernel", kernel), ("acr", before), ("iterations", n)):
+            board.write(board.symbol_address(name), struct.pack("<I", value))
+        board.run_until_idle()
     runs = []
     for iterations in (1, n, 2 * n):
         board.write(board.symbol_address("kernel"), struct.pack("<I", kernel))
@@ -161,3 +165,9 @@ def test_the_dwt_counter_reads_modelled_cycles(cycles_elf: Path) -> None:
     board.run_until_idle()
     assert board.modelled_cycles() > board.executed_instructions() > 0
     board.close()
+
+
+def test_a_new_flash_latency_reprices_the_blocks_already_seen(cycles_elf: Path) -> None:
+    """The loop first runs at 0 wait states (no fetch stall priced), then without the cache at 4: it must pay
+    the 4-wait-state fetches, not keep its first price."""
+    assert _per_iteration(cycles_elf, FP, 4, before=ACR_ICEN) == (FP_LOOP + 3 * 4, 7)

@@ -36,6 +36,13 @@ Refused Commands Leave Weights Untouched Over UART Frames
     [Template]    Refused Commands Should Leave Weights Untouched
     uart
 
+An Access Outside The Memory Map Fails The Test
+    [Documentation]    The guard itself, on either backend: a read where nothing is mapped is an error at
+    ...    once on the Unicorn board, and under Renode a logged warning that the teardown's log check
+    ...    fails on. The log tester is then started afresh, so the teardown passes on the expected line.
+    Run Keyword And Expect Error    *    Read Outside The Memory Map And Check The Log
+    IF    '${BACKEND}' == 'renode'    Start Log Checks
+
 Malformed Frames Get Error Codes
     [Documentation]    Bad CRC, an impossible length and a payload too short for its fields.
     Use Transport    uart
@@ -102,3 +109,8 @@ Diverging Step Should Be Rejected
     Command Should Answer    ${REJECTED}    SGD_STEP    arg_f=1e30
     Command Should Answer    SGD step with no accumulated sample    SGD_STEP    arg_f=0.01
     Command Should Answer    ${OUT_OF_BOUND}    SET_PARAMS    arg0=6    data_floats=4    fill=1e5
+
+Read Outside The Memory Map And Check The Log
+    [Documentation]    What a firmware bug would do, then what every teardown checks.
+    Read Outside The Memory Map
+    Unmapped Accesses Should Not Be In The Log

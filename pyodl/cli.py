@@ -662,8 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the simulated STM32L496), renode (the firmware in Renode, which must be installed) "
                         "or serial (a board running the firmware, see --port)")
     p.add_argument("--port", default=None,
-                   help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456; "
-                        "renode backend: the TCP port Renode opens for the console UART (default 3456)")
+                   help="serial backend: pyserial URL of the board, e.g. /dev/ttyACM0 or socket://127.0.0.1:3456 "
+                        "(a Renode you started with its uart_socket macro); the renode backend needs none: it "
+                        "starts Renode with the console UART on a pseudo-terminal")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_golden_check)
 

@@ -19,9 +19,10 @@ BACKENDS = ("host", "unicorn", "renode", "serial")
 def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: int | None = None,
                  port: str | None = None, optimizer: Optimizer = SGD, tool: str | None = None) -> Iterator[Network]:
     """The network of ``model`` built for ``trainable_layers`` (None: Full) and ``optimizer``. ``work_dir``
-    receives the exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend, or
-    the TCP port Renode opens (default 3456); ``tool`` (openocd or pyocd): the ``serial`` backend programs
-    the board with the firmware of this model when it runs another one."""
+    receives the exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend
+    (Renode, started by the ``renode`` backend, gets a pseudo-terminal of its own); ``tool`` (openocd or
+    pyocd): the ``serial`` backend programs the board with the firmware of this model when it runs another
+    one."""
     model_dir = work_dir / "model"
     if backend == "host":
         from pyodl.network.host import HostNetwork
@@ -50,7 +51,7 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
 
         builder = FirmwareBuilder(work_dir / "build-arm")
         firmware = builder.export_and_build(model, model_dir, trainable_layers, optimizer)
-        with RenodeProcess(firmware.elf, port=int(port or 3456)) as transport:
+        with RenodeProcess(firmware.elf) as transport:
             yield BoardNetwork(transport, model.arch, optimizer=optimizer)
     elif backend == "serial":
         from pyodl.board import programmer

@@ -296,7 +296,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  est.instructions_per_sample, got.instructions_per_sample, est.cycles_per_sample,
                                  got.cycles_per_sample, est.training_macs_per_sample, got.instructions_per_step,
                                  got.cycles_per_step, got.protocol_per_sample, got.stack_high_water, args.batch,
-                                 paper[0] if paper else None, paper[1] if paper else None, got.simulator_mips))
+                                 paper[0] if paper else None, paper[1] if paper else None,
+                                 paper[2] if paper else None, got.simulator_mips))
     command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
     markdown = results_markdown(rows, command, git_commit())
     if args.json:

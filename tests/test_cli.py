@@ -177,6 +177,7 @@ def test_bench_json_gives_cycles_time_and_energy_per_mac_and_batch(capsys: pytes
     assert row["millijoules_per_batch_pll80"] == pytest.approx(row["cycles_per_batch"] * 91e-12 * 3.3 * 1e3)
     assert row["millijoules_per_batch_msi4"] == pytest.approx(row["millijoules_per_batch_pll80"])
     assert abs(row["cycle_error"]) < 0.10 and row["simulator_mips"] > 0
+    assert row["paper_millijoules_per_batch"] == pytest.approx(2.65 * 7.90)  # Table III: mW x s at T=20 Full
 
 
 def _interrupt_when(args: list[str], marker: str, sig: int, tmp_path: Path) -> tuple[int, str, float]:

@@ -72,14 +72,14 @@ def measure(model: Model, trainable_layers: int | None, builder: FirmwareBuilder
                        warm_instructions / warm_seconds / 1e6 if warm_seconds > 0 else 0.0)
 
 
-# The seed paper's Table III (an STM32L496ZG; the paper does not state its clock): memory footprint in KB and
-# seconds per batch of 32.
-PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float]] = {
-    (100, "tl"): (115, 14.25), (100, "full"): (189, 48.10),
-    (80, "tl"): (102, 11.27), (80, "full"): (165, 38.05),
-    (60, "tl"): (91, 8.29), (60, "full"): (131, 28.00),
-    (40, "tl"): (79, 5.31), (40, "full"): (122, 17.95),
-    (20, "tl"): (63, 2.33), (20, "full"): (98, 7.90),
+# The seed paper's Table III (an STM32L496ZG; the paper does not state its clock): memory footprint in KB,
+# seconds per batch of 32, and the average power during it in mW (an X-NUCLEO-LPM01A at 3.3 V).
+PAPER_TABLE_III: dict[tuple[int, str], tuple[int, float, float]] = {
+    (100, "tl"): (115, 14.25, 2.67), (100, "full"): (189, 48.10, 2.68),
+    (80, "tl"): (102, 11.27, 2.68), (80, "full"): (165, 38.05, 2.69),
+    (60, "tl"): (91, 8.29, 2.66), (60, "full"): (131, 28.00, 2.68),
+    (40, "tl"): (79, 5.31, 2.64), (40, "full"): (122, 17.95, 2.67),
+    (20, "tl"): (63, 2.33, 2.65), (20, "full"): (98, 7.90, 2.65),
 }
 
 
@@ -103,6 +103,7 @@ class BenchRow:
     batch: int
     paper_ram_kb: int | None
     paper_seconds_per_batch: float | None
+    paper_milliwatts: float | None
     simulator_mips: float
 
     @property
@@ -135,11 +136,19 @@ class BenchRow:
     def millijoules_per_batch(self, clock: str = "pll80") -> float:
         return RUN_MODES[clock].millijoules(self.batch_cycles)
 
+    @property
+    def paper_millijoules_per_batch(self) -> float | None:
+        """The paper's energy per batch: its power times its time."""
+        if self.paper_milliwatts is None or self.paper_seconds_per_batch is None:
+            return None
+        return self.paper_milliwatts * self.paper_seconds_per_batch
+
     def to_json(self) -> dict[str, object]:
         return self.__dict__ | {
             "ram_error": self.ram_error, "instruction_error": self.instruction_error, "cycle_error": self.cycle_error,
             "instructions_per_mac": self.instructions_per_mac, "cycles_per_mac": self.cycles_per_mac,
             "cycles_per_batch": self.batch_cycles,
+            "paper_millijoules_per_batch": self.paper_millijoules_per_batch,
             **{f"seconds_per_batch_{clock}": self.seconds_per_batch(clock) for clock in RUN_MODES},
             **{f"millijoules_per_batch_{clock}": self.millijoules_per_batch(clock) for clock in RUN_MODES},
         }
@@ -159,17 +168,21 @@ def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
         f"not a measurement on silicon. s and mJ are per batch of {batch} (samples and the SGD step) at 80 MHz, "
         "and at the 4 MHz reset clock with the same cycle count (an upper bound there: no wait states); mJ from "
         "the datasheet's 91 µA/MHz run-mode figure at 3.3 V (pyodl/resources/energy.py says how far to trust "
-        "it). The paper's columns are its Table III (a real STM32L496ZG); the paper does not state its clock.",
+        "it). The paper's columns are its Table III (a real STM32L496ZG, its power measured with a power shield "
+        "at 3.3 V; paper mJ = its mW x its s). The paper does not state its clock; its 2.65-2.69 mW is, at "
+        "91 µA/MHz and 3.3 V, a clock of about 9 MHz (lower once the static current counts), not 80 MHz (24 mW).",
         "",
         "| T | mode | RAM est. | RAM linked | err | paper RAM | instr./sample est. | measured | err | "
         "cycles/sample est. | modelled | err | instr./MAC | cycles/MAC | SGD step cycles | mailbox instr./sample | "
         f"s/batch {fast.clock_hz / 1e6:g} MHz | mJ/batch | s/batch {slow.clock_hz / 1e6:g} MHz | mJ/batch | "
-        "paper s/batch | stack used |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "paper s/batch | paper mW | paper mJ/batch | stack used |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         paper_ram = f"{r.paper_ram_kb} KB" if r.paper_ram_kb else "-"
         paper_s = f"{r.paper_seconds_per_batch:.2f}" if r.paper_seconds_per_batch else "-"
+        paper_mw = f"{r.paper_milliwatts:.2f}" if r.paper_milliwatts else "-"
+        paper_mj = f"{r.paper_millijoules_per_batch:.1f}" if r.paper_millijoules_per_batch else "-"
         lines.append(
             f"| {r.input_len} | {r.mode} | {r.ram_estimated / 1024:.1f} KiB | {r.ram_linked / 1024:.1f} KiB | "
             f"{r.ram_error:+.2%} | {paper_ram} | {r.instructions_estimated / 1e6:.3f} M | "
@@ -178,7 +191,7 @@ def results_markdown(rows: list[BenchRow], command: str, commit: str) -> str:
             f"{r.cycles_per_mac:.2f} | {r.step_cycles:,} | {r.protocol_instructions:,.0f} | "
             f"{r.seconds_per_batch('pll80'):.2f} | {r.millijoules_per_batch('pll80'):.1f} | "
             f"{r.seconds_per_batch('msi4'):.1f} | {r.millijoules_per_batch('msi4'):.1f} | {paper_s} | "
-            f"{r.stack_high_water} B |")
+            f"{paper_mw} | {paper_mj} | {r.stack_high_water} B |")
     mips = [r.simulator_mips for r in rows]
     if mips:
         lines += ["", f"Simulator speed with the cycle model on: {min(mips):.0f} to {max(mips):.0f} million emulated "

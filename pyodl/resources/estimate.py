@@ -27,7 +27,7 @@ FIRMWARE_DATA_BYTES = 192
 FIRMWARE_BSS_BYTES = 80
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 32_548  # benchmarks/calibrate.py: 32,496 to 32,600 over 42 builds (newlib's powf for Adam: ~3 KB)
+CODE_FLASH_BYTES = 32_472  # benchmarks/calibrate.py: 32,424 to 32,520 over 74 builds (newlib's powf for Adam: ~3 KB)
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -56,59 +56,59 @@ class LayerOps:
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
 # `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 32 random
-# architectures and 32 with the layers users bring; worst error of the fit 6.49%, every coefficient >= 0) on
+# architectures and 32 with the layers users bring; worst error of the fit 6.54%, every coefficient >= 0) on
 # the firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
 # instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 2.414,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
-    "conv_bwd_param_mac": 2.467,
-    "conv_bwd_input_mac": 2.450,
-    "conv_fwd_edge_mac": 3.529,  # ... in the narrower tiles of the remainders (C)
-    "conv_bwd_param_edge_mac": 4.001,
-    "conv_bwd_input_edge_mac": 2.724,
-    "dense_mac": 3.463,
-    "accumulator": 10.394,  # per output element of an inner product: loop setup, the store
-    "dense_param_mac": 7.985,
-    "pool2_output": 8.847,  # per output of an AvgPool1D(2), each way
+    "conv_fwd_mac": 2.416,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
+    "conv_bwd_param_mac": 2.098,
+    "conv_bwd_input_mac": 2.445,
+    "conv_fwd_edge_mac": 3.528,  # ... in the narrower tiles of the remainders (C)
+    "conv_bwd_param_edge_mac": 4.037,
+    "conv_bwd_input_edge_mac": 2.754,
+    "dense_mac": 3.450,
+    "accumulator": 10.242,  # per output element of an inner product: loop setup, the store
+    "dense_param_mac": 8.026,
+    "pool2_output": 8.873,  # per output of an AvgPool1D(2), each way
     "division": 0.000,  # per VDIV: AvgPool1D of a window not a power of two, GlobalAvgPool1D
-    "relu_element": 2.041,  # per element of a plain ReLU, each way
-    "element": 9.385,  # per element of pooling, ReLU, softmax and the input check
-    "general_fwd_mac": 7.312,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 9.600,
-    "general_bwd_input_mac": 5.258,
-    "general_tap": 9.386,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 10.118,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 91.533,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 58.886,  # per element: expf and a division
-    "depthwise_mac": 10.052,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 2679.247,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "relu_element": 2.102,  # per element of a plain ReLU, each way
+    "element": 9.343,  # per element of pooling, ReLU, softmax and the input check
+    "general_fwd_mac": 7.315,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
+    "general_bwd_param_mac": 9.611,
+    "general_bwd_input_mac": 5.259,
+    "general_tap": 9.392,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 10.116,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 91.674,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 58.919,  # per element: expf and a division
+    "depthwise_mac": 10.068,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 2717.579,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
 }
 # The same features' cost in Cortex-M4 core cycles, as the Unicorn board's cycle model counts them (TRM
 # instruction timings, 4 flash wait states with the ART cache and prefetch at 80 MHz), fitted by the same run
-# of calibrate.py (worst error of the fit 7.18%).
+# of calibrate.py (worst error of the fit 7.39%).
 CYCLE_COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 3.020,
-    "conv_bwd_param_mac": 2.519,
-    "conv_bwd_input_mac": 2.865,
-    "conv_fwd_edge_mac": 4.321,
-    "conv_bwd_param_edge_mac": 6.712,
-    "conv_bwd_input_edge_mac": 4.368,
-    "dense_mac": 4.573,
-    "accumulator": 14.496,
-    "dense_param_mac": 13.703,
-    "pool2_output": 11.160,
+    "conv_fwd_mac": 3.013,
+    "conv_bwd_param_mac": 2.560,
+    "conv_bwd_input_mac": 2.902,
+    "conv_fwd_edge_mac": 4.293,
+    "conv_bwd_param_edge_mac": 6.276,
+    "conv_bwd_input_edge_mac": 4.501,
+    "dense_mac": 4.715,
+    "accumulator": 13.661,
+    "dense_param_mac": 13.722,
+    "pool2_output": 11.347,
     "division": 0.000,
-    "relu_element": 3.512,
-    "element": 12.885,
-    "general_fwd_mac": 11.481,
-    "general_bwd_param_mac": 12.019,
-    "general_bwd_input_mac": 7.701,
-    "general_tap": 9.268,
-    "general_element": 15.447,
-    "tanh": 184.370,
-    "sigmoid": 128.684,
-    "depthwise_mac": 13.367,
-    "sample": 8133.905,
+    "relu_element": 4.302,
+    "element": 13.035,
+    "general_fwd_mac": 11.507,
+    "general_bwd_param_mac": 11.964,
+    "general_bwd_input_mac": 7.818,
+    "general_tap": 8.997,
+    "general_element": 15.605,
+    "tanh": 185.357,
+    "sigmoid": 129.838,
+    "depthwise_mac": 13.356,
+    "sample": 8096.516,
 }
 # Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
 # check; the update computed twice, once to check it against the bound and once to commit it; zeroing the
@@ -120,10 +120,10 @@ STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
     "ODL_OPT_ADAM": (75.925, 573.5),
 }
 STEP_CYCLE_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "ODL_OPT_SGD": (45.265, 1221.1),
-    "ODL_OPT_MOMENTUM": (60.274, 1285.9),
-    "ODL_OPT_NESTEROV": (67.020, 0.0),
-    "ODL_OPT_ADAM": (154.275, 1591.2),
+    "ODL_OPT_SGD": (45.265, 1209.7),
+    "ODL_OPT_MOMENTUM": (60.275, 1279.5),
+    "ODL_OPT_NESTEROV": (68.281, 1272.4),
+    "ODL_OPT_ADAM": (154.274, 1579.3),
 }
 
 

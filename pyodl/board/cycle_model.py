@@ -23,6 +23,11 @@ aligned (two fetches), at most 3. Instruction fetches from flash wait ``FLASH_AC
 flash read unless the ART instruction cache holds the line; with the prefetch buffer on, the next 64 bits
 are read while the current ones execute (the fetch model is in :func:`fetch_stall_cycles` and in the C hook).
 
+One reading of the TRM is a choice: back-to-back VLDRs pipeline like LDRs (footnote b of table 3-1 is about
+"load and store single instructions"; table 7-1 says nothing either way). If they do not, the paper's model
+at T=100 Full costs 1.1% more cycles (3.53 instead of 3.49 per training MAC); the assembly tiles use VLDM,
+whose 1 + N needs no such reading.
+
 What it leaves out, and so how wrong it can be: data reads from flash (literal pools, TL's frozen weights)
 get no wait states (the ART data cache and the 64-bit read make a streamed float array cost at most
 LATENCY / 8 cycles per float on a real board); a divide costs :data:`DIVIDE_CYCLES` whatever its operands
@@ -175,7 +180,7 @@ def _timing(insn: capstone.CsInsn) -> _Timing:
     if arm.ARM_REG_PC in written:
         return _Timing(1, P_REGISTER, False, 0, (), ())  # MOV pc / ADD pc: a branch to a register
     # Everything else, integer data processing, MUL and the DSP multiplies, IT, NOP, barriers, MRS/MSR,
-    # and the FPU's VADD, VSUB, VMUL, VNMUL, VABS, VNEG, VCMP, VCVT, VMOV, VMRS, VMSR: 1.
+    # and the FPU's VCMP, VMOV between FP registers or of an immediate, VMRS, VMSR: 1.
     return _Timing(1, 0, False, 0, (), written)
 
 

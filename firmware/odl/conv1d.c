@@ -56,6 +56,9 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
     "vmov s0, s1, %[z], %[z]\n\tvmov s2, s3, %[z], %[z]\n\tvmov s4, s5, %[z], %[z]\n\t"                   \
     "vmov s6, s7, %[z], %[z]\n\tvmov s8, s9, %[z], %[z]\n\tvmov s10, s11, %[z], %[z]\n\t"                 \
     "vmov s12, s13, %[z], %[z]\n\tvmov s14, s15, %[z], %[z]\n\t"
+/* The end of a two-steps-per-iteration loop (label 1), then into the odd last step unless n was even (label 3
+ * after it). */
+#define ODL_PAIRS_LOOP_END "subs %[n], %[n], #1\n\tbne 1b\n2:\n\tcmp %[odd], #0\n\tbeq 3f\n\t"
 #define ODL_FPU_CLOBBERS                                                                                   \
     "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",  \
         "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",      \
@@ -83,11 +86,7 @@ static void odl_m4f_rows_by_panel(const float *x, unsigned c, const float *w, un
         "vldmia %[w], {s24, s25, s26, s27}\n\t"
         "add %[w], %[w], %[fb]\n\t"
         ODL_MAC_TILE("s17", "s19", "s21", "s23", "s24", "s25", "s26", "s27")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "cmp %[odd], #0\n\t"
-        "beq 3f\n\t"
+        ODL_PAIRS_LOOP_END
         "vldr s16, [%[x0]]\n\t"
         "vldr s18, [%[x1]]\n\t"
         "vldr s20, [%[x2]]\n\t"
@@ -128,11 +127,7 @@ static void odl_m4f_rows_by_rows(const float *a, unsigned sa, const float *b, un
         "vldmia %[b2]!, {s26}\n\t"
         "vldmia %[b3]!, {s27}\n\t"
         ODL_MAC_TILE("s17", "s19", "s21", "s23", "s24", "s25", "s26", "s27")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "cmp %[odd], #0\n\t"
-        "beq 3f\n\t"
+        ODL_PAIRS_LOOP_END
         "vldr s16, [%[a0]]\n\t"
         "vldr s18, [%[a1]]\n\t"
         "vldr s20, [%[a2]]\n\t"
@@ -171,11 +166,7 @@ static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, u
         "1:\n\t"
         ODL_PANEL_STEP
         ODL_PANEL_STEP
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "cmp %[odd], #0\n\t"
-        "beq 3f\n\t"
+        ODL_PAIRS_LOOP_END
         ODL_PANEL_STEP
         "3:\n\t"
         "vstmia %[acc], {s0-s15}\n\t"

@@ -29,8 +29,8 @@ void odl_conv1d_forward_ref(const float *x, unsigned n, unsigned c, const float 
 /*
  * Cortex-M4F inner loops of the 4 x 4 tiles, in inline assembly: GCC 12 loads each of the 4 rows' operand
  * with its own single-register post-increment VLDM (2 cycles each, TRM table 7-1: VLDM 1 + N) and keeps
- * the loop at one step; here two steps share each row's load (VLDM of 2: 3 cycles for 2 floats) or the
- * loads run back to back (VLDR pipelined: 1 cycle after the first, TRM 3.3.2). Each output keeps its own
+ * the loop at one step; here two steps share each row's load (VLDM of 2: 3 cycles for 2 floats) or a
+ * contiguous panel comes in one VLDM of 4 (5 cycles), and the loop runs two steps. Each output keeps its own
  * accumulator and the reference's summation order, VMUL then VADD (two roundings, as -ffp-contract=off),
  * so the results are the C tiles' bit for bit; tests/board/test_unicorn_kernels.py compares them on the
  * simulated board. Register map: s0..s15 the accumulators acc[r][q] = s(4r + q), s16..s27 operands, s28
@@ -194,6 +194,21 @@ static void odl_m4f_panel_by_panel(const float *x, unsigned c, const float *d, u
         }                                                                                                  \
     } while (0)
 
+/* The bands of rows I = 0 .. N-1: 4 rows at a time, then 2, then 1; ROWS(R) computes the band of R rows at I. */
+#define ODL_ROW_BANDS(I, N, ROWS)                                                                          \
+    do {                                                                                                   \
+        unsigned I = 0;                                                                                    \
+        for (; I + 4u <= (N); I += 4u) {                                                                   \
+            ROWS(4u);                                                                                      \
+        }                                                                                                  \
+        for (; I + 2u <= (N); I += 2u) {                                                                   \
+            ROWS(2u);                                                                                      \
+        }                                                                                                  \
+        for (; I < (N); ++I) {                                                                             \
+            ROWS(1u);                                                                                      \
+        }                                                                                                  \
+    } while (0)
+
 /* One tile of the fast forward: ROWS output positions x COLS filters, each output with its own accumulator
  * summed over i = 0 .. kc-1 in the reference's order (so the result is the reference's, bit for bit, with
  * -ffp-contract=off), but every x[] and w[] load shared by the tile: 2 x loads and 4 contiguous w loads feed
@@ -246,16 +261,7 @@ void odl_conv1d_forward(const float *x, unsigned n, unsigned c, const float *w, 
 {
     const unsigned m_out = n - k + 1u;
     const unsigned kc = k * c;
-    unsigned m = 0;
-    for (; m + 4u <= m_out; m += 4u) {
-        ODL_CONV_ROWS(4u);
-    }
-    for (; m + 2u <= m_out; m += 2u) {
-        ODL_CONV_ROWS(2u);
-    }
-    for (; m < m_out; ++m) {
-        ODL_CONV_ROWS(1u);
-    }
+    ODL_ROW_BANDS(m, m_out, ODL_CONV_ROWS);
 }
 
 /* dL/dx = conv(pad(dL/da), flip(w)) (the paper's eq. 5): dx[t, c] = sum_{k, j} da[t - k, j] w[k, c, j].
@@ -420,16 +426,7 @@ void odl_conv1d_backward_params(const float *da, const float *x, unsigned n, uns
 {
     const unsigned m_out = n - k + 1u;
     const unsigned kc = k * c;
-    unsigned i = 0;
-    for (; i + 4u <= kc; i += 4u) {
-        ODL_GRAD_ROWS(4u);
-    }
-    for (; i + 2u <= kc; i += 2u) {
-        ODL_GRAD_ROWS(2u);
-    }
-    for (; i < kc; ++i) {
-        ODL_GRAD_ROWS(1u);
-    }
+    ODL_ROW_BANDS(i, kc, ODL_GRAD_ROWS);
     odl_bias_gradient(da, m_out, f, grad_b);
 }
 

@@ -30,10 +30,11 @@ static inline float batch_mean(float grad_sum, float count, float inv, int exact
     return exact ? grad_sum * inv : grad_sum / count;
 }
 
-static int is_power_of_two(float count)
+/* count is a sample count held in a float: a whole number of at most 2^24 first, then the usual test. */
+static int exact_count(float count)
 {
-    const unsigned n = (unsigned)count;
-    return count >= 1.0f && count <= 16777216.0f && (float)n == count && (n & (n - 1u)) == 0u;
+    return count >= 1.0f && count <= 16777216.0f && (float)(unsigned)count == count &&
+           odl_is_power_of_two((unsigned)count);
 }
 
 /* One parameter's next value and next state slots (m: velocity or first moment, v: second moment), one
@@ -116,7 +117,7 @@ int odl_optimizer_check(const odl_optimizer_t *opt, const odl_step_coefficients_
                         const float *grad_sum, float count, const float *slot_1, const float *slot_2, uint32_t n,
                         float bound)
 {
-    return is_power_of_two(count) ? check(opt, c, w, grad_sum, count, slot_1, slot_2, n, bound, 1)
+    return exact_count(count) ? check(opt, c, w, grad_sum, count, slot_1, slot_2, n, bound, 1)
                                   : check(opt, c, w, grad_sum, count, slot_1, slot_2, n, bound, 0);
 }
 
@@ -157,7 +158,7 @@ static inline __attribute__((always_inline)) void update(const odl_optimizer_t *
 void odl_optimizer_update(const odl_optimizer_t *opt, const odl_step_coefficients_t *c, float *w,
                           const float *grad_sum, float count, float *slot_1, float *slot_2, uint32_t n)
 {
-    if (is_power_of_two(count)) {
+    if (exact_count(count)) {
         update(opt, c, w, grad_sum, count, slot_1, slot_2, n, 1);
     } else {
         update(opt, c, w, grad_sum, count, slot_1, slot_2, n, 0);

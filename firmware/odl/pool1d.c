@@ -39,11 +39,6 @@ void odl_avgpool1d_backward_input_ref(const float *da, unsigned n, unsigned c, u
     }
 }
 
-static int odl_is_power_of_two(unsigned p)
-{
-    return p != 0u && (p & (p - 1u)) == 0u;
-}
-
 void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a)
 {
     const unsigned m_out = n / p;

@@ -23,14 +23,10 @@ import numpy as np
 from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Model, glorot_params, paper_model, random_architecture
 from pyodl.model.optimizer import Optimizer
 from pyodl.resources.bench import measure
-from pyodl.resources.estimate import estimate, features
+from pyodl.resources.estimate import COEFFICIENTS, estimate, features
 from pyodl.toolchain.firmware import FirmwareBuilder
 
-SAMPLE_KEYS = ("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "conv_fwd_edge_mac",
-               "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "dense_param_mac",
-               "pool2_output", "division", "relu_element", "accumulator",
-               "element", "general_fwd_mac", "general_bwd_param_mac", "general_bwd_input_mac", "general_tap",
-               "general_element", "tanh", "sigmoid", "depthwise_mac", "sample")
+SAMPLE_KEYS = tuple(COEFFICIENTS)  # the features both cost models share, in their printed order
 
 
 OPTIMIZERS = ("sgd", "sgd:momentum=0.9", "sgd:momentum=0.9,nesterov", "adam")

@@ -126,7 +126,8 @@ def _register_operands(insn: capstone.CsInsn) -> list[int]:
     return [op.reg for op in insn.operands if op.type == arm.ARM_OP_REG]
 
 
-def _timing(insn: capstone.CsInsn) -> _Timing:
+def _timing(insn: capstone.CsInsn, written: tuple[int, ...]) -> _Timing:
+    """``written``: the registers the instruction writes (capstone's regs_access, computed once)."""
     ident = insn.id
     registers = _register_operands(insn)
     memory = _memory_operand(insn)
@@ -164,19 +165,18 @@ def _timing(insn: capstone.CsInsn) -> _Timing:
         # pipeline reload".
         return _Timing(3, P_LOADED, False, 0, address, ())
     if ident in _DIVIDE:
-        return _Timing(DIVIDE_CYCLES, 0, False, 0, (), _written(insn))
+        return _Timing(DIVIDE_CYCLES, 0, False, 0, (), written)
     if ident in _FP_THREE:
-        return _Timing(3, 0, False, 0, (), (), _written(insn))
+        return _Timing(3, 0, False, 0, (), (), written)
     if ident in _FP_FOURTEEN:
-        return _Timing(14, 0, False, 0, (), (), _written(insn))
+        return _Timing(14, 0, False, 0, (), (), written)
     if ident in _FP_ARITHMETIC:
-        return _Timing(1, 0, False, 0, (), (), _written(insn))
+        return _Timing(1, 0, False, 0, (), (), written)
     if ident == arm.ARM_INS_VMOV and any(_is_core(insn, r) for r in registers):
         # TRM table 7-1: VMOV of one float, or two, to or from core registers 2
-        return _Timing(2, 0, False, 0, (), _written(insn))
+        return _Timing(2, 0, False, 0, (), written)
     if ident == arm.ARM_INS_ISB:
         return _Timing(1 + P_LOADED, 0, False, 0, (), ())  # flushes the pipeline: a refill
-    written = _written(insn)
     if arm.ARM_REG_PC in written:
         return _Timing(1, P_REGISTER, False, 0, (), ())  # MOV pc / ADD pc: a branch to a register
     # Everything else, integer data processing, MUL and the DSP multiplies, IT, NOP, barriers, MRS/MSR,
@@ -190,18 +190,13 @@ def _is_core(insn: capstone.CsInsn, register: int) -> bool:
     return not (name[0] in "sd" and name[1:].isdigit())
 
 
-def _read(insn: capstone.CsInsn) -> tuple[int, ...]:
+def _access(insn: capstone.CsInsn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The registers the instruction reads and writes."""
     try:
-        return tuple(insn.regs_access()[0])
+        read, written = insn.regs_access()
     except capstone.CsError:
-        return ()
-
-
-def _written(insn: capstone.CsInsn) -> tuple[int, ...]:
-    try:
-        return tuple(insn.regs_access()[1])
-    except capstone.CsError:
-        return ()
+        return (), ()
+    return tuple(read), tuple(written)
 
 
 @functools.cache
@@ -211,14 +206,15 @@ def _disassembler() -> capstone.Cs:
     return md
 
 
-def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
+def _price(code: bytes, address: int) -> tuple[list[tuple[int, int, int]], int]:
     """(address, size, cycles) of each instruction of a straight-line block, with the pipelining rules of
-    TRM 3.3.2 applied, branches falling through. A block that does not decode is a BoardError upstream."""
+    TRM 3.3.2 applied, branches falling through; and what the last instruction adds when it branches."""
     out: list[tuple[int, int, int]] = []
     previous: _Timing | None = None
     decoded = 0
     for insn in _disassembler().disasm(code, address):
-        timing = _timing(insn)
+        read, written = _access(insn)
+        timing = _timing(insn, written)
         cycles = timing.cycles
         after_load = previous is not None and previous.single_load
         if after_load and timing.single_load:
@@ -228,9 +224,9 @@ def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
         if previous is not None and timing.address_registers and set(timing.address_registers) & set(previous.written):
             cycles += 1  # "an address dependent on the result of a preceding data processing operation"
         if previous is not None and previous.fp_result:
-            used = set(_read(insn))
+            used = set(read)
             if insn.id in _FP_THREE:  # the addend (the destination) is read a cycle later
-                used -= set(_written(insn))
+                used -= set(written)
             if used & set(previous.fp_result):
                 cycles += 1  # TRM table 7-1 note: the previous FP instruction's result used at once
         out.append((insn.address, insn.size, cycles))
@@ -238,7 +234,12 @@ def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
         decoded += insn.size
     if decoded != len(code):
         raise ValueError(f"cannot decode the Thumb-2 code at 0x{address + decoded:08x}")
-    return out
+    return out, 0 if previous is None else previous.taken
+
+
+def instruction_costs(code: bytes, address: int) -> list[tuple[int, int, int]]:
+    """(address, size, cycles) of each instruction of a straight-line block (see _price)."""
+    return _price(code, address)[0]
 
 
 def fetch_stall_cycles(costs: list[tuple[int, int, int]], wait_states: int, prefetch: bool) -> int:
@@ -263,14 +264,13 @@ def fetch_stall_cycles(costs: list[tuple[int, int, int]], wait_states: int, pref
 
 @functools.lru_cache(maxsize=1 << 16)  # every board loading the same ELF asks for the same blocks
 def describe_block(code: bytes, address: int, wait_states: int = 0, prefetch: bool = False) -> BlockCost:
-    costs = instruction_costs(code, address)
+    costs, taken = _price(code, address)
     if not costs:
         raise ValueError(f"empty block at 0x{address:08x}")
-    last = next(_disassembler().disasm(code[costs[-1][0] - address:], costs[-1][0]))
     return BlockCost(
         instructions=len(costs),
         cycles=sum(c for _a, _s, c in costs),
-        taken=_timing(last).taken,
+        taken=taken,
         fetch=fetch_stall_cycles(costs, wait_states, prefetch),
         first_wide=costs[0][1] == 4,
     )

@@ -148,13 +148,7 @@ def window_rows(layer: Layer) -> int:
 
 def _features(arch: Architecture, first: int) -> tuple[dict[str, float], list[LayerOps]]:
     """Per-sample features of the cost model, and per-layer operation counts."""
-    f = dict.fromkeys(("conv_fwd_mac", "conv_bwd_param_mac", "conv_bwd_input_mac", "conv_fwd_edge_mac",
-                       "conv_bwd_param_edge_mac", "conv_bwd_input_edge_mac", "dense_mac", "dense_param_mac",
-                       "pool2_output",
-                       "division", "relu_element",
-                       "accumulator", "element", "general_fwd_mac", "general_bwd_param_mac",
-                       "general_bwd_input_mac", "general_tap", "general_element", "tanh", "sigmoid",
-                       "depthwise_mac"), 0.0)
+    f = dict.fromkeys(COEFFICIENTS, 0.0)  # the cost models' features, CYCLE_COEFFICIENTS's too
     f["sample"] = 1.0
     f["element"] += arch.input_size  # the input is checked for NaN
     layers = []

@@ -23,23 +23,23 @@ DEMCR_TRCENA: Final = 1 << 24
 
 
 class CycleCounter:
-    """DWT_CTRL.CYCCNTENA and DWT_CYCCNT. ``executed`` gives the modelled core cycles so far; ``trace_enabled``
+    """DWT_CTRL.CYCCNTENA and DWT_CYCCNT. ``core_cycles`` gives the modelled core cycles so far; ``trace_enabled``
     DEMCR.TRCENA."""
 
-    def __init__(self, executed: Callable[[], int], trace_enabled: Callable[[], bool],
+    def __init__(self, core_cycles: Callable[[], int], trace_enabled: Callable[[], bool],
                  on_fault: Callable[[str], None]) -> None:
-        self._executed = executed
+        self._core_cycles = core_cycles
         self._trace_enabled = trace_enabled
         self._on_fault = on_fault
         self.ctrl = CTRL_RESET
         self._count = 0  # CYCCNT when it was last written or stopped
-        self._since = 0  # instructions executed at that moment
+        self._since = 0  # core cycles at that moment
         self._idle = 0  # cycles the host let pass since then
 
     def cycles(self) -> int:
         if not self.ctrl & CTRL_CYCCNTENA:
             return self._count
-        return (self._count + self._executed() - self._since + self._idle) & 0xFFFF_FFFF
+        return (self._count + self._core_cycles() - self._since + self._idle) & 0xFFFF_FFFF
 
     def advance(self, cycles: int) -> None:
         """Time passing while the core waits (its instructions are not run here)."""
@@ -47,7 +47,7 @@ class CycleCounter:
             self._idle += cycles
 
     def _restart(self, count: int) -> None:
-        self._count, self._since, self._idle = count, self._executed(), 0
+        self._count, self._since, self._idle = count, self._core_cycles(), 0
 
     def _check(self, offset: int, kind: str) -> bool:
         if offset not in (DWT_CTRL, DWT_CYCCNT):

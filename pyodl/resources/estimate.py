@@ -27,7 +27,7 @@ FIRMWARE_DATA_BYTES = 192
 FIRMWARE_BSS_BYTES = 80
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 32_472  # benchmarks/calibrate.py: 32,424 to 32,520 over 74 builds (newlib's powf for Adam: ~3 KB)
+CODE_FLASH_BYTES = 32_624  # benchmarks/calibrate.py: 32,572 to 32,676 over 74 builds (newlib's powf for Adam: ~3 KB)
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
 
 
@@ -56,74 +56,74 @@ class LayerOps:
 
 # Cost model: instructions = sum over kernels of coefficient x feature, per sample. Fitted by
 # `.venv/bin/python benchmarks/calibrate.py` (the paper's model at every T and mode plus 32 random
-# architectures and 32 with the layers users bring; worst error of the fit 6.54%, every coefficient >= 0) on
+# architectures and 32 with the layers users bring; worst error of the fit 6.35%, every coefficient >= 0) on
 # the firmware as built by pyodl.toolchain.firmware (-O3, -ffp-contract=off, arm-none-eabi-gcc 12.2), counting
 # instructions on the Unicorn board.
 COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 2.416,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
-    "conv_bwd_param_mac": 2.098,
-    "conv_bwd_input_mac": 2.445,
-    "conv_fwd_edge_mac": 3.528,  # ... in the narrower tiles of the remainders (C)
-    "conv_bwd_param_edge_mac": 4.037,
-    "conv_bwd_input_edge_mac": 2.754,
-    "dense_mac": 3.450,
-    "accumulator": 10.242,  # per output element of an inner product: loop setup, the store
-    "dense_param_mac": 8.026,
-    "pool2_output": 8.873,  # per output of an AvgPool1D(2), each way
+    "conv_fwd_mac": 2.415,  # Conv1D MACs in whole 4 x 4 tiles (the assembly inner loops)
+    "conv_bwd_param_mac": 2.092,
+    "conv_bwd_input_mac": 2.448,
+    "conv_fwd_edge_mac": 3.523,  # ... in the narrower tiles of the remainders (C)
+    "conv_bwd_param_edge_mac": 4.054,
+    "conv_bwd_input_edge_mac": 2.733,
+    "dense_mac": 3.503,
+    "accumulator": 10.359,  # per output element of an inner product: loop setup, the store
+    "dense_param_mac": 7.959,
+    "pool2_output": 8.798,  # per output of an AvgPool1D(2), each way
     "division": 0.000,  # per VDIV: AvgPool1D of a window not a power of two, GlobalAvgPool1D
-    "relu_element": 2.102,  # per element of a plain ReLU, each way
-    "element": 9.343,  # per element of pooling, ReLU, softmax and the input check
-    "general_fwd_mac": 7.315,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
-    "general_bwd_param_mac": 9.611,
-    "general_bwd_input_mac": 5.259,
-    "general_tap": 9.392,  # ... per tap loop of an output (forward) or of an input channel (dx)
-    "general_element": 10.116,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
-    "tanh": 91.674,  # per element: newlib's tanhf, whose cost depends on the input's range
-    "sigmoid": 58.919,  # per element: expf and a division
-    "depthwise_mac": 10.068,  # DepthwiseConv1D, every kernel, per MAC
-    "sample": 2717.579,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
+    "relu_element": 2.075,  # per element of a plain ReLU, each way
+    "element": 9.415,  # per element of pooling, ReLU, softmax and the input check
+    "general_fwd_mac": 7.334,  # the general (strided, dilated, padded) Conv1D kernels, per MAC
+    "general_bwd_param_mac": 9.732,
+    "general_bwd_input_mac": 5.166,
+    "general_tap": 10.374,  # ... per tap loop of an output (forward) or of an input channel (dx)
+    "general_element": 10.032,  # strided or padded Avg/MaxPool1D per element read, and dx cleared
+    "tanh": 92.640,  # per element: newlib's tanhf, whose cost depends on the input's range
+    "sigmoid": 59.184,  # per element: expf and a division
+    "depthwise_mac": 9.962,  # DepthwiseConv1D, every kernel, per MAC
+    "sample": 2741.883,  # per TRAIN_SAMPLE: the command, the layer walk, the loss
 }
 # The same features' cost in Cortex-M4 core cycles, as the Unicorn board's cycle model counts them (TRM
 # instruction timings, 4 flash wait states with the ART cache and prefetch at 80 MHz), fitted by the same run
-# of calibrate.py (worst error of the fit 7.39%).
+# of calibrate.py (worst error of the fit 7.32%).
 CYCLE_COEFFICIENTS: dict[str, float] = {
-    "conv_fwd_mac": 3.013,
-    "conv_bwd_param_mac": 2.560,
-    "conv_bwd_input_mac": 2.902,
-    "conv_fwd_edge_mac": 4.293,
-    "conv_bwd_param_edge_mac": 6.276,
-    "conv_bwd_input_edge_mac": 4.501,
-    "dense_mac": 4.715,
-    "accumulator": 13.661,
-    "dense_param_mac": 13.722,
-    "pool2_output": 11.347,
+    "conv_fwd_mac": 3.010,
+    "conv_bwd_param_mac": 2.555,
+    "conv_bwd_input_mac": 2.940,
+    "conv_fwd_edge_mac": 4.188,
+    "conv_bwd_param_edge_mac": 6.178,
+    "conv_bwd_input_edge_mac": 4.272,
+    "dense_mac": 4.797,
+    "accumulator": 13.702,
+    "dense_param_mac": 12.621,
+    "pool2_output": 10.830,
     "division": 0.000,
-    "relu_element": 4.302,
-    "element": 13.035,
-    "general_fwd_mac": 11.507,
-    "general_bwd_param_mac": 11.964,
-    "general_bwd_input_mac": 7.818,
-    "general_tap": 8.997,
-    "general_element": 15.605,
-    "tanh": 185.357,
-    "sigmoid": 129.838,
-    "depthwise_mac": 13.356,
-    "sample": 8096.516,
+    "relu_element": 3.828,
+    "element": 12.906,
+    "general_fwd_mac": 10.509,
+    "general_bwd_param_mac": 12.051,
+    "general_bwd_input_mac": 7.788,
+    "general_tap": 9.944,
+    "general_element": 15.445,
+    "tanh": 185.342,
+    "sigmoid": 128.973,
+    "depthwise_mac": 13.008,
+    "sample": 8131.674,
 }
 # Per training step, by optimizer (odl_optimizer_kind_t): instructions per trained parameter (finiteness
 # check; the update computed twice, once to check it against the bound and once to commit it; zeroing the
 # gradient) and per step (the command; Adam's powf and sqrtf).
 STEP_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "ODL_OPT_SGD": (29.916, 443.1),
-    "ODL_OPT_MOMENTUM": (42.924, 466.8),
-    "ODL_OPT_NESTEROV": (46.924, 466.8),
-    "ODL_OPT_ADAM": (75.925, 573.5),
+    "ODL_OPT_SGD": (29.917, 446.8),
+    "ODL_OPT_MOMENTUM": (42.925, 472.3),
+    "ODL_OPT_NESTEROV": (46.925, 472.3),
+    "ODL_OPT_ADAM": (75.927, 580.7),
 }
 STEP_CYCLE_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "ODL_OPT_SGD": (45.265, 1209.7),
-    "ODL_OPT_MOMENTUM": (60.275, 1279.5),
-    "ODL_OPT_NESTEROV": (68.281, 1272.4),
-    "ODL_OPT_ADAM": (154.274, 1579.3),
+    "ODL_OPT_SGD": (45.268, 1160.1),
+    "ODL_OPT_MOMENTUM": (59.107, 0.0),
+    "ODL_OPT_NESTEROV": (70.278, 1262.2),
+    "ODL_OPT_ADAM": (153.281, 1602.2),
 }
 
 

@@ -87,7 +87,15 @@ def _export_command(args: argparse.Namespace) -> str:
         parts.append(f"--optimizer {args.optimizer}")
     if args.param_bound != PARAM_BOUND:
         parts.append(f"--param-bound {args.param_bound:g}")
+    if args.dataset_windows:
+        parts.append(f"--dataset-windows {args.dataset_windows}")
     return " ".join(parts)
+
+
+def _dataset_windows(args: argparse.Namespace) -> int:
+    if args.dataset_windows < 0:
+        raise ModelError(f"--dataset-windows must be >= 0, not {args.dataset_windows}")
+    return int(args.dataset_windows)
 
 
 def _optimizer(args: argparse.Namespace) -> Optimizer:
@@ -102,8 +110,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     optimizer = _optimizer(args)
     model = _device_model(_load_model(args), args.trainable_layers)
+    windows = _dataset_windows(args)
     for path in export(model, Path(args.out), args.trainable_layers, _export_command(args), optimizer,
-                       args.param_bound):
+                       args.param_bound, windows):
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -192,8 +201,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     optimizer = _optimizer(args)
     trainable = _trainable(args.mode, args.trainable_layers)
+    windows = _dataset_windows(args)
     model = _device_model(_load_model(args), trainable, sys.stderr if args.json else None)
-    est = estimate(model.arch, trainable, args.batch, args.model, optimizer=optimizer)
+    est = estimate(model.arch, trainable, args.batch, args.model, optimizer=optimizer, dataset_windows=windows)
     if args.json:
         print(json.dumps(est.to_json(), indent=2))
         return EXIT_OK if est.fits else EXIT_MISMATCH
@@ -396,10 +406,11 @@ def cmd_flash(args: argparse.Namespace) -> int:
     tool = choose_tool(args.tool)  # before the build: a missing programmer is known at once
     optimizer = _optimizer(args)
     trainable = _trainable(args.mode, args.trainable_layers)
+    windows = _dataset_windows(args)
     model = _device_model(_load_model(args), trainable, sys.stderr)
     with tempfile.TemporaryDirectory(prefix="pyodl-flash-") as tmp:
         builder = FirmwareBuilder(Path(tmp) / "build", clock=args.clock, console=args.console)
-        firmware = builder.export_and_build(model, Path(tmp) / "model", trainable, optimizer)
+        firmware = builder.export_and_build(model, Path(tmp) / "model", trainable, optimizer, windows)
         print(f"built {firmware.flash_bytes():,} B of flash, {firmware.ram_bytes():,} B of SRAM; "
               f"programming with {tool}", file=sys.stderr, flush=True)
         program(firmware.elf, tool)
@@ -620,6 +631,13 @@ def _add_mode_args(p: argparse.ArgumentParser) -> None:
                    help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
 
 
+def _add_dataset_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset-windows", type=int, default=0, metavar="N",
+                   help="reserve SRAM for N labelled windows that the host stores in bulk and the batch commands "
+                        "(TRAIN_BATCH, EVALUATE) train on or predict (default 0: no region; the per-window "
+                        "commands work either way)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyodl", description="On-device personalization of 1-D CNNs for HAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -641,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the device refuses, whole, any training step or parameter write that would take a "
                         "parameter beyond +-B or to NaN (weights unchanged, gradients cleared) "
                         f"(default {PARAM_BOUND:g}; the model's own parameters must lie within it)")
+    _add_dataset_arg(p)
     p.add_argument("--out", default="firmware/generated", help="output directory (default firmware/generated)")
     p.set_defaults(func=cmd_export)
 
@@ -675,6 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode_args(p)
     p.add_argument("--batch", type=int, default=32, help="samples per training step (default 32)")
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
+    _add_dataset_arg(p)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_estimate)
 
@@ -724,6 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
                    help="the programmer (default: openocd if installed, else pyocd)")
+    _add_dataset_arg(p)
     p.add_argument("--clock", choices=("pll80", "msi4"), default="pll80",
                    help="core clock: 80 MHz through the PLL (default) or the 4 MHz reset clock")
     p.add_argument("--console", choices=("lpuart1", "usart2"), default="lpuart1",

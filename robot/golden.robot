@@ -1,7 +1,8 @@
 *** Settings ***
 Documentation       The firmware trains the paper's model inside the simulated STM32L496 exactly like the
 ...                 TensorFlow golden model: every input size of the paper, Full and transfer learning,
-...                 10 SGD steps of batch 32 with every window loaded into simulated RAM through the mailbox.
+...                 10 SGD steps of batch 32, each batch's windows stored into the dataset region of the
+...                 simulated RAM in one transfer and trained by one TRAIN_BATCH command.
 Resource            pyodl.resource
 Suite Setup         Suite Setup For Backend
 Suite Teardown      Suite Teardown For Backend

@@ -66,7 +66,7 @@ Start Paper Model Board
 
 Every Command Should Work Over
     [Documentation]    INFO, LAYER_INFO, GET/SET_PARAMS, PREDICT, LOAD_SAMPLE, TRAIN_SAMPLE, SGD_STEP,
-    ...    ZERO_GRADS and SET_TRAINABLE all answer ok.
+    ...    ZERO_GRADS, SET_TRAINABLE, STORE_DATASET, TRAIN_BATCH and EVALUATE all answer ok.
     [Arguments]    ${transport}
     Use Transport    ${transport}
     Info Should Describe The Model
@@ -80,6 +80,9 @@ Every Command Should Work Over
     Command Should Answer    ok    ZERO_GRADS
     Command Should Answer    ok    SET_TRAINABLE    arg0=2
     Command Should Answer    ok    SET_TRAINABLE    arg0=4
+    Store Dataset Records    count=4    fill=0.25    label=1
+    Command Should Answer    ok    TRAIN_BATCH    arg0=0    arg1=4    arg_f=0.01
+    Command Should Answer    ok    EVALUATE    arg0=1    arg1=3
 
 Refused Commands Should Leave Weights Untouched
     [Documentation]    Layer 1 is a pooling layer; layer 6 (Dense(6)) holds 300 + 6 values.
@@ -101,6 +104,7 @@ Refused Commands Should Leave Weights Untouched
     Command Should Answer    data length does not fit the command    GET_PARAMS    arg0=2    arg2=100000
     Command Should Answer    trainable layer count out of range for this build    SET_TRAINABLE    arg0=9
     Command Should Answer    unknown command    99
+    Dataset Commands Should Be Refused
     Weights Should Be Unchanged
 
 Diverging Step Should Be Rejected
@@ -109,6 +113,16 @@ Diverging Step Should Be Rejected
     Command Should Answer    ${REJECTED}    SGD_STEP    arg_f=1e30
     Command Should Answer    SGD step with no accumulated sample    SGD_STEP    arg_f=0.01
     Command Should Answer    ${OUT_OF_BOUND}    SET_PARAMS    arg0=6    data_floats=4    fill=1e5
+
+Dataset Commands Should Be Refused
+    [Documentation]    The dataset region holds 32 records of 121 words (a window of 120 floats, a label).
+    Store Dataset Records    count=4    fill=nan    label=0
+    Command Should Answer    ${NONFINITE}    TRAIN_BATCH    arg0=0    arg1=4    arg_f=0.01
+    Store Dataset Records    count=4    fill=0.5    label=99
+    Command Should Answer    label out of range    TRAIN_BATCH    arg0=0    arg1=4    arg_f=0.01
+    Command Should Answer    argument out of range    TRAIN_BATCH    arg0=0    arg1=0    arg_f=0.01
+    Command Should Answer    argument out of range    EVALUATE    arg0=30    arg1=4
+    Command Should Answer    argument out of range    STORE_DATASET    arg0=15488    data_floats=1
 
 Read Outside The Memory Map And Check The Log
     [Documentation]    What a firmware bug would do, then what every teardown checks.

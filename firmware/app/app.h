@@ -13,7 +13,7 @@
 
 #include "model.h"
 
-#define ODL_PROTOCOL_VERSION 2u
+#define ODL_PROTOCOL_VERSION 3u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -35,6 +35,12 @@ typedef enum {
     ODL_CMD_PREDICT = 10,      /* -> result0 class, data probabilities */
     ODL_CMD_SAVE = 11,         /* personalization -> flash slot: result0 slot (0 A, 1 B), result1 sequence */
     ODL_CMD_LOAD = 12,         /* newest valid flash slot -> RAM: result0 slot, result1 sequence */
+    /* The dataset region (dataset.c): windows stored once, then trained or predicted in bulk. */
+    ODL_CMD_STORE_DATASET = 13, /* arg0 byte offset into odl_dataset, data the bytes */
+    ODL_CMD_TRAIN_BATCH = 14,   /* arg0 first record, arg1 count, arg_f learning rate: TRAIN_SAMPLE of each
+                                   record's window and label, then SGD_STEP -> result_f mean loss,
+                                   result0 count */
+    ODL_CMD_EVALUATE = 15,      /* arg0 first record, arg1 count -> data the predicted classes, u16 each */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -49,6 +55,13 @@ typedef enum {
     ODL_APP_ERR_NO_SLOT = 38,   /* LOAD: no flash slot holds a valid copy for this model */
     ODL_APP_ERR_FLASH = 39      /* SAVE: a flash operation failed (result0: FLASH_SR error bits or ODL_FLASH_*) */
 } odl_app_status_t;
+
+/* One window of the dataset region and its label (EVALUATE ignores the label); the host writes records by
+   offset, so the layout is fixed: the window's floats, then the label as a word. */
+typedef struct {
+    float window[ODL_INPUT_SIZE];
+    uint32_t label;
+} odl_record_t;
 
 /* Word layout is fixed: the host reads and writes it by offset. */
 typedef struct {
@@ -99,6 +112,8 @@ typedef struct {
     uint32_t boot_sequence; /* that slot's sequence number (0 for the defaults) */
     uint32_t clock_hz;      /* the core clock the firmware runs on (odl_clock_hz) */
     uint32_t clock_status;  /* odl_clock_status_t of the clock setup at boot */
+    uint32_t dataset_windows;      /* ODL_DATASET_WINDOWS: records the dataset region holds (0: none) */
+    uint32_t dataset_record_bytes; /* sizeof(odl_record_t) */
 } odl_info_t;
 
 extern odl_mailbox_t odl_mailbox;
@@ -130,6 +145,11 @@ void odl_uart_init(void);
 int odl_uart_rx_ready(void);
 uint8_t odl_uart_getc(void);
 void odl_uart_putc(uint8_t byte);
+
+/* dataset.c: the dataset region's commands. */
+uint32_t odl_dataset_store(odl_mailbox_t *mb);
+uint32_t odl_dataset_train_batch(odl_mailbox_t *mb);
+uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);

@@ -72,6 +72,8 @@ static uint32_t cmd_info(odl_mailbox_t *mb)
     info.boot_sequence = odl_boot_sequence;
     info.clock_hz = odl_clock_hz;
     info.clock_status = odl_clock_status;
+    info.dataset_windows = ODL_DATASET_WINDOWS;
+    info.dataset_record_bytes = sizeof(odl_record_t);
     memcpy(mb->data, &info, sizeof info);
     mb->data_len = sizeof info;
     return ODL_OK;
@@ -186,6 +188,12 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return odl_persist_save(&mb->result[0], &mb->result[1], &odl_flash_status);
     case ODL_CMD_LOAD:
         return odl_persist_load(&mb->result[0], &mb->result[1]);
+    case ODL_CMD_STORE_DATASET:
+        return odl_dataset_store(mb);
+    case ODL_CMD_TRAIN_BATCH:
+        return odl_dataset_train_batch(mb);
+    case ODL_CMD_EVALUATE:
+        return odl_dataset_evaluate(mb);
     default:
         return ODL_APP_ERR_COMMAND;
     }
@@ -193,7 +201,8 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
 
 static int answers_with_data(uint32_t command)
 {
-    return command == ODL_CMD_INFO || command == ODL_CMD_GET_PARAMS || command == ODL_CMD_PREDICT;
+    return command == ODL_CMD_INFO || command == ODL_CMD_GET_PARAMS || command == ODL_CMD_PREDICT ||
+           command == ODL_CMD_EVALUATE;
 }
 
 void odl_app_execute(void)

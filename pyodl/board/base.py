@@ -14,6 +14,7 @@ from pathlib import Path
 
 IDLE_SYMBOL = "odl_idle"
 MAILBOX_SYMBOL = "odl_mailbox"
+DATASET_SYMBOL = "odl_dataset"  # the dataset region's records (firmware/app/dataset.c); absent without one
 CONSOLE_SYMBOL = "odl_console_uart"  # a const word: the base address of the firmware's console UART
 
 

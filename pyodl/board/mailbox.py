@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from pyodl.board.base import IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError
+from pyodl.board.base import DATASET_SYMBOL, IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError
 from pyodl.board.protocol import (
     MAILBOX,
     MAILBOX_HEADER_BYTES,
@@ -40,6 +40,14 @@ class MailboxTransport:
         if version != PROTOCOL_VERSION:
             raise ProtocolError(f"firmware speaks protocol {version}, this pyodl speaks {PROTOCOL_VERSION}")
         (self.capacity,) = self._words("data_capacity")
+        self._dataset: int | None = None
+
+    def store_dataset(self, offset: int, data: bytes) -> None:
+        """Write records into the firmware's dataset region in one transfer; the caller keeps within it (the
+        firmware checks every window and label it reads)."""
+        if self._dataset is None:
+            self._dataset = self.board.symbol_address(DATASET_SYMBOL)
+        self.board.write(self._dataset + offset, data)
 
     def _words(self, *names: str) -> tuple[int, ...]:
         return tuple(struct.unpack("<I", self.board.read(self.address + _offset(n), 4))[0] for n in names)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -107,6 +107,14 @@ class Transport(Protocol):
     """Carries one request to the firmware and its reply back: the RAM mailbox or UART frames."""
 
     def execute(self, request: Request) -> Reply: ...
+
+
+@runtime_checkable
+class DatasetMemory(Protocol):
+    """A transport that writes the firmware's dataset region directly (a simulator's memory, one transfer),
+    instead of through STORE_DATASET commands of a data area's worth each."""
+
+    def store_dataset(self, offset: int, data: bytes) -> None: ...
 
 
 # Four u32 arguments (results) and one float argument (result): the mailbox's and a frame's fields.

@@ -117,11 +117,12 @@ def check_shapes(arch: Architecture) -> None:
 
 
 def render(model: Model, trainable_layers: int | None = None, command: str = "pyodl export",
-           optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND) -> dict[str, str]:
+           optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND,
+           dataset_windows: int = 0) -> dict[str, str]:
     """The generated files' text, keyed by file name."""
     check_shapes(model.arch)
     check_param_bound(model, param_bound)
-    plan: MemoryPlan = plan_memory(model.arch, trainable_layers, optimizer)
+    plan: MemoryPlan = plan_memory(model.arch, trainable_layers, optimizer, dataset_windows)
     params = dict(zip(model.arch.param_layers, model.params, strict=True))
     views = []
     for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers, strict=True)):
@@ -165,9 +166,11 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
 
 
 def export(model: Model, out_dir: Path, trainable_layers: int | None = None,
-           command: str = "pyodl export", optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND) -> list[Path]:
-    """Write the generated files into ``out_dir`` (created if needed) and return their paths."""
-    files = render(model, trainable_layers, command, optimizer, param_bound)  # refusals before any write
+           command: str = "pyodl export", optimizer: Optimizer = SGD, param_bound: float = PARAM_BOUND,
+           dataset_windows: int = 0) -> list[Path]:
+    """Write the generated files into ``out_dir`` (created if needed) and return their paths; the build holds
+    a dataset region of ``dataset_windows`` records (0: none)."""
+    files = render(model, trainable_layers, command, optimizer, param_bound, dataset_windows)  # refusals first
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():

@@ -14,6 +14,9 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
   activation routed through scratch or the largest error the backward pass can hold.
 
 Flatten and a ReLU that follows a computed activation work in place, so they take no buffer.
+
+A build may also hold a dataset region (``.odl_dataset``): ``dataset_windows`` records of a window and its
+label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/dataset.c).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ LOGITS = "logits"
 PROBS = "probs"
 SCRATCH = ("scratch_a", "scratch_b")
 
-SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io")
+SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io", ".odl_dataset")
+LABEL_BYTES = 4  # a dataset record's label word (odl_record_t)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,11 @@ class MemoryPlan:
     buffers: tuple[Buffer, ...]  # activations, masks, errors; parameters and gradients are per layer
     error_capacity: int
     optimizer: Optimizer = SGD
+    dataset_windows: int = 0
+
+    def record_bytes(self) -> int:
+        """One record of the dataset region: the window's floats, then its label (odl_record_t)."""
+        return self.arch.input_size * FLOAT_BYTES + LABEL_BYTES
 
     def section_bytes(self) -> dict[str, int]:
         """RAM per linker section. Frozen parameters are in flash and counted by :meth:`flash_param_bytes`."""
@@ -94,6 +103,7 @@ class MemoryPlan:
                 sizes[".odl_params"] += layer.param_count * FLOAT_BYTES
                 sizes[".odl_grads"] += layer.param_count * FLOAT_BYTES
                 sizes[".odl_optim"] += self.optimizer.slots * layer.param_count * FLOAT_BYTES
+        sizes[".odl_dataset"] = self.dataset_windows * self.record_bytes()
         return sizes
 
     def flash_param_bytes(self) -> int:
@@ -133,9 +143,12 @@ def _consumer(arch: Architecture, i: int) -> int | None:
     return j if j < len(arch.layers) else None
 
 
-def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> MemoryPlan:
+def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimizer: Optimizer = SGD,
+                dataset_windows: int = 0) -> MemoryPlan:
     """Plan the buffers of a build that can train the last ``trainable_layers`` parameter layers
-    (all of them when None: Full mode) with ``optimizer``."""
+    (all of them when None: Full mode) with ``optimizer``, and hold ``dataset_windows`` records."""
+    if dataset_windows < 0:
+        raise ValueError(f"the dataset region holds a number of windows >= 0, not {dataset_windows}")
     n_params = len(arch.param_layers)
     trainable_layers = n_params if trainable_layers is None else trainable_layers
     first = arch.first_trained(trainable_layers)
@@ -183,4 +196,5 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimiz
     buffers.extend(Buffer(name, ".odl_scratch", scratch_elems) for name in SCRATCH)
     buffers.append(Buffer(LOGITS, ".odl_io", arch.num_classes))
     buffers.append(Buffer(PROBS, ".odl_io", arch.num_classes))
-    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity, optimizer)
+    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity, optimizer,
+                      dataset_windows)

@@ -16,6 +16,15 @@ import numpy as np
 from pyodl.model.architecture import Architecture, Params
 
 
+def mean_loss(losses: list[float]) -> float:
+    """A batch's mean loss as the firmware's TRAIN_BATCH computes it: a float32 sum in sample order divided by
+    the count in float32, so the per-window and the batch commands report the same number."""
+    total = np.float32(0.0)
+    for loss in losses:
+        total = np.float32(total + np.float32(loss))
+    return float(total / np.float32(len(losses)))
+
+
 class Network(abc.ABC):
     """One generated model being trained sample by sample; a sample is ``(input_len, input_ch)``."""
 
@@ -58,12 +67,15 @@ class Network(abc.ABC):
             losses = [self.accumulate(x, y) for x, y in zip(xs, labels, strict=True)]
             self.sgd_step(learning_rate)
         except BaseException:
-            # The samples accumulated before the failure (a refused sample or step, Ctrl-C) must not join
-            # the next batch.
-            with contextlib.suppress(Exception):  # a board that stopped answering keeps the first error
-                self.zero_grads()
+            self._drop_batch()
             raise
-        return float(np.mean(np.asarray(losses, dtype=np.float32)))
+        return mean_loss(losses)
+
+    def _drop_batch(self) -> None:
+        """The samples accumulated before a failure (a refused sample or step, Ctrl-C) must not join the next
+        batch."""
+        with contextlib.suppress(Exception):  # a board that stopped answering keeps the first error
+            self.zero_grads()
 
     def predict_classes(self, xs: np.ndarray) -> np.ndarray:
         """The predicted class of every sample of ``(N, input_len, input_ch)``."""

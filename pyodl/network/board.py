@@ -19,6 +19,7 @@ from pyodl.board.protocol import (
     STATUS_FROZEN,
     Command,
     CommandError,
+    DatasetMemory,
     ProtocolError,
     Reply,
     Request,
@@ -26,6 +27,7 @@ from pyodl.board.protocol import (
     floats,
 )
 from pyodl.model.architecture import Architecture, Params
+from pyodl.model.memory_plan import FLOAT_BYTES, LABEL_BYTES
 from pyodl.model.optimizer import Optimizer
 from pyodl.network.base import Network
 
@@ -59,6 +61,8 @@ class BoardInfo:
     boot_sequence: int  # that slot's sequence number
     clock_hz: int  # the core clock the firmware runs on
     clock_status: int  # odl_clock_status_t of the clock setup at boot (CLOCK_STATUS names them)
+    dataset_windows: int  # records the dataset region holds (0: the build has none)
+    dataset_record_bytes: int  # one record: a window and its label
 
 
 def read_info(transport: Transport) -> BoardInfo:
@@ -107,6 +111,12 @@ class BoardNetwork(Network):
                                      f"({optimizer.describe()}): export and flash it with this --optimizer")
         self._chunk = info.data_capacity // 4
         self._param_bound = np.float32(info.param_bound)
+        self.dataset_windows = info.dataset_windows
+        record = arch.input_size * FLOAT_BYTES + LABEL_BYTES
+        if info.dataset_windows and info.dataset_record_bytes != record:
+            raise ProtocolError(f"the board's dataset records take {info.dataset_record_bytes} bytes, not the "
+                                f"{record} of a window and its label: flash firmware built by this pyodl")
+        self._record_bytes = record
         self.layers = [self._layer_info(p) for p in range(info.param_layers)]
 
     def _run(self, request: Request) -> Reply:
@@ -142,10 +152,6 @@ class BoardNetwork(Network):
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.predict(x)[1]
 
-    def predict_classes(self, xs: np.ndarray) -> np.ndarray:
-        """The class the firmware picks for every sample (its own argmax)."""
-        return np.array([self.predict(x)[0] for x in xs], dtype=np.int64)
-
     def accumulate(self, x: np.ndarray, label: int) -> float:
         if not 0 <= int(label) < self.arch.num_classes:
             raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
@@ -155,6 +161,78 @@ class BoardNetwork(Network):
     def train_loaded_sample(self, label: int) -> float:
         """Forward, backward and accumulate the window loaded last; returns its loss."""
         return self._run(Request(Command.TRAIN_SAMPLE, (int(label), 0, 0, 0))).result_f
+
+    # -- the dataset region: windows stored in bulk, trained and predicted by one command each --------------
+
+    def _records(self, xs: np.ndarray, labels: np.ndarray | None) -> bytes:
+        xs = np.asarray(xs, dtype=np.float32)
+        if xs.ndim != 3 or xs.shape[1:] != (self.arch.input_len, self.arch.input_ch):
+            raise ValueError(f"windows must have shape (N, {self.arch.input_len}, {self.arch.input_ch}), "
+                             f"got {xs.shape}")
+        ys = np.zeros(len(xs), dtype=np.int64) if labels is None else np.asarray(labels)
+        if ys.shape != (len(xs),):
+            raise ValueError(f"{len(xs)} windows need {len(xs)} labels, got shape {ys.shape}")
+        bad = ys[(ys < 0) | (ys >= self.arch.num_classes)]
+        if bad.size:
+            raise ValueError(f"label {bad[0]} is outside 0..{self.arch.num_classes - 1}")
+        records = np.empty(len(xs), dtype=[("window", "<f4", (self.arch.input_size,)), ("label", "<u4")])
+        records["window"] = xs.reshape(len(xs), -1)
+        records["label"] = ys
+        return records.tobytes()
+
+    def store_windows(self, xs: np.ndarray, labels: np.ndarray | None = None, first: int = 0) -> None:
+        """Put windows ``(N, input_len, input_ch)`` and their labels (0 when None) into records
+        ``first..first+N-1`` of the dataset region: one memory transfer on a simulator, STORE_DATASET
+        commands of a data area each over the UART."""
+        if first < 0 or first + len(xs) > self.dataset_windows:
+            raise ValueError(f"records {first}..{first + len(xs) - 1} are outside the board's dataset region of "
+                             f"{self.dataset_windows} windows (pyodl export --dataset-windows)")
+        self.store_dataset_bytes(first * self._record_bytes, self._records(xs, labels))
+
+    def store_dataset_bytes(self, offset: int, data: bytes) -> None:
+        """Raw bytes into the dataset region at ``offset`` (records as ``odl_record_t`` lays them out)."""
+        if isinstance(self.transport, DatasetMemory):
+            self.transport.store_dataset(offset, data)
+            return
+        step = self._chunk * 4
+        for k in range(0, len(data), step):
+            self._run(Request(Command.STORE_DATASET, (offset + k, 0, 0, 0), data=data[k:k + step]))
+
+    def train_batch(self, first: int, count: int, learning_rate: float) -> float:
+        """TRAIN_BATCH: accumulate records ``first..first+count-1``, then one SGD step; the batch's mean loss."""
+        return self._run(Request(Command.TRAIN_BATCH, (first, count, 0, 0), arg_f=float(learning_rate))).result_f
+
+    def evaluate(self, first: int, count: int) -> np.ndarray:
+        """EVALUATE: the class the firmware predicts for records ``first..first+count-1``."""
+        data = self._run(Request(Command.EVALUATE, (first, count, 0, 0))).data
+        if len(data) != 2 * count:
+            raise ProtocolError(f"EVALUATE of {count} windows answered {len(data)} bytes")
+        return np.frombuffer(data, dtype="<u2").astype(np.int64)
+
+    def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float:
+        """One SGD step on a batch: with a dataset region that holds it, one store and one TRAIN_BATCH
+        (the same weights as a window at a time), else a window at a time."""
+        if not 0 < len(xs) <= self.dataset_windows or len(xs) != len(labels):
+            return super().train_step(xs, labels, learning_rate)
+        try:
+            self.store_windows(xs, labels)
+            return self.train_batch(0, len(xs), learning_rate)
+        except BaseException:
+            self._drop_batch()  # TRAIN_BATCH drops a refused batch; a refusal before it may leave samples
+            raise
+
+    def predict_classes(self, xs: np.ndarray) -> np.ndarray:
+        """The class the firmware picks for every sample (its own argmax): EVALUATE of as many windows as the
+        dataset region and the reply hold at a time, or a window at a time without a region."""
+        if not self.dataset_windows:
+            return np.array([self.predict(x)[0] for x in xs], dtype=np.int64)
+        per = min(self.dataset_windows, self._chunk * 4 // 2)  # a class is a u16 of the reply's data
+        parts = [np.zeros(0, dtype=np.int64)]
+        for k in range(0, len(xs), per):
+            chunk = xs[k:k + per]
+            self.store_windows(chunk)
+            parts.append(self.evaluate(0, len(chunk)))
+        return np.concatenate(parts)
 
     def sgd_step(self, learning_rate: float) -> None:
         self._run(Request(Command.SGD_STEP, arg_f=float(learning_rate)))

@@ -361,12 +361,12 @@ def data_floats(arch: Architecture) -> int:
 
 
 def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int = 32, model: str = "model",
-             stack_bytes: int = DEFAULT_STACK_BYTES, optimizer: Optimizer = SGD) -> Estimate:
+             stack_bytes: int = DEFAULT_STACK_BYTES, optimizer: Optimizer = SGD, dataset_windows: int = 0) -> Estimate:
     """The estimate for training the last ``trainable_layers`` parameter layers (None: all, Full mode) with
-    ``optimizer``."""
+    ``optimizer``, in a build whose dataset region holds ``dataset_windows`` records."""
     if batch < 1:
         raise ValueError("--batch must be >= 1")
-    plan: MemoryPlan = plan_memory(arch, trainable_layers, optimizer)
+    plan: MemoryPlan = plan_memory(arch, trainable_layers, optimizer, dataset_windows)
     sections = plan.section_bytes()
     data_bytes = data_floats(arch) * FLOAT_BYTES
     window = arch.input_size * FLOAT_BYTES
@@ -383,6 +383,8 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "firmware variables": FIRMWARE_DATA_BYTES + FIRMWARE_BSS_BYTES,
         "stack": stack_bytes,
     }
+    if dataset_windows:
+        ram[f"dataset region ({dataset_windows} windows and labels)"] = sections[".odl_dataset"]
     frozen = plan.flash_param_bytes()
     flash = {
         "code and constants": CODE_FLASH_BYTES,

@@ -29,6 +29,9 @@ from pyodl.toolchain.memory_map import SRAM_SIZE
 UNMAPPED_ADDRESS = 0x0900_0000
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
+# The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of
+# its windows into simulated RAM and one TRAIN_BATCH command.
+DATASET_WINDOWS = 32
 
 
 def _trainable(mode: str) -> int | None:
@@ -67,7 +70,8 @@ class BoardKeywords:
     def _build(self, model: Model, mode: str, name: str) -> Firmware:
         if self._builder is None:
             self._builder = FirmwareBuilder(self._work / "build")
-        return self._builder.export_and_build(model, self._work / name, _trainable(mode))
+        return self._builder.export_and_build(model, self._work / name, _trainable(mode),
+                                              dataset_windows=DATASET_WINDOWS)
 
     def build_firmware_for_paper_model(self, input_len: int = 40, mode: str = "full", seed: int = 0) -> str:
         """Export the paper's model at ``input_len`` with initial weights from ``seed``, link the firmware
@@ -161,8 +165,10 @@ class BoardKeywords:
 
     def run_training_steps(self, steps: int = 10, batch: int = 32, learning_rate: float = 0.01,
                            seed: int = 1) -> float:
-        """Load ``steps * batch`` random windows into the board's RAM one by one, accumulate each, and take
-        an SGD step after every ``batch``. Returns the last step's mean loss; logs instructions per sample."""
+        """Train ``steps`` SGD steps on ``batch`` random windows each: per step, the batch's windows and labels
+        go into the firmware's dataset region in one transfer and one TRAIN_BATCH accumulates them and steps
+        (window by window through the mailbox when the batch is larger than the region). Returns the last
+        step's mean loss; logs instructions per sample."""
         net, board = self._net(), self.board
         assert self.model is not None and board is not None
         windows, labels = golden.random_batches(self.model.arch, int(steps), int(batch), int(seed))
@@ -360,6 +366,16 @@ class BoardKeywords:
         uart = UartTransport(BoardUart(self.board))
         uart.stream.write(raw)
         self._reply_status = uart.read_reply()[1].status
+
+    def store_dataset_records(self, count: int = 4, fill: float = 0.25, label: int = 1, first: int = 0) -> None:
+        """Store ``count`` records of windows filled with ``fill`` and label ``label`` (neither checked here,
+        as a buggy host would send them) from record ``first`` of the dataset region, through the current
+        transport."""
+        assert self.model is not None
+        size = self.model.arch.input_size
+        record = np.full(size + 1, float(fill), dtype="<f4")
+        record[size:] = np.array([int(label)], dtype="<u4").view("<f4")
+        self._net().store_dataset_bytes(int(first) * record.nbytes, np.tile(record, int(count)).tobytes())
 
     def last_status_should_be(self, expected: str) -> None:
         """``expected``: a status name of pyodl.board.protocol.STATUS_NAMES or its number."""

@@ -131,8 +131,10 @@ class FirmwareBuilder:
         return Firmware(model_dir / ELF_NAME, model_dir / MAP_NAME)
 
     def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None,
-                         optimizer: Optimizer = SGD) -> Firmware:
-        export(model, model_dir, trainable_layers, optimizer=optimizer)
+                         optimizer: Optimizer = SGD, dataset_windows: int = 0) -> Firmware:
+        """Export ``model`` into ``model_dir`` and link it; ``dataset_windows``: records of the dataset region
+        (the batch commands' windows; 0: none)."""
+        export(model, model_dir, trainable_layers, optimizer=optimizer, dataset_windows=dataset_windows)
         return self.build(model_dir)
 
     def close(self) -> None:

@@ -1,0 +1,110 @@
+/*
+ * The dataset region: ODL_DATASET_WINDOWS records (a window and its label) that the host stores once, in
+ * bulk, and the firmware then trains on or predicts in bulk. One TRAIN_BATCH is exactly TRAIN_SAMPLE of
+ * each record followed by SGD_STEP, with the same library calls on the same floats, so the weights are
+ * bit-identical to the per-window commands'; the host saves a round trip per window (and, on a simulator,
+ * a memory write per window: it writes the region directly).
+ *
+ * The region is NOLOAD and not zeroed at boot (its bytes are whatever the host stored), so every window
+ * and label a command reads is checked first: a refusal changes nothing.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "app.h"
+
+#if ODL_DATASET_WINDOWS > 0
+__attribute__((section(".odl_dataset"))) odl_record_t odl_dataset[ODL_DATASET_WINDOWS];
+#define DATASET_BYTES (sizeof odl_dataset)
+#else
+/* No region in this build: every dataset command is refused as out of range. */
+static odl_record_t *const odl_dataset = NULL;
+#define DATASET_BYTES 0u
+#endif
+
+uint32_t odl_dataset_store(odl_mailbox_t *mb)
+{
+    const uint32_t offset = mb->arg[0];
+    if (mb->data_len > ODL_DATA_BYTES) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    if (offset > DATASET_BYTES || mb->data_len > DATASET_BYTES - offset) {
+        return ODL_APP_ERR_ARGS;
+    }
+    if (mb->data_len > 0u) {
+        memcpy((uint8_t *)odl_dataset + offset, mb->data, mb->data_len);
+    }
+    return ODL_OK;
+}
+
+/* Records first..first+count-1 exist, hold finite windows, and (when `labelled`) labels of the model. */
+static uint32_t check_records(uint32_t first, uint32_t count, int labelled)
+{
+    if (count == 0u || first > ODL_DATASET_WINDOWS || count > ODL_DATASET_WINDOWS - first) {
+        return ODL_APP_ERR_ARGS;
+    }
+    for (uint32_t r = first; r < first + count; ++r) {
+        if (labelled && odl_dataset[r].label >= odl_model.num_classes) {
+            return ODL_ERR_LABEL;
+        }
+        for (uint32_t i = 0; i < ODL_INPUT_SIZE; ++i) {
+            if (!isfinite(odl_dataset[r].window[i])) {
+                return ODL_ERR_NONFINITE;
+            }
+        }
+    }
+    return ODL_OK;
+}
+
+uint32_t odl_dataset_train_batch(odl_mailbox_t *mb)
+{
+    const uint32_t first = mb->arg[0], count = mb->arg[1];
+    const float learning_rate = mb->arg_f;
+    if (mb->data_len != 0u) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    /* odl_sgd_step would refuse it too, but only after the whole batch was trained for nothing. */
+    if (!(learning_rate > 0.0f) || !isfinite(learning_rate)) {
+        return ODL_ERR_LEARNING_RATE;
+    }
+    uint32_t status = check_records(first, count, 1);
+    if (status != ODL_OK) {
+        return status;
+    }
+    /* The host's mean (pyodl.network.base.Network.train_step) sums the float losses in this order. */
+    float sum = 0.0f;
+    for (uint32_t r = first; r < first + count && status == ODL_OK; ++r) {
+        float loss = 0.0f;
+        status = odl_accumulate(&odl_model, odl_dataset[r].window, (uint16_t)odl_dataset[r].label, &loss);
+        sum += loss;
+    }
+    if (status != ODL_OK) {
+        /* As the host does after a refused sample: the part of the batch accumulated must not join the next. */
+        odl_zero_grads(&odl_model);
+        return status;
+    }
+    status = odl_sgd_step(&odl_model, learning_rate);
+    if (status == ODL_OK) {
+        mb->result[0] = count;
+        mb->result_f = sum / (float)count;
+    }
+    return status;
+}
+
+uint32_t odl_dataset_evaluate(odl_mailbox_t *mb)
+{
+    const uint32_t first = mb->arg[0], count = mb->arg[1];
+    if (count > ODL_DATA_BYTES / sizeof(uint16_t)) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    uint32_t status = check_records(first, count, 0);
+    for (uint32_t k = 0; k < count && status == ODL_OK; ++k) {
+        uint16_t predicted = 0;
+        status = odl_predict(&odl_model, odl_dataset[first + k].window, &predicted);
+        memcpy((uint8_t *)mb->data + k * sizeof predicted, &predicted, sizeof predicted);
+    }
+    if (status == ODL_OK) {
+        mb->data_len = count * (uint32_t)sizeof(uint16_t);
+    }
+    return status;
+}

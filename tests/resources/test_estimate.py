@@ -89,3 +89,15 @@ def test_batch_does_not_change_ram_but_scales_instructions() -> None:
     assert big.instructions_per_batch == 64 * big.instructions_per_sample + big.instructions_per_step
     with pytest.raises(ValueError, match="batch"):
         estimate(paper_architecture(40), batch=0)
+
+
+@pytest.mark.parametrize(("t", "windows"), [(20, 1), (100, 32), (40, 100)])
+def test_the_dataset_region_is_counted_exactly(t: int, windows: int, firmware_builder: FirmwareBuilder,
+                                               tmp_path: Path) -> None:
+    """The region is windows x (window + label word) bytes: the estimate's RAM total stays exact to the linker."""
+    model = paper_model(t, 0)
+    firmware = firmware_builder.export_and_build(model, tmp_path, dataset_windows=windows)
+    est = estimate(model.arch, dataset_windows=windows)
+    assert firmware.ram_sections()[".odl_dataset"] == windows * (t * 3 + 1) * 4
+    assert est.ram_total == firmware.ram_bytes(), (est.ram, firmware.ram_sections())
+    assert est.ram_total - estimate(model.arch).ram_total == windows * (t * 3 + 1) * 4

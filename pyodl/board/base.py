@@ -46,9 +46,11 @@ class Board(abc.ABC):
         """Write target memory."""
 
     @abc.abstractmethod
-    def run_until_idle(self, budget: int | None = None) -> int:
+    def run_until_idle(self, budget: int | None = None, expected: int | None = None) -> int:
         """Run until the PC reaches ``odl_idle``; returns the instructions executed by this call.
-        BoardError when the budget (instructions) runs out first or the firmware faults."""
+        BoardError when the budget (instructions) runs out first or the firmware faults. ``expected``: about
+        how many instructions the caller expects (what the same command took last time), a hint for a
+        simulator that runs in slices."""
 
     @abc.abstractmethod
     def executed_instructions(self) -> int:

@@ -22,6 +22,10 @@ def _offset(field: str) -> int:
     return MAILBOX[field].offset
 
 
+if (_offset("data_capacity"), _offset("arg")) != (_offset("data_len") + 4, _offset("data_len") + 8):
+    raise ProtocolError("firmware/app/app.h: data_len, data_capacity and arg are no longer adjacent in odl_mailbox_t")
+
+
 class MailboxTransport:
     """The host writes arguments and data, writes the command word last, and runs the CPU until the
     firmware parks in ``odl_idle`` again."""
@@ -41,6 +45,8 @@ class MailboxTransport:
             raise ProtocolError(f"firmware speaks protocol {version}, this pyodl speaks {PROTOCOL_VERSION}")
         (self.capacity,) = self._words("data_capacity")
         self._dataset: int | None = None
+        # Instructions each kind of command took last time (by command and count argument): the run's hint.
+        self._lengths: dict[tuple[int, int], int] = {}
 
     def store_dataset(self, offset: int, data: bytes) -> None:
         """Write records into the firmware's dataset region in one transfer; the caller keeps within it (the
@@ -55,14 +61,16 @@ class MailboxTransport:
     def execute(self, request: Request) -> Reply:
         if len(request.data) > self.capacity:
             raise ValueError(f"{len(request.data)} bytes of data exceed the mailbox's {self.capacity}")
-        fields = pack_fields(request)
-        self.board.write(self.address + _offset("data_len"), struct.pack("<I", len(request.data)))
-        self.board.write(self.address + _offset("arg"), fields)
+        # data_len, data_capacity (as it is) and the arguments in one write: a simulator's memory write can be a
+        # round trip (Renode's monitor), so there are as few as the layout allows.
+        fields = struct.pack("<2I", len(request.data), self.capacity) + pack_fields(request)
+        self.board.write(self.address + _offset("data_len"), fields)
         if request.data:
             self.board.write(self.address + _offset("data"), request.data)
         (sequence,) = self._words("sequence")
         self.board.write(self.address + _offset("command"), struct.pack("<I", request.command))
-        self.board.run_until_idle(self.budget)
+        kind = (request.command, request.args[1])
+        self._lengths[kind] = self.board.run_until_idle(self.budget, self._lengths.get(kind))
         header = self.board.read(self.address, MAILBOX_HEADER_BYTES)
         command, status, new_sequence, data_len = (
             struct.unpack_from("<I", header, _offset(n))[0] for n in ("command", "status", "sequence", "data_len"))

@@ -101,9 +101,10 @@ class RenodeBoard(Board):
     # The first slice is short because most commands finish quickly; slices then double, so a long run
     # costs a logarithmic number of round trips. A halted core skips the rest of its slice at no cost.
     FIRST_SLICE = 20_000
+    SLICE_GROWTH = 2
     MAX_SLICE = 200_000_000
     READ_CHUNK = 4096
-    WRITE_CHUNK = 1024
+    WRITE_CHUNK = 1024  # larger writes go through a file and `sysbus LoadBinary`
 
     def __init__(self, execute: Callable[[str], str], machine: str = "stm32l496",
                  platform: Path = PLATFORM, workdir: Path | None = None) -> None:
@@ -122,6 +123,7 @@ class RenodeBoard(Board):
         self._console_base = LPUART1_BASE
         self._uart_pos = 0
         self._loads = 0
+        self._mips: int | None = None  # the CPU's PerformanceInMips, read at the first run after a load
 
     @classmethod
     def from_robot(cls, machine: str = "stm32l496", platform: Path = PLATFORM,
@@ -175,6 +177,7 @@ class RenodeBoard(Board):
             raise BoardError(f"no ELF at {elf}")
         self._elf = None
         self._fault_handler = None
+        self._mips = None
         # Pin the output format the parsers expect; it is the monitor's default but a global setting.
         self.execute("numbersMode Hexadecimal")
         fresh = not self._machine_exists()
@@ -264,10 +267,16 @@ class RenodeBoard(Board):
             # flashctl takes bank-2 writes as the CPU's: refused (PGSERR) unless programming is set up.
             raise BoardError(f"{len(data)} bytes at {address:#010x} reach flash bank 2, which only the "
                              "firmware programs (SAVE), through the flash controller")
-        for offset in range(0, len(data), self.WRITE_CHUNK):
-            chunk = data[offset:offset + self.WRITE_CHUNK]
-            listing = ", ".join(f"0x{b:02x}" for b in chunk)
-            self.execute(f"sysbus WriteBytes [{listing}] {address + offset:#x}")
+        if len(data) > self.WRITE_CHUNK:
+            # One command for any size (a batch of windows is tens of KB): Renode reads the file itself
+            # (FileLoaderExtensions.LoadBinary), instead of parsing six characters of array literal per byte.
+            staged = self._workdir / "load.bin"
+            staged.write_bytes(data)
+            self.execute(f"sysbus LoadBinary {_path_token(staged)} {address:#x}")
+            return
+        if data:
+            listing = ", ".join(f"0x{b:02x}" for b in data)
+            self.execute(f"sysbus WriteBytes [{listing}] {address:#x}")
 
     def executed_instructions(self) -> int:
         self._require_loaded()
@@ -276,28 +285,34 @@ class RenodeBoard(Board):
     def pc(self) -> int:
         return _parse_int(self.execute(f"{CPU} PC"), "PC")
 
-    def run_until_idle(self, budget: int | None = None) -> int:
+    def run_until_idle(self, budget: int | None = None, expected: int | None = None) -> int:
         self._require_loaded()
         budget = self.DEFAULT_BUDGET if budget is None else budget
         if budget <= 0:
             raise BoardError(f"budget must be positive, not {budget}")
-        mips = _parse_int(self.execute(f"{CPU} PerformanceInMips"), "PerformanceInMips")
-        if mips <= 0:
-            raise BoardError(f"PerformanceInMips is {mips}")
+        if self._mips is None:
+            self._mips = _parse_int(self.execute(f"{CPU} PerformanceInMips"), "PerformanceInMips")
+            if self._mips <= 0:
+                raise BoardError(f"PerformanceInMips is {self._mips}")
         start = self.executed_instructions()
         # The core was halted by the previous visit to odl_idle (or the fault hook); let it go.
         self.execute(f"{CPU} IsHalted false")
-        slice_ = self.FIRST_SLICE
+        # Each slice is two round trips (RunFor, IsHalted); the instruction count is read once at the end,
+        # and the slices granted so far bound it from above, so the budget holds without a read per slice.
+        # A command that ran before gets its previous length and a little more as its first slice: a repeated
+        # TRAIN_BATCH is then one RunFor; a shorter guess grows geometrically from there.
+        slice_ = self.FIRST_SLICE if expected is None else max(self.FIRST_SLICE, expected + expected // 16)
+        granted = 0
         while True:
-            done = self.executed_instructions() - start
-            remaining = budget - done
-            if remaining <= 0:
+            if granted >= budget:
                 raise BoardError(f"budget of {budget} instructions ran out before {IDLE_SYMBOL}; "
                                  f"PC={self.pc():#010x}")
-            self.execute(_run_for(min(slice_, remaining), mips))
+            step = min(slice_, budget - granted)
+            self.execute(_run_for(step, self._mips))
+            granted += step
             if _parse_bool(self.execute(f"{CPU} IsHalted"), "IsHalted"):
                 break
-            slice_ = min(2 * slice_, self.MAX_SLICE)
+            slice_ = min(self.SLICE_GROWTH * slice_, self.MAX_SLICE)
         done = self.executed_instructions() - start
         pc = self.pc()
         if pc != self._idle:

@@ -605,8 +605,8 @@ class UnicornBoard(Board):
         except KeyError:
             raise BoardError(f"{self._elf} has no symbol `{name}`") from None
 
-    def run_until_idle(self, budget: int | None = None) -> int:
-        uc = self._engine()
+    def run_until_idle(self, budget: int | None = None, expected: int | None = None) -> int:
+        uc = self._engine()  # one run to the idle hook: nothing to gain from `expected`
         header = self._header
         assert header is not None
         if self._broken is not None:

@@ -119,6 +119,9 @@ class FakeRenode:
             values = [int(v, 16) for v in m[1].split(", ")] if m[1] else []
             self.poke(int(m[2], 16), bytes(values))
             return ""
+        if m := re.fullmatch(r"sysbus LoadBinary @(\S+) (0x[0-9a-f]+)", command):
+            self.poke(int(m[2], 16), Path(m[1].replace("\\ ", " ")).read_bytes())
+            return ""
         if m := re.fullmatch(r'sysbus.cpu AddHook (0x[0-9a-f]+) "self.IsHalted = True"', command):
             self.hooks[int(m[1], 16)] = "halt"
             return ""
@@ -269,14 +272,18 @@ def test_read_is_chunked_and_parses_renode_lists(board: RenodeBoard, renode: Fak
     assert renode.commands == ["sysbus ReadBytes 0x20000003 4096", "sysbus ReadBytes 0x20001003 904"]
 
 
-def test_write_is_chunked_in_renode_array_syntax(board: RenodeBoard, renode: FakeRenode) -> None:
-    data = bytes(range(256)) * 5
-    board.write(SRAM2_BASE, data)
-    assert len(renode.commands) == 2
+def test_small_writes_are_array_literals_and_large_ones_a_file_load(board: RenodeBoard, renode: FakeRenode) -> None:
+    small = bytes(range(256)) * 4
+    board.write(SRAM2_BASE, small)
+    assert len(renode.commands) == 1
     assert renode.commands[0].startswith("sysbus WriteBytes [0x00, 0x01, 0x02, ")
     assert renode.commands[0].endswith(f", 0xff] {SRAM2_BASE:#x}")
-    assert renode.commands[1].endswith(f"] {SRAM2_BASE + 1024:#x}")
-    assert bytes(renode.memory[SRAM2_BASE + i] for i in range(len(data))) == data
+    large = bytes(range(255, -1, -1)) * 200  # a batch of windows: one command whatever its size
+    board.write(SRAM1_BASE + 8, large)
+    assert len(renode.commands) == 2
+    assert re.fullmatch(rf"sysbus LoadBinary @\S+/load\.bin {SRAM1_BASE + 8:#x}", renode.commands[1])
+    assert bytes(renode.memory[SRAM2_BASE + i] for i in range(len(small))) == small
+    assert bytes(renode.memory[SRAM1_BASE + 8 + i] for i in range(len(large))) == large
     board.write(SRAM1_BASE, b"")
     assert len(renode.commands) == 2
 

@@ -135,7 +135,8 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     lockstep: np.ndarray | None = None
     left_out = 0
     with tempfile.TemporaryDirectory(prefix="pyodl-golden-") as tmp, \
-            open_network(args.backend, model, Path(tmp), trainable, args.port, optimizer) as net:
+            open_network(args.backend, model, Path(tmp), trainable, args.port, optimizer,
+                         dataset_windows=args.batch) as net:
         c_losses = [net.train_step(x, y, args.lr) for x, y in zip(windows, labels, strict=True)]
         c_params = net.get_params()
         t_c = time.perf_counter() - t0
@@ -793,9 +794,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "data its training loss flattens around 200 epochs (losses.png shows the curves)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling (default 0)")
     p.add_argument("--trainer", choices=TRAINERS, default="board",
-                   help="board: the firmware on the simulated STM32L496 (default); tf: TensorFlow, same batches; "
-                        "serial: the firmware on a real board at --port, programmed with --tool for each "
-                        "subject and condition whose model it does not run yet, every window over the UART")
+                   help="board: the firmware on the simulated STM32L496, the Unicorn model (default); tf: TensorFlow, "
+                        "same batches; serial: the firmware on a real board at --port, programmed with --tool for "
+                        "each subject and condition whose model it does not run yet, over the UART; renode: the "
+                        "firmware in Renode (the `renode` program on the PATH), over its console UART")
     p.add_argument("--port", default=None, help="--trainer serial: the board's pyserial URL, e.g. /dev/ttyACM0")
     p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
                    help="--trainer serial: the programmer that loads each condition's firmware (without one, the "

@@ -272,7 +272,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         rng = np.random.default_rng([cfg.seed, subject])
         with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
                 open_trainer(cfg.trainer, start, capacity, Path(tmp), progress,
-                             Optimizer.parse(cfg.optimizer), cfg.port, cfg.tool) as trainer:
+                             Optimizer.parse(cfg.optimizer), cfg.port, cfg.tool, cfg.batch) as trainer:
             losses: list[float] = []
             for layers, epochs in phases:
                 trainer.set_trainable(layers)
@@ -308,7 +308,8 @@ class Report:
     def markdown(self, command: str) -> str:
         cfg = self.config
         where = {"board": "the firmware on the simulated STM32L496", "tf": "TensorFlow",
-                 "serial": f"the firmware on the board at {cfg.port}"}[cfg.trainer]
+                 "serial": f"the firmware on the board at {cfg.port}",
+                 "renode": "the firmware on Renode's STM32L496"}[cfg.trainer]
         lines = [f"# Personalization on {self.dataset}", "",
                  f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "

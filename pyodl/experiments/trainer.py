@@ -16,7 +16,7 @@ import numpy as np
 from pyodl.model.architecture import Model
 from pyodl.model.optimizer import SGD, Optimizer
 
-TRAINERS = ("board", "tf", "serial")
+TRAINERS = ("board", "tf", "serial", "renode")
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -31,22 +31,23 @@ class Trainer(Protocol):
 @contextlib.contextmanager
 def open_trainer(kind: str, model: Model, trainable_layers: int | None, work_dir: Path,
                  progress: Progress, optimizer: Optimizer = SGD, port: str | None = None,
-                 tool: str | None = None) -> Iterator[Trainer]:
+                 tool: str | None = None, batch: int = 0) -> Iterator[Trainer]:
     """``board``: the firmware built for ``trainable_layers`` (None: Full) and ``optimizer`` on the
-    simulated STM32L496, every window through the mailbox; ``serial``: the same firmware on the board at
-    ``port`` (programmed with ``tool`` when it runs another model), every window over the UART; ``tf``: the
-    TensorFlow reference."""
+    simulated STM32L496 (the Unicorn model), with a dataset region of ``batch`` windows so that each step is
+    one memory write and one TRAIN_BATCH; ``renode``: the same firmware in Renode, started as a program, over
+    its console UART; ``serial``: the same firmware on the board at ``port`` (programmed with ``tool`` when it
+    runs another model), over the UART; ``tf``: the TensorFlow reference."""
     if kind == "tf":
         from pyodl.reference.golden import KerasReference
 
         yield KerasReference(model, optimizer)
         return
-    if kind not in ("board", "serial"):
+    if kind not in ("board", "serial", "renode"):
         raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {kind!r}")
     from pyodl.network.open import open_network
 
-    backend = "unicorn" if kind == "board" else "serial"
+    backend = {"board": "unicorn", "serial": "serial", "renode": "renode"}[kind]
     progress("export and build", 0, 1)
-    with open_network(backend, model, work_dir, trainable_layers, port, optimizer, tool) as net:
+    with open_network(backend, model, work_dir, trainable_layers, port, optimizer, tool, batch) as net:
         progress("export and build", 1, 1)
         yield net

@@ -17,12 +17,14 @@ BACKENDS = ("host", "unicorn", "renode", "serial")
 
 @contextlib.contextmanager
 def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: int | None = None,
-                 port: str | None = None, optimizer: Optimizer = SGD, tool: str | None = None) -> Iterator[Network]:
+                 port: str | None = None, optimizer: Optimizer = SGD, tool: str | None = None,
+                 dataset_windows: int = 0) -> Iterator[Network]:
     """The network of ``model`` built for ``trainable_layers`` (None: Full) and ``optimizer``. ``work_dir``
     receives the exported model and the build; ``port`` is the pyserial URL of the ``serial`` backend
     (Renode, started by the ``renode`` backend, gets a pseudo-terminal of its own); ``tool`` (openocd or
     pyocd): the ``serial`` backend programs the board with the firmware of this model when it runs another
-    one."""
+    one. ``dataset_windows``: the firmware's dataset region, so that a batch that fits is stored once and trained
+    by one TRAIN_BATCH (a board flashed without one trains window by window)."""
     model_dir = work_dir / "model"
     if backend == "host":
         from pyodl.network.host import HostNetwork
@@ -37,7 +39,7 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
         from pyodl.toolchain.firmware import FirmwareBuilder
 
         builder = FirmwareBuilder(work_dir / "build-arm")
-        firmware = builder.export_and_build(model, model_dir, trainable_layers, optimizer)
+        firmware = builder.export_and_build(model, model_dir, trainable_layers, optimizer, dataset_windows)
         board = UnicornBoard()
         try:
             board.load_elf(firmware.elf)
@@ -50,7 +52,7 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
         from pyodl.toolchain.firmware import FirmwareBuilder
 
         builder = FirmwareBuilder(work_dir / "build-arm")
-        firmware = builder.export_and_build(model, model_dir, trainable_layers, optimizer)
+        firmware = builder.export_and_build(model, model_dir, trainable_layers, optimizer, dataset_windows)
         with RenodeProcess(firmware.elf) as transport:
             yield BoardNetwork(transport, model.arch, optimizer=optimizer)
     elif backend == "serial":
@@ -66,7 +68,7 @@ def open_network(backend: str, model: Model, work_dir: Path, trainable_layers: i
         if tool is not None:
             # The firmware for this model, programmed only when the board runs another one.
             firmware = FirmwareBuilder(work_dir / "build-arm").export_and_build(model, model_dir, trainable_layers,
-                                                                                optimizer)
+                                                                                optimizer, dataset_windows)
             model_hash = firmware.model_hash()
             transport = open_serial(port)
             try:

@@ -4,6 +4,7 @@ the firmware on the simulated board and by TensorFlow on the same batches."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,26 @@ def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]
     assert len(list(tmp_path.glob("general-*.keras"))) == 2
     assert len(list(tmp_path.glob("general-*.norm.json"))) == 2
     assert board.subjects[0].norm_mean == tf.subjects[0].norm_mean and len(board.subjects[0].norm_std) == 3
+
+
+def test_the_renode_trainer_gives_the_board_results(watch: tuple[list, list[str]], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--trainer renode through Renode's console pty, with a stand-in `renode` on the PATH that runs the firmware
+    on the Unicorn board (tests/board/fixtures/pty_renode.py): the windows go over the UART in STORE_DATASET
+    frames, and every loss and F1 equals the mailbox run's, bit for bit."""
+    standin = Path(__file__).parents[1] / "board" / "fixtures" / "pty_renode.py"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "renode").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{standin}" "$@"\n')
+    (bin_dir / "renode").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    recordings, classes = watch
+    cfg = dict(input_len=20, stride=10, epochs=1, warmup_epochs=1, pretrain_epochs=2, no_pretrain_epochs=1, seed=3,
+               batch=16)
+    board = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    renode = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="renode"), "watch", tmp_path, _silent)
+    for c in pers.CONDITIONS:
+        assert renode.subjects[0].conditions[c] == board.subjects[0].conditions[c], c
 
 
 def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

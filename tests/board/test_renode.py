@@ -145,6 +145,10 @@ class FakeRenode:
         if m := re.fullmatch(r"sysbus ReadDoubleWord (0x[0-9a-f]+)", command):
             assert int(m[1], 16) == LPUART1_BASE
             return f"0x{self.usart_cr1:08X}\r\n"
+        if m := re.fullmatch(r"python \"uart = monitor.Machine\['sysbus.lpuart1'\]; "
+                             r"\[uart.WriteChar\(b\) for b in System.IO.File.ReadAllBytes\('([^']+)'\)\]\"", command):
+            self.received.extend(Path(m[1]).read_bytes())
+            return ""
         if m := re.fullmatch(r"sysbus.lpuart1 WriteChar (0x[0-9a-f]{2})", command):
             self.received.append(int(m[1], 16))
             return ""
@@ -367,6 +371,13 @@ def test_uart_input_writes_chars_only_when_the_receiver_is_on(board: RenodeBoard
     with pytest.raises(BoardError, match="receiver is not enabled"):
         board.uart_input(b"B")
     assert renode.received == [0x41, 0x00, 0xFF]
+
+
+def test_a_frame_goes_to_the_uart_in_one_command(board: RenodeBoard, renode: FakeRenode) -> None:
+    frame = bytes(range(256)) * 3  # every byte value: nothing may be lost to a string encoding
+    board.uart_input(frame)
+    assert len(renode.commands) == 2 and renode.commands[1].startswith('python "uart = monitor.Machine[')
+    assert bytes(renode.received) == frame
 
 
 def test_monitor_errors_become_board_errors(board: RenodeBoard, renode: FakeRenode) -> None:

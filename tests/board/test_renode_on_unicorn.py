@@ -14,6 +14,7 @@ import pytest
 
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.renode import RenodeBoard
+from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
 from pyodl.network.base import Network
@@ -95,3 +96,23 @@ def test_the_renode_path_trains_the_unicorn_weights(monitor: UnicornMonitor, fir
         expected = reference.get_params()
     for (w, b), (w2, b2) in zip(net.get_params(), expected, strict=True):
         assert np.array_equal(w, w2) and np.array_equal(b, b2)
+
+
+def test_over_the_uart_a_frame_is_a_few_commands_not_one_per_byte(monitor: UnicornMonitor, firmware: Firmware,
+                                                                   tmp_path: Path) -> None:
+    board = RenodeBoard(monitor.execute, workdir=tmp_path)
+    board.load_elf(firmware.elf)
+    MailboxTransport(board)  # boots it
+    net = BoardNetwork(UartTransport(BoardUart(board)), MODEL.arch)
+    xs, ys = _batch(5)
+    frames = -(-BATCH * (20 * 3 + 1) * 4 // net.info().data_capacity) + 1  # STORE_DATASET chunks, TRAIN_BATCH
+    before, writes = monitor.count, monitor.commands["python"]
+    net.train_step(xs, ys, 0.05)
+    # Each frame: the receiver check, one python write of all its bytes, a run of a few RunFor slices.
+    assert monitor.count - before <= 16 * frames, (monitor.count - before, frames)
+    assert monitor.commands["WriteChar"] == 0 and monitor.commands["python"] - writes == frames
+    with UnicornBoard(firmware.elf) as unicorn:
+        reference = BoardNetwork(MailboxTransport(unicorn), MODEL.arch)
+        reference.train_step(xs, ys, 0.05)
+        for (w, b), (w2, b2) in zip(net.get_params(), reference.get_params(), strict=True):
+            assert np.array_equal(w, w2) and np.array_equal(b, b2)

@@ -318,7 +318,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "RESULTS.md").write_text(markdown)
+        results = out / "RESULTS.md"
+        # Sections below the marker are other benchmarks' figures (each with its command): kept as they are.
+        kept = results.read_text().partition(KEPT_MARKER)[2] if results.is_file() else ""
+        results.write_text(markdown + (f"\n{KEPT_MARKER}{kept}" if kept else ""))
         plot(rows, out / "bench.png")
         print(f"wrote {out / 'RESULTS.md'} and {out / 'bench.png'}", file=sys.stderr)
     return EXIT_OK
@@ -630,6 +633,10 @@ def _add_mode_args(p: argparse.ArgumentParser) -> None:
                    help="full: train all layers; tl: only the last --trainable-layers (default 2)")
     p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
                    help="with --mode tl: how many of the last Conv1D/Dense/BatchNormalization layers train (default 2)")
+
+
+# In benchmarks/RESULTS.md, what follows this line is not `pyodl bench`'s and survives its rewrite.
+KEPT_MARKER = "<!-- Below: other benchmarks, each with the command that produced it; pyodl bench keeps them. -->\n"
 
 
 def _add_dataset_arg(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.cli import main
+from pyodl.cli import KEPT_MARKER, main
 from pyodl.model.keras_io import keras
 
 
@@ -163,6 +163,12 @@ def test_bench_writes_results_and_chart(tmp_path: Path, capsys: pytest.CaptureFi
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| 20 | tl |" in text and "63 KB" in text and "at commit" in text and "mJ/batch" in text
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    # Another benchmark's section below the marker survives the next rewrite; the table above it is replaced.
+    (tmp_path / "RESULTS.md").write_text("old table\n\n" + KEPT_MARKER + "## Renode round trips\n| a | 1 |\n")
+    assert main(["bench", "--inputs", "20", "--modes", "tl", "--batch", "2", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "old table" not in text and "| 20 | tl |" in text
+    assert text.endswith(KEPT_MARKER + "## Renode round trips\n| a | 1 |\n")
 
 
 def test_bench_json_gives_cycles_time_and_energy_per_mac_and_batch(capsys: pytest.CaptureFixture[str]) -> None:

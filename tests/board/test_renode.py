@@ -10,6 +10,7 @@ RegisterValue (PC) as unpadded lowercase hex, booleans as ``True``/``False``.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from pyodl.toolchain.memory_map import (
     USART2_BASE,
 )
 
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from unicorn_monitor import renode_list  # fixtures/ is not a package
+
 REPO = Path(__file__).resolve().parents[2]
 IDLE = 0x0800_0124
 HARDFAULT = 0x0800_0200
@@ -39,15 +43,6 @@ BUSY_PC = 0x0800_0180
 
 class MonitorError(RuntimeError):
     """What Robot's `Execute Command` raises when the monitor reports an error."""
-
-
-def renode_list(values: list[int]) -> str:
-    out = "[\r\n"
-    for i, v in enumerate(values, 1):
-        out += f"0x{v:02X}, "
-        if i % 10 == 0:
-            out += "\r\n"
-    return out + "\r\n]\r\n"
 
 
 class FakeRenode:

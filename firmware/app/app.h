@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "odl_stream.h"
 
 #define ODL_PROTOCOL_VERSION 3u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
@@ -41,6 +42,13 @@ typedef enum {
                                    record's window and label, then SGD_STEP -> result_f mean loss,
                                    result0 count */
     ODL_CMD_EVALUATE = 15,      /* arg0 first record, arg1 count -> data the predicted classes, u16 each */
+    /* A stream (stream_commands.c): the device decides which windows to ask a teacher about, keeps the
+       labelled ones in the dataset region as a replay buffer and trains on them. */
+    ODL_CMD_STREAM_START = 16,  /* data odl_stream_setup_t -> result0 replay capacity */
+    ODL_CMD_STREAM_WINDOW = 17, /* data one window -> result0 class, result1 query, result2 drift,
+                                   result3 threshold (float bits), result_f confidence */
+    ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 trained,
+                                   result1 drift, result2 replay records, result_f the step's mean loss */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -62,6 +70,15 @@ typedef struct {
     float window[ODL_INPUT_SIZE];
     uint32_t label;
 } odl_record_t;
+
+/* STREAM_START's data: the query policy, then how the replay buffer trains. */
+typedef struct {
+    odl_stream_config_t policy;
+    uint32_t train_every;      /* labels between two training steps (>= 1) */
+    uint32_t batch;            /* the newest records each step trains on (1..ODL_DATASET_WINDOWS) */
+    float learning_rate;       /* > 0 */
+    float drift_learning_rate; /* > 0, used while a drift is detected */
+} odl_stream_setup_t;
 
 /* Word layout is fixed: the host reads and writes it by offset. */
 typedef struct {
@@ -146,10 +163,16 @@ int odl_uart_rx_ready(void);
 uint8_t odl_uart_getc(void);
 void odl_uart_putc(uint8_t byte);
 
-/* dataset.c: the dataset region's commands. */
+/* dataset.c: the dataset region's commands; a record of the region (NULL past its end). */
+odl_record_t *odl_dataset_record(uint32_t index);
 uint32_t odl_dataset_store(odl_mailbox_t *mb);
 uint32_t odl_dataset_train_batch(odl_mailbox_t *mb);
 uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);
+
+/* stream_commands.c */
+uint32_t odl_stream_start(odl_mailbox_t *mb);
+uint32_t odl_stream_window(odl_mailbox_t *mb);
+uint32_t odl_stream_label(odl_mailbox_t *mb);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);

@@ -194,6 +194,12 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return odl_dataset_train_batch(mb);
     case ODL_CMD_EVALUATE:
         return odl_dataset_evaluate(mb);
+    case ODL_CMD_STREAM_START:
+        return odl_stream_start(mb);
+    case ODL_CMD_STREAM_WINDOW:
+        return odl_stream_window(mb);
+    case ODL_CMD_STREAM_LABEL:
+        return odl_stream_label(mb);
     default:
         return ODL_APP_ERR_COMMAND;
     }

@@ -22,6 +22,16 @@ static odl_record_t *const odl_dataset = NULL;
 #define DATASET_BYTES 0u
 #endif
 
+odl_record_t *odl_dataset_record(uint32_t index)
+{
+#if ODL_DATASET_WINDOWS > 0
+    return index < ODL_DATASET_WINDOWS ? &odl_dataset[index] : NULL;
+#else
+    (void)index;
+    return NULL;
+#endif
+}
+
 uint32_t odl_dataset_store(odl_mailbox_t *mb)
 {
     const uint32_t offset = mb->arg[0];

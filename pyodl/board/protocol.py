@@ -32,6 +32,9 @@ MAILBOX = headers.struct_layout("odl_mailbox_t")  # field name -> offset and wor
 INFO_LAYOUT = headers.struct_layout("odl_info_t")  # ODL_CMD_INFO's answer, word by word
 INFO_FIELDS = tuple(INFO_LAYOUT)
 INFO_FORMAT = "<" + "".join("f" if f.ctype == "float" else "I" for f in INFO_LAYOUT.values())
+# STREAM_START's data, its query policy's fields named "policy.<field>".
+STREAM_SETUP = headers.struct_layout("odl_stream_setup_t", nested={"odl_stream_config_t": "odl/odl_stream.h"})
+STREAM_SETUP_FORMAT = "<" + "".join("f" if f.ctype == "float" else "I" for f in STREAM_SETUP.values())
 
 Command = IntEnum(  # type: ignore[misc]
     "Command",

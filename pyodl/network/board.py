@@ -17,6 +17,8 @@ from pyodl.board.protocol import (
     INFO_FORMAT,
     OPTIMIZER_KINDS,
     STATUS_FROZEN,
+    STREAM_SETUP,
+    STREAM_SETUP_FORMAT,
     Command,
     CommandError,
     DatasetMemory,
@@ -29,6 +31,7 @@ from pyodl.board.protocol import (
 from pyodl.model.architecture import Architecture, Params
 from pyodl.model.memory_plan import FLOAT_BYTES, LABEL_BYTES
 from pyodl.model.optimizer import Optimizer
+from pyodl.model.stream import Answer, Decision, StreamSetup
 from pyodl.network.base import Network
 
 
@@ -233,6 +236,38 @@ class BoardNetwork(Network):
             self.store_windows(chunk)
             parts.append(self.evaluate(0, len(chunk)))
         return np.concatenate(parts)
+
+    # -- a stream: the device decides which windows to ask the teacher about, and trains on its replay buffer
+
+    def stream_start(self, setup: StreamSetup) -> int:
+        """STREAM_START: a new stream with this policy and replay training; returns the replay buffer's size
+        (the dataset region)."""
+        if not self.dataset_windows:
+            raise ValueError("this firmware has no dataset region for a replay buffer: build it with "
+                             "--dataset-windows N")
+        setup.check(self.dataset_windows)
+        policy = setup.policy
+        values = {"policy.policy": int(policy.policy), "policy.rate": policy.rate, "policy.threshold": policy.threshold,
+                  "policy.step": policy.step, "policy.disagree_target": policy.disagree_target,
+                  "policy.seed": policy.seed, "policy.drift_window": policy.drift_window,
+                  "policy.drift_on": policy.drift_on, "policy.drift_off": policy.drift_off,
+                  "train_every": setup.train_every, "batch": setup.batch, "learning_rate": setup.learning_rate,
+                  "drift_learning_rate": setup.drift_learning_rate}
+        data = struct.pack(STREAM_SETUP_FORMAT, *(values[name] for name in STREAM_SETUP))
+        return self._run(Request(Command.STREAM_START, data=data)).results[0]
+
+    def stream_window(self, x: np.ndarray) -> Decision:
+        """STREAM_WINDOW: the device predicts an unlabelled window and decides whether to query its label."""
+        r = self._run(Request(Command.STREAM_WINDOW, data=self._sample(x)))
+        threshold = struct.unpack("<f", struct.pack("<I", r.results[3]))[0]
+        return Decision(r.results[0], bool(r.results[1]), bool(r.results[2]), threshold, r.result_f)
+
+    def stream_label(self, label: int) -> Answer:
+        """STREAM_LABEL: the teacher's label for the window queried last."""
+        if not 0 <= int(label) < self.arch.num_classes:
+            raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
+        r = self._run(Request(Command.STREAM_LABEL, (int(label), 0, 0, 0)))
+        return Answer(bool(r.results[0]), bool(r.results[1]), r.results[2], r.result_f)
 
     def sgd_step(self, learning_rate: float) -> None:
         self._run(Request(Command.SGD_STEP, arg_f=float(learning_rate)))

@@ -1,58 +1,23 @@
 """The device's stream decisions (firmware/odl/stream.c, odl_stream.h) in Python, float32 step for float32
 step, so a stream trained in TensorFlow (``--trainer tf``) queries the teacher exactly where the firmware would
-from the same confidences, and the firmware's logic can be checked decision by decision.
+from the same confidences, and the firmware's logic can be checked decision by decision. The policies and
+their parameters are :mod:`pyodl.model.stream`'s.
 
 A :class:`StreamPolicy` sees each window's confidence (its highest class probability) and says whether to query
-the teacher; after a query it is told whether the teacher agreed with the prediction. Policies and their
-parameters are odl_stream.h's.
+the teacher; after a query it is told whether the teacher agreed with the prediction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
+from typing import Protocol
 
 import numpy as np
 
+from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
+
 F32 = np.float32
-DRIFT_WINDOW_MAX = 32
-
-
-class Policy(IntEnum):
-    ALWAYS = 0
-    RANDOM = 1
-    BUDGET = 2
-    AGREEMENT = 3
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """``odl_stream_config_t``: what the device is told at the start of a stream."""
-
-    policy: Policy = Policy.BUDGET
-    rate: float = 0.3  # RANDOM: query probability; BUDGET: target rate; AGREEMENT: floor rate
-    threshold: float = 0.9  # BUDGET, AGREEMENT: the initial confidence threshold
-    step: float = 0.01  # BUDGET, AGREEMENT: the threshold's adaptation step
-    disagree_target: float = 0.5  # AGREEMENT: the teacher disagreement rate among queries it aims at
-    seed: int = 1  # RANDOM: xorshift32 seed, not 0
-    drift_window: int = 0  # queries the drift detector looks back on (0: none)
-    drift_on: int = 1  # disagreements among them that raise the drift flag
-    drift_off: int = 0  # disagreements at or below which it falls
-
-    def check(self) -> None:
-        """ValueError naming the field, as odl_stream_init refuses it (ODL_ERR_SIZE)."""
-        for name in ("rate", "threshold", "disagree_target"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.policy in (Policy.BUDGET, Policy.AGREEMENT) and not 0.0 < self.step <= 1.0:
-            raise ValueError(f"step must be in (0, 1], got {self.step}")
-        if self.policy == Policy.RANDOM and not 0 < self.seed < 2**32:
-            raise ValueError(f"seed must be a nonzero 32-bit number, got {self.seed}")
-        if not 0 <= self.drift_window <= DRIFT_WINDOW_MAX:
-            raise ValueError(f"drift_window must be in 0..{DRIFT_WINDOW_MAX}, got {self.drift_window}")
-        if self.drift_window and not (1 <= self.drift_on <= self.drift_window and self.drift_off < self.drift_on):
-            raise ValueError(f"drift needs 1 <= drift_on <= drift_window and drift_off < drift_on, got "
-                             f"{self.drift_on}, {self.drift_window}, {self.drift_off}")
 
 
 @dataclass
@@ -123,3 +88,87 @@ def confidence(probs: np.ndarray) -> tuple[int, np.float32]:
     probs = np.asarray(probs, dtype=np.float32)
     best = int(np.argmax(probs))
     return best, F32(probs[best])
+
+
+class ReplayBuffer:
+    """The device's replay buffer (the dataset region as a ring, firmware/app/stream_commands.c): labelled
+    windows in arrival order, the oldest overwritten when full; a step trains on the newest ``batch``, oldest
+    first."""
+
+    def __init__(self, capacity: int, window_shape: tuple[int, int]) -> None:
+        if capacity < 1:
+            raise ValueError(f"a replay buffer holds at least one window, not {capacity}")
+        self.windows = np.zeros((capacity, *window_shape), dtype=np.float32)
+        self.labels = np.zeros(capacity, dtype=np.int64)
+        self.head = 0
+        self.filled = 0
+        self.pending = 0  # labels since the last step
+
+    def add(self, window: np.ndarray, label: int) -> None:
+        self.windows[self.head] = window
+        self.labels[self.head] = label
+        self.head = (self.head + 1) % len(self.labels)
+        self.filled = min(self.filled + 1, len(self.labels))
+        self.pending += 1
+
+    def take_due(self, train_every: int) -> bool:
+        """Whether a step is due after this label (and, if so, the count starts again)."""
+        if self.pending < train_every:
+            return False
+        self.pending = 0
+        return True
+
+    def newest(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        count = min(self.filled, batch)
+        index = [(self.head - count + k) % len(self.labels) for k in range(count)]
+        return self.windows[index], self.labels[index]
+
+
+class Learner(Protocol):
+    """What trains the reference device: a Network or KerasReference."""
+
+    def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float: ...
+
+
+class ReferenceStream:
+    """The device's stream (STREAM_START, STREAM_WINDOW, STREAM_LABEL of
+    :class:`pyodl.network.board.BoardNetwork`) with the policy, the replay buffer and the training done here:
+    ``probabilities`` gives a window's class probabilities and ``learner`` trains (TensorFlow for ``--trainer
+    tf``, or a board trained window by window, to check the firmware's)."""
+
+    def __init__(self, probabilities: Callable[[np.ndarray], np.ndarray], learner: Learner,
+                 window_shape: tuple[int, int], capacity: int) -> None:
+        self.probabilities = probabilities
+        self.learner = learner
+        self.window_shape = window_shape
+        self.capacity = capacity
+        self.setup: StreamSetup | None = None
+
+    def stream_start(self, setup: StreamSetup) -> int:
+        setup.check(self.capacity)
+        self.setup = setup
+        self.policy = StreamPolicy(setup.policy)
+        self.replay = ReplayBuffer(self.capacity, self.window_shape)
+        self._staged: tuple[np.ndarray, int] | None = None
+        return self.capacity
+
+    def stream_window(self, x: np.ndarray) -> Decision:
+        if self.setup is None:
+            raise RuntimeError("stream_start first")
+        predicted, conf = confidence(self.probabilities(x))
+        query = self.policy.decide(conf)
+        self._staged = (np.array(x, dtype=np.float32), predicted) if query else None
+        return Decision(predicted, query, self.policy.drift, float(self.policy.threshold), float(conf))
+
+    def stream_label(self, label: int) -> Answer:
+        if self.setup is None or self._staged is None:
+            raise RuntimeError("no queried window waits for a label")
+        window, predicted = self._staged
+        self._staged = None
+        self.replay.add(window, int(label))
+        self.policy.feedback(int(label) == predicted)
+        if not self.replay.take_due(self.setup.train_every):
+            return Answer(False, self.policy.drift, self.replay.filled, 0.0)
+        lr = self.setup.drift_learning_rate if self.policy.drift else self.setup.learning_rate
+        loss = self.learner.train_step(*self.replay.newest(self.setup.batch), lr)
+        return Answer(True, self.policy.drift, self.replay.filled, loss)

@@ -70,14 +70,24 @@ def enum(type_name: str, relative: str = APP_HEADER, prefix: str = "") -> dict[s
     return {name: int(value, 0) for name, value in _ENUMERATOR.findall(body) if name.startswith(prefix)}
 
 
-def struct_layout(type_name: str, relative: str = APP_HEADER) -> dict[str, Field]:
-    """Fields of a struct made of 32-bit words, by name, with their byte offsets."""
+def struct_layout(type_name: str, relative: str = APP_HEADER,
+                  nested: dict[str, str] | None = None) -> dict[str, Field]:
+    """Fields of a struct made of 32-bit words, by name, with their byte offsets. ``nested``: struct types its
+    fields may have (type name -> header), whose words are laid out in place as ``field.subfield``."""
     body = _typedef_body(relative, "struct", type_name)
     statements = [s.strip() for s in body.split(";") if s.strip()]
     fields: dict[str, Field] = {}
     offset = 0
     for statement in statements:
         match = _WORD_FIELD.match(statement + ";")
+        inner = statement.split()
+        if match is None and nested and len(inner) == 2 and inner[0] in nested:
+            subfields = struct_layout(inner[0], nested[inner[0]]).values()
+            for sub in subfields:
+                name = f"{inner[1]}.{sub.name}"
+                fields[name] = Field(name, offset + sub.offset, sub.count, sub.ctype)
+            offset += 4 * sum(sub.count for sub in subfields)
+            continue
         if match is None:
             raise HeaderError(f"firmware/{relative}: {type_name} has a field pyodl cannot lay out: {statement!r}")
         for declarator in match.group(2).split(","):

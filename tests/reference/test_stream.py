@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from pyodl.model.architecture import paper_model
-from pyodl.reference.stream import Policy, StreamConfig, StreamPolicy
+from pyodl.model.stream import Policy, StreamConfig
+from pyodl.reference.stream import StreamPolicy
 from pyodl.toolchain.host_library import HostBuilder
 
 SIZE_ERROR = 10  # ODL_ERR_SIZE

@@ -1,0 +1,137 @@
+/*
+ * A stream on the device. Each window arrives unlabelled (STREAM_WINDOW): the firmware predicts it and its
+ * query policy (odl_stream.h) decides whether to ask the teacher. A queried window waits in the next slot of
+ * the replay buffer (the dataset region, a ring) until its label comes (STREAM_LABEL); the label tells the
+ * policy whether the teacher agreed and feeds the drift detector, and every `train_every` labels the device
+ * takes one SGD step on the newest `batch` records, oldest first, at the drift learning rate while a drift is
+ * detected. The host is only the radio and the teacher.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "app.h"
+
+/* The ring's length; a build without a dataset region refuses STREAM_START, but must still compile. */
+#define RING (ODL_DATASET_WINDOWS > 0u ? ODL_DATASET_WINDOWS : 1u)
+
+static struct {
+    int started;
+    odl_stream_setup_t setup;
+    odl_stream_t policy;
+    uint32_t head;    /* the slot the next queried window waits in */
+    uint32_t filled;  /* labelled records in the ring */
+    uint32_t pending; /* labels since the last step */
+    int waiting;      /* a queried window waits for its label in slot `head` */
+    uint16_t predicted;
+} stream;
+
+uint32_t odl_stream_start(odl_mailbox_t *mb)
+{
+    odl_stream_setup_t setup;
+    if (mb->data_len != sizeof setup) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    memcpy(&setup, mb->data, sizeof setup);
+    if (setup.train_every == 0u || setup.batch == 0u || setup.batch > ODL_DATASET_WINDOWS ||
+        !(setup.learning_rate > 0.0f) || !isfinite(setup.learning_rate) || !(setup.drift_learning_rate > 0.0f) ||
+        !isfinite(setup.drift_learning_rate)) {
+        return ODL_APP_ERR_ARGS;
+    }
+    odl_stream_t policy;
+    const odl_status_t st = odl_stream_init(&policy, &setup.policy);
+    if (st != ODL_OK) {
+        return st;
+    }
+    memset(&stream, 0, sizeof stream);
+    stream.started = 1;
+    stream.setup = setup;
+    stream.policy = policy;
+    mb->result[0] = RING;
+    return ODL_OK;
+}
+
+uint32_t odl_stream_window(odl_mailbox_t *mb)
+{
+    if (!stream.started) {
+        return ODL_APP_ERR_ARGS;
+    }
+    if (mb->data_len != ODL_INPUT_SIZE * sizeof(float)) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    for (uint32_t i = 0; i < ODL_INPUT_SIZE; ++i) {
+        if (!isfinite(mb->data[i])) {
+            return ODL_ERR_NONFINITE;
+        }
+    }
+    odl_record_t *slot = odl_dataset_record(stream.head);
+    uint16_t predicted = 0;
+    const odl_status_t st = odl_predict(&odl_model, mb->data, &predicted);
+    if (st != ODL_OK) {
+        return st;
+    }
+    const float confidence = odl_model.probs[predicted];
+    const int query = odl_stream_decide(&stream.policy, confidence);
+    /* Kept only once its label comes; a later window takes the slot if it never does. */
+    memcpy(slot->window, mb->data, sizeof slot->window);
+    stream.waiting = query;
+    stream.predicted = predicted;
+    mb->result[0] = predicted;
+    mb->result[1] = (uint32_t)query;
+    mb->result[2] = stream.policy.drift;
+    memcpy(&mb->result[3], &stream.policy.threshold, sizeof(float));
+    mb->result_f = confidence;
+    return ODL_OK;
+}
+
+/* One step on the newest `batch` records (oldest first). */
+static uint32_t train_replay(float *mean_loss)
+{
+    const uint32_t count = stream.filled < stream.setup.batch ? stream.filled : stream.setup.batch;
+    const float lr = stream.policy.drift ? stream.setup.drift_learning_rate : stream.setup.learning_rate;
+    float sum = 0.0f;
+    odl_status_t st = ODL_OK;
+    for (uint32_t k = 0; k < count && st == ODL_OK; ++k) {
+        const uint32_t index = (stream.head + RING - count + k) % RING;
+        const odl_record_t *r = odl_dataset_record(index);
+        float loss = 0.0f;
+        st = odl_accumulate(&odl_model, r->window, (uint16_t)r->label, &loss);
+        sum += loss;
+    }
+    if (st != ODL_OK) {
+        odl_zero_grads(&odl_model);
+        return st;
+    }
+    st = odl_sgd_step(&odl_model, lr);
+    *mean_loss = sum / (float)count;
+    return st;
+}
+
+uint32_t odl_stream_label(odl_mailbox_t *mb)
+{
+    if (!stream.started || !stream.waiting) {
+        return ODL_APP_ERR_NO_SAMPLE;
+    }
+    if (mb->arg[0] >= odl_model.num_classes) {
+        return ODL_ERR_LABEL;
+    }
+    odl_record_t *slot = odl_dataset_record(stream.head);
+    slot->label = mb->arg[0];
+    stream.waiting = 0;
+    stream.head = (stream.head + 1u) % RING;
+    stream.filled += stream.filled < RING;
+    odl_stream_feedback(&stream.policy, mb->arg[0] == stream.predicted);
+    mb->result[1] = stream.policy.drift;
+    mb->result[2] = stream.filled;
+    if (++stream.pending < stream.setup.train_every) {
+        return ODL_OK;
+    }
+    stream.pending = 0;
+    /* The label and the drift state stand even if the step is refused: the teacher's answer is a fact. */
+    float loss = 0.0f;
+    const uint32_t st = train_replay(&loss);
+    if (st == ODL_OK) {
+        mb->result[0] = 1u;
+        mb->result_f = loss;
+    }
+    return st;
+}

@@ -1,0 +1,108 @@
+"""A stream on the board (STREAM_START, STREAM_WINDOW, STREAM_LABEL: firmware/app/stream_commands.c) against the
+reference device (pyodl/reference/stream.py) run on a second board trained window by window: the same decision
+for every window (class, confidence and threshold bit for bit, query, drift), the same training steps from
+the replay buffer, the same weights at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.protocol import STATUS_CODES, CommandError
+from pyodl.board.unicorn import UnicornBoard
+from pyodl.model.architecture import paper_model
+from pyodl.model.stream import Policy, StreamConfig, StreamSetup
+from pyodl.network.base import Network
+from pyodl.network.board import BoardNetwork
+from pyodl.reference.stream import ReferenceStream
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
+
+MODEL = paper_model(20, 0)
+REPLAY = 12
+
+
+class _WindowByWindow:
+    """Trains a board with the per-window commands: the reference device's learner."""
+
+    def __init__(self, net: BoardNetwork) -> None:
+        self.net = net
+
+    def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float:
+        return Network.train_step(self.net, xs, labels, learning_rate)
+
+
+@pytest.fixture(scope="module")
+def firmware(firmware_builder: FirmwareBuilder, tmp_path_factory: pytest.TempPathFactory) -> Firmware:
+    return firmware_builder.export_and_build(MODEL, tmp_path_factory.mktemp("stream20"), dataset_windows=REPLAY)
+
+
+@pytest.fixture
+def boards(firmware: Firmware) -> Iterator[tuple[BoardNetwork, BoardNetwork]]:
+    with UnicornBoard(firmware.elf) as a, UnicornBoard(firmware.elf) as b:
+        yield BoardNetwork(MailboxTransport(a), MODEL.arch), BoardNetwork(MailboxTransport(b), MODEL.arch)
+
+
+def _windows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(n, 20, 3)) + 3 * rng.normal(size=(n, 1, 3))  # offsets make the classes differ
+    return xs.astype(np.float32), rng.integers(0, 6, size=n)
+
+
+SETUPS = {
+    "budget": StreamSetup(StreamConfig(Policy.BUDGET, rate=0.5, threshold=0.5, step=0.05, drift_window=6,
+                                       drift_on=5, drift_off=1), train_every=3, batch=8, learning_rate=0.05,
+                          drift_learning_rate=0.2),
+    "agreement": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.4, step=0.05,
+                                          disagree_target=0.5), train_every=2, batch=REPLAY, learning_rate=0.1),
+    "random": StreamSetup(StreamConfig(Policy.RANDOM, rate=0.6, seed=99), train_every=1, batch=4),
+}
+
+
+@pytest.mark.parametrize("name", SETUPS)
+def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, BoardNetwork], name: str) -> None:
+    board, other = boards
+    reference = ReferenceStream(lambda x: other.predict(x)[1], _WindowByWindow(other), (20, 3), REPLAY)
+    setup = SETUPS[name]
+    assert board.stream_start(setup) == reference.stream_start(setup) == REPLAY
+    xs, teacher = _windows(90)
+    steps, drifted = 0, False
+    for x, y in zip(xs, teacher, strict=True):
+        got, want = board.stream_window(x), reference.stream_window(x)
+        drifted |= got.drift
+        assert (got.predicted, got.query, got.drift) == (want.predicted, want.query, want.drift)
+        assert np.float32(got.confidence) == np.float32(want.confidence)
+        assert np.float32(got.threshold).tobytes() == np.float32(want.threshold).tobytes()
+        if got.query:
+            answer, expected = board.stream_label(int(y)), reference.stream_label(int(y))
+            assert answer == expected
+            steps += answer.trained
+    assert steps >= 5 and reference.policy.queried < len(xs)  # it trained, and it pruned
+    assert drifted == bool(setup.policy.drift_window)  # a random teacher disagrees: the drift rate was used
+    for (w, b), (w2, b2) in zip(board.get_params(), other.get_params(), strict=True):
+        assert np.array_equal(w, w2) and np.array_equal(b, b2)
+    assert not np.array_equal(board.get_params()[0][0], MODEL.params[0][0])
+
+
+def test_stream_commands_refuse_what_they_cannot_do(boards: tuple[BoardNetwork, BoardNetwork]) -> None:
+    board, _ = boards
+    with pytest.raises(CommandError, match="argument out of range"):
+        board.stream_window(_windows(1)[0][0])  # no stream started
+    with pytest.raises(ValueError, match=r"batch must be in 1\.\.12"):
+        board.stream_start(StreamSetup(batch=13))
+    board.stream_start(SETUPS["budget"])
+    with pytest.raises(CommandError) as refused:
+        board.stream_label(1)  # no window waits for a label
+    assert refused.value.status == STATUS_CODES["ODL_APP_ERR_NO_SAMPLE"]
+    x = _windows(1)[0][0].copy()
+    x[3, 1] = np.nan
+    with pytest.raises(CommandError, match="NaN or infinity"):
+        board.stream_window(x)
+
+
+def test_a_build_without_a_replay_buffer_says_how_to_get_one(paper_board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
+    with pytest.raises(ValueError, match="--dataset-windows"):
+        net.stream_start(StreamSetup())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -524,17 +526,77 @@ def _channels(spec: str | None, names: list[str], count: int, default_why: str,
     return tuple(picked)
 
 
-def cmd_personalize(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _progress_bars(unit: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback drawing one bar per task on stderr; an interrupted run's bars are cleared on the way
+    out, not after the message that says so."""
     from tqdm import tqdm
 
+    bars: dict[str, tqdm] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        bar = bars.get(what)
+        if bar is None:
+            bar = bars[what] = tqdm(total=total, desc=what, unit=unit if "build" not in what else "step",
+                                    leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del bars[what]
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _subjects(text: str | None) -> list[int] | None:
+    try:
+        return [int(s) for s in text.split(",")] if text else None
+    except ValueError:
+        raise ModelError(f"--subjects takes comma-separated subject numbers, e.g. 1,2,3; got {text!r}") from None
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    # Not TensorFlow: every argument and the dataset are checked before it is loaded.
+    from pyodl.experiments import stream as st
+
+    chosen = _subjects(args.subjects)
+    if args.teacher.startswith("keras:") and not Path(args.teacher.removeprefix("keras:")).is_file():
+        raise ModelError(f"--teacher {args.teacher}: no such file")
+    try:
+        cfg = st.Config(input_len=args.input, stride=args.stride or args.input // 2, seed=args.seed,
+                        trainer=args.trainer, teacher=args.teacher, drift=args.drift,
+                        trainable_layers=args.trainable_layers, replay=args.replay, batch=args.batch,
+                        train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
+                        budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
+                        pretrain_epochs=args.pretrain_epochs)
+    except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
+        field, _, rest = str(exc).partition(" ")
+        option = {"learning_rate": "lr", "drift_learning_rate": "drift-lr", "input_len": "input"}.get(field, field)
+        raise ModelError(f"--{option.replace('_', '-')} {rest}") from None
+    recordings, classes, name, _ = _load_dataset(args.dataset, args.rate)
+    subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    with _progress_bars("window") as progress:
+        report = st.run(recordings, classes, subjects, cfg, name, cache, progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "pyodl stream " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    (out / "results.md").write_text(report.markdown(command))
+    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2))
+    st.plot(report, out)
+    print(report.markdown(command))
+    print(f"wrote {out}/results.md, results.json, stream.png, pruning.png", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_personalize(args: argparse.Namespace) -> int:
     # Not TensorFlow: every argument and the dataset are checked before it is loaded.
     from pyodl.experiments import personalize as pers
 
-    try:
-        chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
-    except ValueError:
-        raise ModelError(f"--subjects takes comma-separated subject numbers, e.g. 1,2,3; got {args.subjects!r}") \
-            from None
+    chosen = _subjects(args.subjects)
     if args.model is None and args.pretrain:
         raise ModelError("--pretrain applies to --model (the paper's model is always pretrained here)")
     if not (np.isfinite(args.lr) and args.lr > 0):
@@ -588,24 +650,9 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                                                 "of each activity's recordings, the first half personalize, the "
                                                 "others test") + ")")
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
-    bars: dict[str, tqdm] = {}
-
-    def progress(what: str, done: int, total: int) -> None:
-        bar = bars.get(what)
-        if bar is None:
-            bar = bars[what] = tqdm(total=total, desc=what, unit="epoch" if "build" not in what else "step",
-                                    leave=False, file=sys.stderr)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-            del bars[what]
-
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    try:
+    with _progress_bars("epoch") as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
-    finally:  # an interrupted run's bars are cleared now, not after the message that says so
-        for bar in bars.values():
-            bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "pyodl personalize " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
@@ -813,6 +860,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
     p.set_defaults(func=cmd_personalize, command_line=None)
+
+    p = sub.add_parser("stream", help="a held-out subject's windows arrive one at a time: the device decides which to "
+                                      "ask a teacher about (automatic data pruning), learns from them and watches "
+                                      "for a concept drift",
+                       description="For each held-out subject, the general model of `pyodl personalize` (pretrained on "
+                                   "the other subjects, cached alike) starts on the device. The first half of each of "
+                                   "the subject's recordings arrives one window at a time, in recording order; the "
+                                   "rest is the held-out test. The device predicts each window and its query policy "
+                                   "decides whether to ask the teacher for the label; labelled windows join a replay "
+                                   "buffer the device trains on. Runs: static (no learning), always-query, "
+                                   "AGREEMENT (a confidence threshold adapted to the teacher's disagreement rate "
+                                   "among queries), the same without the drift detector, BUDGET (adapted to a query "
+                                   "rate) and random queries at AGREEMENT's rate. Every decision runs in the "
+                                   "firmware on the simulated board (--trainer board) or in its Python twin with "
+                                   "TensorFlow training (--trainer tf): the same decisions from the same "
+                                   "confidences.")
+    p.add_argument("--dataset", default="watch",
+                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
+    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
+    p.add_argument("--drift", choices=("none", "side", "rotation", "subject"), default="none",
+                   help="halfway through the stream: none (default); side: the other arm (watch data); rotation: "
+                        "the sensor turned a quarter turn about z; subject: the next subject's windows")
+    p.add_argument("--teacher", default="oracle",
+                   help="who answers a query: oracle (the true label, default), general (the general model in "
+                        "TensorFlow, a phone's copy) or keras:PATH (a bigger Keras model taking the same "
+                        "normalised windows)")
+    p.add_argument("--trainer", choices=("board", "tf"), default="board",
+                   help="board: the firmware on the simulated STM32L496 decides and trains (default); tf: the same "
+                        "decisions in Python, TensorFlow trains")
+    p.add_argument("--input", type=int, default=40, metavar="T", help="window length (default 40)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
+    p.add_argument("--trainable-layers", type=int, default=None, metavar="N",
+                   help="layers the device trains, counted from the output (default 2, the paper's TL)")
+    p.add_argument("--replay", type=int, default=256, metavar="N",
+                   help="the device's replay buffer of labelled windows, in its dataset region (default 256)")
+    p.add_argument("--batch", type=int, default=16, help="windows drawn from the buffer per step (default 16)")
+    p.add_argument("--train-every", type=int, default=4, metavar="K", help="labels between steps (default 4)")
+    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
+    p.add_argument("--drift-lr", type=float, default=0.03,
+                   help="learning rate while a drift is detected (default 0.03)")
+    p.add_argument("--budget", type=float, default=0.3, help="BUDGET's target query rate (default 0.3)")
+    p.add_argument("--disagree-target", type=float, default=0.5,
+                   help="AGREEMENT's target rate of teacher disagreement among queries (default 0.5)")
+    p.add_argument("--max-windows", type=int, default=None, metavar="N", help="cut each stream to N windows")
+    p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the general model and the draws (default 0)")
+    p.add_argument("--out", default="results/stream", help="results folder (default results/stream)")
+    p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
+    p.add_argument("--no-cache", action="store_true", help="always pretrain again")
+    p.set_defaults(func=cmd_stream, command_line=None)
     return parser
 
 

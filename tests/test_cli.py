@@ -334,3 +334,28 @@ def test_bench_on_a_board_reports_its_cycles_beside_the_simulated_instructions(
         (4 * row["board_cycles_per_sample"] + row["board_cycles_per_step"]) / 80e6, rel=0.01)
     assert main(["bench", "--backend", "serial", "--port", board_url]) == 2  # five input sizes: which one?
     assert "one --inputs T and one --modes M" in capsys.readouterr().err
+
+
+def test_stream_writes_its_results_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["stream", "--subjects", "4", "--input", "20", "--max-windows", "40", "--trainer", "tf",
+                 "--pretrain-epochs", "1", "--drift", "rotation", "--out", str(out), "--cache",
+                 str(tmp_path / "cache")]) == 0
+    text = (out / "results.md").read_text()
+    assert "drift: rotation" in text and "| agreement |" in text and "55.7% fewer queries" in text
+    runs = json.loads((out / "results.json").read_text())["subjects"][0]["runs"]
+    assert set(runs) == {"static", "always", "agreement", "agreement, no detector", "budget", "random"}
+    assert runs["always"]["queries"] == 40 and len(runs["agreement"]["queried"]) == 40
+    for png in ("stream.png", "pruning.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budget", "2"], "--budget must be in [0, 1]"), (["--batch", "300"], "--batch must be in 1..256"),
+    (["--lr", "0"], "--lr must be a finite number > 0"), (["--teacher", "phone"], "teacher must be oracle"),
+    (["--subjects", "a,b"], "--subjects takes comma-separated"),
+])
+def test_stream_refuses_bad_arguments_before_loading_anything(args: list[str], message: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stream", *args]) != 0
+    assert message in capsys.readouterr().err

@@ -75,7 +75,8 @@ typedef struct {
 typedef struct {
     odl_stream_config_t policy;
     uint32_t train_every;      /* labels between two training steps (>= 1) */
-    uint32_t batch;            /* the newest records each step trains on (1..ODL_DATASET_WINDOWS) */
+    uint32_t batch;            /* records each step trains on, drawn from the buffer (1..ODL_DATASET_WINDOWS) */
+    uint32_t replay_seed;      /* the draws' xorshift32 seed, not 0 */
     float learning_rate;       /* > 0 */
     float drift_learning_rate; /* > 0, used while a drift is detected */
 } odl_stream_setup_t;

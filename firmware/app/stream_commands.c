@@ -3,8 +3,9 @@
  * query policy (odl_stream.h) decides whether to ask the teacher. A queried window waits in the next slot of
  * the replay buffer (the dataset region, a ring) until its label comes (STREAM_LABEL); the label tells the
  * policy whether the teacher agreed and feeds the drift detector, and every `train_every` labels the device
- * takes one SGD step on the newest `batch` records, oldest first, at the drift learning rate while a drift is
- * detected. The host is only the radio and the teacher.
+ * takes one SGD step on `batch` records drawn from the whole buffer (xorshift32, with replacement: experience
+ * replay, so the step is not only the activity of the last minutes), at the drift learning rate while a drift
+ * is detected. The host is only the radio and the teacher.
  */
 #include <math.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static struct {
     uint32_t head;    /* the slot the next queried window waits in */
     uint32_t filled;  /* labelled records in the ring */
     uint32_t pending; /* labels since the last step */
+    uint32_t draws;   /* xorshift32 state of the replay draws */
     int waiting;      /* a queried window waits for its label in slot `head` */
     uint16_t predicted;
 } stream;
@@ -32,7 +34,7 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
         return ODL_APP_ERR_LENGTH;
     }
     memcpy(&setup, mb->data, sizeof setup);
-    if (setup.train_every == 0u || setup.batch == 0u || setup.batch > ODL_DATASET_WINDOWS ||
+    if (setup.train_every == 0u || setup.batch == 0u || setup.batch > ODL_DATASET_WINDOWS || setup.replay_seed == 0u ||
         !(setup.learning_rate > 0.0f) || !isfinite(setup.learning_rate) || !(setup.drift_learning_rate > 0.0f) ||
         !isfinite(setup.drift_learning_rate)) {
         return ODL_APP_ERR_ARGS;
@@ -46,6 +48,7 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
     stream.started = 1;
     stream.setup = setup;
     stream.policy = policy;
+    stream.draws = setup.replay_seed;
     mb->result[0] = RING;
     return ODL_OK;
 }
@@ -83,16 +86,26 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
     return ODL_OK;
 }
 
-/* One step on the newest `batch` records (oldest first). */
+static uint32_t next_draw(void)
+{
+    uint32_t x = stream.draws;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    stream.draws = x;
+    return x;
+}
+
+/* One step on `batch` records drawn from the labelled ones (slot = draw % filled: the ring's slots 0..filled-1
+ * hold them until it wraps, and all of it after). */
 static uint32_t train_replay(float *mean_loss)
 {
-    const uint32_t count = stream.filled < stream.setup.batch ? stream.filled : stream.setup.batch;
+    const uint32_t count = stream.setup.batch;
     const float lr = stream.policy.drift ? stream.setup.drift_learning_rate : stream.setup.learning_rate;
     float sum = 0.0f;
     odl_status_t st = ODL_OK;
     for (uint32_t k = 0; k < count && st == ODL_OK; ++k) {
-        const uint32_t index = (stream.head + RING - count + k) % RING;
-        const odl_record_t *r = odl_dataset_record(index);
+        const odl_record_t *r = odl_dataset_record(next_draw() % stream.filled);
         float loss = 0.0f;
         st = odl_accumulate(&odl_model, r->window, (uint16_t)r->label, &loss);
         sum += loss;

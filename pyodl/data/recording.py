@@ -14,6 +14,7 @@ class Recording:
     signal: np.ndarray  # (samples, channels) float32
     rate_hz: float
     name: str = ""  # where it came from, for error messages
+    side: int | None = None  # the wrist the sensor was worn on (0 or 1), where the dataset says
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2 or self.signal.shape[0] == 0:

@@ -1,5 +1,6 @@
 """The smartwatch dataset shipped inside the seglearn package: 140 recordings of 10 subjects doing 7
-shoulder-physiotherapy exercises, accelerometer (g) and gyroscope at 50 Hz. pyodl's bundled default."""
+shoulder-physiotherapy exercises, accelerometer (g) and gyroscope at 50 Hz, each exercise once with each arm
+(``side``). pyodl's bundled default."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def load_watch() -> tuple[list[Recording], list[str], list[str]]:
                            "pip install seglearn pandas") from exc
     d = seglearn_watch()
     recordings = [
-        Recording(int(s), int(y), np.asarray(x, np.float32), RATE_HZ, f"watch #{i} (subject {int(s)})")
-        for i, (x, y, s) in enumerate(zip(d["X"], d["y"], d["subject"], strict=True))
+        Recording(int(s), int(y), np.asarray(x, np.float32), RATE_HZ, f"watch #{i} (subject {int(s)})", int(side))
+        for i, (x, y, s, side) in enumerate(zip(d["X"], d["y"], d["subject"], d["side"], strict=True))
     ]
     return recordings, list(d["y_labels"]), list(d["X_labels"])

@@ -59,9 +59,10 @@ class StreamSetup:
 
     policy: StreamConfig = field(default_factory=StreamConfig)
     train_every: int = 8  # labels between two training steps
-    batch: int = 32  # the newest labelled windows each step trains on (at most the replay buffer)
+    batch: int = 32  # labelled windows each step trains on, drawn from the replay buffer (at most its size)
     learning_rate: float = 0.01
     drift_learning_rate: float = 0.03  # while a drift is detected
+    replay_seed: int = 7  # xorshift32 seed of the draws, not 0
 
     def check(self, capacity: int) -> None:
         """ValueError naming the field, as the firmware refuses it; ``capacity``: the replay buffer's records."""
@@ -70,6 +71,8 @@ class StreamSetup:
             raise ValueError(f"train_every must be >= 1, got {self.train_every}")
         if not 1 <= self.batch <= capacity:
             raise ValueError(f"batch must be in 1..{capacity} (the replay buffer), got {self.batch}")
+        if not 0 < self.replay_seed < 2**32:
+            raise ValueError(f"replay_seed must be a nonzero 32-bit number, got {self.replay_seed}")
         for name in ("learning_rate", "drift_learning_rate"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):

@@ -124,6 +124,12 @@ class KerasReference:
     def predict_classes(self, xs: np.ndarray) -> np.ndarray:
         return np.argmax(self.km.predict(xs, verbose=0, batch_size=256), axis=1).astype(np.int64)
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The class probabilities of one window ``(input_len, input_ch)``, float32 (a direct call: for a stream,
+        a window at a time, ``predict``'s batching costs more than the model)."""
+        out = self.km(self._tf.constant(np.asarray(x, np.float32)[None]), training=False)
+        return np.asarray(out, dtype=np.float32)[0]
+
     def set_params(self, params: Params) -> None:
         for i, (w, b) in zip(self.arch.param_layers, params, strict=True):
             set_layer_params(self.km.get_layer(self.arch.layers[i].name), w, b)

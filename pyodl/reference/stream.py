@@ -20,6 +20,14 @@ from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSet
 F32 = np.float32
 
 
+def xorshift32(x: int) -> int:
+    """The firmware's generator (stream.c, stream_commands.c): the next state of ``x``."""
+    x ^= (x << 13) & 0xFFFF_FFFF
+    x ^= x >> 17
+    x ^= (x << 5) & 0xFFFF_FFFF
+    return x
+
+
 @dataclass
 class StreamPolicy:
     config: StreamConfig
@@ -42,12 +50,8 @@ class StreamPolicy:
         self.threshold = F32(min(max(F32(self.threshold + delta), F32(0.0)), F32(1.0)))
 
     def _uniform(self) -> np.float32:
-        x = self.rng
-        x ^= (x << 13) & 0xFFFF_FFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFF_FFFF
-        self.rng = x
-        return F32(x >> 8) * F32(1.0 / 16777216.0)
+        self.rng = xorshift32(self.rng)
+        return F32(self.rng >> 8) * F32(1.0 / 16777216.0)
 
     def decide(self, confidence: float) -> bool:
         """Whether to ask the teacher for this window's label (odl_stream_decide)."""
@@ -92,10 +96,10 @@ def confidence(probs: np.ndarray) -> tuple[int, np.float32]:
 
 class ReplayBuffer:
     """The device's replay buffer (the dataset region as a ring, firmware/app/stream_commands.c): labelled
-    windows in arrival order, the oldest overwritten when full; a step trains on the newest ``batch``, oldest
-    first."""
+    windows, the oldest overwritten when full; a step trains on records drawn with xorshift32 from the filled
+    slots, with replacement."""
 
-    def __init__(self, capacity: int, window_shape: tuple[int, int]) -> None:
+    def __init__(self, capacity: int, window_shape: tuple[int, int], seed: int) -> None:
         if capacity < 1:
             raise ValueError(f"a replay buffer holds at least one window, not {capacity}")
         self.windows = np.zeros((capacity, *window_shape), dtype=np.float32)
@@ -103,6 +107,7 @@ class ReplayBuffer:
         self.head = 0
         self.filled = 0
         self.pending = 0  # labels since the last step
+        self.draws = seed
 
     def add(self, window: np.ndarray, label: int) -> None:
         self.windows[self.head] = window
@@ -118,9 +123,11 @@ class ReplayBuffer:
         self.pending = 0
         return True
 
-    def newest(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        count = min(self.filled, batch)
-        index = [(self.head - count + k) % len(self.labels) for k in range(count)]
+    def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        index = []
+        for _ in range(batch):
+            self.draws = xorshift32(self.draws)
+            index.append(self.draws % self.filled)
         return self.windows[index], self.labels[index]
 
 
@@ -148,7 +155,7 @@ class ReferenceStream:
         setup.check(self.capacity)
         self.setup = setup
         self.policy = StreamPolicy(setup.policy)
-        self.replay = ReplayBuffer(self.capacity, self.window_shape)
+        self.replay = ReplayBuffer(self.capacity, self.window_shape, setup.replay_seed)
         self._staged: tuple[np.ndarray, int] | None = None
         return self.capacity
 
@@ -170,5 +177,5 @@ class ReferenceStream:
         if not self.replay.take_due(self.setup.train_every):
             return Answer(False, self.policy.drift, self.replay.filled, 0.0)
         lr = self.setup.drift_learning_rate if self.policy.drift else self.setup.learning_rate
-        loss = self.learner.train_step(*self.replay.newest(self.setup.batch), lr)
+        loss = self.learner.train_step(*self.replay.draw(self.setup.batch), lr)
         return Answer(True, self.policy.drift, self.replay.filled, loss)

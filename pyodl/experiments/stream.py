@@ -1,0 +1,435 @@
+"""Learning from a stream on the device: which windows to ask a teacher about, and what a concept drift does.
+
+For each held-out subject, the general model of :mod:`pyodl.experiments.personalize` (pretrained on the other
+subjects, cached alike) is the device's start. The first part of each of the subject's recordings arrives one
+window at a time, in recording order (the stream); the rest is the held-out test. The device predicts each
+window and its query policy (firmware/odl/stream.c) decides whether to ask the teacher; a queried window joins
+the replay buffer with the teacher's label, and the device trains on the buffer (firmware/app/
+stream_commands.c). Every decision runs in the firmware on the simulated board (``trainer="board"``) or, with
+``trainer="tf"``, in :class:`pyodl.reference.stream.ReferenceStream` with TensorFlow training: the same
+decisions from the same confidences.
+
+Runs per subject: static (the general model, no query, no training), always-query, the automatic pruning
+policies (AGREEMENT, and BUDGET at ``budget``), random queries at AGREEMENT's realised rate, and AGREEMENT without
+the drift detector. A drift scenario changes the stream halfway: the other arm (``side``), a sensor rotation
+(``rotation``), another subject (``subject``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
+from pyodl.experiments import personalize as pers
+from pyodl.experiments.trainer import Progress
+from pyodl.model.architecture import Model
+from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
+
+DRIFTS = ("none", "side", "rotation", "subject")
+TRAINERS = ("board", "tf")
+# The seed's operating point (ODL-core with automatic data pruning): 55.7% fewer queries for 0.9% accuracy.
+SEED_QUERY_REDUCTION = 55.7
+SEED_ACCURACY_LOSS = 0.9
+LABEL_BYTES = 1  # the teacher's answer: a class index
+# Rotation drift: the watch turned a quarter turn about its z axis, (x, y, z) -> (-y, x, z), on every
+# accelerometer (and gyroscope) triple of channels.
+QUARTER_TURN = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Config:
+    input_len: int = 40
+    stride: int = 20
+    channels: tuple[int, ...] = (0, 1, 2)
+    fraction: float = 0.5  # of each recording streamed; the rest is the held-out test
+    max_windows: int | None = None  # the stream cut to its first N windows (a quick run)
+    pretrain_epochs: int = 30
+    seed: int = 0
+    trainer: str = "board"
+    teacher: str = "oracle"  # oracle, general, or keras:PATH
+    drift: str = "none"
+    trainable_layers: int | None = None  # None: TL, the paper's last two layers
+    replay: int = 256  # windows in the device's replay buffer (its dataset region: 121 KB at T=40)
+    batch: int = 16
+    train_every: int = 4
+    learning_rate: float = 0.01
+    drift_learning_rate: float = 0.03
+    budget: float = 0.3  # BUDGET's target query rate
+    step: float = 0.02  # the thresholds' adaptation step
+    disagree_target: float = 0.5  # AGREEMENT's target teacher disagreement among queries
+    floor: float = 0.02  # AGREEMENT's floor query rate
+    # The detector looks at the teacher's disagreements among the last 16 queries: a pruning policy asks where
+    # the device is unsure, so even without a drift about half disagree (AGREEMENT aims at disagree_target).
+    drift_window: int = 16
+    drift_on: int = 12
+    drift_off: int = 5
+
+    def __post_init__(self) -> None:
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        if self.drift not in DRIFTS:
+            raise ValueError(f"drift must be one of {', '.join(DRIFTS)}, got {self.drift!r}")
+        if self.teacher not in ("oracle", "general") and not self.teacher.startswith("keras:"):
+            raise ValueError(f"teacher must be oracle, general or keras:PATH, got {self.teacher!r}")
+        for name, low in (("input_len", 1), ("stride", 1), ("replay", 1), ("batch", 1), ("train_every", 1),
+                          ("pretrain_epochs", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        for name in ("budget", "disagree_target", "floor"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1, got {self.max_windows}")
+        for policy in Policy:  # every policy parameter, before any work
+            self.setup(policy, rate=0.5).check(self.replay)
+
+    def personalize_config(self) -> pers.Config:
+        """The general model's recipe: the same as personalize's, so its cache serves both."""
+        return pers.Config(input_len=self.input_len, stride=self.stride, channels=self.channels,
+                           pretrain_epochs=self.pretrain_epochs, seed=self.seed, trainer="tf")
+
+    def setup(self, policy: Policy, rate: float | None = None, detect: bool = True) -> StreamSetup:
+        rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget,
+                 Policy.AGREEMENT: self.floor}
+        drift = dict(drift_window=self.drift_window, drift_on=self.drift_on, drift_off=self.drift_off) if detect \
+            else dict(drift_window=0)
+        config = StreamConfig(policy, rate=rates[policy], threshold=1.0 if policy == Policy.AGREEMENT else 0.5,
+                              step=self.step, disagree_target=self.disagree_target, seed=self.seed + 1, **drift)
+        return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
+                           self.drift_learning_rate, replay_seed=self.seed + 7)
+
+
+class Device(Protocol):
+    def stream_start(self, setup: StreamSetup) -> int: ...
+
+    def stream_window(self, x: np.ndarray) -> Decision: ...
+
+    def stream_label(self, label: int) -> Answer: ...
+
+    def predict_classes(self, xs: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class RunResult:
+    name: str
+    queries: int
+    windows: int
+    radio_bytes: int  # windows sent to the teacher and labels back
+    stream_accuracy: float  # of the device's predictions, each made before the window's label could be known
+    stream_f1: float
+    test_accuracy: float
+    test_f1: float
+    steps: int  # training steps on the device
+    drifts: int  # times the drift flag rose
+    first_detection: int | None  # window index of the first
+    correct: list[int] = field(default_factory=list)  # per window: the prediction was right
+    queried: list[int] = field(default_factory=list)  # per window: the teacher was asked
+
+    @property
+    def query_rate(self) -> float:
+        return self.queries / self.windows if self.windows else 0.0
+
+
+@dataclass
+class SubjectStream:
+    subject: int
+    drift_index: int | None  # the stream's first window after the drift
+    test_windows: int
+    runs: dict[str, RunResult]
+
+
+def _rotate(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    for c in range(0, x.shape[-1] - 2, 3):
+        out[..., c:c + 3] = x[..., c:c + 3] @ QUARTER_TURN.T
+    return out
+
+
+def build_stream(recordings: list[Recording], subject: int, cfg: Config) -> tuple[Windows, Windows, int | None]:
+    """The stream (in recording order), the held-out test, and the index of the first window after the drift."""
+    mine = [r for r in recordings if r.subject == subject]
+    channels = list(cfg.channels)
+    if not mine:
+        raise ValueError(f"subject {subject} has no recording")
+
+    def split(rs: list[Recording]) -> tuple[Windows, Windows]:
+        return personalization_split(rs, cfg.input_len, cfg.stride, cfg.fraction, channels)
+
+    if cfg.drift == "side":
+        if any(r.side is None for r in mine):
+            raise ValueError("the side drift needs a dataset that says which wrist each recording is from "
+                             "(the watch dataset)")
+        before, _ = split([r for r in mine if r.side == 0])
+        after, test = split([r for r in mine if r.side == 1])
+        return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
+    if cfg.drift == "subject":
+        subjects = sorted({r.subject for r in recordings})
+        other = subjects[(subjects.index(subject) + 1) % len(subjects)]
+        before, _ = split(mine)
+        after, test = split([r for r in recordings if r.subject == other])
+        return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
+    stream, test = split(mine)
+    if cfg.drift == "rotation":
+        half = len(stream) // 2
+        x = stream.x.copy()
+        x[half:] = _rotate(x[half:])
+        return Windows(x, stream.y, stream.subject), Windows(_rotate(test.x), test.y, test.subject), half
+    return stream, test, None
+
+
+class _TfDevice:
+    """ReferenceStream trained by TensorFlow, with the model's own predictions for the test."""
+
+    def __init__(self, model: Model, trainable_layers: int, replay: int) -> None:
+        from pyodl.reference.golden import KerasReference
+        from pyodl.reference.stream import ReferenceStream
+
+        self.keras = KerasReference(model)
+        self.keras.set_trainable(trainable_layers)
+        self.stream = ReferenceStream(self.keras.probabilities, self.keras, (model.arch.input_len,
+                                                                            model.arch.input_ch), replay)
+
+    def stream_start(self, setup: StreamSetup) -> int:
+        return self.stream.stream_start(setup)
+
+    def stream_window(self, x: np.ndarray) -> Decision:
+        return self.stream.stream_window(x)
+
+    def stream_label(self, label: int) -> Answer:
+        return self.stream.stream_label(label)
+
+    def predict_classes(self, xs: np.ndarray) -> np.ndarray:
+        return self.keras.predict_classes(xs)
+
+
+@contextlib.contextmanager
+def open_device(cfg: Config, model: Model, trainable_layers: int, work_dir: Path) -> Iterator[Device]:
+    if cfg.trainer == "tf":
+        yield _TfDevice(model, trainable_layers, cfg.replay)
+        return
+    from pyodl.network.open import open_network
+
+    with open_network("unicorn", model, work_dir, trainable_layers, dataset_windows=cfg.replay) as net:
+        yield net  # type: ignore[misc]
+
+
+def _scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """Accuracy and macro F1 over the classes that occur (a stream's stretch may not hold every class)."""
+    return (float(accuracy_score(y, pred)),
+            float(f1_score(y, pred, labels=np.union1d(y, pred), average="macro", zero_division=0)))
+
+
+def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Windows, test: Windows,
+               teacher: np.ndarray, progress: Progress) -> RunResult:
+    """One pass over the stream; ``setup`` None: the static model (no query, no training)."""
+    if setup is not None:
+        device.stream_start(setup)
+    predicted, queried = [], []
+    steps, drifts, first, was_drift = 0, 0, None, False
+    for i, x in enumerate(stream.x):
+        if setup is None:
+            predicted.append(int(device.predict_classes(x[None])[0]))
+            queried.append(0)
+            continue
+        decision = device.stream_window(x)
+        predicted.append(decision.predicted)
+        queried.append(int(decision.query))
+        if decision.drift and not was_drift:
+            drifts += 1
+            first = i if first is None else first
+        was_drift = decision.drift
+        if decision.query:
+            steps += device.stream_label(int(teacher[i])).trained
+        if i % 25 == 0:
+            progress(name, i, len(stream))
+    progress(name, len(stream), len(stream))
+    pred = np.array(predicted)
+    s_acc, s_f1 = _scores(stream.y, pred)
+    t_acc, t_f1 = _scores(test.y, device.predict_classes(test.x))
+    window_bytes = int(np.prod(stream.x.shape[1:])) * 4
+    q = int(sum(queried))
+    return RunResult(name, q, len(stream), q * (window_bytes + LABEL_BYTES), s_acc, s_f1, t_acc, t_f1, steps,
+                     drifts, first, (pred == stream.y).astype(int).tolist(), queried)
+
+
+def _teacher_labels(cfg: Config, stream: Windows, general: Model) -> np.ndarray:
+    if cfg.teacher == "oracle":
+        return stream.y.copy()
+    from pyodl.reference.golden import KerasReference
+
+    if cfg.teacher == "general":
+        return KerasReference(general).predict_classes(stream.x)
+    from pyodl.model.keras_io import load
+
+    model = load(Path(cfg.teacher.removeprefix("keras:")))
+    return KerasReference(model).predict_classes(stream.x)
+
+
+def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config, cache_dir: Path | None,
+                progress: Progress, fingerprint: str) -> SubjectStream:
+    from pyodl.model.fold import fold_frozen_batchnorm
+
+    pcfg = cfg.personalize_config()
+    channels = list(cfg.channels)
+    others = [r for r in recordings if r.subject != subject]
+    arch = pers.GeneralModel().architecture(cfg.input_len, len(channels), num_classes)
+    general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
+    norm = Normalizer.fit(general_data.x)
+    general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
+    general, _ = pers.pretrain(general_data, arch, pcfg, cache_dir, pers.cache_key(fingerprint, subject, pcfg, arch),
+                               norm, progress)
+    stream, test, drift_index = build_stream(recordings, subject, cfg)
+    if cfg.max_windows is not None:
+        stream = stream.select(np.arange(len(stream)) < cfg.max_windows)
+        drift_index = drift_index if drift_index is not None and drift_index < len(stream) else None
+    stream = Windows(norm(stream.x), stream.y, stream.subject)
+    test = Windows(norm(test.x), test.y, test.subject)
+    if len(stream) == 0 or len(test) == 0:
+        raise ValueError(f"subject {subject}: no stream or no test window of {cfg.input_len} samples")
+    layers = cfg.trainable_layers or pers.default_tl_layers(pers.GeneralModel(), arch)
+    start = fold_frozen_batchnorm(general, layers) if layers < len(arch.param_layers) else general
+    teacher = _teacher_labels(cfg, stream, general)
+    runs: dict[str, RunResult] = {}
+    plans: list[tuple[str, StreamSetup | None]] = [
+        ("static", None), ("always", cfg.setup(Policy.ALWAYS, detect=False)),
+        ("agreement", cfg.setup(Policy.AGREEMENT)),
+        ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False)),
+        ("budget", cfg.setup(Policy.BUDGET))]
+    with tempfile.TemporaryDirectory(prefix="pyodl-stream-") as tmp:
+        for name, setup in [*plans, ("random", None)]:
+            if name == "random":  # at the automatic policy's realised rate, without a detector to raise it
+                setup = cfg.setup(Policy.RANDOM, rate=max(runs["agreement"].query_rate, 1e-6), detect=False)
+            with open_device(cfg, start, layers, Path(tmp) / name.replace(" ", "-").replace(",", "")) as device:
+                runs[name] = stream_run(f"subject {subject} {name}", device, setup, stream, test, teacher,
+                                        progress)
+    return SubjectStream(subject, drift_index, len(test), runs)
+
+
+@dataclass
+class Report:
+    config: Config
+    dataset: str
+    classes: list[str]
+    subjects: list[SubjectStream]
+    seconds: float
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per run, means over subjects; query reduction and accuracy change against always-query."""
+        out: dict[str, dict[str, float]] = {}
+        for name in self.subjects[0].runs:
+            pairs = [(s.runs[name], s.runs["always"]) for s in self.subjects]
+
+            def mean(f: Callable[[RunResult, RunResult], float], pairs: list = pairs) -> float:
+                return float(np.mean([f(r, a) for r, a in pairs]))
+
+            out[name] = {
+                "query_rate": mean(lambda r, a: r.query_rate),
+                "query_reduction_pct": mean(lambda r, a: 100 * (1 - r.queries / a.queries)),
+                "radio_bytes": mean(lambda r, a: r.radio_bytes),
+                "stream_accuracy": mean(lambda r, a: r.stream_accuracy),
+                "stream_f1": mean(lambda r, a: r.stream_f1),
+                "test_accuracy": mean(lambda r, a: r.test_accuracy),
+                "test_f1": mean(lambda r, a: r.test_f1),
+                "accuracy_change_pp": mean(lambda r, a: 100 * (r.test_accuracy - a.test_accuracy)),
+                "steps": mean(lambda r, a: r.steps),
+                "drifts": mean(lambda r, a: r.drifts),
+            }
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        subjects = [{"subject": s.subject, "drift_index": s.drift_index, "test_windows": s.test_windows,
+                     "runs": {n: {**asdict(r), "query_rate": r.query_rate} for n, r in s.runs.items()}}
+                    for s in self.subjects]
+        return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
+                "summary": self.summary(), "subjects": subjects, "seconds": self.seconds}
+
+    def markdown(self, command: str) -> str:
+        cfg = self.config
+        where = ("the firmware on the simulated STM32L496" if cfg.trainer == "board"
+                 else "TensorFlow (the same decisions)")
+        lines = [f"# Learning from a stream on {self.dataset}", "",
+                 f"`{command}`: subjects {[s.subject for s in self.subjects]}, input ({cfg.input_len}, "
+                 f"{len(cfg.channels)}), the first {cfg.fraction:.0%} of each recording streamed one window at a time "
+                 f"and the rest held out; drift: {cfg.drift}; teacher: {cfg.teacher}; decisions and training by "
+                 f"{where}: replay buffer {cfg.replay}, a step on {cfg.batch} windows drawn from it every "
+                 f"{cfg.train_every} labels (SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
+                 "detected). "
+                 f"Wall time {self.seconds:.0f} s.", "",
+                 "| run | queries | fewer than always | radio KB | stream acc. | stream F1 | test acc. | test F1 | "
+                 "acc. vs always | steps | drifts |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, m in self.summary().items():
+            lines.append(f"| {name} | {m['query_rate']:.0%} | {m['query_reduction_pct']:.1f}% | "
+                         f"{m['radio_bytes'] / 1024:.1f} | {m['stream_accuracy']:.3f} | {m['stream_f1']:.3f} | "
+                         f"{m['test_accuracy']:.3f} | {m['test_f1']:.3f} | {m['accuracy_change_pp']:+.1f} pp | "
+                         f"{m['steps']:.0f} | {m['drifts']:.1f} |")
+        lines += ["", f"The seed (ODL-core with automatic data pruning) reports {SEED_QUERY_REDUCTION}% fewer queries "
+                  f"for {SEED_ACCURACY_LOSS}% accuracy against querying every window.", "",
+                  "| subject | stream windows | drift at | " + " | ".join(f"{n} test F1" for n in self.subjects[0].runs)
+                  + " |", "|---|---|---|" + "---|" * len(self.subjects[0].runs)]
+        for s in self.subjects:
+            n = next(iter(s.runs.values())).windows
+            lines.append(f"| {s.subject} | {n} | {s.drift_index if s.drift_index is not None else '-'} | "
+                         + " | ".join(f"{r.test_f1:.3f}" for r in s.runs.values()) + " |")
+        lines += ["", "![accuracy over the stream](stream.png)", "", "![queries vs accuracy](pruning.png)", ""]
+        return "\n".join(lines)
+
+
+def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
+        cache_dir: Path | None, progress: Progress) -> Report:
+    fingerprint = pers.dataset_fingerprint(recordings, classes)
+    t0 = time.perf_counter()
+    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint) for s in subjects]
+    return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
+
+
+def plot(report: Report, out: Path) -> None:
+    """stream.png: rolling accuracy over each subject's stream, per run, with the queries and the drift marked;
+    pruning.png: query reduction against accuracy change (vs always-query), per run, with the seed's point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    subjects = report.subjects
+    fig, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.6 * len(subjects)), squeeze=False)
+    for ax, s in zip(axes[:, 0], subjects, strict=True):
+        for k, (name, r) in enumerate(s.runs.items()):
+            correct = np.array(r.correct, dtype=float)
+            width = max(5, len(correct) // 20)
+            rolling = np.convolve(correct, np.ones(width) / width, mode="valid")
+            ax.plot(np.arange(len(rolling)) + width - 1, rolling, label=name, lw=1.2)
+            q = np.flatnonzero(np.array(r.queried))
+            ax.scatter(q, np.full(len(q), -0.04 - 0.035 * k), s=2, marker="|")
+        if s.drift_index is not None:
+            ax.axvline(s.drift_index, color="k", ls="--", lw=1)
+        ax.set_ylim(-0.3, 1.05)
+        ax.set_ylabel(f"subject {s.subject}\nrolling acc.")
+    axes[0, 0].legend(fontsize=7, ncol=3, loc="lower left")
+    axes[-1, 0].set_xlabel("window of the stream (ticks below: queries; dashed: the drift)")
+    fig.tight_layout()
+    fig.savefig(out / "stream.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, m in report.summary().items():
+        if name in ("always", "static"):
+            continue
+        ax.scatter(m["query_reduction_pct"], m["accuracy_change_pp"], label=name)
+    ax.scatter(SEED_QUERY_REDUCTION, -SEED_ACCURACY_LOSS, marker="*", s=120, color="k", label="seed (ODL-core)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("fewer queries than always-query (%)")
+    ax.set_ylabel("test accuracy vs always-query (pp)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "pruning.png", dpi=110)
+    plt.close(fig)
+

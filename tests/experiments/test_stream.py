@@ -1,0 +1,57 @@
+"""The stream experiment on the watch data: the board and TensorFlow make the same decisions (the same windows
+queried, the same steps) and reach the same scores; the drift scenarios build the streams they say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.data.watch import load_watch
+from pyodl.experiments import stream as st
+
+
+def _silent(what: str, done: int, total: int) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def watch() -> tuple[list, list[str]]:
+    recordings, classes, _ = load_watch()
+    return recordings, classes
+
+
+def test_board_and_tensorflow_query_the_same_windows(watch: tuple[list, list[str]], tmp_path: Path) -> None:
+    recordings, classes = watch
+    cfg = dict(input_len=20, stride=10, pretrain_epochs=2, max_windows=90, replay=48, batch=8, train_every=3,
+               budget=0.4, disagree_target=0.3, floor=0.05)
+    board = st.run(recordings, classes, [3], st.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    tf = st.run(recordings, classes, [3], st.Config(**cfg, trainer="tf"), "watch", tmp_path, _silent)
+    for name, b in board.subjects[0].runs.items():
+        t = tf.subjects[0].runs[name]
+        # The decisions compare each confidence with the threshold; the two sides' probabilities agree to ~1e-7,
+        # so only a confidence that close to a threshold could flip one.
+        assert b.queried == t.queried and b.steps == t.steps, name
+        assert abs(b.test_f1 - t.test_f1) <= 0.005 and abs(b.stream_f1 - t.stream_f1) <= 0.005, name
+    runs = board.subjects[0].runs
+    assert runs["always"].queries == 90 and 0 < runs["agreement"].queries < 90 and runs["static"].queries == 0
+    assert runs["always"].steps == 90 // 3
+
+
+@pytest.mark.parametrize("drift", st.DRIFTS)
+def test_each_drift_builds_the_stream_it_says(watch: tuple[list, list[str]], drift: str) -> None:
+    recordings, _ = watch
+    cfg = st.Config(drift=drift)
+    stream, test, at = st.build_stream(recordings, 2, cfg)
+    assert len(stream) > 0 and len(test) > 0
+    if drift == "none":
+        assert at is None
+        return
+    assert 0 < at < len(stream)
+    if drift == "rotation":  # the second half is the first's quarter turn: same norms, other axes
+        plain, _, _ = st.build_stream(recordings, 2, st.Config())
+        assert np.allclose(np.linalg.norm(stream.x[at:], axis=-1), np.linalg.norm(plain.x[at:], axis=-1), atol=1e-5)
+        assert np.allclose(stream.x[at:, :, 0], -plain.x[at:, :, 1]) and np.array_equal(stream.x[:at], plain.x[:at])
+    if drift == "subject":
+        assert set(stream.subject[:at]) == {2} and set(stream.subject[at:]) == {3} and set(test.subject) == {3}

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 
@@ -537,8 +537,8 @@ def _progress_bars(unit: str) -> Iterator[Callable[[str, int, int], None]]:
     def progress(what: str, done: int, total: int) -> None:
         bar = bars.get(what)
         if bar is None:
-            bar = bars[what] = tqdm(total=total, desc=what, unit=unit if "build" not in what else "step",
-                                    leave=False, file=sys.stderr)
+            kind = "step" if "build" in what else "epoch" if "pretrain" in what else unit
+            bar = bars[what] = tqdm(total=total, desc=what, unit=kind, leave=False, file=sys.stderr)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -549,6 +549,26 @@ def _progress_bars(unit: str) -> Iterator[Callable[[str, int, int], None]]:
     finally:
         for bar in bars.values():
             bar.close()
+
+
+class _Report(Protocol):
+    def markdown(self, command: str) -> str: ...
+
+    def to_json(self) -> dict[str, object]: ...
+
+
+def _write_results(args: argparse.Namespace, name: str, report: _Report, plot: Callable[[Any, Path], None],
+                   plots: str) -> int:
+    """An experiment's results.md, results.json and plots into --out; the table on stdout."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = f"pyodl {name} " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    (out / "results.md").write_text(report.markdown(command))
+    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2))
+    plot(report, out)
+    print(report.markdown(command))
+    print(f"wrote {out}/results.md, results.json, {plots}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _subjects(text: str | None) -> list[int] | None:
@@ -581,15 +601,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("window") as progress:
         report = st.run(recordings, classes, subjects, cfg, name, cache, progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "pyodl stream " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
-    (out / "results.md").write_text(report.markdown(command))
-    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2))
-    st.plot(report, out)
-    print(report.markdown(command))
-    print(f"wrote {out}/results.md, results.json, stream.png, pruning.png", file=sys.stderr)
-    return EXIT_OK
+    return _write_results(args, "stream", report, st.plot, "stream.png, pruning.png")
 
 
 def cmd_personalize(args: argparse.Namespace) -> int:
@@ -653,15 +665,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("epoch") as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "pyodl personalize " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
-    (out / "results.md").write_text(report.markdown(command))
-    (out / "results.json").write_text(json.dumps(report.to_json(), indent=2))
-    pers.plot(report, out)
-    print(report.markdown(command))
-    print(f"wrote {out}/results.md, results.json, confusion.png, losses.png", file=sys.stderr)
-    return EXIT_OK
+    return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

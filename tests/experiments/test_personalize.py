@@ -15,7 +15,6 @@ import pytest
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.cli import main
 from pyodl.data.recording import Recording
-from pyodl.data.watch import load_watch
 from pyodl.data.windows import recording_split
 from pyodl.experiments import personalize as pers
 from pyodl.model.architecture import paper_architecture
@@ -23,12 +22,6 @@ from pyodl.model.architecture import paper_architecture
 
 def _silent(what: str, done: int, total: int) -> None:
     pass
-
-
-@pytest.fixture(scope="module")
-def watch() -> tuple[list, list[str]]:
-    recordings, classes, _ = load_watch()
-    return recordings, classes
 
 
 def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]], tmp_path: Path) -> None:

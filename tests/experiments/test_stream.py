@@ -8,18 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyodl.data.watch import load_watch
 from pyodl.experiments import stream as st
 
 
 def _silent(what: str, done: int, total: int) -> None:
     pass
-
-
-@pytest.fixture(scope="module")
-def watch() -> tuple[list, list[str]]:
-    recordings, classes, _ = load_watch()
-    return recordings, classes
 
 
 def test_board_and_tensorflow_query_the_same_windows(watch: tuple[list, list[str]], tmp_path: Path) -> None:

@@ -591,7 +591,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
                         trainable_layers=args.trainable_layers, replay=args.replay, batch=args.batch,
                         train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
                         budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
-                        pretrain_epochs=args.pretrain_epochs)
+                        pretrain_epochs=args.pretrain_epochs,
+                        sweep_targets=SWEEP_TARGETS if args.sweep else (),
+                        sweep_budgets=SWEEP_BUDGETS if args.sweep else ())
     except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
         field, _, rest = str(exc).partition(" ")
         option = {"learning_rate": "lr", "drift_learning_rate": "drift-lr", "input_len": "input"}.get(field, field)
@@ -688,6 +690,11 @@ def _add_mode_args(p: argparse.ArgumentParser) -> None:
 
 # In benchmarks/RESULTS.md, what follows this line is not `pyodl bench`'s and survives its rewrite.
 KEPT_MARKER = "<!-- Below: other benchmarks, each with the command that produced it; pyodl bench keeps them. -->\n"
+
+
+# pyodl stream --sweep: the operating points besides the defaults (AGREEMENT 0.5, BUDGET 0.3).
+SWEEP_TARGETS = (0.2, 0.35, 0.65)
+SWEEP_BUDGETS = (0.1, 0.2, 0.45, 0.6)
 
 
 def _add_dataset_arg(p: argparse.ArgumentParser) -> None:
@@ -909,6 +916,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disagree-target", type=float, default=0.5,
                    help="AGREEMENT's target rate of teacher disagreement among queries (default 0.5)")
     p.add_argument("--max-windows", type=int, default=None, metavar="N", help="cut each stream to N windows")
+    p.add_argument("--sweep", action="store_true",
+                   help="more operating points for pruning.png's curves: AGREEMENT at disagreement targets "
+                        f"{', '.join(map(str, SWEEP_TARGETS))} (each with random queries at its rate) and BUDGET at "
+                        f"rates {', '.join(map(str, SWEEP_BUDGETS))}")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of the general model and the draws (default 0)")
     p.add_argument("--out", default="results/stream", help="results folder (default results/stream)")

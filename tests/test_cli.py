@@ -339,12 +339,16 @@ def test_bench_on_a_board_reports_its_cycles_beside_the_simulated_instructions(
 def test_stream_writes_its_results_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["stream", "--subjects", "4", "--input", "20", "--max-windows", "40", "--trainer", "tf",
-                 "--pretrain-epochs", "1", "--drift", "rotation", "--out", str(out), "--cache",
+                 "--pretrain-epochs", "1", "--drift", "rotation", "--sweep", "--out", str(out), "--cache",
                  str(tmp_path / "cache")]) == 0
     text = (out / "results.md").read_text()
     assert "drift: rotation" in text and "| agreement |" in text and "55.7% fewer queries" in text
     runs = json.loads((out / "results.json").read_text())["subjects"][0]["runs"]
-    assert set(runs) == {"static", "always", "agreement", "agreement, no detector", "budget", "random"}
+    assert set(runs) == {"static", "always", "agreement", "agreement, no detector", "budget", "random",
+                         "agreement d=0.2", "agreement d=0.35", "agreement d=0.65", "random ~ agreement d=0.2",
+                         "random ~ agreement d=0.35", "random ~ agreement d=0.65", "budget r=0.1", "budget r=0.2",
+                         "budget r=0.45", "budget r=0.6"}
+    assert runs["always"]["training_instructions"] > runs["agreement"]["training_instructions"] > 0
     assert runs["always"]["queries"] == 40 and len(runs["agreement"]["queried"]) == 40
     for png in ("stream.png", "pruning.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -72,6 +72,10 @@ class Config:
     drift_window: int = 16
     drift_on: int = 12
     drift_off: int = 5
+    # More operating points, for the queries-vs-accuracy curves: AGREEMENT at each disagreement target (and random
+    # at each one's realised rate), BUDGET at each rate.
+    sweep_targets: tuple[float, ...] = ()
+    sweep_budgets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
@@ -87,6 +91,9 @@ class Config:
         for name in ("budget", "disagree_target", "floor"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("sweep_targets", "sweep_budgets"):
+            if not all(0.0 <= v <= 1.0 for v in getattr(self, name)):
+                raise ValueError(f"{name} must be values in [0, 1], got {getattr(self, name)}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1, got {self.max_windows}")
         for policy in Policy:  # every policy parameter, before any work
@@ -97,13 +104,15 @@ class Config:
         return pers.Config(input_len=self.input_len, stride=self.stride, channels=self.channels,
                            pretrain_epochs=self.pretrain_epochs, seed=self.seed, trainer="tf")
 
-    def setup(self, policy: Policy, rate: float | None = None, detect: bool = True) -> StreamSetup:
-        rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget,
+    def setup(self, policy: Policy, rate: float | None = None, detect: bool = True,
+              target: float | None = None) -> StreamSetup:
+        rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget if rate is None else rate,
                  Policy.AGREEMENT: self.floor}
         drift = dict(drift_window=self.drift_window, drift_on=self.drift_on, drift_off=self.drift_off) if detect \
             else dict(drift_window=0)
         config = StreamConfig(policy, rate=rates[policy], threshold=1.0 if policy == Policy.AGREEMENT else 0.5,
-                              step=self.step, disagree_target=self.disagree_target, seed=self.seed + 1, **drift)
+                              step=self.step, seed=self.seed + 1,
+                              disagree_target=self.disagree_target if target is None else target, **drift)
         return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
                            self.drift_learning_rate, replay_seed=self.seed + 7)
 
@@ -129,6 +138,8 @@ class RunResult:
     test_accuracy: float
     test_f1: float
     steps: int  # training steps on the device
+    training_instructions: int  # of those steps, by pyodl.resources.estimate (within ~2% of the board's count)
+    training_millijoules: float  # at 80 MHz, by the cycle model's estimate and the datasheet's run current
     drifts: int  # times the drift flag rose
     first_detection: int | None  # window index of the first
     correct: list[int] = field(default_factory=list)  # per window: the prediction was right
@@ -228,8 +239,24 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
             float(f1_score(y, pred, labels=np.union1d(y, pred), average="macro", zero_division=0)))
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """One replay step's instructions and energy on the device, from the estimator."""
+
+    instructions: int
+    millijoules: float
+
+
+def step_cost(model: Model, trainable_layers: int, batch: int) -> StepCost:
+    from pyodl.resources.energy import RUN_MODES
+    from pyodl.resources.estimate import estimate
+
+    est = estimate(model.arch, trainable_layers, batch)
+    return StepCost(est.instructions_per_batch, RUN_MODES["pll80"].millijoules(est.cycles_per_batch))
+
+
 def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Windows, test: Windows,
-               teacher: np.ndarray, progress: Progress) -> RunResult:
+               teacher: np.ndarray, cost: StepCost, progress: Progress) -> RunResult:
     """One pass over the stream; ``setup`` None: the static model (no query, no training)."""
     if setup is not None:
         device.stream_start(setup)
@@ -258,7 +285,8 @@ def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Win
     window_bytes = int(np.prod(stream.x.shape[1:])) * 4
     q = int(sum(queried))
     return RunResult(name, q, len(stream), q * (window_bytes + LABEL_BYTES), s_acc, s_f1, t_acc, t_f1, steps,
-                     drifts, first, (pred == stream.y).astype(int).tolist(), queried)
+                     steps * cost.instructions, steps * cost.millijoules, drifts, first,
+                     (pred == stream.y).astype(int).tolist(), queried)
 
 
 def _teacher_labels(cfg: Config, stream: Windows, general: Model) -> np.ndarray:
@@ -298,18 +326,23 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     layers = cfg.trainable_layers or pers.default_tl_layers(pers.GeneralModel(), arch)
     start = fold_frozen_batchnorm(general, layers) if layers < len(arch.param_layers) else general
     teacher = _teacher_labels(cfg, stream, general)
+    cost = step_cost(start, layers, cfg.batch)
     runs: dict[str, RunResult] = {}
-    plans: list[tuple[str, StreamSetup | None]] = [
-        ("static", None), ("always", cfg.setup(Policy.ALWAYS, detect=False)),
-        ("agreement", cfg.setup(Policy.AGREEMENT)),
-        ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False)),
-        ("budget", cfg.setup(Policy.BUDGET))]
+    plans: list[tuple[str, StreamSetup | None, str | None]] = [
+        ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False), None),
+        ("agreement", cfg.setup(Policy.AGREEMENT), None),
+        ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False), None),
+        ("budget", cfg.setup(Policy.BUDGET), None), ("random", None, "agreement")]
+    for d in cfg.sweep_targets:
+        plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d), None),
+                  (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
+    plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r), None) for r in cfg.sweep_budgets]
     with tempfile.TemporaryDirectory(prefix="pyodl-stream-") as tmp:
-        for name, setup in [*plans, ("random", None)]:
-            if name == "random":  # at the automatic policy's realised rate, without a detector to raise it
-                setup = cfg.setup(Policy.RANDOM, rate=max(runs["agreement"].query_rate, 1e-6), detect=False)
-            with open_device(cfg, start, layers, Path(tmp) / name.replace(" ", "-").replace(",", "")) as device:
-                runs[name] = stream_run(f"subject {subject} {name}", device, setup, stream, test, teacher,
+        for k, (name, setup, matched) in enumerate(plans):
+            if matched is not None:  # random at that policy's realised rate, without a detector to raise it
+                setup = cfg.setup(Policy.RANDOM, rate=max(runs[matched].query_rate, 1e-6), detect=False)
+            with open_device(cfg, start, layers, Path(tmp) / f"run{k}") as device:
+                runs[name] = stream_run(f"subject {subject} {name}", device, setup, stream, test, teacher, cost,
                                         progress)
     return SubjectStream(subject, drift_index, len(test), runs)
 
@@ -341,6 +374,8 @@ class Report:
                 "test_f1": mean(lambda r, a: r.test_f1),
                 "accuracy_change_pp": mean(lambda r, a: 100 * (r.test_accuracy - a.test_accuracy)),
                 "steps": mean(lambda r, a: r.steps),
+                "training_instructions": mean(lambda r, a: r.training_instructions),
+                "training_millijoules": mean(lambda r, a: r.training_millijoules),
                 "drifts": mean(lambda r, a: r.drifts),
             }
         return out
@@ -362,15 +397,18 @@ class Report:
                  f"and the rest held out; drift: {cfg.drift}; teacher: {cfg.teacher}; decisions and training by "
                  f"{where}: replay buffer {cfg.replay}, a step on {cfg.batch} windows drawn from it every "
                  f"{cfg.train_every} labels (SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
-                 "detected). "
+                 "detected). Radio: each query sends the window (float32) and gets a one-byte label. Training "
+                 "instructions and mJ (at 80 MHz) per run are the estimator's for the steps taken. "
                  f"Wall time {self.seconds:.0f} s.", "",
                  "| run | queries | fewer than always | radio KB | stream acc. | stream F1 | test acc. | test F1 | "
-                 "acc. vs always | steps | drifts |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "acc. vs always | steps | training instr. | training mJ | drifts |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, m in self.summary().items():
             lines.append(f"| {name} | {m['query_rate']:.0%} | {m['query_reduction_pct']:.1f}% | "
                          f"{m['radio_bytes'] / 1024:.1f} | {m['stream_accuracy']:.3f} | {m['stream_f1']:.3f} | "
                          f"{m['test_accuracy']:.3f} | {m['test_f1']:.3f} | {m['accuracy_change_pp']:+.1f} pp | "
-                         f"{m['steps']:.0f} | {m['drifts']:.1f} |")
+                         f"{m['steps']:.0f} | {m['training_instructions'] / 1e6:.0f} M | "
+                         f"{m['training_millijoules']:.0f} | {m['drifts']:.1f} |")
         lines += ["", f"The seed (ODL-core with automatic data pruning) reports {SEED_QUERY_REDUCTION}% fewer queries "
                   f"for {SEED_ACCURACY_LOSS}% accuracy against querying every window.", "",
                   "| subject | stream windows | drift at | " + " | ".join(f"{n} test F1" for n in self.subjects[0].runs)
@@ -420,10 +458,15 @@ def plot(report: Report, out: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    families: dict[str, list[tuple[float, float]]] = {}
     for name, m in report.summary().items():
         if name in ("always", "static"):
             continue
-        ax.scatter(m["query_reduction_pct"], m["accuracy_change_pp"], label=name)
+        family = name if "no detector" in name else name.split(" ")[0]
+        families.setdefault(family, []).append((m["query_reduction_pct"], m["accuracy_change_pp"]))
+    for family, points in families.items():
+        xs, ys = zip(*sorted(points), strict=True)
+        ax.plot(xs, ys, marker="o", label=family)
     ax.scatter(SEED_QUERY_REDUCTION, -SEED_ACCURACY_LOSS, marker="*", s=120, color="k", label="seed (ODL-core)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("fewer queries than always-query (%)")

@@ -40,9 +40,8 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
         return ODL_APP_ERR_ARGS;
     }
     odl_stream_t policy;
-    const odl_status_t st = odl_stream_init(&policy, &setup.policy);
-    if (st != ODL_OK) {
-        return st;
+    if (odl_stream_init(&policy, &setup.policy) != ODL_OK) {
+        return ODL_APP_ERR_ARGS; /* a policy field out of range */
     }
     memset(&stream, 0, sizeof stream);
     stream.started = 1;
@@ -74,8 +73,11 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
     }
     const float confidence = odl_model.probs[predicted];
     const int query = odl_stream_decide(&stream.policy, confidence);
-    /* Kept only once its label comes; a later window takes the slot if it never does. */
-    memcpy(slot->window, mb->data, sizeof slot->window);
+    if (query) {
+        /* In the slot its label will complete; until then no draw happens (draws follow a label), and a later
+         * queried window takes the slot if this label never comes. */
+        memcpy(slot->window, mb->data, sizeof slot->window);
+    }
     stream.waiting = query;
     stream.predicted = predicted;
     mb->result[0] = predicted;

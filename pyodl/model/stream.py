@@ -51,8 +51,6 @@ class StreamConfig:
                              f"{self.drift_on}, {self.drift_window}, {self.drift_off}")
 
 
-
-
 @dataclass(frozen=True)
 class StreamSetup:
     """STREAM_START's data: the query policy, then the replay buffer's training."""

@@ -591,7 +591,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                         trainable_layers=args.trainable_layers, replay=args.replay, batch=args.batch,
                         train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
                         budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
-                        pretrain_epochs=args.pretrain_epochs,
+                        pretrain_epochs=args.pretrain_epochs, self_label=args.self_label,
                         sweep_targets=SWEEP_TARGETS if args.sweep else (),
                         sweep_budgets=SWEEP_BUDGETS if args.sweep else ())
     except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
@@ -883,7 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "buffer the device trains on. Runs: static (no learning), always-query, "
                                    "AGREEMENT (a confidence threshold adapted to the teacher's disagreement rate "
                                    "among queries), the same without the drift detector, BUDGET (adapted to a query "
-                                   "rate) and random queries at AGREEMENT's rate. Every decision runs in the "
+                                   "rate), random queries at AGREEMENT's rate, and both pruning policies with "
+                                   "self-labels (an unqueried window the device is sure of joins its replay buffer "
+                                   "with its own class). Every decision runs in the "
                                    "firmware on the simulated board (--trainer board) or in its Python twin with "
                                    "TensorFlow training (--trainer tf): the same decisions from the same "
                                    "confidences.")
@@ -915,6 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=0.3, help="BUDGET's target query rate (default 0.3)")
     p.add_argument("--disagree-target", type=float, default=0.5,
                    help="AGREEMENT's target rate of teacher disagreement among queries (default 0.5)")
+    p.add_argument("--self-label", type=float, default=0.9, metavar="C",
+                   help="the '+ self-labels' runs: an unqueried window predicted with at least this confidence joins "
+                        "the replay buffer with the device's own class (default 0.9)")
     p.add_argument("--max-windows", type=int, default=None, metavar="N", help="cut each stream to N windows")
     p.add_argument("--sweep", action="store_true",
                    help="more operating points for pruning.png's curves: AGREEMENT at disagreement targets "

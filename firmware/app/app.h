@@ -79,6 +79,8 @@ typedef struct {
     uint32_t replay_seed;      /* the draws' xorshift32 seed, not 0 */
     float learning_rate;       /* > 0 */
     float drift_learning_rate; /* > 0, used while a drift is detected */
+    float self_label;          /* an unqueried window this confident joins the buffer with the device's own class
+                                  (self-training, no radio); 0: never */
 } odl_stream_setup_t;
 
 /* Word layout is fixed: the host reads and writes it by offset. */

@@ -5,7 +5,9 @@
  * policy whether the teacher agreed and feeds the drift detector, and every `train_every` labels the device
  * takes one SGD step on `batch` records drawn from the whole buffer (xorshift32, with replacement: experience
  * replay, so the step is not only the activity of the last minutes), at the drift learning rate while a drift
- * is detected. The host is only the radio and the teacher.
+ * is detected. Optionally an unqueried window the device is sure of joins the buffer with its own class
+ * (self-training: a pruning policy would otherwise keep only the windows it was unsure of). The host is only the
+ * radio and the teacher.
  */
 #include <math.h>
 #include <string.h>
@@ -36,7 +38,7 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
     memcpy(&setup, mb->data, sizeof setup);
     if (setup.train_every == 0u || setup.batch == 0u || setup.batch > ODL_DATASET_WINDOWS || setup.replay_seed == 0u ||
         !(setup.learning_rate > 0.0f) || !isfinite(setup.learning_rate) || !(setup.drift_learning_rate > 0.0f) ||
-        !isfinite(setup.drift_learning_rate)) {
+        !isfinite(setup.drift_learning_rate) || !(setup.self_label >= 0.0f && setup.self_label <= 1.0f)) {
         return ODL_APP_ERR_ARGS;
     }
     odl_stream_t policy;
@@ -77,6 +79,12 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
         /* In the slot its label will complete; until then no draw happens (draws follow a label), and a later
          * queried window takes the slot if this label never comes. */
         memcpy(slot->window, mb->data, sizeof slot->window);
+    } else if (stream.setup.self_label > 0.0f && confidence >= stream.setup.self_label) {
+        /* Self-training: kept with the device's own class; it counts toward no step (the teacher's labels do). */
+        memcpy(slot->window, mb->data, sizeof slot->window);
+        slot->label = predicted;
+        stream.head = (stream.head + 1u) % RING;
+        stream.filled += stream.filled < RING;
     }
     stream.waiting = query;
     stream.predicted = predicted;

@@ -10,9 +10,10 @@ stream_commands.c). Every decision runs in the firmware on the simulated board (
 decisions from the same confidences.
 
 Runs per subject: static (the general model, no query, no training), always-query, the automatic pruning
-policies (AGREEMENT, and BUDGET at ``budget``), random queries at AGREEMENT's realised rate, and AGREEMENT without
-the drift detector. A drift scenario changes the stream halfway: the other arm (``side``), a sensor rotation
-(``rotation``), another subject (``subject``).
+policies (AGREEMENT, and BUDGET at ``budget``), random queries at AGREEMENT's realised rate, AGREEMENT without
+the drift detector, and both pruning policies with self-labels (an unqueried window the device is sure of joins
+its replay buffer with its own class). A drift scenario changes the stream halfway: the other arm (``side``), a
+sensor rotation (``rotation``), another subject (``subject``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Config:
     step: float = 0.02  # the thresholds' adaptation step
     disagree_target: float = 0.5  # AGREEMENT's target teacher disagreement among queries
     floor: float = 0.02  # AGREEMENT's floor query rate
+    self_label: float = 0.9  # the "+ self-labels" runs: unqueried windows this confident join the replay buffer
     # The detector looks at the teacher's disagreements among the last 16 queries: a pruning policy asks where
     # the device is unsure, so even without a drift about half disagree (AGREEMENT aims at disagree_target).
     drift_window: int = 16
@@ -88,7 +90,7 @@ class Config:
                           ("pretrain_epochs", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        for name in ("budget", "disagree_target", "floor"):
+        for name in ("budget", "disagree_target", "floor", "self_label"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("sweep_targets", "sweep_budgets"):
@@ -105,7 +107,7 @@ class Config:
                            pretrain_epochs=self.pretrain_epochs, seed=self.seed, trainer="tf")
 
     def setup(self, policy: Policy, rate: float | None = None, detect: bool = True,
-              target: float | None = None) -> StreamSetup:
+              target: float | None = None, self_labels: bool = False) -> StreamSetup:
         rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget if rate is None else rate,
                  Policy.AGREEMENT: self.floor}
         drift = dict(drift_window=self.drift_window, drift_on=self.drift_on, drift_off=self.drift_off) if detect \
@@ -114,7 +116,8 @@ class Config:
                               step=self.step, seed=self.seed + 1,
                               disagree_target=self.disagree_target if target is None else target, **drift)
         return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
-                           self.drift_learning_rate, replay_seed=self.seed + 7)
+                           self.drift_learning_rate, replay_seed=self.seed + 7,
+                           self_label=self.self_label if self_labels else 0.0)
 
 
 class Device(Protocol):
@@ -332,7 +335,9 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False), None),
         ("agreement", cfg.setup(Policy.AGREEMENT), None),
         ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False), None),
-        ("budget", cfg.setup(Policy.BUDGET), None), ("random", None, "agreement")]
+        ("budget", cfg.setup(Policy.BUDGET), None), ("random", None, "agreement"),
+        ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True), None),
+        ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True), None)]
     for d in cfg.sweep_targets:
         plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d), None),
                   (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
@@ -462,7 +467,7 @@ def plot(report: Report, out: Path) -> None:
     for name, m in report.summary().items():
         if name in ("always", "static"):
             continue
-        family = name if "no detector" in name else name.split(" ")[0]
+        family = name if "no detector" in name or "self-labels" in name else name.split(" ")[0]
         families.setdefault(family, []).append((m["query_reduction_pct"], m["accuracy_change_pp"]))
     for family, points in families.items():
         xs, ys = zip(*sorted(points), strict=True)

@@ -61,6 +61,7 @@ class StreamSetup:
     learning_rate: float = 0.01
     drift_learning_rate: float = 0.03  # while a drift is detected
     replay_seed: int = 7  # xorshift32 seed of the draws, not 0
+    self_label: float = 0.0  # an unqueried window this confident joins the buffer with its own class; 0: never
 
     def check(self, capacity: int) -> None:
         """ValueError naming the field, as the firmware refuses it; ``capacity``: the replay buffer's records."""
@@ -69,6 +70,8 @@ class StreamSetup:
             raise ValueError(f"train_every must be >= 1, got {self.train_every}")
         if not 1 <= self.batch <= capacity:
             raise ValueError(f"batch must be in 1..{capacity} (the replay buffer), got {self.batch}")
+        if not 0.0 <= self.self_label <= 1.0:
+            raise ValueError(f"self_label must be in [0, 1], got {self.self_label}")
         if not 0 < self.replay_seed < 2**32:
             raise ValueError(f"replay_seed must be a nonzero 32-bit number, got {self.replay_seed}")
         for name in ("learning_rate", "drift_learning_rate"):

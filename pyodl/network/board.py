@@ -252,7 +252,7 @@ class BoardNetwork(Network):
                   "policy.seed": policy.seed, "policy.drift_window": policy.drift_window,
                   "policy.drift_on": policy.drift_on, "policy.drift_off": policy.drift_off,
                   "train_every": setup.train_every, "batch": setup.batch, "replay_seed": setup.replay_seed,
-                  "learning_rate": setup.learning_rate,
+                  "learning_rate": setup.learning_rate, "self_label": setup.self_label,
                   "drift_learning_rate": setup.drift_learning_rate}
         data = struct.pack(STREAM_SETUP_FORMAT, *(values[name] for name in STREAM_SETUP))
         return self._run(Request(Command.STREAM_START, data=data)).results[0]

@@ -109,12 +109,13 @@ class ReplayBuffer:
         self.pending = 0  # labels since the last step
         self.draws = seed
 
-    def add(self, window: np.ndarray, label: int) -> None:
+    def add(self, window: np.ndarray, label: int, counts: bool = True) -> None:
+        """A labelled window; ``counts``: it is a teacher's label, toward the next step (a self-label is not)."""
         self.windows[self.head] = window
         self.labels[self.head] = label
         self.head = (self.head + 1) % len(self.labels)
         self.filled = min(self.filled + 1, len(self.labels))
-        self.pending += 1
+        self.pending += int(counts)
 
     def take_due(self, train_every: int) -> bool:
         """Whether a step is due after this label (and, if so, the count starts again)."""
@@ -165,6 +166,8 @@ class ReferenceStream:
         predicted, conf = confidence(self.probabilities(x))
         query = self.policy.decide(conf)
         self._staged = (np.array(x, dtype=np.float32), predicted) if query else None
+        if not query and F32(0.0) < F32(self.setup.self_label) <= conf:  # float32, as the firmware compares
+            self.replay.add(np.array(x, dtype=np.float32), predicted, counts=False)
         return Decision(predicted, query, self.policy.drift, float(self.policy.threshold), float(conf))
 
     def stream_label(self, label: int) -> Answer:

@@ -58,6 +58,8 @@ SETUPS = {
     "agreement": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.4, step=0.05,
                                           disagree_target=0.5), train_every=2, batch=REPLAY, learning_rate=0.1),
     "random": StreamSetup(StreamConfig(Policy.RANDOM, rate=0.6, seed=99), train_every=1, batch=4),
+    "self-labels": StreamSetup(StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.5, step=0.05), train_every=2,
+                               batch=6, learning_rate=0.05, self_label=0.45),
 }
 
 
@@ -68,10 +70,11 @@ def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, B
     setup = SETUPS[name]
     assert board.stream_start(setup) == reference.stream_start(setup) == REPLAY
     xs, teacher = _windows(90)
-    steps, drifted = 0, False
+    steps, drifted, self_labelled = 0, False, 0
     for x, y in zip(xs, teacher, strict=True):
         got, want = board.stream_window(x), reference.stream_window(x)
         drifted |= got.drift
+        self_labelled += not got.query and np.float32(got.confidence) >= np.float32(setup.self_label) > 0
         assert (got.predicted, got.query, got.drift) == (want.predicted, want.query, want.drift)
         assert np.float32(got.confidence) == np.float32(want.confidence)
         assert np.float32(got.threshold).tobytes() == np.float32(want.threshold).tobytes()
@@ -81,6 +84,8 @@ def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, B
             steps += answer.trained
     assert steps >= 5 and reference.policy.queried < len(xs)  # it trained, and it pruned
     assert drifted == bool(setup.policy.drift_window)  # a random teacher disagrees: the drift rate was used
+    if setup.self_label:  # windows joined the buffer with the device's own class: the comparison covers them
+        assert self_labelled >= 10
     for (w, b), (w2, b2) in zip(board.get_params(), other.get_params(), strict=True):
         assert np.array_equal(w, w2) and np.array_equal(b, b2)
     assert not np.array_equal(board.get_params()[0][0], MODEL.params[0][0])

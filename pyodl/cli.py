@@ -591,7 +591,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                         trainable_layers=args.trainable_layers, replay=args.replay, batch=args.batch,
                         train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
                         budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
-                        pretrain_epochs=args.pretrain_epochs, self_label=args.self_label,
+                        pretrain_epochs=args.pretrain_epochs, self_label=args.self_label, new_class=args.new_class,
                         sweep_targets=SWEEP_TARGETS if args.sweep else (),
                         sweep_budgets=SWEEP_BUDGETS if args.sweep else ())
     except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
@@ -893,9 +893,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
     p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
     p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
-    p.add_argument("--drift", choices=("none", "side", "rotation", "subject"), default="none",
+    p.add_argument("--drift", choices=("none", "side", "rotation", "subject", "new-class"), default="none",
                    help="halfway through the stream: none (default); side: the other arm (watch data); rotation: "
-                        "the sensor turned a quarter turn about z; subject: the next subject's windows")
+                        "the sensor turned a quarter turn about z; subject: the next subject's windows; new-class: "
+                        "the general model is pretrained without --new-class, whose windows come last")
+    p.add_argument("--new-class", type=int, default=0, metavar="K",
+                   help="--drift new-class: the class index the general model never sees (default 0)")
     p.add_argument("--teacher", default="oracle",
                    help="who answers a query: oracle (the true label, default), general (the general model in "
                         "TensorFlow, a phone's copy) or keras:PATH (a bigger Keras model taking the same "

@@ -13,7 +13,8 @@ Runs per subject: static (the general model, no query, no training), always-quer
 policies (AGREEMENT, and BUDGET at ``budget``), random queries at AGREEMENT's realised rate, AGREEMENT without
 the drift detector, and both pruning policies with self-labels (an unqueried window the device is sure of joins
 its replay buffer with its own class). A drift scenario changes the stream halfway: the other arm (``side``), a
-sensor rotation (``rotation``), another subject (``subject``).
+sensor rotation (``rotation``), another subject (``subject``), or a class the general model never saw
+(``new-class``: pretrained without it, and streamed after every other class).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pyodl.experiments.trainer import Progress
 from pyodl.model.architecture import Model
 from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
 
-DRIFTS = ("none", "side", "rotation", "subject")
+DRIFTS = ("none", "side", "rotation", "subject", "new-class")
 TRAINERS = ("board", "tf")
 # The seed's operating point (ODL-core with automatic data pruning): 55.7% fewer queries for 0.9% accuracy.
 SEED_QUERY_REDUCTION = 55.7
@@ -58,6 +59,7 @@ class Config:
     trainer: str = "board"
     teacher: str = "oracle"  # oracle, general, or keras:PATH
     drift: str = "none"
+    new_class: int = 0  # the drift "new-class": the class the general model never saw, streamed last
     trainable_layers: int | None = None  # None: TL, the paper's last two layers
     replay: int = 256  # windows in the device's replay buffer (its dataset region: 121 KB at T=40)
     batch: int = 16
@@ -96,6 +98,8 @@ class Config:
         for name in ("sweep_targets", "sweep_budgets"):
             if not all(0.0 <= v <= 1.0 for v in getattr(self, name)):
                 raise ValueError(f"{name} must be values in [0, 1], got {getattr(self, name)}")
+        if self.new_class < 0:
+            raise ValueError(f"new_class must be >= 0, got {self.new_class}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1, got {self.max_windows}")
         for policy in Policy:  # every policy parameter, before any work
@@ -184,6 +188,13 @@ def build_stream(recordings: list[Recording], subject: int, cfg: Config) -> tupl
                              "(the watch dataset)")
         before, _ = split([r for r in mine if r.side == 0])
         after, test = split([r for r in mine if r.side == 1])
+        return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
+    if cfg.drift == "new-class":
+        if not any(r.label == cfg.new_class for r in mine):
+            raise ValueError(f"subject {subject} has no recording of class {cfg.new_class} (--new-class)")
+        before, _ = split([r for r in mine if r.label != cfg.new_class])
+        after, _ = split([r for r in mine if r.label == cfg.new_class])
+        _, test = split(mine)
         return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
     if cfg.drift == "subject":
         subjects = sorted({r.subject for r in recordings})
@@ -316,6 +327,9 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
     norm = Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
+    if cfg.drift == "new-class":  # a general model that never saw the class (its own cache entry)
+        general_data = general_data.select(general_data.y != cfg.new_class)
+        fingerprint = f"{fingerprint}-without-class-{cfg.new_class}"
     general, _ = pers.pretrain(general_data, arch, pcfg, cache_dir, pers.cache_key(fingerprint, subject, pcfg, arch),
                                norm, progress)
     stream, test, drift_index = build_stream(recordings, subject, cfg)

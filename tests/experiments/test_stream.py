@@ -48,3 +48,18 @@ def test_each_drift_builds_the_stream_it_says(watch: tuple[list, list[str]], dri
         assert np.allclose(stream.x[at:, :, 0], -plain.x[at:, :, 1]) and np.array_equal(stream.x[:at], plain.x[:at])
     if drift == "subject":
         assert set(stream.subject[:at]) == {2} and set(stream.subject[at:]) == {3} and set(test.subject) == {3}
+    if drift == "new-class":  # class 0 only after the drift, every class in the test
+        assert 0 not in set(stream.y[:at]) and set(stream.y[at:]) == {0} and 0 in set(test.y)
+
+
+def test_the_new_class_drift_starts_from_a_general_model_without_it(watch: tuple[list, list[str]],
+                                                                    tmp_path: Path) -> None:
+    recordings, classes = watch
+    cfg = dict(input_len=20, stride=10, pretrain_epochs=1, trainer="tf")
+    report = st.run(recordings, classes, [5], st.Config(**cfg, drift="new-class", new_class=2), "watch", tmp_path,
+                    _silent)
+    static = report.subjects[0].runs["static"]
+    at = report.subjects[0].drift_index
+    assert at is not None and sum(static.correct[at:]) <= 0.2 * (len(static.correct) - at)  # class 2 is new to it
+    st.run(recordings, classes, [5], st.Config(**cfg, max_windows=10), "watch", tmp_path, _silent)
+    assert len(list(tmp_path.glob("general-*.keras"))) == 2  # its own cache entry beside the usual model

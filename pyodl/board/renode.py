@@ -105,7 +105,7 @@ class RenodeBoard(Board):
     MAX_SLICE = 200_000_000
     READ_CHUNK = 4096
     WRITE_CHUNK = 1024  # larger writes go through a file and `sysbus LoadBinary`
-    WRITECHAR_MAX = 4  # longer UART input goes through a file and one `python` command
+    UART_CHUNK = 256  # bytes of UART input per monitor command
 
     def __init__(self, execute: Callable[[str], str], machine: str = "stm32l496",
                  platform: Path = PLATFORM, workdir: Path | None = None) -> None:
@@ -349,21 +349,13 @@ class RenodeBoard(Board):
         if data and cr1 & USART_CR1_UE_RE != USART_CR1_UE_RE:
             # Renode would silently drop the bytes (a debug-level log line only).
             raise BoardError(f"{self._uart} receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")
-        if len(data) <= self.WRITECHAR_MAX:
-            for byte in data:
-                self.execute(f"{self._uart} WriteChar {byte:#04x}")
-            return
-        # A frame in one round trip instead of one per byte: Renode's monitor runs Python (IronPython, its
-        # `python` command) with `monitor` in scope; the UART model queues what WriteChar receives (UARTBase's
-        # unbounded queue), as it does for a terminal. The bytes go through a file: a monitor string cannot
-        # carry arbitrary bytes (no escapes, and Robot's XML-RPC refuses control characters).
-        staged = self._workdir / "uart_in.bin"
-        staged.write_bytes(data)
-        path = str(staged.resolve())
-        if "'" in path or '"' in path or "\\" in path:
-            raise BoardError(f"Renode's python command cannot take this path: {path!r}")
-        self.execute(f"python \"uart = monitor.Machine['{self._uart}']; "
-                     f"[uart.WriteChar(b) for b in System.IO.File.ReadAllBytes('{path}')]\"")
+        # One round trip per UART_CHUNK bytes instead of one per byte: the monitor runs the `;`-separated
+        # WriteChar commands of one `Execute Command` in turn (Monitor.Parse splits on `;`), and the UART model
+        # queues them (UARTBase's unbounded queue). Chunks bound the command's length: the monitor's tokenizer
+        # copies the rest of the line at every token, so its cost grows with the square of the length.
+        for start in range(0, len(data), self.UART_CHUNK):
+            chunk = data[start:start + self.UART_CHUNK]
+            self.execute("; ".join(f"{self._uart} WriteChar {byte:#04x}" for byte in chunk))
 
     def close(self) -> None:
         # Renode keeps the UART file open until its backend closes; close it while the machine lives.

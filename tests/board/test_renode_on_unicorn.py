@@ -106,11 +106,13 @@ def test_over_the_uart_a_frame_is_a_few_commands_not_one_per_byte(monitor: Unico
     net = BoardNetwork(UartTransport(BoardUart(board)), MODEL.arch)
     xs, ys = _batch(5)
     frames = -(-BATCH * (20 * 3 + 1) * 4 // net.info().data_capacity) + 1  # STORE_DATASET chunks, TRAIN_BATCH
-    before, writes = monitor.count, monitor.commands["python"]
+    before, chars = monitor.count, monitor.commands["WriteChar"]
     net.train_step(xs, ys, 0.05)
-    # Each frame: the receiver check, one python write of all its bytes, a run of a few RunFor slices.
-    assert monitor.count - before <= 16 * frames, (monitor.count - before, frames)
-    assert monitor.commands["WriteChar"] == 0 and monitor.commands["python"] - writes == frames
+    sent = BATCH * (20 * 3 + 1) * 4 + frames * 29  # the records, and each frame's header, fields and CRC
+    # Each frame: the receiver check, its bytes in WriteChar commands of 256 (one round trip each), a run of a few
+    # RunFor slices.
+    assert monitor.count - before <= 20 * frames, (monitor.count - before, frames)
+    assert monitor.commands["WriteChar"] - chars == sent
     with UnicornBoard(firmware.elf) as unicorn:
         reference = BoardNetwork(MailboxTransport(unicorn), MODEL.arch)
         reference.train_step(xs, ys, 0.05)

@@ -166,8 +166,16 @@ int odl_uart_rx_ready(void);
 uint8_t odl_uart_getc(void);
 void odl_uart_putc(uint8_t byte);
 
+/* commands.c: every float of an input window is finite (what LOAD_SAMPLE and the others require). */
+int odl_window_finite(const float *window);
+
 /* dataset.c: the dataset region's commands; a record of the region (NULL past its end). */
 odl_record_t *odl_dataset_record(uint32_t index);
+/* One SGD step on `count` records, the k-th being record `pick(k, context)`: each accumulated in turn, then the
+   step at `learning_rate`; a refused sample drops the whole batch. The mean loss is the float32 sum of the
+   losses in order over the count, as pyodl.network.base.mean_loss computes it. */
+uint32_t odl_dataset_step(uint32_t count, uint32_t (*pick)(uint32_t k, const void *context), const void *context,
+                          float learning_rate, float *mean_loss);
 uint32_t odl_dataset_store(odl_mailbox_t *mb);
 uint32_t odl_dataset_train_batch(odl_mailbox_t *mb);
 uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);

@@ -113,15 +113,23 @@ static uint32_t cmd_set_params(odl_mailbox_t *mb)
     return odl_write_param_slice(&odl_model, mb->arg[0], mb->arg[1], mb->data, mb->data_len / 4u);
 }
 
+int odl_window_finite(const float *window)
+{
+    for (unsigned i = 0; i < ODL_INPUT_SIZE; ++i) {
+        if (!isfinite(window[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static uint32_t cmd_load_sample(odl_mailbox_t *mb)
 {
     if (mb->data_len != sizeof odl_sample) {
         return ODL_APP_ERR_LENGTH;
     }
-    for (unsigned i = 0; i < ODL_INPUT_SIZE; ++i) {
-        if (!isfinite(mb->data[i])) {
-            return ODL_ERR_NONFINITE;
-        }
+    if (!odl_window_finite(mb->data)) {
+        return ODL_ERR_NONFINITE;
     }
     memcpy(odl_sample, mb->data, sizeof odl_sample);
     odl_sample_loaded = 1;

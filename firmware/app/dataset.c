@@ -8,7 +8,6 @@
  * The region is NOLOAD and not zeroed at boot (its bytes are whatever the host stored), so every window
  * and label a command reads is checked first: a refusal changes nothing.
  */
-#include <math.h>
 #include <string.h>
 
 #include "app.h"
@@ -57,13 +56,17 @@ static uint32_t check_records(uint32_t first, uint32_t count, int labelled)
         if (labelled && odl_dataset[r].label >= odl_model.num_classes) {
             return ODL_ERR_LABEL;
         }
-        for (uint32_t i = 0; i < ODL_INPUT_SIZE; ++i) {
-            if (!isfinite(odl_dataset[r].window[i])) {
-                return ODL_ERR_NONFINITE;
-            }
+        if (!odl_window_finite(odl_dataset[r].window)) {
+            return ODL_ERR_NONFINITE;
         }
     }
     return ODL_OK;
+}
+
+/* TRAIN_BATCH's records: first, first + 1, ... */
+static uint32_t from_first(uint32_t k, const void *first)
+{
+    return *(const uint32_t *)first + k;
 }
 
 uint32_t odl_dataset_train_batch(odl_mailbox_t *mb)
@@ -74,18 +77,31 @@ uint32_t odl_dataset_train_batch(odl_mailbox_t *mb)
         return ODL_APP_ERR_LENGTH;
     }
     /* odl_sgd_step would refuse it too, but only after the whole batch was trained for nothing. */
-    if (!(learning_rate > 0.0f) || !isfinite(learning_rate)) {
+    if (!odl_learning_rate_valid(learning_rate)) {
         return ODL_ERR_LEARNING_RATE;
     }
     uint32_t status = check_records(first, count, 1);
     if (status != ODL_OK) {
         return status;
     }
-    /* The host's mean (pyodl.network.base.Network.train_step) sums the float losses in this order. */
+    float mean_loss = 0.0f;
+    status = odl_dataset_step(count, from_first, &first, learning_rate, &mean_loss);
+    if (status == ODL_OK) {
+        mb->result[0] = count;
+        mb->result_f = mean_loss;
+    }
+    return status;
+}
+
+uint32_t odl_dataset_step(uint32_t count, uint32_t (*pick)(uint32_t k, const void *context), const void *context,
+                          float learning_rate, float *mean_loss)
+{
     float sum = 0.0f;
-    for (uint32_t r = first; r < first + count && status == ODL_OK; ++r) {
+    odl_status_t status = ODL_OK;
+    for (uint32_t k = 0; k < count && status == ODL_OK; ++k) {
+        const odl_record_t *r = odl_dataset_record(pick(k, context));
         float loss = 0.0f;
-        status = odl_accumulate(&odl_model, odl_dataset[r].window, (uint16_t)odl_dataset[r].label, &loss);
+        status = odl_accumulate(&odl_model, r->window, (uint16_t)r->label, &loss);
         sum += loss;
     }
     if (status != ODL_OK) {
@@ -94,10 +110,7 @@ uint32_t odl_dataset_train_batch(odl_mailbox_t *mb)
         return status;
     }
     status = odl_sgd_step(&odl_model, learning_rate);
-    if (status == ODL_OK) {
-        mb->result[0] = count;
-        mb->result_f = sum / (float)count;
-    }
+    *mean_loss = sum / (float)count;
     return status;
 }
 

@@ -9,7 +9,6 @@
  * (self-training: a pruning policy would otherwise keep only the windows it was unsure of). The host is only the
  * radio and the teacher.
  */
-#include <math.h>
 #include <string.h>
 
 #include "app.h"
@@ -37,8 +36,8 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
     }
     memcpy(&setup, mb->data, sizeof setup);
     if (setup.train_every == 0u || setup.batch == 0u || setup.batch > ODL_DATASET_WINDOWS || setup.replay_seed == 0u ||
-        !(setup.learning_rate > 0.0f) || !isfinite(setup.learning_rate) || !(setup.drift_learning_rate > 0.0f) ||
-        !isfinite(setup.drift_learning_rate) || !(setup.self_label >= 0.0f && setup.self_label <= 1.0f)) {
+        !odl_learning_rate_valid(setup.learning_rate) || !odl_learning_rate_valid(setup.drift_learning_rate) ||
+        !(setup.self_label >= 0.0f && setup.self_label <= 1.0f)) {
         return ODL_APP_ERR_ARGS;
     }
     odl_stream_t policy;
@@ -62,10 +61,8 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
     if (mb->data_len != ODL_INPUT_SIZE * sizeof(float)) {
         return ODL_APP_ERR_LENGTH;
     }
-    for (uint32_t i = 0; i < ODL_INPUT_SIZE; ++i) {
-        if (!isfinite(mb->data[i])) {
-            return ODL_ERR_NONFINITE;
-        }
+    if (!odl_window_finite(mb->data)) {
+        return ODL_ERR_NONFINITE;
     }
     odl_record_t *slot = odl_dataset_record(stream.head);
     uint16_t predicted = 0;
@@ -96,37 +93,14 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
     return ODL_OK;
 }
 
-static uint32_t next_draw(void)
+/* A replay draw: slot = draw % filled (the ring's slots 0..filled-1 hold the labelled records until it wraps,
+ * and all of it after). */
+static uint32_t draw(uint32_t k, const void *context)
 {
-    uint32_t x = stream.draws;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    stream.draws = x;
-    return x;
-}
-
-/* One step on `batch` records drawn from the labelled ones (slot = draw % filled: the ring's slots 0..filled-1
- * hold them until it wraps, and all of it after). */
-static uint32_t train_replay(float *mean_loss)
-{
-    const uint32_t count = stream.setup.batch;
-    const float lr = stream.policy.drift ? stream.setup.drift_learning_rate : stream.setup.learning_rate;
-    float sum = 0.0f;
-    odl_status_t st = ODL_OK;
-    for (uint32_t k = 0; k < count && st == ODL_OK; ++k) {
-        const odl_record_t *r = odl_dataset_record(next_draw() % stream.filled);
-        float loss = 0.0f;
-        st = odl_accumulate(&odl_model, r->window, (uint16_t)r->label, &loss);
-        sum += loss;
-    }
-    if (st != ODL_OK) {
-        odl_zero_grads(&odl_model);
-        return st;
-    }
-    st = odl_sgd_step(&odl_model, lr);
-    *mean_loss = sum / (float)count;
-    return st;
+    (void)k;
+    (void)context;
+    stream.draws = odl_xorshift32(stream.draws);
+    return stream.draws % stream.filled;
 }
 
 uint32_t odl_stream_label(odl_mailbox_t *mb)
@@ -151,7 +125,8 @@ uint32_t odl_stream_label(odl_mailbox_t *mb)
     stream.pending = 0;
     /* The label and the drift state stand even if the step is refused: the teacher's answer is a fact. */
     float loss = 0.0f;
-    const uint32_t st = train_replay(&loss);
+    const float lr = stream.policy.drift ? stream.setup.drift_learning_rate : stream.setup.learning_rate;
+    const uint32_t st = odl_dataset_step(stream.setup.batch, draw, NULL, lr, &loss);
     if (st == ODL_OK) {
         mb->result[0] = 1u;
         mb->result_f = loss;

@@ -557,12 +557,17 @@ odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, floa
     return ODL_OK;
 }
 
+int odl_learning_rate_valid(float learning_rate)
+{
+    return learning_rate > 0.0f && isfinite(learning_rate);
+}
+
 odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate)
 {
     if (net == NULL) {
         return ODL_ERR_NULL;
     }
-    if (!(learning_rate > 0.0f) || !isfinite(learning_rate)) {
+    if (!odl_learning_rate_valid(learning_rate)) {
         return ODL_ERR_LEARNING_RATE;
     }
     if (net->accumulated == 0) {

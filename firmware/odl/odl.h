@@ -167,6 +167,8 @@ odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, floa
  * ODL_ERR_NONFINITE when a gradient is not finite, ODL_ERR_STEP_REJECTED when the update would leave the
  * bound (see param_bound). Clears the accumulators either way. */
 odl_status_t odl_sgd_step(odl_net_t *net, float learning_rate);
+/* What odl_sgd_step accepts as a learning rate: a finite number > 0. */
+int odl_learning_rate_valid(float learning_rate);
 /* Zeroes the optimizer's state (velocities, moments) and its step count, as a fresh Keras optimizer.
  * Writing parameters (odl_set_params, odl_write_param_slice) does the same: momentum gathered for other
  * weights would be applied to the new ones. */

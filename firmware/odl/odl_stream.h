@@ -71,6 +71,8 @@ int odl_stream_decide(odl_stream_t *stream, float confidence);
 /* After a query: whether the teacher's label was the prediction. Adapts an AGREEMENT threshold and updates
  * the drift detector. */
 void odl_stream_feedback(odl_stream_t *stream, int agreed);
+/* The next state of a xorshift32 generator (RANDOM's draws; the application's replay draws). */
+uint32_t odl_xorshift32(uint32_t x);
 /* The highest probability of `n` and its class: a prediction's confidence. */
 float odl_confidence(const float *probs, uint32_t n, uint16_t *predicted);
 

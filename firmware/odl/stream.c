@@ -44,15 +44,19 @@ static void adapt(odl_stream_t *s, float up, float down)
     s->threshold = clamp_unit(s->threshold + delta);
 }
 
-/* A uniform float in [0, 1) with 24 random bits (xorshift32). */
-static float uniform(odl_stream_t *s)
+uint32_t odl_xorshift32(uint32_t x)
 {
-    uint32_t x = s->rng;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    s->rng = x;
-    return (float)(x >> 8) * (1.0f / 16777216.0f);
+    return x;
+}
+
+/* A uniform float in [0, 1) with 24 random bits. */
+static float uniform(odl_stream_t *s)
+{
+    s->rng = odl_xorshift32(s->rng);
+    return (float)(s->rng >> 8) * (1.0f / 16777216.0f);
 }
 
 int odl_stream_decide(odl_stream_t *stream, float confidence)

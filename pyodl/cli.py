@@ -913,7 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", type=int, default=256, metavar="N",
                    help="the device's replay buffer of labelled windows, in its dataset region (default 256)")
     p.add_argument("--batch", type=int, default=16, help="windows drawn from the buffer per step (default 16)")
-    p.add_argument("--train-every", type=int, default=4, metavar="K", help="labels between steps (default 4)")
+    p.add_argument("--train-every", type=int, default=4, metavar="K",
+                   help="stream windows between training steps, queried or not (default 4)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
     p.add_argument("--drift-lr", type=float, default=0.03,
                    help="learning rate while a drift is detected (default 0.03)")

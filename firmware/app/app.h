@@ -14,7 +14,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 3u
+#define ODL_PROTOCOL_VERSION 4u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -45,10 +45,12 @@ typedef enum {
     /* A stream (stream_commands.c): the device decides which windows to ask a teacher about, keeps the
        labelled ones in the dataset region as a replay buffer and trains on them. */
     ODL_CMD_STREAM_START = 16,  /* data odl_stream_setup_t -> result0 replay capacity */
-    ODL_CMD_STREAM_WINDOW = 17, /* data one window -> result0 class, result1 query, result2 drift,
-                                   result3 threshold (float bits), result_f confidence */
-    ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 trained,
-                                   result1 drift, result2 replay records, result_f the step's mean loss */
+    ODL_CMD_STREAM_WINDOW = 17, /* data one window -> (the step due first, then the window's decision) result0
+                                   class (bits 0-15), bit 16 query, bit 17 a step was taken, bit 18 drift;
+                                   result1 the step's mean loss, result2 the threshold (float bits); result_f
+                                   the confidence */
+    ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 drift,
+                                   result1 replay records */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -74,7 +76,7 @@ typedef struct {
 /* STREAM_START's data: the query policy, then how the replay buffer trains. */
 typedef struct {
     odl_stream_config_t policy;
-    uint32_t train_every;      /* labels between two training steps (>= 1) */
+    uint32_t train_every;      /* windows between two training steps (>= 1), queried or not */
     uint32_t batch;            /* records each step trains on, drawn from the buffer (1..ODL_DATASET_WINDOWS) */
     uint32_t replay_seed;      /* the draws' xorshift32 seed, not 0 */
     float learning_rate;       /* > 0 */

@@ -63,7 +63,7 @@ class Config:
     trainable_layers: int | None = None  # None: TL, the paper's last two layers
     replay: int = 256  # windows in the device's replay buffer (its dataset region: 121 KB at T=40)
     batch: int = 16
-    train_every: int = 4
+    train_every: int = 4  # stream windows between steps: pruning saves radio, not learning
     learning_rate: float = 0.01
     drift_learning_rate: float = 0.03
     budget: float = 0.3  # BUDGET's target query rate
@@ -282,6 +282,7 @@ def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Win
             queried.append(0)
             continue
         decision = device.stream_window(x)
+        steps += decision.trained
         predicted.append(decision.predicted)
         queried.append(int(decision.query))
         if decision.drift and not was_drift:
@@ -289,7 +290,7 @@ def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Win
             first = i if first is None else first
         was_drift = decision.drift
         if decision.query:
-            steps += device.stream_label(int(teacher[i])).trained
+            device.stream_label(int(teacher[i]))
         if i % 25 == 0:
             progress(name, i, len(stream))
     progress(name, len(stream), len(stream))
@@ -415,7 +416,8 @@ class Report:
                  f"{len(cfg.channels)}), the first {cfg.fraction:.0%} of each recording streamed one window at a time "
                  f"and the rest held out; drift: {cfg.drift}; teacher: {cfg.teacher}; decisions and training by "
                  f"{where}: replay buffer {cfg.replay}, a step on {cfg.batch} windows drawn from it every "
-                 f"{cfg.train_every} labels (SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
+                 f"{cfg.train_every} stream windows, queried or not "
+                 f"(SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
                  "detected). Radio: each query sends the window (float32) and gets a one-byte label. Training "
                  "instructions and mJ (at 80 MHz) per run are the estimator's for the steps taken. "
                  f"Wall time {self.seconds:.0f} s.", "",

@@ -56,7 +56,7 @@ class StreamSetup:
     """STREAM_START's data: the query policy, then the replay buffer's training."""
 
     policy: StreamConfig = field(default_factory=StreamConfig)
-    train_every: int = 8  # labels between two training steps
+    train_every: int = 8  # windows between two training steps, queried or not (the stream's clock)
     batch: int = 32  # labelled windows each step trains on, drawn from the replay buffer (at most its size)
     learning_rate: float = 0.01
     drift_learning_rate: float = 0.03  # while a drift is detected
@@ -89,13 +89,13 @@ class Decision:
     drift: bool  # a drift is detected (every window is queried until it clears)
     threshold: float  # the confidence threshold after this window
     confidence: float  # the prediction's probability
+    trained: bool  # the step due was taken on the replay buffer before the prediction
+    loss: float  # its mean loss (0 without a step)
 
 
 @dataclass(frozen=True)
 class Answer:
     """What the device did with the teacher's label (STREAM_LABEL)."""
 
-    trained: bool  # a training step on the replay buffer followed
     drift: bool
     records: int  # labelled windows in the replay buffer
-    loss: float  # the step's mean loss (0 without a step)

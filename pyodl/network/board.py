@@ -258,17 +258,20 @@ class BoardNetwork(Network):
         return self._run(Request(Command.STREAM_START, data=data)).results[0]
 
     def stream_window(self, x: np.ndarray) -> Decision:
-        """STREAM_WINDOW: the device predicts an unlabelled window and decides whether to query its label."""
+        """STREAM_WINDOW: the device takes the training step due, then predicts an unlabelled window and decides
+        whether to query its label."""
         r = self._run(Request(Command.STREAM_WINDOW, data=self._sample(x)))
-        threshold = struct.unpack("<f", struct.pack("<I", r.results[3]))[0]
-        return Decision(r.results[0], bool(r.results[1]), bool(r.results[2]), threshold, r.result_f)
+        flags = r.results[0]
+        loss, threshold = struct.unpack("<2f", struct.pack("<2I", r.results[1], r.results[2]))
+        return Decision(flags & 0xFFFF, bool(flags >> 16 & 1), bool(flags >> 18 & 1), threshold, r.result_f,
+                        bool(flags >> 17 & 1), loss)
 
     def stream_label(self, label: int) -> Answer:
         """STREAM_LABEL: the teacher's label for the window queried last."""
         if not 0 <= int(label) < self.arch.num_classes:
             raise ValueError(f"label {label} is outside 0..{self.arch.num_classes - 1}")
         r = self._run(Request(Command.STREAM_LABEL, (int(label), 0, 0, 0)))
-        return Answer(bool(r.results[0]), bool(r.results[1]), r.results[2], r.result_f)
+        return Answer(bool(r.results[0]), r.results[1])
 
     def sgd_step(self, learning_rate: float) -> None:
         self._run(Request(Command.SGD_STEP, arg_f=float(learning_rate)))

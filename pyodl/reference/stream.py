@@ -96,8 +96,9 @@ def confidence(probs: np.ndarray) -> tuple[int, np.float32]:
 
 class ReplayBuffer:
     """The device's replay buffer (the dataset region as a ring, firmware/app/stream_commands.c): labelled
-    windows, the oldest overwritten when full; a step trains on records drawn with xorshift32 from the filled
-    slots, with replacement."""
+    windows, the oldest overwritten when full; a step trains on records drawn with xorshift32 from the labelled
+    ones, with replacement. A queried window takes the next slot before its label comes (``stage``); until it
+    does, that slot is no labelled record (its label may never come)."""
 
     def __init__(self, capacity: int, window_shape: tuple[int, int], seed: int) -> None:
         if capacity < 1:
@@ -106,29 +107,47 @@ class ReplayBuffer:
         self.labels = np.zeros(capacity, dtype=np.int64)
         self.head = 0
         self.filled = 0
-        self.pending = 0  # labels since the last step
+        self.stale = False  # slot ``head`` holds a staged window without its label
         self.draws = seed
 
-    def add(self, window: np.ndarray, label: int, counts: bool = True) -> None:
-        """A labelled window; ``counts``: it is a teacher's label, toward the next step (a self-label is not)."""
+    @property
+    def capacity(self) -> int:
+        return len(self.labels)
+
+    def stage(self, window: np.ndarray) -> None:
+        """A queried window in the next slot, waiting for its label."""
+        self.windows[self.head] = window
+        self.stale = True
+
+    def complete(self, label: int) -> None:
+        """The staged window's label: it becomes a record."""
+        self.labels[self.head] = label
+        self._advance()
+
+    def add(self, window: np.ndarray, label: int) -> None:
+        """A labelled window straight in (a self-label)."""
         self.windows[self.head] = window
         self.labels[self.head] = label
-        self.head = (self.head + 1) % len(self.labels)
-        self.filled = min(self.filled + 1, len(self.labels))
-        self.pending += int(counts)
+        self._advance()
 
-    def take_due(self, train_every: int) -> bool:
-        """Whether a step is due after this label (and, if so, the count starts again)."""
-        if self.pending < train_every:
-            return False
-        self.pending = 0
-        return True
+    def _advance(self) -> None:
+        self.head = (self.head + 1) % self.capacity
+        self.filled = min(self.filled + 1, self.capacity)
+        self.stale = False
+
+    @property
+    def valid(self) -> int:
+        """Records a step may draw (the stale slot only counts once the ring has wrapped onto it)."""
+        return self.filled - int(self.stale and self.filled == self.capacity)
 
     def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` records, each the (draw % valid)-th labelled one counted from the oldest."""
+        full = self.filled == self.capacity
+        oldest = (self.head + int(self.stale)) % self.capacity if full else 0
         index = []
         for _ in range(batch):
             self.draws = xorshift32(self.draws)
-            index.append(self.draws % self.filled)
+            index.append((oldest + self.draws % self.valid) % self.capacity)
         return self.windows[index], self.labels[index]
 
 
@@ -157,28 +176,34 @@ class ReferenceStream:
         self.setup = setup
         self.policy = StreamPolicy(setup.policy)
         self.replay = ReplayBuffer(self.capacity, self.window_shape, setup.replay_seed)
-        self._staged: tuple[np.ndarray, int] | None = None
+        self.pending = 0  # windows since the last step
+        self._waiting: int | None = None  # the queried window's predicted class, until its label comes
         return self.capacity
 
     def stream_window(self, x: np.ndarray) -> Decision:
         if self.setup is None:
             raise RuntimeError("stream_start first")
+        trained, loss = False, 0.0
+        if self.pending >= self.setup.train_every and self.replay.valid > 0:  # the step due comes first
+            lr = self.setup.drift_learning_rate if self.policy.drift else self.setup.learning_rate
+            loss = self.learner.train_step(*self.replay.draw(self.setup.batch), lr)
+            self.pending, trained = 0, True
         predicted, conf = confidence(self.probabilities(x))
+        self.pending += 1
         query = self.policy.decide(conf)
-        self._staged = (np.array(x, dtype=np.float32), predicted) if query else None
-        if not query and F32(0.0) < F32(self.setup.self_label) <= conf:  # float32, as the firmware compares
-            self.replay.add(np.array(x, dtype=np.float32), predicted, counts=False)
-        return Decision(predicted, query, self.policy.drift, float(self.policy.threshold), float(conf))
+        window = np.array(x, dtype=np.float32)
+        if query:
+            self.replay.stage(window)
+        elif F32(0.0) < F32(self.setup.self_label) <= conf:  # float32, as the firmware compares
+            self.replay.add(window, predicted)
+        self._waiting = predicted if query else None
+        return Decision(predicted, query, self.policy.drift, float(self.policy.threshold), float(conf), trained,
+                        float(loss))
 
     def stream_label(self, label: int) -> Answer:
-        if self.setup is None or self._staged is None:
+        if self.setup is None or self._waiting is None:
             raise RuntimeError("no queried window waits for a label")
-        window, predicted = self._staged
-        self._staged = None
-        self.replay.add(window, int(label))
-        self.policy.feedback(int(label) == predicted)
-        if not self.replay.take_due(self.setup.train_every):
-            return Answer(False, self.policy.drift, self.replay.filled, 0.0)
-        lr = self.setup.drift_learning_rate if self.policy.drift else self.setup.learning_rate
-        loss = self.learner.train_step(*self.replay.draw(self.setup.batch), lr)
-        return Answer(True, self.policy.drift, self.replay.filled, loss)
+        self.replay.complete(int(label))
+        self.policy.feedback(int(label) == self._waiting)
+        self._waiting = None
+        return Answer(self.policy.drift, self.replay.filled)

@@ -29,7 +29,7 @@ def test_board_and_tensorflow_query_the_same_windows(watch: tuple[list, list[str
         assert abs(b.test_f1 - t.test_f1) <= 0.005 and abs(b.stream_f1 - t.stream_f1) <= 0.005, name
     runs = board.subjects[0].runs
     assert runs["always"].queries == 90 and 0 < runs["agreement"].queries < 90 and runs["static"].queries == 0
-    assert runs["always"].steps == 90 // 3
+    assert runs["always"].steps == (90 - 1) // 3  # the step due after every 3rd window comes with the next one
 
 
 @pytest.mark.parametrize("drift", st.DRIFTS)

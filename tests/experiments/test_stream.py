@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyodl.data import Normalizer
 from pyodl.experiments import stream as st
+from pyodl.model.architecture import Model
 
 
 def _silent(what: str, done: int, total: int) -> None:
@@ -63,3 +65,27 @@ def test_the_new_class_drift_starts_from_a_general_model_without_it(watch: tuple
     assert at is not None and sum(static.correct[at:]) <= 0.2 * (len(static.correct) - at)  # class 2 is new to it
     st.run(recordings, classes, [5], st.Config(**cfg, max_windows=10), "watch", tmp_path, _silent)
     assert len(list(tmp_path.glob("general-*.keras"))) == 2  # its own cache entry beside the usual model
+
+
+def test_the_wide_teacher_is_a_bigger_model_pretrained_on_every_class(watch: tuple[list, list[str]],
+                                                                       tmp_path: Path) -> None:
+    from pyodl.model.keras_io import load
+    from pyodl.reference.golden import KerasReference
+
+    recordings, classes = watch
+    cfg = st.Config(input_len=20, stride=10, pretrain_epochs=1, trainer="tf", teacher="wide", drift="new-class",
+                    new_class=2, max_windows=60)
+    st.run(recordings, classes, [5], cfg, "watch", tmp_path, _silent)
+    def count(model: Model) -> int:
+        return sum(w.size + b.size for w, b in model.params)
+
+    # The device's general model never saw class 2; the phone's wide teacher did, and is ~9x bigger.
+    device, teacher = sorted((load(p) for p in tmp_path.glob("general-*.keras")), key=count)
+    assert count(teacher) > 8 * count(device)
+    assert teacher.arch.num_classes == device.arch.num_classes == len(classes)
+    # Trained on class 2: it names it for most of the subject's class-2 windows (the device's general model for
+    # none, test_the_new_class_drift...).
+    stream, _, _ = st.build_stream(recordings, 5, cfg)
+    norm = Normalizer.load(next(p for p in tmp_path.glob("general-*.norm.json")))
+    predicted = KerasReference(teacher).predict_classes(norm(stream.x[stream.y == 2]))
+    assert np.mean(predicted == 2) > 0.5

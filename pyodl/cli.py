@@ -592,6 +592,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                         train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
                         budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
                         pretrain_epochs=args.pretrain_epochs, self_label=args.self_label, new_class=args.new_class,
+                        repeats=args.repeats,
                         sweep_targets=SWEEP_TARGETS if args.sweep else (),
                         sweep_budgets=SWEEP_BUDGETS if args.sweep else ())
     except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
@@ -925,6 +926,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-label", type=float, default=0.9, metavar="C",
                    help="the '+ self-labels' runs: an unqueried window predicted with at least this confidence joins "
                         "the replay buffer with the device's own class (default 0.9)")
+    p.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="run each learning run N times with other replay and random draws (same general model); "
+                        "means over subjects and repeats (default 1)")
     p.add_argument("--max-windows", type=int, default=None, metavar="N", help="cut each stream to N windows")
     p.add_argument("--sweep", action="store_true",
                    help="more operating points for pruning.png's curves: AGREEMENT at disagreement targets "

@@ -57,6 +57,9 @@ class Config:
     max_windows: int | None = None  # the stream cut to its first N windows (a quick run)
     pretrain_epochs: int = 30
     seed: int = 0
+    # Each learning run again with other draws (the replay's and RANDOM's seeds), from the same general model:
+    # one stream's accuracy moves by a few points with the draws alone, so means are over subjects x repeats.
+    repeats: int = 1
     trainer: str = "board"
     teacher: str = "oracle"  # oracle, general, wide, or keras:PATH
     drift: str = "none"
@@ -90,7 +93,7 @@ class Config:
         if self.teacher not in TEACHERS and not self.teacher.startswith("keras:"):
             raise ValueError(f"teacher must be {', '.join(TEACHERS)} or keras:PATH, got {self.teacher!r}")
         for name, low in (("input_len", 1), ("stride", 1), ("replay", 1), ("batch", 1), ("train_every", 1),
-                          ("pretrain_epochs", 0)):
+                          ("pretrain_epochs", 0), ("repeats", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         for name in ("budget", "disagree_target", "floor", "self_label"):
@@ -112,16 +115,16 @@ class Config:
                            pretrain_epochs=self.pretrain_epochs, seed=self.seed, trainer="tf")
 
     def setup(self, policy: Policy, rate: float | None = None, detect: bool = True,
-              target: float | None = None, self_labels: bool = False) -> StreamSetup:
+              target: float | None = None, self_labels: bool = False, repeat: int = 0) -> StreamSetup:
         rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget if rate is None else rate,
                  Policy.AGREEMENT: self.floor}
         drift = dict(drift_window=self.drift_window, drift_on=self.drift_on, drift_off=self.drift_off) if detect \
             else dict(drift_window=0)
         config = StreamConfig(policy, rate=rates[policy], threshold=1.0 if policy == Policy.AGREEMENT else 0.5,
-                              step=self.step, seed=self.seed + 1,
+                              step=self.step, seed=self.seed + 1 + repeat,
                               disagree_target=self.disagree_target if target is None else target, **drift)
         return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
-                           self.drift_learning_rate, replay_seed=self.seed + 7,
+                           self.drift_learning_rate, replay_seed=self.seed + 7 + repeat,
                            self_label=self.self_label if self_labels else 0.0)
 
 
@@ -161,6 +164,7 @@ class RunResult:
 @dataclass
 class SubjectStream:
     subject: int
+    repeat: int  # which draws (0: the seed's)
     drift_index: int | None  # the stream's first window after the drift
     test_windows: int
     runs: dict[str, RunResult]
@@ -337,7 +341,8 @@ def _teacher_labels(cfg: Config, stream: Windows, general: Model, pretrain_wide:
 
 
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config, cache_dir: Path | None,
-                progress: Progress, fingerprint: str) -> SubjectStream:
+                progress: Progress, fingerprint: str) -> list[SubjectStream]:
+    """The subject's runs, once per repeat."""
     from pyodl.model.fold import fold_frozen_batchnorm
 
     pcfg = cfg.personalize_config()
@@ -371,26 +376,34 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
 
     teacher = _teacher_labels(cfg, stream, general, pretrain_wide)
     cost = step_cost(start, layers, cfg.batch)
-    runs: dict[str, RunResult] = {}
-    plans: list[tuple[str, StreamSetup | None, str | None]] = [
-        ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False), None),
-        ("agreement", cfg.setup(Policy.AGREEMENT), None),
-        ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False), None),
-        ("budget", cfg.setup(Policy.BUDGET), None), ("random", None, "agreement"),
-        ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True), None),
-        ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True), None)]
-    for d in cfg.sweep_targets:
-        plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d), None),
-                  (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
-    plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r), None) for r in cfg.sweep_budgets]
-    with tempfile.TemporaryDirectory(prefix="pyodl-stream-") as tmp:
-        for k, (name, setup, matched) in enumerate(plans):
-            if matched is not None:  # random at that policy's realised rate, without a detector to raise it
-                setup = cfg.setup(Policy.RANDOM, rate=max(runs[matched].query_rate, 1e-6), detect=False)
-            with open_device(cfg, start, layers, Path(tmp) / f"run{k}") as device:
-                runs[name] = stream_run(f"subject {subject} {name}", device, setup, stream, test, teacher, cost,
-                                        progress)
-    return SubjectStream(subject, drift_index, len(test), runs)
+    out = []
+    for repeat in range(cfg.repeats):
+        runs: dict[str, RunResult] = {}
+        plans: list[tuple[str, StreamSetup | None, str | None]] = [
+            ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False, repeat=repeat), None),
+            ("agreement", cfg.setup(Policy.AGREEMENT, repeat=repeat), None),
+            ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False, repeat=repeat), None),
+            ("budget", cfg.setup(Policy.BUDGET, repeat=repeat), None), ("random", None, "agreement"),
+            ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True, repeat=repeat), None),
+            ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True, repeat=repeat), None)]
+        for d in cfg.sweep_targets:
+            plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d, repeat=repeat), None),
+                      (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
+        plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r, repeat=repeat), None)
+                  for r in cfg.sweep_budgets]
+        label = f"subject {subject}" + (f" repeat {repeat}" if cfg.repeats > 1 else "")
+        with tempfile.TemporaryDirectory(prefix="pyodl-stream-") as tmp:
+            for k, (name, setup, matched) in enumerate(plans):
+                if matched is not None:  # random at that policy's realised rate, without a detector to raise it
+                    setup = cfg.setup(Policy.RANDOM, rate=max(runs[matched].query_rate, 1e-6), detect=False,
+                                      repeat=repeat)
+                if setup is None and repeat > 0:  # the static model draws nothing: the same in every repeat
+                    runs[name] = out[0].runs[name]
+                    continue
+                with open_device(cfg, start, layers, Path(tmp) / f"run{k}") as device:
+                    runs[name] = stream_run(f"{label} {name}", device, setup, stream, test, teacher, cost, progress)
+        out.append(SubjectStream(subject, repeat, drift_index, len(test), runs))
+    return out
 
 
 @dataclass
@@ -401,8 +414,13 @@ class Report:
     subjects: list[SubjectStream]
     seconds: float
 
+    def subject_ids(self) -> list[int]:
+        return sorted({s.subject for s in self.subjects})
+
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per run, means over subjects; query reduction and accuracy change against always-query."""
+        """Per run, means over subjects and repeats; query reduction and accuracy change against always-query
+        (in the same repeat), with the change's standard error over subjects (each subject's mean over its
+        repeats: the repeats of one subject are not independent samples)."""
         out: dict[str, dict[str, float]] = {}
         for name in self.subjects[0].runs:
             pairs = [(s.runs[name], s.runs["always"]) for s in self.subjects]
@@ -423,11 +441,20 @@ class Report:
                 "training_instructions": mean(lambda r, a: r.training_instructions),
                 "training_millijoules": mean(lambda r, a: r.training_millijoules),
                 "drifts": mean(lambda r, a: r.drifts),
+                "accuracy_change_se_pp": self._standard_error(name),
             }
         return out
 
+    def _standard_error(self, name: str) -> float:
+        per_subject = [np.mean([100 * (s.runs[name].test_accuracy - s.runs["always"].test_accuracy)
+                                for s in self.subjects if s.subject == subject]) for subject in self.subject_ids()]
+        if len(per_subject) < 2:
+            return float("nan")
+        return float(np.std(per_subject, ddof=1) / np.sqrt(len(per_subject)))
+
     def to_json(self) -> dict[str, object]:
-        subjects = [{"subject": s.subject, "drift_index": s.drift_index, "test_windows": s.test_windows,
+        subjects = [{"subject": s.subject, "repeat": s.repeat, "drift_index": s.drift_index,
+                     "test_windows": s.test_windows,
                      "runs": {n: {**asdict(r), "query_rate": r.query_rate} for n, r in s.runs.items()}}
                     for s in self.subjects]
         return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
@@ -438,7 +465,9 @@ class Report:
         where = ("the firmware on the simulated STM32L496" if cfg.trainer == "board"
                  else "TensorFlow (the same decisions)")
         lines = [f"# Learning from a stream on {self.dataset}", "",
-                 f"`{command}`: subjects {[s.subject for s in self.subjects]}, input ({cfg.input_len}, "
+                 f"`{command}`: subjects {self.subject_ids()}"
+                 + (f", each with {cfg.repeats} sets of draws (replay and random seeds)" if cfg.repeats > 1 else "")
+                 + f", input ({cfg.input_len}, "
                  f"{len(cfg.channels)}), the first {cfg.fraction:.0%} of each recording streamed one window at a time "
                  f"and the rest held out; drift: {cfg.drift}; teacher: {cfg.teacher}; decisions and training by "
                  f"{where}: replay buffer {cfg.replay}, a step on {cfg.batch} windows drawn from it every "
@@ -446,6 +475,7 @@ class Report:
                  f"(SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
                  "detected). Radio: each query sends the window (float32) and gets a one-byte label. Training "
                  "instructions and mJ (at 80 MHz) per run are the estimator's for the steps taken. "
+                 "Means over subjects and repeats; ± is the standard error over subjects. "
                  f"Wall time {self.seconds:.0f} s.", "",
                  "| run | queries | fewer than always | radio KB | stream acc. | stream F1 | test acc. | test F1 | "
                  "acc. vs always | steps | training instr. | training mJ | drifts |",
@@ -453,17 +483,20 @@ class Report:
         for name, m in self.summary().items():
             lines.append(f"| {name} | {m['query_rate']:.0%} | {m['query_reduction_pct']:.1f}% | "
                          f"{m['radio_bytes'] / 1024:.1f} | {m['stream_accuracy']:.3f} | {m['stream_f1']:.3f} | "
-                         f"{m['test_accuracy']:.3f} | {m['test_f1']:.3f} | {m['accuracy_change_pp']:+.1f} pp | "
+                         f"{m['test_accuracy']:.3f} | {m['test_f1']:.3f} | {m['accuracy_change_pp']:+.1f} "
+                         f"± {m['accuracy_change_se_pp']:.1f} pp | "
                          f"{m['steps']:.0f} | {m['training_instructions'] / 1e6:.0f} M | "
                          f"{m['training_millijoules']:.0f} | {m['drifts']:.1f} |")
         lines += ["", f"The seed (ODL-core with automatic data pruning) reports {SEED_QUERY_REDUCTION}% fewer queries "
                   f"for {SEED_ACCURACY_LOSS}% accuracy against querying every window.", "",
                   "| subject | stream windows | drift at | " + " | ".join(f"{n} test F1" for n in self.subjects[0].runs)
                   + " |", "|---|---|---|" + "---|" * len(self.subjects[0].runs)]
-        for s in self.subjects:
-            n = next(iter(s.runs.values())).windows
-            lines.append(f"| {s.subject} | {n} | {s.drift_index if s.drift_index is not None else '-'} | "
-                         + " | ".join(f"{r.test_f1:.3f}" for r in s.runs.values()) + " |")
+        for subject in self.subject_ids():
+            mine = [s for s in self.subjects if s.subject == subject]
+            n, at = next(iter(mine[0].runs.values())).windows, mine[0].drift_index
+            f1s = [np.mean([s.runs[name].test_f1 for s in mine]) for name in mine[0].runs]
+            lines.append(f"| {subject} | {n} | {at if at is not None else '-'} | "
+                         + " | ".join(f"{f:.3f}" for f in f1s) + " |")
         lines += ["", "![accuracy over the stream](stream.png)", "", "![queries vs accuracy](pruning.png)", ""]
         return "\n".join(lines)
 
@@ -472,7 +505,8 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
         cache_dir: Path | None, progress: Progress) -> Report:
     fingerprint = pers.dataset_fingerprint(recordings, classes)
     t0 = time.perf_counter()
-    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint) for s in subjects]
+    results = [r for s in subjects for r in run_subject(recordings, s, len(classes), cfg, cache_dir, progress,
+                                                          fingerprint)]
     return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
 
 
@@ -484,7 +518,7 @@ def plot(report: Report, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    subjects = report.subjects
+    subjects = [s for s in report.subjects if s.repeat == 0]
     fig, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.6 * len(subjects)), squeeze=False)
     for ax, s in zip(axes[:, 0], subjects, strict=True):
         for k, (name, r) in enumerate(s.runs.items()):

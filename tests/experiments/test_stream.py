@@ -89,3 +89,18 @@ def test_the_wide_teacher_is_a_bigger_model_pretrained_on_every_class(watch: tup
     norm = Normalizer.load(next(p for p in tmp_path.glob("general-*.norm.json")))
     predicted = KerasReference(teacher).predict_classes(norm(stream.x[stream.y == 2]))
     assert np.mean(predicted == 2) > 0.5
+
+
+def test_repeats_draw_again_from_the_same_start(watch: tuple[list, list[str]], tmp_path: Path) -> None:
+    recordings, classes = watch
+    cfg = dict(input_len=20, stride=10, pretrain_epochs=1, trainer="tf", max_windows=60, batch=8)
+    once = st.run(recordings, classes, [2], st.Config(**cfg), "watch", tmp_path, _silent)
+    twice = st.run(recordings, classes, [2], st.Config(**cfg, repeats=2), "watch", tmp_path, _silent)
+    assert [(s.subject, s.repeat) for s in twice.subjects] == [(2, 0), (2, 1)]
+    first, second = (s.runs for s in twice.subjects)
+    assert first["random"].queried == once.subjects[0].runs["random"].queried  # repeat 0: the seed's draws
+    assert first["random"].queried != second["random"].queried  # repeat 1: other draws
+    assert first["static"] == second["static"]
+    summary = twice.summary()["random"]
+    assert summary["test_accuracy"] == (first["random"].test_accuracy + second["random"].test_accuracy) / 2
+    assert "| 2 | 60 |" in twice.markdown("cmd")  # one row per subject

@@ -896,7 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
     p.add_argument("--drift", choices=("none", "side", "rotation", "subject", "new-class"), default="none",
                    help="halfway through the stream: none (default); side: the other arm (watch data); rotation: "
-                        "the sensor turned a quarter turn about z; subject: the next subject's windows; new-class: "
+                        "the sensor turned a quarter turn about z; subject: the next subject's windows (the "
+                        "general model is pretrained without either); new-class: "
                         "the general model is pretrained without --new-class, whose windows come last")
     p.add_argument("--new-class", type=int, default=0, metavar="K",
                    help="--drift new-class: the class index the general model never sees (default 0)")

@@ -177,6 +177,12 @@ def _rotate(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def next_subject(recordings: list[Recording], subject: int) -> int:
+    """The drift "subject": whose windows follow the held-out subject's (the next one, in number order)."""
+    subjects = sorted({r.subject for r in recordings})
+    return subjects[(subjects.index(subject) + 1) % len(subjects)]
+
+
 def build_stream(recordings: list[Recording], subject: int, cfg: Config) -> tuple[Windows, Windows, int | None]:
     """The stream (in recording order), the held-out test, and the index of the first window after the drift."""
     mine = [r for r in recordings if r.subject == subject]
@@ -202,8 +208,7 @@ def build_stream(recordings: list[Recording], subject: int, cfg: Config) -> tupl
         _, test = split(mine)
         return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
     if cfg.drift == "subject":
-        subjects = sorted({r.subject for r in recordings})
-        other = subjects[(subjects.index(subject) + 1) % len(subjects)]
+        other = next_subject(recordings, subject)
         before, _ = split(mine)
         after, test = split([r for r in recordings if r.subject == other])
         return Windows.concat([before, after], cfg.input_len, len(channels)), test, len(before)
@@ -347,11 +352,15 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
 
     pcfg = cfg.personalize_config()
     channels = list(cfg.channels)
-    others = [r for r in recordings if r.subject != subject]
+    # The drift "subject" hands the device to another person: the general model knows neither of them.
+    unseen = {subject, next_subject(recordings, subject)} if cfg.drift == "subject" else {subject}
+    others = [r for r in recordings if r.subject not in unseen]
     arch = pers.GeneralModel().architecture(cfg.input_len, len(channels), num_classes)
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
     norm = Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
+    if cfg.drift == "subject":  # nor the next subject (its own cache entries, the teacher's too)
+        fingerprint = f"{fingerprint}-without-subject-{next_subject(recordings, subject)}"
     teacher_data, teacher_fingerprint = general_data, fingerprint
     if cfg.drift == "new-class":  # a general model that never saw the class (its own cache entry)
         general_data = general_data.select(general_data.y != cfg.new_class)

@@ -104,3 +104,22 @@ def test_repeats_draw_again_from_the_same_start(watch: tuple[list, list[str]], t
     summary = twice.summary()["random"]
     assert summary["test_accuracy"] == (first["random"].test_accuracy + second["random"].test_accuracy) / 2
     assert "| 2 | 60 |" in twice.markdown("cmd")  # one row per subject
+
+
+def test_the_subject_drift_hands_the_device_to_someone_the_general_model_never_saw(
+        watch: tuple[list, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recordings, classes = watch
+    seen: list[set[int]] = []
+    pretrain = st.pers.pretrain
+
+    def spy(train, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(set(np.unique(train.subject).tolist()))
+        return pretrain(train, *args, **kwargs)
+
+    monkeypatch.setattr(st.pers, "pretrain", spy)
+    cfg = st.Config(input_len=20, stride=10, pretrain_epochs=1, trainer="tf", drift="subject", max_windows=20)
+    st.run(recordings, classes, [3], cfg, "watch", tmp_path, _silent)
+    assert st.next_subject(recordings, 3) == 4 and seen == [set(range(1, 11)) - {3, 4}]
+    st.run(recordings, classes, [3], st.Config(**{**cfg.__dict__, "drift": "side"}), "watch", tmp_path, _silent)
+    assert seen[1] == set(range(1, 11)) - {3}
+    assert len(list(tmp_path.glob("general-*.keras"))) == 2  # each its own cache entry

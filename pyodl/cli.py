@@ -578,6 +578,16 @@ def _subjects(text: str | None) -> list[int] | None:
         raise ModelError(f"--subjects takes comma-separated subject numbers, e.g. 1,2,3; got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     # Not TensorFlow: every argument and the dataset are checked before it is loaded.
     from pyodl.experiments import stream as st
@@ -603,7 +613,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("window") as progress:
-        report = st.run(recordings, classes, subjects, cfg, name, cache, progress)
+        report = st.run(recordings, classes, subjects, cfg, name, cache, progress, args.workers)
     return _write_results(args, "stream", report, st.plot, "stream.png, pruning.png")
 
 
@@ -621,6 +631,9 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         raise ModelError(f"--model {args.model}: no such file")
     if args.all_channels and args.channels:
         raise ModelError("--all-channels and --channels exclude each other")
+    if args.workers > 1 and args.trainer == "serial":
+        raise ModelError("--workers N needs a board per worker: --trainer serial trains on the one board at --port "
+                         "(use --workers 1)")
     recordings, classes, name, channel_names = _load_dataset(args.dataset, args.rate)
     setup: list[str] = []
     general = pers.GeneralModel()
@@ -667,7 +680,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("epoch") as progress:
-        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup)
+        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers)
     return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png")
 
 
@@ -871,6 +884,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="run subjects in N local processes at once (default 1); the results are the same")
     p.set_defaults(func=cmd_personalize, command_line=None)
 
     p = sub.add_parser("stream", help="a held-out subject's windows arrive one at a time: the device decides which to "
@@ -940,6 +955,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/stream", help="results folder (default results/stream)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="run subjects in N local processes at once (default 1); the results are the same")
     p.set_defaults(func=cmd_stream, command_line=None)
     return parser
 

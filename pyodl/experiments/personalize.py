@@ -342,8 +342,9 @@ class Report:
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
         cache_dir: Path | None, progress: Progress, general: GeneralModel = GeneralModel(),
-        setup: list[str] | None = None) -> Report:
-    """``setup``: lines for the report saying what the run chose by default (channels, TL layers, ...)."""
+        setup: list[str] | None = None, workers: int = 1) -> Report:
+    """``setup``: lines for the report saying what the run chose by default (channels, TL layers, ...);
+    ``workers``: subjects run in that many processes at once (the same report)."""
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]
     if missing:
@@ -352,8 +353,14 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     arch.first_trained(cfg.trainable_layers or default_tl_layers(general, arch))  # before any training
     fingerprint = dataset_fingerprint(recordings, classes)
     start = time.perf_counter()
-    results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint, general)
-               for s in subjects]
+    if workers > 1:
+        from pyodl.experiments.workers import quiet, run_each
+
+        jobs = [(recordings, s, len(classes), cfg, cache_dir, quiet, fingerprint, general) for s in subjects]
+        results = run_each(run_subject, jobs, workers, progress)
+    else:
+        results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint, general)
+                   for s in subjects]
     return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []))
 
 

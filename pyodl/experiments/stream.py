@@ -511,11 +511,19 @@ class Report:
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
-        cache_dir: Path | None, progress: Progress) -> Report:
+        cache_dir: Path | None, progress: Progress, workers: int = 1) -> Report:
+    """``workers``: subjects run in that many processes at once (the same report)."""
     fingerprint = pers.dataset_fingerprint(recordings, classes)
     t0 = time.perf_counter()
-    results = [r for s in subjects for r in run_subject(recordings, s, len(classes), cfg, cache_dir, progress,
-                                                          fingerprint)]
+    if workers > 1:
+        from pyodl.experiments.workers import quiet, run_each
+
+        jobs = [(recordings, s, len(classes), cfg, cache_dir, quiet, fingerprint) for s in subjects]
+        per_subject = run_each(run_subject, jobs, workers, progress)
+    else:
+        per_subject = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint)
+                       for s in subjects]
+    results = [r for streams in per_subject for r in streams]
     return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
 
 

@@ -1,0 +1,50 @@
+"""Subjects side by side: an experiment's per-subject work in local worker processes (``--workers N``).
+
+Each subject's run is already self-contained and seeded by the subject (its general model from the shared
+cache, its own temporary build folder and simulated board, ``default_rng([seed, subject])``), so running
+subjects in other processes changes no number: the report lists them in the order asked for, as a
+sequential run does. Workers are started with ``spawn``, not ``fork``: TensorFlow and Unicorn hold threads
+and native state that a forked child must not inherit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from typing import Any, TypeVar
+
+from pyodl.experiments.trainer import Progress
+
+T = TypeVar("T")
+
+
+def quiet(what: str, done: int, total: int) -> None:
+    """A worker's progress callback: its bars would interleave with the others', so the parent counts subjects."""
+
+
+def run_each(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, progress: Progress,
+             what: str = "subjects") -> list[T]:
+    """``[fn(*job) for job in jobs]`` in up to ``workers`` processes, in the jobs' order. ``fn`` and every
+    argument must pickle (a module-level function; pass :func:`quiet` for a progress argument). The first
+    failure is raised here once the running jobs stop, the queued ones cancelled; Ctrl-C reaches the workers
+    too (one process group), and each leaves through its own cleanup."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context) as pool:
+        futures: list[Future[T]] = [pool.submit(fn, *job) for job in jobs]
+        try:
+            pending = set(futures)
+            progress(what, 0, len(futures))
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                progress(what, len(futures) - len(pending), len(futures))
+                for future in done:
+                    if future.exception() is not None:
+                        raise future.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

@@ -345,6 +345,25 @@ def _teacher_labels(cfg: Config, stream: Windows, general: Model, pretrain_wide:
     return KerasReference(model).predict_classes(stream.x)
 
 
+Plan = tuple[str, StreamSetup | None, str | None]  # a run's name, its setup (None: static), or whose rate it matches
+
+
+def run_plans(cfg: Config, repeat: int) -> list[Plan]:
+    """The runs of one subject's repeat, in the tables' order."""
+    plans: list[Plan] = [
+        ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False, repeat=repeat), None),
+        ("agreement", cfg.setup(Policy.AGREEMENT, repeat=repeat), None),
+        ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False, repeat=repeat), None),
+        ("budget", cfg.setup(Policy.BUDGET, repeat=repeat), None), ("random", None, "agreement"),
+        ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True, repeat=repeat), None),
+        ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True, repeat=repeat), None)]
+    for d in cfg.sweep_targets:
+        plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d, repeat=repeat), None),
+                  (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
+    plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r, repeat=repeat), None) for r in cfg.sweep_budgets]
+    return plans
+
+
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config, cache_dir: Path | None,
                 progress: Progress, fingerprint: str) -> list[SubjectStream]:
     """The subject's runs, once per repeat."""
@@ -388,18 +407,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     out = []
     for repeat in range(cfg.repeats):
         runs: dict[str, RunResult] = {}
-        plans: list[tuple[str, StreamSetup | None, str | None]] = [
-            ("static", None, None), ("always", cfg.setup(Policy.ALWAYS, detect=False, repeat=repeat), None),
-            ("agreement", cfg.setup(Policy.AGREEMENT, repeat=repeat), None),
-            ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False, repeat=repeat), None),
-            ("budget", cfg.setup(Policy.BUDGET, repeat=repeat), None), ("random", None, "agreement"),
-            ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True, repeat=repeat), None),
-            ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True, repeat=repeat), None)]
-        for d in cfg.sweep_targets:
-            plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d, repeat=repeat), None),
-                      (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
-        plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r, repeat=repeat), None)
-                  for r in cfg.sweep_budgets]
+        plans = run_plans(cfg, repeat)
         label = f"subject {subject}" + (f" repeat {repeat}" if cfg.repeats > 1 else "")
         with tempfile.TemporaryDirectory(prefix="pyodl-stream-") as tmp:
             for k, (name, setup, matched) in enumerate(plans):

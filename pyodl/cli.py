@@ -918,7 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--drift new-class: the class index the general model never sees (default 0)")
     p.add_argument("--teacher", default="oracle",
                    help="who answers a query: oracle (the true label, default), general (the general model in "
-                        "TensorFlow, a phone's copy), wide (a ~4x bigger CNN pretrained here on the other "
+                        "TensorFlow, a phone's copy), wide (a ~9x bigger CNN pretrained here on the other "
                         "subjects, cached alike) or keras:PATH (your Keras model, used as is, taking the same "
                         "normalised windows)")
     p.add_argument("--trainer", choices=("board", "tf"), default="board",

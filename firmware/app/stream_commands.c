@@ -62,6 +62,14 @@ uint32_t odl_stream_start(odl_mailbox_t *mb)
     return ODL_OK;
 }
 
+/* Slot `head` now holds a labelled record: the ring moves on. */
+static void commit_slot(void)
+{
+    stream.head = (stream.head + 1u) % RING;
+    stream.filled += stream.filled < RING;
+    stream.stale = 0;
+}
+
 /* Records a step may draw: every labelled one. Slot `head` is not one while it is stale; until the ring wraps
  * it lies beyond the filled slots anyway. */
 static uint32_t valid_records(void)
@@ -113,17 +121,15 @@ uint32_t odl_stream_window(odl_mailbox_t *mb)
     const float confidence = odl_model.probs[predicted];
     const int query = odl_stream_decide(&stream.policy, confidence);
     if (query) {
-        /* In the slot its label will complete; no draw happens before that label (the next step comes with a
-         * later window), and a later queried window takes the slot if this label never comes. */
+        /* In the slot its label will complete; until then the slot is stale and no draw picks it, and a later
+         * queried window takes the slot if this label never comes. */
         memcpy(slot->window, mb->data, sizeof slot->window);
         stream.stale = 1;
     } else if (stream.setup.self_label > 0.0f && confidence >= stream.setup.self_label) {
         /* Self-training: kept with the device's own class. */
         memcpy(slot->window, mb->data, sizeof slot->window);
         slot->label = predicted;
-        stream.head = (stream.head + 1u) % RING;
-        stream.filled += stream.filled < RING;
-        stream.stale = 0;
+        commit_slot();
     }
     stream.waiting = query;
     stream.predicted = predicted;
@@ -146,9 +152,7 @@ uint32_t odl_stream_label(odl_mailbox_t *mb)
     odl_record_t *slot = odl_dataset_record(stream.head);
     slot->label = mb->arg[0];
     stream.waiting = 0;
-    stream.stale = 0;
-    stream.head = (stream.head + 1u) % RING;
-    stream.filled += stream.filled < RING;
+    commit_slot();
     odl_stream_feedback(&stream.policy, mb->arg[0] == stream.predicted);
     mb->result[0] = stream.policy.drift;
     mb->result[1] = stream.filled;

@@ -27,6 +27,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
 from pyodl.data.windows import SPLITS, recording_split
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
+from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import (
     PAPER_TL_LAYERS,
     Architecture,
@@ -353,14 +354,9 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     arch.first_trained(cfg.trainable_layers or default_tl_layers(general, arch))  # before any training
     fingerprint = dataset_fingerprint(recordings, classes)
     start = time.perf_counter()
-    if workers > 1:
-        from pyodl.experiments.workers import quiet, run_each
-
-        jobs = [(recordings, s, len(classes), cfg, cache_dir, quiet, fingerprint, general) for s in subjects]
-        results = run_each(run_subject, jobs, workers, progress)
-    else:
-        results = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint, general)
-                   for s in subjects]
+    jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
+                 fingerprint=fingerprint, general_source=general) for s in subjects]
+    results = run_each(run_subject, jobs, workers, progress)
     return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []))
 
 

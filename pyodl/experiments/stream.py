@@ -33,6 +33,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
 from pyodl.experiments import personalize as pers
 from pyodl.experiments.trainer import Progress
+from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model
 from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
 
@@ -371,15 +372,18 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
 
     pcfg = cfg.personalize_config()
     channels = list(cfg.channels)
-    # The drift "subject" hands the device to another person: the general model knows neither of them.
-    unseen = {subject, next_subject(recordings, subject)} if cfg.drift == "subject" else {subject}
+    # The drift "subject" hands the device to another person: the general model knows neither of them (its own
+    # cache entries, the teacher's too).
+    unseen = {subject}
+    if cfg.drift == "subject":
+        other = next_subject(recordings, subject)
+        unseen.add(other)
+        fingerprint = f"{fingerprint}-without-subject-{other}"
     others = [r for r in recordings if r.subject not in unseen]
     arch = pers.GeneralModel().architecture(cfg.input_len, len(channels), num_classes)
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
     norm = Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
-    if cfg.drift == "subject":  # nor the next subject (its own cache entries, the teacher's too)
-        fingerprint = f"{fingerprint}-without-subject-{next_subject(recordings, subject)}"
     teacher_data, teacher_fingerprint = general_data, fingerprint
     if cfg.drift == "new-class":  # a general model that never saw the class (its own cache entry)
         general_data = general_data.select(general_data.y != cfg.new_class)
@@ -523,15 +527,9 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     """``workers``: subjects run in that many processes at once (the same report)."""
     fingerprint = pers.dataset_fingerprint(recordings, classes)
     t0 = time.perf_counter()
-    if workers > 1:
-        from pyodl.experiments.workers import quiet, run_each
-
-        jobs = [(recordings, s, len(classes), cfg, cache_dir, quiet, fingerprint) for s in subjects]
-        per_subject = run_each(run_subject, jobs, workers, progress)
-    else:
-        per_subject = [run_subject(recordings, s, len(classes), cfg, cache_dir, progress, fingerprint)
-                       for s in subjects]
-    results = [r for streams in per_subject for r in streams]
+    jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
+                 fingerprint=fingerprint) for s in subjects]
+    results = [r for streams in run_each(run_subject, jobs, workers, progress) for r in streams]
     return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
 
 

@@ -23,17 +23,20 @@ def quiet(what: str, done: int, total: int) -> None:
     """A worker's progress callback: its bars would interleave with the others', so the parent counts subjects."""
 
 
-def run_each(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, progress: Progress,
+def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int, progress: Progress,
              what: str = "subjects") -> list[T]:
-    """``[fn(*job) for job in jobs]`` in up to ``workers`` processes, in the jobs' order. ``fn`` and every
-    argument must pickle (a module-level function; pass :func:`quiet` for a progress argument). The first
-    failure is raised here once the running jobs stop, the queued ones cancelled; Ctrl-C reaches the workers
-    too (one process group), and each leaves through its own cleanup."""
+    """``[fn(**job, progress=...) for job in jobs]``, in the jobs' order: here with ``progress`` when
+    ``workers`` is 1, else in up to ``workers`` processes with :func:`quiet` (``fn`` and every argument must
+    then pickle: a module-level function). The first failure is raised here once the running jobs stop, the
+    queued ones cancelled; Ctrl-C reaches the workers too (one process group), and each leaves through its own
+    cleanup."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        return [fn(**job, progress=progress) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context) as pool:
-        futures: list[Future[T]] = [pool.submit(fn, *job) for job in jobs]
+        futures: list[Future[T]] = [pool.submit(fn, **job, progress=quiet) for job in jobs]
         try:
             pending = set(futures)
             progress(what, 0, len(futures))

@@ -3,7 +3,6 @@ for; a failing subject fails the run with its own error."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,13 +18,17 @@ def _silent(what: str, done: int, total: int) -> None:
 
 
 def test_workers_keep_the_jobs_order_and_raise_the_first_failure() -> None:
+    # str.format pickles and takes the keywords, progress included; "{x:d}" fails on a string.
     seen: list[tuple[str, int, int]] = []
-    assert run_each(math.sqrt, [(16.0,), (9.0,), (1.0,)], 2, lambda *a: seen.append(a)) == [4.0, 3.0, 1.0]
+    jobs = [{"x": 16}, {"x": 9}, {"x": 1}]
+    assert run_each("{x}".format, jobs, 2, lambda *a: seen.append(a)) == ["16", "9", "1"]
     assert seen[0] == ("subjects", 0, 3) and seen[-1] == ("subjects", 3, 3)
-    with pytest.raises(ValueError, match="math domain error"):
-        run_each(math.sqrt, [(4.0,), (-1.0,), (9.0,)], 2, _silent)
+    assert run_each("{x} {progress.__name__}".format, jobs, 2, _silent) == ["16 quiet", "9 quiet", "1 quiet"]
+    assert run_each("{x} {progress.__name__}".format, jobs, 1, _silent) == ["16 _silent", "9 _silent", "1 _silent"]
+    with pytest.raises(ValueError, match="Unknown format code 'd'"):
+        run_each("{x:d}".format, [{"x": 4}, {"x": "a"}, {"x": 9}], 2, _silent)
     with pytest.raises(ValueError, match="workers must be >= 1"):
-        run_each(math.sqrt, [(4.0,)], 0, _silent)
+        run_each("{x}".format, jobs, 0, _silent)
 
 
 def test_personalize_with_two_workers_gives_the_sequential_table(watch: tuple[list, list[str]],

@@ -527,14 +527,15 @@ def _channels(spec: str | None, names: list[str], count: int, default_why: str,
 
 
 @contextlib.contextmanager
-def _progress_bars(unit: str) -> Iterator[Callable[[str, int, int], None]]:
+def _progress_bars(unit: str, signals: _Signals) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback drawing one bar per task on stderr; an interrupted run's bars are cleared on the way
-    out, not after the message that says so."""
+    out, not after the message that says so. It raises again a signal that TensorFlow swallowed."""
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
 
     def progress(what: str, done: int, total: int) -> None:
+        signals.raise_again()
         bar = bars.get(what)
         if bar is None:
             kind = "step" if "build" in what else "epoch" if "pretrain" in what else unit
@@ -612,7 +613,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     recordings, classes, name, _ = _load_dataset(args.dataset, args.rate)
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    with _progress_bars("window") as progress:
+    with _progress_bars("window", args.signals) as progress:
         report = st.run(recordings, classes, subjects, cfg, name, cache, progress, args.workers)
     return _write_results(args, "stream", report, st.plot, "stream.png, pruning.png")
 
@@ -679,7 +680,7 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                                                 "others test") + ")")
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    with _progress_bars("epoch") as progress:
+    with _progress_bars("epoch", args.signals) as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers)
     return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png")
 
@@ -966,31 +967,64 @@ class Terminated(BaseException):
     (temporary build folders, boards, half-written cache entries) is unwound."""
 
 
-def _terminate(_signum: int, _frame: object) -> None:
-    raise Terminated
+class _Signals:
+    """Ctrl-C and SIGTERM for one command: each raises at once (KeyboardInterrupt, Terminated) and is
+    remembered. TensorFlow does not always let the exception through: raised while it traces a function, it
+    comes out as a SystemError or AttributeError, or is printed and dropped while training goes on (seen under
+    load). So the progress callback raises it again, and whatever error ends the command after a signal is
+    reported as that signal."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        self.received = signum
+        self.raise_again()
+
+    def raise_again(self) -> None:
+        if self.received == signal.SIGTERM:
+            raise Terminated
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handles SIGINT and SIGTERM while the command runs, where Python can: on the main thread, and not
+        for a signal the process ignores (nohup, a background job)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: handler for sig, handler in previous.items() if handler is not signal.SIG_IGN}
+        for sig in previous:
+            signal.signal(sig, self.handle)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    signals = args.signals = _Signals()
     try:
-        return int(args.func(args))
-    # ModelError is a ValueError; ToolchainError and OdlError are RuntimeErrors.
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        with signals.installed():
+            return int(args.func(args))
     # One line, not the traceback of whatever ran (TensorFlow's is 60 lines); every temporary folder is
     # gone by now, and results are only written once everything is computed.
-    except KeyboardInterrupt:
-        print(f"\npyodl {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print(f"\npyodl {args.command}: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
-    finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    except BaseException as exc:
+        if signals.received == signal.SIGTERM or isinstance(exc, Terminated):
+            print(f"\npyodl {args.command}: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        if signals.received is not None or isinstance(exc, KeyboardInterrupt):
+            print(f"\npyodl {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        # ModelError is a ValueError; ToolchainError and OdlError are RuntimeErrors.
+        if isinstance(exc, (ValueError, FileNotFoundError, RuntimeError)):
+            print(f"pyodl {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
 
 
 def run() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -618,6 +620,36 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return _write_results(args, "stream", report, st.plot, "stream.png, pruning.png")
 
 
+def cmd_federate(args: argparse.Namespace) -> int:
+    # Not TensorFlow, Flower or Ray: every argument and the dataset are checked before they are loaded.
+    from pyodl.experiments import federate as fed
+
+    chosen = _subjects(args.subjects)
+    try:
+        faults = tuple(fed.Fault.parse(f) for f in args.fault)
+        cfg = fed.Config(input_len=args.input, stride=args.stride or args.input // 2, rounds=args.rounds,
+                         local_epochs=args.local_epochs, batch=args.batch, learning_rate=args.lr,
+                         personalize_epochs=args.personalize_epochs, personalize_every=args.personalize_every,
+                         pretrain_epochs=args.pretrain_epochs, seed=args.seed, trainer=args.trainer,
+                         strategy=args.strategy, workers=args.workers, ray_address=args.ray,
+                         round_timeout=args.round_timeout, faults=faults)
+    except ValueError as exc:  # named as the option: "local_epochs must ..." -> "--local-epochs must ..."
+        field, _, rest = str(exc).partition(" ")
+        if field not in {f.name for f in dataclasses.fields(fed.Config)}:
+            raise ModelError(str(exc)) from None
+        option = {"learning_rate": "lr", "input_len": "input", "ray_address": "ray"}.get(field, field)
+        raise ModelError(f"--{option.replace('_', '-')} {rest}") from None
+    if importlib.util.find_spec("flwr") is None or importlib.util.find_spec("ray") is None:
+        raise RuntimeError("pyodl federate needs Flower and Ray, pyodl's fleet extra: pip install -e '.[fleet]' "
+                           "(./scripts/setup.sh installs it)")
+    recordings, classes, name, _ = _load_dataset(args.dataset, args.rate)
+    subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    with _progress_bars("round", args.signals) as progress:
+        report = fed.run(recordings, classes, subjects, cfg, name, cache, progress)
+    return _write_results(args, "federate", report, fed.plot, "rounds.png")
+
+
 def cmd_personalize(args: argparse.Namespace) -> int:
     # Not TensorFlow: every argument and the dataset are checked before it is loaded.
     from pyodl.experiments import personalize as pers
@@ -959,6 +991,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="run subjects in N local processes at once (default 1); the results are the same")
     p.set_defaults(func=cmd_stream, command_line=None)
+
+    p = sub.add_parser("federate", help="federated personalization with Flower: every subject a client with its own "
+                                        "simulated board, FedAvg over rounds, against the centralised model",
+                       description="Every subject of the dataset is a client; its windows are cut as personalize "
+                                   "cuts them (the first half of each recording to train on, the rest to test) and "
+                                   "stay with it. Every round the server sends the global weights; each client's "
+                                   "board (a simulated STM32L496 in a process of its own, over its UART) trains "
+                                   "--local-epochs epochs of the client's windows with the firmware, every layer, "
+                                   "and sends its weights back with its window count; Flower's strategy aggregates. "
+                                   "Each client then scores the global model on its test part and, every "
+                                   "--personalize-every rounds, the personalized one (the last 2 layers fine-tuned "
+                                   "on its board). The baseline is personalize's general model trained centrally "
+                                   "(Adam) on the union of the clients' training windows. Flower runs the clients on "
+                                   "Ray: --workers local processes, or the cluster at --ray. Needs the fleet extra "
+                                   "(pip install -e '.[fleet]').")
+    p.add_argument("--dataset", default="watch",
+                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
+    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    p.add_argument("--subjects", default=None, help="comma-separated clients (default: every subject)")
+    p.add_argument("--strategy", choices=("fedavg", "fedavgm", "fedadam"), default="fedavg",
+                   help="Flower's aggregation: fedavg (default), fedavgm (server momentum 0.9) or fedadam (server "
+                        "Adam, step 0.01)")
+    p.add_argument("--rounds", type=int, default=20, help="federated rounds (default 20)")
+    p.add_argument("--local-epochs", type=int, default=5, metavar="E",
+                   help="epochs each board trains per round on its client's windows (default 5)")
+    p.add_argument("--batch", type=int, default=32, help="SGD batch (default 32)")
+    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate on the boards (default 0.01)")
+    p.add_argument("--personalize-epochs", type=int, default=10, metavar="N",
+                   help="epochs of the last 2 layers' fine-tuning for the personalized score (default 10)")
+    p.add_argument("--personalize-every", type=int, default=5, metavar="K",
+                   help="score the personalized model every K rounds and after the last (default 5)")
+    p.add_argument("--trainer", choices=("board", "tf"), default="board",
+                   help="board: each client's firmware on its own simulated STM32L496 (default); tf: TensorFlow "
+                        "trains the same batches")
+    p.add_argument("--input", type=int, default=40, metavar="T", help="window length (default 40)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
+    p.add_argument("--pretrain-epochs", type=int, default=30,
+                   help="the centralised baseline's epochs (Adam, default 30)")
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+                   help="clients trained at once, each in a Ray worker process with its board (default 2)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the clients on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto) instead "
+                        "of local processes; pyodl must be installed on its nodes")
+    p.add_argument("--round-timeout", type=float, default=600.0, metavar="S",
+                   help="seconds a round waits for its clients; a client later than that is dropped (default 600)")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND:CLIENT@ROUND",
+                   help="play a board failure, to see the fleet carry on: crash:3@2 kills client 3's board process "
+                        "after its first step of round 2, hang:3@2 freezes it; repeatable")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batches (default 0)")
+    p.add_argument("--out", default="results/federate", help="results folder (default results/federate)")
+    p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where the centralised model is kept")
+    p.add_argument("--no-cache", action="store_true", help="always pretrain the centralised model again")
+    p.set_defaults(func=cmd_federate, command_line=None)
     return parser
 
 

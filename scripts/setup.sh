@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pyodl needs on a Debian machine, idempotently: build tools from apt, then a virtualenv
-# in .venv with pyodl and its test dependencies. Safe to run again; it skips what is already there.
+# in .venv with pyodl, its test dependencies and the fleet extra (Flower, Ray), and Robocop in .venv-lint.
+# Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,15 @@ want=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing pyodl and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,fleet]'
   echo "$want" > "$stamp"
+fi
+
+# Robocop, the Robot Framework linter, in a venv of its own: its typer and Flower's cannot share one.
+robocop_spec='robotframework-robocop>=9,<10'
+[ -x .venv-lint/bin/python ] || python3 -m venv .venv-lint
+if [ ! -f .venv-lint/.installed ] || [ "$(cat .venv-lint/.installed)" != "$robocop_spec" ]; then
+  echo "setup: installing $robocop_spec into .venv-lint"
+  .venv-lint/bin/python -m pip install -q "$robocop_spec"
+  echo "$robocop_spec" > .venv-lint/.installed
 fi

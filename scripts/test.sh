@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 echo "== lint: ruff, robocop, actionlint"
 .venv/bin/ruff check pyodl tests benchmarks
-.venv/bin/robocop check robot
+.venv-lint/bin/robocop check robot
 .venv/bin/actionlint .github/workflows/*.yml
 
 echo "== ctest (host build)"

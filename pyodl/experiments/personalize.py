@@ -149,17 +149,17 @@ def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list
                            confusion_matrix(y_true, y_pred, labels=list(range(classes))).tolist(), losses)
 
 
-def _fit(trainer: Trainer, data: Windows, epochs: int, cfg: Config, rng: np.random.Generator,
-         progress: Progress, what: str) -> list[float]:
+def fit_epochs(trainer: Trainer, data: Windows, epochs: int, batch: int, learning_rate: float,
+               rng: np.random.Generator, progress: Progress, what: str) -> list[float]:
     """Mini-batches shuffled each epoch, one optimizer step each; the last partial batch is dropped so both
-    trainers see equal batches."""
-    batch = min(cfg.batch, len(data))
+    trainers see equal batches. Returns each epoch's mean loss."""
+    batch = min(batch, len(data))
     losses: list[float] = []
     progress(what, 0, epochs)  # the bar starts before the first epoch, so its rate is honest
     for epoch in range(epochs):
         order = rng.permutation(len(data))
         steps = [order[k:k + batch] for k in range(0, len(order) - batch + 1, batch)]
-        losses.append(float(np.mean([trainer.train_step(data.x[s], data.y[s], cfg.learning_rate) for s in steps])))
+        losses.append(float(np.mean([trainer.train_step(data.x[s], data.y[s], learning_rate) for s in steps])))
         progress(what, epoch + 1, epochs)
     return losses
 
@@ -277,7 +277,8 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
             losses: list[float] = []
             for layers, epochs in phases:
                 trainer.set_trainable(layers)
-                losses += _fit(trainer, pers, epochs, cfg, rng, progress, f"subject {subject} {name}")
+                losses += fit_epochs(trainer, pers, epochs, cfg.batch, cfg.learning_rate, rng, progress,
+                                     f"subject {subject} {name}")
             results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
     return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist(), key,
                          cached, untested)

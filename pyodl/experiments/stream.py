@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
 from pyodl.experiments import personalize as pers
-from pyodl.experiments.trainer import Progress
+from pyodl.experiments.trainer import Progress, StepCost, step_cost
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model
 from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
@@ -262,22 +262,6 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """Accuracy and macro F1 over the classes that occur (a stream's stretch may not hold every class)."""
     return (float(accuracy_score(y, pred)),
             float(f1_score(y, pred, labels=np.union1d(y, pred), average="macro", zero_division=0)))
-
-
-@dataclass(frozen=True)
-class StepCost:
-    """One replay step's instructions and energy on the device, from the estimator."""
-
-    instructions: int
-    millijoules: float
-
-
-def step_cost(model: Model, trainable_layers: int, batch: int) -> StepCost:
-    from pyodl.resources.energy import RUN_MODES
-    from pyodl.resources.estimate import estimate
-
-    est = estimate(model.arch, trainable_layers, batch)
-    return StepCost(est.instructions_per_batch, RUN_MODES["pll80"].millijoules(est.cycles_per_batch))
 
 
 def stream_run(name: str, device: Device, setup: StreamSetup | None, stream: Windows, test: Windows,

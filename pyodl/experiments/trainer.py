@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from pyodl.model.architecture import Model
+from pyodl.model.architecture import Model, Params
 from pyodl.model.optimizer import SGD, Optimizer
 
 TRAINERS = ("board", "tf", "serial", "renode")
@@ -26,6 +27,10 @@ class Trainer(Protocol):
     def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float: ...
 
     def predict_classes(self, xs: np.ndarray) -> np.ndarray: ...
+
+    def get_params(self) -> Params: ...
+
+    def set_params(self, params: Params) -> None: ...
 
 
 @contextlib.contextmanager
@@ -51,3 +56,19 @@ def open_trainer(kind: str, model: Model, trainable_layers: int | None, work_dir
     with open_network(backend, model, work_dir, trainable_layers, port, optimizer, tool, batch) as net:
         progress("export and build", 1, 1)
         yield net
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One replay step's instructions and energy on the device, from the estimator."""
+
+    instructions: int
+    millijoules: float
+
+
+def step_cost(model: Model, trainable_layers: int, batch: int) -> StepCost:
+    from pyodl.resources.energy import RUN_MODES
+    from pyodl.resources.estimate import estimate
+
+    est = estimate(model.arch, trainable_layers, batch)
+    return StepCost(est.instructions_per_batch, RUN_MODES["pll80"].millijoules(est.cycles_per_batch))

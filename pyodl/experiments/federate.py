@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -403,9 +404,13 @@ def _errors(reasons: list[str], expected: list[int], answered: set[int]) -> dict
 
 
 def _short_reason(reason: str) -> str:
-    """Flower's reason is the exception's class and message; the message is what a reader needs."""
-    text = reason.split(":<'", 1)[-1].rstrip("'>").strip()
-    return text.splitlines()[0][:200] if text else reason[:200]
+    """Flower's reason holds Ray's report of the worker's exception: its traceback, coloured. The reader needs
+    the first exception's line (``pyodl.board.base.BoardError: ...``, the cause; Flower's wrapper comes
+    after it), without the module path."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", reason)
+    raised = [m.group(1) + ": " + m.group(2).strip() for line in text.splitlines()
+              if (m := re.match(r"\s*(?:[\w]+\.)*(\w+(?:Error|Exception|Interrupt))\s*:\s*(\S.*)", line))]
+    return (raised[0] if raised else text.strip().splitlines()[0] if text.strip() else reason)[:300]
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,

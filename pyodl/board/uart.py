@@ -4,6 +4,7 @@ sequence numbers, an inter-byte timeout in the firmware, and retries (see :class
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import struct
 import time
@@ -11,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from pyodl.board.base import Board
+from pyodl.board.base import Board, BoardError
 from pyodl.board.console import CONSOLE_BAUD
 from pyodl.board.protocol import (
     FIELDS_BYTES,
@@ -29,6 +30,8 @@ from pyodl.board.protocol import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import serial
 
 
@@ -177,20 +180,31 @@ class BoardUart:
 
 
 class SerialStream:
-    """A pyserial port as a :class:`ByteStream`."""
+    """A pyserial port as a :class:`ByteStream`. A link that fails (a board unplugged, a simulator's process
+    gone: pyserial's SerialException and socket errors are OSErrors) is a BoardError naming the port."""
 
     def __init__(self, port: serial.SerialBase) -> None:
         self.port = port
 
+    @contextlib.contextmanager
+    def _link(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise BoardError(f"the link to the board at {self.port.name} failed: {exc}") from exc
+
     def write(self, data: bytes) -> int | None:
-        return self.port.write(data)
+        with self._link():
+            return self.port.write(data)
 
     def read(self, size: int = 1) -> bytes:
-        return bytes(self.port.read(size))
+        with self._link():
+            return bytes(self.port.read(size))
 
     def settle(self, seconds: float) -> None:
         time.sleep(seconds)
-        self.port.reset_input_buffer()
+        with self._link():
+            self.port.reset_input_buffer()
 
     def close(self) -> None:
         self.port.close()

@@ -404,13 +404,17 @@ def _errors(reasons: list[str], expected: list[int], answered: set[int]) -> dict
 
 
 def _short_reason(reason: str) -> str:
-    """Flower's reason holds Ray's report of the worker's exception: its traceback, coloured. The reader needs
-    the first exception's line (``pyodl.board.base.BoardError: ...``, the cause; Flower's wrapper comes
-    after it), without the module path."""
+    """Flower's reason holds Ray's report of the worker's exception: its traceback, coloured, the causes of a
+    chained exception first and Flower's wrapper last. The reader needs the line of the exception the client
+    raised (``BoardError: ...``), without its module path."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", reason)
     raised = [m.group(1) + ": " + m.group(2).strip() for line in text.splitlines()
-              if (m := re.match(r"\s*(?:[\w]+\.)*(\w+(?:Error|Exception|Interrupt))\s*:\s*(\S.*)", line))]
-    return (raised[0] if raised else text.strip().splitlines()[0] if text.strip() else reason)[:300]
+              if (m := re.match(r"\s*(?:\w+\.)*(\w+(?:Error|Exception|Interrupt))\s*:\s*(\S.*)", line))
+              and m.group(1) not in _WRAPPERS]
+    return (raised[-1] if raised else text.strip().splitlines()[0] if text.strip() else reason)[:300]
+
+
+_WRAPPERS = {"ClientAppException", "RayTaskError", "RayActorError", "ActorDiedError"}
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,

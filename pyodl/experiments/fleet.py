@@ -114,6 +114,7 @@ def simulate(clients: int, train: TrainFn, evaluate: EvaluateFn, initial: Arrays
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no network calls from a test machine
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray 2.55 warns about its future default
     try:
         from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
         from flwr.clientapp import ClientApp

@@ -616,7 +616,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("window", args.signals) as progress:
-        report = st.run(recordings, classes, subjects, cfg, name, cache, progress, args.workers)
+        report = st.run(recordings, classes, subjects, cfg, name, cache, progress, args.workers, args.ray)
     return _write_results(args, "stream", report, st.plot, "stream.png, pruning.png")
 
 
@@ -664,9 +664,9 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         raise ModelError(f"--model {args.model}: no such file")
     if args.all_channels and args.channels:
         raise ModelError("--all-channels and --channels exclude each other")
-    if args.workers > 1 and args.trainer == "serial":
-        raise ModelError("--workers N needs a board per worker: --trainer serial trains on the one board at --port "
-                         "(use --workers 1)")
+    if (args.workers > 1 or args.ray) and args.trainer == "serial":
+        raise ModelError("--workers N and --ray need a board per worker: --trainer serial trains on the one board at "
+                         "--port (use --workers 1)")
     recordings, classes, name, channel_names = _load_dataset(args.dataset, args.rate)
     setup: list[str] = []
     general = pers.GeneralModel()
@@ -713,7 +713,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with _progress_bars("epoch", args.signals) as progress:
-        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers)
+        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers,
+                           args.ray)
     return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png")
 
 
@@ -919,6 +920,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="run subjects in N local processes at once (default 1); the results are the same")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run subjects as tasks on the Ray cluster at ADDRESS (what `ray start --head` printed, or "
+                        "auto) instead of local processes; its nodes need pyodl and its fleet extra")
     p.set_defaults(func=cmd_personalize, command_line=None)
 
     p = sub.add_parser("stream", help="a held-out subject's windows arrive one at a time: the device decides which to "
@@ -990,6 +994,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="run subjects in N local processes at once (default 1); the results are the same")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run subjects as tasks on the Ray cluster at ADDRESS (what `ray start --head` printed, or "
+                        "auto) instead of local processes; its nodes need pyodl and its fleet extra")
     p.set_defaults(func=cmd_stream, command_line=None)
 
     p = sub.add_parser("federate", help="federated personalization with Flower: every subject a client with its own "

@@ -506,7 +506,8 @@ def centralised(clients: list[ClientData], norm: Normalizer, arch: Architecture,
     general, _ = pers.pretrain(union, arch, pcfg, cache_dir, pers.cache_key(fingerprint, -1, pcfg, arch), norm,
                                progress)
     jobs = [dict(setup=setup, client=c, params=general.params, personalize=True) for c in clients]
-    return run_each(_evaluate_with_progress, jobs, cfg.workers, progress, what="centralised, per client")
+    return run_each(_evaluate_with_progress, jobs, cfg.workers, progress, what="centralised, per client",
+                    ray_address=cfg.ray_address)
 
 
 def _evaluate_with_progress(setup: ClientSetup, client: ClientData, params: Params, personalize: bool,

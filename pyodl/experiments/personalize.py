@@ -344,9 +344,10 @@ class Report:
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
         cache_dir: Path | None, progress: Progress, general: GeneralModel = GeneralModel(),
-        setup: list[str] | None = None, workers: int = 1) -> Report:
+        setup: list[str] | None = None, workers: int = 1, ray_address: str | None = None) -> Report:
     """``setup``: lines for the report saying what the run chose by default (channels, TL layers, ...);
-    ``workers``: subjects run in that many processes at once (the same report)."""
+    ``workers``: subjects run in that many processes at once, or ``ray_address``: as tasks on that Ray
+    cluster (the same report either way)."""
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]
     if missing:
@@ -357,7 +358,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     start = time.perf_counter()
     jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
                  fingerprint=fingerprint, general_source=general) for s in subjects]
-    results = run_each(run_subject, jobs, workers, progress)
+    results = run_each(run_subject, jobs, workers, progress, ray_address=ray_address)
     return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []))
 
 

@@ -507,13 +507,15 @@ class Report:
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
-        cache_dir: Path | None, progress: Progress, workers: int = 1) -> Report:
-    """``workers``: subjects run in that many processes at once (the same report)."""
+        cache_dir: Path | None, progress: Progress, workers: int = 1, ray_address: str | None = None) -> Report:
+    """``workers``: subjects run in that many processes at once, or ``ray_address``: as tasks on that Ray
+    cluster (the same report either way)."""
     fingerprint = pers.dataset_fingerprint(recordings, classes)
     t0 = time.perf_counter()
     jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
                  fingerprint=fingerprint) for s in subjects]
-    results = [r for streams in run_each(run_subject, jobs, workers, progress) for r in streams]
+    per_subject = run_each(run_subject, jobs, workers, progress, ray_address=ray_address)
+    results = [r for streams in per_subject for r in streams]
     return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
 
 

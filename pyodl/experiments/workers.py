@@ -1,4 +1,5 @@
-"""Subjects side by side: an experiment's per-subject work in local worker processes (``--workers N``).
+"""Subjects side by side: an experiment's per-subject work in local worker processes (``--workers N``) or as
+tasks on an existing Ray cluster (``--ray ADDRESS``).
 
 Each subject's run is already self-contained and seeded by the subject (its general model from the shared
 cache, its own temporary build folder and simulated board, ``default_rng([seed, subject])``), so running
@@ -24,14 +25,17 @@ def quiet(what: str, done: int, total: int) -> None:
 
 
 def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int, progress: Progress,
-             what: str = "subjects") -> list[T]:
+             what: str = "subjects", ray_address: str | None = None) -> list[T]:
     """``[fn(**job, progress=...) for job in jobs]``, in the jobs' order: here with ``progress`` when
     ``workers`` is 1, else in up to ``workers`` processes with :func:`quiet` (``fn`` and every argument must
-    then pickle: a module-level function). The first failure is raised here once the running jobs stop, the
-    queued ones cancelled; Ctrl-C reaches the workers too (one process group), and each leaves through its own
+    then pickle: a module-level function), or as one Ray task each on the cluster at ``ray_address`` (its
+    nodes need pyodl installed). The first failure is raised here once the running jobs stop, the queued ones
+    cancelled; Ctrl-C reaches local workers too (one process group), and each leaves through its own
     cleanup."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if ray_address:
+        return _on_ray(fn, jobs, ray_address, progress, what)
     if workers == 1:
         return [fn(**job, progress=progress) for job in jobs]
     context = multiprocessing.get_context("spawn")
@@ -51,3 +55,42 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
             for f in futures:
                 f.cancel()
             raise
+
+
+RAY_HINT = "Ray is part of pyodl's fleet extra: pip install -e '.[fleet]' (./scripts/setup.sh installs it)"
+
+
+def _call(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """A Ray task: Ray's decorator takes functions only, ``fn`` may be any callable (a bound method)."""
+    return fn(**kwargs)
+
+
+def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, progress: Progress,
+            what: str) -> list[T]:
+    """One task per job on the Ray cluster at ``address``, one CPU each; results in the jobs' order."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(RAY_HINT) from None
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError) as exc:
+        raise RuntimeError(f"no Ray cluster at {address!r}: {exc} (start one with `ray start --head`, and give "
+                           "the address it prints)") from None
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(_call)
+        refs = [task.remote(fn, {**job, "progress": quiet}) for job in jobs]
+        try:
+            pending = list(refs)
+            progress(what, 0, len(refs))
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)  # the task's own exception, raised here
+                progress(what, len(refs) - len(pending), len(refs))
+            return list(ray.get(refs))
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
+    finally:
+        ray.shutdown()

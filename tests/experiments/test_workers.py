@@ -3,6 +3,7 @@ for; a failing subject fails the run with its own error."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,3 +57,63 @@ def test_stream_with_two_workers_gives_the_sequential_runs(watch: tuple[list, li
     sequential = st.run(recordings, classes, [2, 3], cfg, "watch", tmp_path, _silent)
     parallel = st.run(recordings, classes, [2, 3], cfg, "watch", tmp_path, _silent, workers=2)
     assert [asdict(s) for s in parallel.subjects] == [asdict(s) for s in sequential.subjects]
+
+
+@pytest.fixture()
+def ray_cluster() -> Iterator[str]:
+    """A one-node Ray cluster started as a user starts one (`ray start --head`), stopped afterwards."""
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    if not os.environ.get("CI"):
+        pytest.importorskip("ray", reason="the fleet extra: pip install -e '.[fleet]'")
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    assert ray is not None, "the fleet extra installs the `ray` command beside python"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+    # Its own temporary folder, so that another test's local Ray (Flower's) does not find this cluster, nor this
+    # one it; a short one: Ray's socket paths live in it, and AF_UNIX paths stop at 107 bytes.
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    # --block: the head runs in this process group's child, and stopping it stops this cluster only (`ray stop`
+    # would stop every Ray on the machine, the other tests' included).
+    head = subprocess.Popen([ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_ray_cluster_runs_the_jobs_in_order_and_raises_the_first_failure(ray_cluster: str) -> None:
+    seen: list[tuple[str, int, int]] = []
+    assert run_each("{x} {progress.__name__}".format, [{"x": 3}, {"x": 1}], 1, lambda *a: seen.append(a),
+                    ray_address=ray_cluster) == ["3 quiet", "1 quiet"]
+    assert seen[-1] == ("subjects", 2, 2)
+    with pytest.raises(ValueError, match="Unknown format code 'd'"):
+        run_each("{x:d}".format, [{"x": 4}, {"x": "a"}], 1, _silent, ray_address=ray_cluster)
+
+
+def test_personalize_on_a_ray_cluster_gives_the_sequential_table(watch: tuple[list, list[str]], tmp_path: Path,
+                                                                 ray_cluster: str) -> None:
+    recordings, classes = watch
+    cfg = pers.Config(input_len=20, stride=10, epochs=2, warmup_epochs=1, pretrain_epochs=1, no_pretrain_epochs=2,
+                      seed=5, trainer="board")
+    on_ray = pers.run(recordings, classes, [3, 2], cfg, "watch", tmp_path, _silent, ray_address=ray_cluster)
+    sequential = pers.run(recordings, classes, [3, 2], cfg, "watch", tmp_path, _silent)
+    assert [s.general_model_cached for s in sequential.subjects] == [True, True]  # the cluster pretrained them
+    for r, s in zip(on_ray.subjects, sequential.subjects, strict=True):
+        assert {**asdict(r), "general_model_cached": None} == {**asdict(s), "general_model_cached": None}

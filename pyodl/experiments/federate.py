@@ -165,6 +165,7 @@ class RoundResult:
     personal_f1: dict[int, float]
     global_accuracy: dict[int, float]
     instructions: dict[int, int]  # estimated device instructions of each client's local training
+    millijoules: dict[int, float]  # and its energy at 80 MHz (pyodl.resources.energy)
     seconds: float
 
     def mean_global_f1(self) -> float:
@@ -219,14 +220,16 @@ class Report:
                  f"- Federated after {last.round} rounds: global F1 {last.mean_global_f1():.3f}"
                  + (f", personalized {last.mean_personal_f1():.3f}" if last.mean_personal_f1() is not None else "")
                  + ".", "",
-                 "| round | clients | dropped | mean loss | global F1 | personalized F1 | instructions/client | s |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "| round | clients | dropped | mean loss | global F1 | personalized F1 | instructions/client | "
+                 "mJ/client | s |", "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rounds:
             pf1 = r.mean_personal_f1()
             dropped = ", ".join(f"{s} ({why})" for s, why in r.dropped.items()) or "-"
             instr = np.mean(list(r.instructions.values())) if r.instructions else 0
+            energy = np.mean(list(r.millijoules.values())) if r.millijoules else 0
             lines.append(f"| {r.round} | {len(r.trained)} | {dropped} | {r.loss:.3f} | {r.mean_global_f1():.3f} | "
-                         f"{'-' if pf1 is None else f'{pf1:.3f}'} | {instr / 1e6:.0f} M | {r.seconds:.0f} |")
+                         f"{'-' if pf1 is None else f'{pf1:.3f}'} | {instr / 1e6:.0f} M | {energy:.0f} | "
+                         f"{r.seconds:.0f} |")
         lines += ["", "| subject | windows (train/test) | centralised F1 | centralised pers. F1 | federated F1 | "
                   "federated pers. F1 |", "|---|---|---|---|---|---|"]
         personal_round = next((r for r in reversed(self.rounds) if r.personal_f1), None)
@@ -452,7 +455,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     setup = ClientSetup(arch, cfg, firmware)
     central = centralised(clients, norm, arch, setup, dataset_key(recordings, classes, subjects, cfg),
                           cache_dir, progress)
-    cost = step_cost(Model(arch, initial), len(arch.param_layers), cfg.batch).instructions
+    cost = step_cost(Model(arch, initial), len(arch.param_layers), cfg.batch)
     rounds: list[RoundResult] = []
     updates: dict[int, list[TrainReply]] = {}
     round_start = [time.perf_counter()]
@@ -470,7 +473,8 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
             {s: float(m["global_f1"]) for s, m in evaluated.items()},
             {s: float(m["personal_f1"]) for s, m in evaluated.items() if not np.isnan(m["personal_f1"])},
             {s: float(m["global_accuracy"]) for s, m in evaluated.items()},
-            {s: int(m["steps"]) * cost for s, m in by_subject.items()}, now - round_start[0]))
+            {s: int(m["steps"]) * cost.instructions for s, m in by_subject.items()},
+            {s: int(m["steps"]) * cost.millijoules for s, m in by_subject.items()}, now - round_start[0]))
         round_start[0] = now
         if record_updates:
             updates[log.round] = [TrainReply(subjects[c], int(log.trained[c]["num-examples"]),

@@ -632,7 +632,8 @@ def cmd_federate(args: argparse.Namespace) -> int:
                          personalize_epochs=args.personalize_epochs, personalize_every=args.personalize_every,
                          pretrain_epochs=args.pretrain_epochs, seed=args.seed, trainer=args.trainer,
                          strategy=args.strategy, workers=args.workers, ray_address=args.ray,
-                         round_timeout=args.round_timeout, faults=faults)
+                         round_timeout=args.round_timeout, faults=faults,
+                         ports=tuple(args.ports.split(",")) if args.ports else ())
     except ValueError as exc:  # named as the option: "local_epochs must ..." -> "--local-epochs must ..."
         field, _, rest = str(exc).partition(" ")
         if field not in {f.name for f in dataclasses.fields(fed.Config)}:
@@ -1043,6 +1044,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "of local processes; pyodl must be installed on its nodes")
     p.add_argument("--round-timeout", type=float, default=600.0, metavar="S",
                    help="seconds a round waits for its clients; a client later than that is dropped (default 600)")
+    p.add_argument("--ports", default=None, metavar="URL,URL,...",
+                   help="train on these boards instead of simulated ones pyodl starts, one per client in the order "
+                        "of --subjects: /dev/ttyACM0 (a NUCLEO flashed by `pyodl flash` for this model's shape, "
+                        "Full, SGD, --dataset-windows at least --batch) or socket://HOST:PORT (Renode's terminal, "
+                        "python -m pyodl.board.board_process FIRMWARE.elf); every call sets the client's weights")
     p.add_argument("--fault", action="append", default=[], metavar="KIND:CLIENT@ROUND",
                    help="play a board failure, to see the fleet carry on: crash:3@2 kills client 3's board process "
                         "after its first step of round 2, hang:3@2 freezes it; repeatable")

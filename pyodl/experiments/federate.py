@@ -98,6 +98,7 @@ class Config:
     ray_address: str | None = None  # an existing Ray cluster instead of local processes
     round_timeout: float = 600.0  # seconds a round waits for its clients
     faults: tuple[Fault, ...] = ()
+    ports: tuple[str, ...] = ()  # one board per client, in the order of the subjects: real boards or Renode
 
     def __post_init__(self) -> None:
         if self.trainer not in ("board", "tf"):
@@ -116,8 +117,10 @@ class Config:
             raise ValueError("the learning rate must be a finite number > 0")
         if not self.round_timeout > 0:
             raise ValueError("round_timeout must be > 0 seconds")
-        if self.faults and self.trainer != "board":
-            raise ValueError("a fault is played on a board: use --trainer board")
+        if self.faults and (self.trainer != "board" or self.ports):
+            raise ValueError("a fault is played on a simulated board pyodl starts: use --trainer board, no --ports")
+        if self.ports and self.trainer != "board":
+            raise ValueError("ports name boards to train on: use --trainer board")
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class ClientSetup:
     arch: Architecture
     cfg: Config
     firmware: bytes  # the ELF: a cluster's workers need not share a file system with the server
+    ports: dict[int, str] = field(default_factory=dict)  # subject -> the pyserial URL of its board
 
 
 @dataclass
@@ -293,9 +297,9 @@ def fleet_normalizer(parts: list[tuple[int, np.ndarray, np.ndarray]]) -> Normali
 # ---------------------------------------------------------------- one client's work, in a worker process
 
 @contextlib.contextmanager
-def client_trainer(setup: ClientSetup, params: Params, fault: Fault | None = None) -> Iterator[Trainer]:
-    """The client's board (a process of its own, over its UART) or TensorFlow, holding ``params``.
-    ``fault``: the board is killed or frozen after the first training step."""
+def client_trainer(setup: ClientSetup, subject: int, params: Params, fault: Fault | None = None) -> Iterator[Trainer]:
+    """The client's board (a process of its own, or the board at its port, over the UART) or TensorFlow,
+    holding ``params``. ``fault``: the board is killed or frozen after the first training step."""
     model = Model(setup.arch, params)
     if setup.cfg.trainer == "tf":
         from pyodl.reference.golden import KerasReference
@@ -304,8 +308,17 @@ def client_trainer(setup: ClientSetup, params: Params, fault: Fault | None = Non
         return
     from pyodl.board.board_process import BoardProcess
     from pyodl.board.uart import open_serial
+    from pyodl.model.optimizer import SGD
     from pyodl.network.board import BoardNetwork
 
+    if subject in setup.ports:
+        # Firmware of this model's shape that trains every layer with SGD (`pyodl flash`, or Renode running
+        # it): its own weights do not matter, every call sets the client's.
+        with contextlib.closing(open_serial(setup.ports[subject])) as transport:
+            net = BoardNetwork(transport, setup.arch, optimizer=SGD)
+            net.set_params(params)
+            yield net
+        return
     with tempfile.TemporaryDirectory(prefix="pyodl-client-") as tmp:
         elf = Path(tmp) / "pyodl.elf"
         elf.write_bytes(setup.firmware)
@@ -348,7 +361,7 @@ def train_client(setup: ClientSetup, client: ClientData, params: Params, server_
     cfg = setup.cfg
     fault = next((f for f in cfg.faults if (f.client, f.round) == (client.subject, server_round)), None)
     rng = np.random.default_rng([cfg.seed, client.subject, server_round])
-    with client_trainer(setup, params, fault) as trainer:
+    with client_trainer(setup, client.subject, params, fault) as trainer:
         trainer.set_trainable(len(setup.arch.param_layers))
         losses = pers.fit_epochs(trainer, client.train, cfg.local_epochs, cfg.batch, cfg.learning_rate, rng,
                                  _silent, f"client {client.subject}")
@@ -360,7 +373,7 @@ def evaluate_client(setup: ClientSetup, client: ClientData, params: Params, pers
     """The global model's scores on the client's test part and, with ``personalize``, those of the global
     model with its last ``tl_layers`` layers fine-tuned on the client's training windows."""
     cfg = setup.cfg
-    with client_trainer(setup, params) as trainer:
+    with client_trainer(setup, client.subject, params) as trainer:
         g_acc, g_f1 = _scores(client.test.y, trainer.predict_classes(client.test.x))
         p_acc = p_f1 = None
         if personalize and cfg.personalize_epochs:
@@ -433,6 +446,8 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
         raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
     if len(subjects) < 2:
         raise ValueError("a federation needs at least 2 clients")
+    if cfg.ports and len(cfg.ports) != len(subjects):
+        raise ValueError(f"{len(cfg.ports)} ports for {len(subjects)} clients: give one board per client")
     unknown = [f for f in cfg.faults if f.client not in subjects or f.round > cfg.rounds]
     if unknown:
         raise ValueError(f"faults {unknown} name no client of this run or a round past --rounds {cfg.rounds}")
@@ -443,7 +458,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     initial = glorot_params(arch, cfg.seed)
     with tempfile.TemporaryDirectory(prefix="pyodl-fleet-") as tmp:
         firmware = b""
-        if cfg.trainer == "board":
+        if cfg.trainer == "board" and not cfg.ports:  # boards at ports run their own firmware
             from pyodl.model.optimizer import SGD
             from pyodl.toolchain.firmware import FirmwareBuilder
 
@@ -452,7 +467,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
                 Model(arch, initial), Path(tmp) / "model", None, SGD, cfg.batch)
             firmware = built.elf.read_bytes()
             progress("export and build", 1, 1)
-    setup = ClientSetup(arch, cfg, firmware)
+    setup = ClientSetup(arch, cfg, firmware, dict(zip(subjects, cfg.ports, strict=False)))
     central = centralised(clients, norm, arch, setup, dataset_key(recordings, classes, subjects, cfg),
                           cache_dir, progress)
     cost = step_cost(Model(arch, initial), len(arch.param_layers), cfg.batch)

@@ -104,9 +104,11 @@ def test_a_crashed_and_a_hung_board_are_dropped_and_the_federation_goes_on(tmp_p
     (["--rounds", "0"], "--rounds must be >= 1"),
     (["--fault", "boom:1@1"], "the kind must be one of crash, hang"),
     (["--fault", "crash:1"], "write KIND:CLIENT@ROUND"),
-    (["--trainer", "tf", "--fault", "crash:1@1"], "a fault is played on a board"),
+    (["--trainer", "tf", "--fault", "crash:1@1"], "a fault is played on a simulated board"),
     (["--subjects", "1", "--rounds", "1"], "at least 2 clients"),
     (["--subjects", "1,2", "--fault", "crash:7@1"], "name no client of this run"),
+    (["--subjects", "1,2", "--ports", "socket://127.0.0.1:1"], "1 ports for 2 clients"),
+    (["--ports", "socket://127.0.0.1:1", "--fault", "crash:1@1"], "no --ports"),
 ])
 def test_bad_arguments_are_refused_with_the_option_named(args: list[str], message: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,3 +143,30 @@ def test_a_dropped_clients_reason_is_the_line_of_the_exception_it_raised() -> No
     assert fed._errors([reason], [4, 5, 6], {4, 6}) == {5: "BoardError: the link to the board at "
                                                            "socket://127.0.0.1:5 failed"}
     assert fed._errors([], [4, 5], {4}) == {5: "no reply before the round's timeout"}
+
+
+def test_boards_given_by_port_train_as_the_boards_pyodl_starts(watch: tuple[list, list[str]], tmp_path: Path,
+                                                              board_run: fed.Report) -> None:
+    # What a NUCLEO per client or Renode's terminals look like to pyodl: boards already running, at URLs.
+    import contextlib
+
+    from pyodl.board.board_process import BoardProcess
+    from pyodl.model.architecture import Model, glorot_params, paper_architecture
+    from pyodl.model.optimizer import SGD
+    from pyodl.toolchain.firmware import FirmwareBuilder
+
+    recordings, classes = watch
+    arch = paper_architecture(40, 3, len(classes))
+    # the firmware of another model than the federation's initial one: every call sets the client's weights
+    elf = FirmwareBuilder(tmp_path / "build").export_and_build(Model(arch, glorot_params(arch, 7)),
+                                                             tmp_path / "model", None, SGD, 32).elf
+    with contextlib.ExitStack() as stack:
+        ports = tuple(stack.enter_context(BoardProcess(elf)) for _ in range(3))
+        run = fed.run(recordings, classes, [1, 2, 3], fed.Config(**SMALL, ports=ports), "watch", None,
+                      lambda *a: None, record_updates=True)
+    for r in (1, 2):
+        for mine, theirs in zip(run.client_updates[r], board_run.client_updates[r], strict=True):
+            assert mine.subject == theirs.subject and mine.loss == theirs.loss
+            assert all(np.array_equal(a, b) for pa, pb in zip(mine.params, theirs.params, strict=True)
+                       for a, b in zip(pa, pb, strict=True))
+    assert [r.global_f1 for r in run.rounds] == [r.global_f1 for r in board_run.rounds]

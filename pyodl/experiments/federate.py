@@ -393,9 +393,23 @@ def _silent(what: str, done: int, total: int) -> None:
     """A client's progress: the server counts rounds."""
 
 
+class ClientError(RuntimeError):
+    """A client's failure as the server receives it: Flower names the node that failed, not its client, so
+    the message says which client it was and what it raised."""
+
+
+@contextlib.contextmanager
+def _naming(client: ClientData) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise ClientError(f"client {client.subject}: {type(exc).__name__}: {exc}") from exc
+
+
 def _train_job(setup: ClientSetup, clients: list[ClientData], index: int, arrays: list[np.ndarray],
                server_round: int) -> tuple[list[np.ndarray], dict[str, float]]:
-    reply = train_client(setup, clients[index], _pairs(arrays, setup.arch), server_round)
+    with _naming(clients[index]):
+        reply = train_client(setup, clients[index], _pairs(arrays, setup.arch), server_round)
     return _flat(reply.params), {"num-examples": reply.windows, "loss": reply.loss, "steps": reply.steps}
 
 
@@ -403,7 +417,8 @@ def _evaluate_job(setup: ClientSetup, clients: list[ClientData], index: int, arr
                   server_round: int) -> dict[str, float]:
     cfg = setup.cfg
     personalize = server_round % cfg.personalize_every == 0 or server_round == cfg.rounds
-    reply = evaluate_client(setup, clients[index], _pairs(arrays, setup.arch), personalize)
+    with _naming(clients[index]):
+        reply = evaluate_client(setup, clients[index], _pairs(arrays, setup.arch), personalize)
     nan = float("nan")
     return {"num-examples": reply.test_windows, "global_f1": reply.global_f1, "global_accuracy": reply.global_accuracy,
             "personal_f1": nan if reply.personal_f1 is None else reply.personal_f1,
@@ -411,18 +426,25 @@ def _evaluate_job(setup: ClientSetup, clients: list[ClientData], index: int, arr
 
 
 def _errors(reasons: list[str], expected: list[int], answered: set[int]) -> dict[int, str]:
-    """The clients missing from a round, each with a reason: Flower names a failed reply's node, not its
-    client, so the reasons are listed in order for the missing clients (one each when every failure replied;
-    a client past the round's timeout has none)."""
-    missing = [s for s in expected if s not in answered]
-    short = [_short_reason(r) for r in reasons]
-    return {s: (short[k] if k < len(short) else "no reply before the round's timeout") for k, s in enumerate(missing)}
+    """The clients missing from a round, each with its reason (a client past the round's timeout has none)."""
+    why: dict[int, str] = {}
+    unnamed: list[str] = []
+    for reason in reasons:
+        line = _short_reason(reason)
+        named = re.match(r"ClientError: client (-?\d+): (.*)", line)
+        if named:
+            why[int(named.group(1))] = named.group(2)
+        else:
+            unnamed.append(line)
+    rest = iter(unnamed)
+    return {s: why.get(s) or next(rest, "no reply before the round's timeout")
+            for s in expected if s not in answered}
 
 
 def _short_reason(reason: str) -> str:
     """Flower's reason holds Ray's report of the worker's exception: its traceback, coloured, the causes of a
     chained exception first and Flower's wrapper last. The reader needs the line of the exception the client
-    raised (``BoardError: ...``), without its module path."""
+    raised (``ClientError: client 2: BoardError: ...``), without its module path."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", reason)
     raised = [m.group(1) + ": " + m.group(2).strip() for line in text.splitlines()
               if (m := re.match(r"\s*(?:\w+\.)*(\w+(?:Error|Exception|Interrupt))\s*:\s*(\S.*)", line))

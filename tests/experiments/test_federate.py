@@ -133,40 +133,19 @@ def test_a_fault_spec_reads_kind_client_and_round() -> None:
 
 
 def test_a_dropped_clients_reason_is_the_line_of_the_exception_it_raised() -> None:
-    # as Flower 1.42 hands it over: Ray's coloured task header, the cause first, Flower's wrapper last
-    reason = ("<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()"
-              "\x1b[39m (pid=1, ip=192.0.2.2)\nConnectionResetError: [Errno 104] Connection reset by peer\n\n"
-              "The above exception was the direct cause of the following exception:\n\n  File \"uart.py\"\n"
-              "pyodl.board.base.BoardError: the link to the board at socket://127.0.0.1:5 failed\n\n"
-              "flwr.clientapp.exception.ClientAppException: \nException ClientAppException occurred. Message: x'>")
-    assert fed._short_reason(reason) == "BoardError: the link to the board at socket://127.0.0.1:5 failed"
-    assert fed._errors([reason], [4, 5, 6], {4, 6}) == {5: "BoardError: the link to the board at "
-                                                           "socket://127.0.0.1:5 failed"}
+    # as Flower 1.42 hands it over: Ray's coloured task header, the causes first, Flower's wrapper last
+    def reason(client: int, message: str) -> str:
+        return ("<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()"
+                "\x1b[39m (pid=1, ip=192.0.2.2)\nConnectionResetError: [Errno 104] Connection reset by peer\n\n"
+                "The above exception was the direct cause of the following exception:\n\n  File \"uart.py\"\n"
+                f"pyodl.board.base.BoardError: {message}\n\nThe above exception was the direct cause of the "
+                f"following exception:\n\npyodl.experiments.federate.ClientError: client {client}: BoardError: "
+                f"{message}\n\nflwr.clientapp.exception.ClientAppException: \nException ClientAppException "
+                "occurred. Message: x'>")
+
+    assert fed._short_reason(reason(5, "gone")) == "ClientError: client 5: BoardError: gone"
+    # the reasons arrive in the order the clients failed, not in the clients' order
+    assert fed._errors([reason(6, "late"), reason(5, "gone")], [4, 5, 6], {4}) == {5: "BoardError: gone",
+                                                                                   6: "BoardError: late"}
     assert fed._errors([], [4, 5], {4}) == {5: "no reply before the round's timeout"}
-
-
-def test_boards_given_by_port_train_as_the_boards_pyodl_starts(watch: tuple[list, list[str]], tmp_path: Path,
-                                                              board_run: fed.Report) -> None:
-    # What a NUCLEO per client or Renode's terminals look like to pyodl: boards already running, at URLs.
-    import contextlib
-
-    from pyodl.board.board_process import BoardProcess
-    from pyodl.model.architecture import Model, glorot_params, paper_architecture
-    from pyodl.model.optimizer import SGD
-    from pyodl.toolchain.firmware import FirmwareBuilder
-
-    recordings, classes = watch
-    arch = paper_architecture(40, 3, len(classes))
-    # the firmware of another model than the federation's initial one: every call sets the client's weights
-    elf = FirmwareBuilder(tmp_path / "build").export_and_build(Model(arch, glorot_params(arch, 7)),
-                                                             tmp_path / "model", None, SGD, 32).elf
-    with contextlib.ExitStack() as stack:
-        ports = tuple(stack.enter_context(BoardProcess(elf)) for _ in range(3))
-        run = fed.run(recordings, classes, [1, 2, 3], fed.Config(**SMALL, ports=ports), "watch", None,
-                      lambda *a: None, record_updates=True)
-    for r in (1, 2):
-        for mine, theirs in zip(run.client_updates[r], board_run.client_updates[r], strict=True):
-            assert mine.subject == theirs.subject and mine.loss == theirs.loss
-            assert all(np.array_equal(a, b) for pa, pb in zip(mine.params, theirs.params, strict=True)
-                       for a, b in zip(pa, pb, strict=True))
-    assert [r.global_f1 for r in run.rounds] == [r.global_f1 for r in board_run.rounds]
+    assert fed._errors(["RuntimeError: lost"], [4, 5], {4}) == {5: "RuntimeError: lost"}

@@ -80,8 +80,8 @@ def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, 
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_call)
         refs = [task.remote(fn, {**job, "progress": quiet}) for job in jobs]
+        pending = list(refs)
         try:
-            pending = list(refs)
             progress(what, 0, len(refs))
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
@@ -89,8 +89,11 @@ def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, 
                 progress(what, len(refs) - len(pending), len(refs))
             return list(ray.get(refs))
         except BaseException:
-            for ref in refs:
-                ray.cancel(ref, force=True)
+            # Only the tasks still pending, and not forced: Ray 2.55 aborts the driver when asked to cancel a
+            # task that has finished ("Tried to complete task that was not pending", 1 run in 3). A task already
+            # running ends with this job, when ray.shutdown() disconnects it.
+            for ref in pending:
+                ray.cancel(ref)
             raise
     finally:
         ray.shutdown()

@@ -561,6 +561,7 @@ def plot(report: Report, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     xs = [r.round for r in report.rounds]
@@ -576,6 +577,7 @@ def plot(report: Report, out: Path) -> None:
     for r in report.rounds:
         if r.dropped:
             ax.axvline(r.round, color="red", alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="round", ylabel="macro F1 (mean over clients)", ylim=(0, 1),
            title=f"{report.config.strategy} over {len(report.subjects)} clients")
     ax.legend(fontsize=7)

@@ -753,6 +753,13 @@ def _add_dataset_arg(p: argparse.ArgumentParser) -> None:
                         "commands work either way)")
 
 
+def _add_recordings_args(p: argparse.ArgumentParser) -> None:
+    """Where an experiment's recordings come from."""
+    p.add_argument("--dataset", default="watch",
+                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
+    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyodl", description="On-device personalization of 1-D CNNs for HAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -872,9 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("personalize", help="leave-one-subject-out personalization (the paper's Table II): TL and "
                                            "Full trained by the firmware on the simulated board")
-    p.add_argument("--dataset", default="watch",
-                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
-    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    _add_recordings_args(p)
     p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
     p.add_argument("--model", default=None, metavar="MODEL.keras",
                    help="your general model (default: the paper's CNN, pretrained here): used as is, with "
@@ -943,9 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "firmware on the simulated board (--trainer board) or in its Python twin with "
                                    "TensorFlow training (--trainer tf): the same decisions from the same "
                                    "confidences.")
-    p.add_argument("--dataset", default="watch",
-                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
-    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    _add_recordings_args(p)
     p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
     p.add_argument("--drift", choices=("none", "side", "rotation", "subject", "new-class"), default="none",
                    help="halfway through the stream: none (default); side: the other arm (watch data); rotation: "
@@ -1014,9 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(Adam) on the union of the clients' training windows. Flower runs the clients on "
                                    "Ray: --workers local processes, or the cluster at --ray. Needs the fleet extra "
                                    "(pip install -e '.[fleet]').")
-    p.add_argument("--dataset", default="watch",
-                   help="watch (bundled, default), wisdm:PATH (WISDM v1.1 raw file) or table:PATH (CSV/.npz)")
-    p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz of a table dataset")
+    _add_recordings_args(p)
     p.add_argument("--subjects", default=None, help="comma-separated clients (default: every subject)")
     p.add_argument("--strategy", choices=("fedavg", "fedavgm", "fedadam"), default="fedavg",
                    help="Flower's aggregation: fedavg (default), fedavgm (server momentum 0.9) or fedadam (server "

@@ -204,8 +204,9 @@ class Report:
 
     def markdown(self, command: str) -> str:
         cfg = self.config
-        where = "the firmware on simulated STM32L496 boards (one process each)" if cfg.trainer == "board" \
-            else "TensorFlow"
+        where = ("TensorFlow" if cfg.trainer == "tf"
+                 else f"the firmware on the boards at {', '.join(cfg.ports)}" if cfg.ports
+                 else "the firmware on simulated STM32L496 boards (one process each)")
         central_f1 = float(np.mean([c.global_f1 for c in self.centralised]))
         central_pf1 = [c.personal_f1 for c in self.centralised if c.personal_f1 is not None]
         last = self.rounds[-1]

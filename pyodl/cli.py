@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import numpy as np
 
 from pyodl.board.base import BoardError
+from pyodl.experiments.fleet import STRATEGIES as FLEET_STRATEGIES
 from pyodl.experiments.trainer import TRAINERS
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
@@ -1019,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(pip install -e '.[fleet]').")
     _add_recordings_args(p)
     p.add_argument("--subjects", default=None, help="comma-separated clients (default: every subject)")
-    p.add_argument("--strategy", choices=("fedavg", "fedavgm", "fedadam"), default="fedavg",
+    p.add_argument("--strategy", choices=FLEET_STRATEGIES, default="fedavg",
                    help="Flower's aggregation: fedavg (default), fedavgm (server momentum 0.9) or fedadam (server "
                         "Adam, step 0.01)")
     p.add_argument("--rounds", type=int, default=20, help="federated rounds (default 20)")

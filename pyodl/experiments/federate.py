@@ -38,6 +38,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from pyodl.data import Normalizer, Recording, Windows, personalization_split
 from pyodl.data.windows import SPLITS, recording_split
 from pyodl.experiments import personalize as pers
+from pyodl.experiments.fleet import STRATEGIES
 from pyodl.experiments.trainer import Progress, Trainer, step_cost
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Model, Params, glorot_params
@@ -45,7 +46,6 @@ from pyodl.model.architecture import Architecture, Model, Params, glorot_params
 if TYPE_CHECKING:
     from pyodl.board.board_process import BoardProcess
 
-STRATEGIES = ("fedavg", "fedavgm", "fedadam")
 FAULTS = ("crash", "hang")
 FLOAT_BYTES = 4
 
@@ -461,7 +461,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
         record_updates: bool = False) -> Report:
     """The federation over ``subjects`` and the centralised baseline. ``record_updates``: the report keeps
     every client's returned weights per round (``client_updates``), for checking the aggregation."""
-    from pyodl.experiments import fleet
+    from pyodl.experiments import fleet  # here: it needs Flower only once a run starts
 
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]

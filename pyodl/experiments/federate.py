@@ -37,8 +37,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from pyodl.data import Normalizer, Recording, Windows, personalization_split
 from pyodl.data.windows import SPLITS, recording_split
+from pyodl.experiments import fleet
 from pyodl.experiments import personalize as pers
-from pyodl.experiments.fleet import STRATEGIES
 from pyodl.experiments.trainer import Progress, Trainer, step_cost
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Model, Params, glorot_params
@@ -103,8 +103,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.trainer not in ("board", "tf"):
             raise ValueError(f"trainer must be board or tf, got {self.trainer!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy not in fleet.STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(fleet.STRATEGIES)}, got {self.strategy!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         for name in ("input_len", "stride", "rounds", "local_epochs", "batch", "personalize_every", "tl_layers",
@@ -461,8 +461,6 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
         record_updates: bool = False) -> Report:
     """The federation over ``subjects`` and the centralised baseline. ``record_updates``: the report keeps
     every client's returned weights per round (``client_updates``), for checking the aggregation."""
-    from pyodl.experiments import fleet  # here: it needs Flower only once a run starts
-
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]
     if missing:

@@ -20,6 +20,7 @@ from pyodl.board.protocol import (
     HEADER_BYTES,
     REPLY_FIELDS,
     STATUS_CRC,
+    STATUS_FRAME,
     SYNC_REQUEST,
     SYNC_RESPONSE,
     Command,
@@ -121,6 +122,12 @@ class UartTransport:
                 continue
             if reply.status == STATUS_CRC:
                 problem = ProtocolError("the board received the frame corrupted")
+                continue
+            # This host never sends a frame longer than the board takes (data goes in chunks of its capacity), so
+            # the board read another frame: the start of one the link cut, run into this one's bytes. Whose
+            # sequence byte it echoed is chance (3 start sequences in 256 made it this one's): send again.
+            if reply.status == STATUS_FRAME:
+                problem = ProtocolError("the board read a frame longer than it takes (a cut frame ran into this one)")
                 continue
             return reply
         name = Command(request.command).name if request.command in Command._value2member_map_ else request.command

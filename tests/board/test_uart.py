@@ -138,6 +138,22 @@ def test_a_frame_cut_at_any_byte_costs_at_most_that_request(paper_board: Unicorn
     assert uart.counters.retries >= len(cut) - 6  # a cut after the sync byte needs the resend
 
 
+@pytest.mark.parametrize("first_sequence", [158, 191, 251])
+def test_a_cut_frame_run_into_the_next_one_is_sent_again_whatever_its_sequence(paper_board: UnicornBoard,
+                                                                             first_sequence: int) -> None:
+    """The board reads a cut TRAIN_SAMPLE's start and the next INFO as one frame too long and answers with the
+    sequence byte it read there; from these three start sequences on, that byte is INFO's own (found by trying
+    all 256). The refusal is not INFO's answer: INFO is sent again."""
+    net = BoardNetwork(UartTransport(BoardUart(paper_board), first_sequence=first_sequence), paper_model(40, 0).arch)
+    uart = net.transport
+    assert isinstance(uart, UartTransport)
+    net.load_sample(np.zeros((40, 3), np.float32))  # as the test above: one sequence number
+    cut = encode_request(Request(Command.TRAIN_SAMPLE, (1, 0, 0, 0)), 200)
+    for length in range(1, len(cut)):
+        uart.stream.write(cut[:length])
+        assert net.info().accumulated == 0, length
+
+
 def test_a_lost_reply_is_answered_again_without_running_twice(paper_board: UnicornBoard) -> None:
     net = BoardNetwork(MailboxTransport(paper_board), paper_model(40, 0).arch)
     net.load_sample(np.zeros((40, 3), np.float32))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -641,9 +640,7 @@ def cmd_federate(args: argparse.Namespace) -> int:
             raise ModelError(str(exc)) from None
         option = {"learning_rate": "lr", "input_len": "input", "ray_address": "ray"}.get(field, field)
         raise ModelError(f"--{option.replace('_', '-')} {rest}") from None
-    if importlib.util.find_spec("flwr") is None or importlib.util.find_spec("ray") is None:
-        raise RuntimeError("pyodl federate needs Flower and Ray, pyodl's fleet extra: pip install -e '.[fleet]' "
-                           "(./scripts/setup.sh installs it)")
+    fed.fleet.require()  # before the data and the pretraining
     recordings, classes, name, _ = _load_dataset(args.dataset, args.rate)
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})
     cache = None if args.no_cache else Path(args.cache).expanduser()

@@ -107,6 +107,15 @@ def recording_split(recordings: list[Recording], length: int, stride: int, fract
     return windows_of(first, length, stride, channels), windows_of(rest, length, stride, channels), untested
 
 
+def subject_split(recordings: list[Recording], length: int, stride: int, fraction: float, channels: list[int],
+                  split: str) -> tuple[Windows, Windows, list[int]]:
+    """One subject's personalization and test windows by ``split`` (one of SPLITS), and the labels left
+    without a test recording (``recording`` only)."""
+    if split == "time":
+        return (*personalization_split(recordings, length, stride, fraction, channels), [])
+    return recording_split(recordings, length, stride, fraction, channels)
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Per-channel standardisation; computed on the general model's training windows and stored with it."""

@@ -35,19 +35,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from pyodl.data import Normalizer, Recording, Windows, personalization_split
-from pyodl.data.windows import SPLITS, recording_split
+from pyodl.data import Normalizer, Recording, Windows
+from pyodl.data.windows import SPLITS, subject_split
 from pyodl.experiments import fleet
 from pyodl.experiments import personalize as pers
 from pyodl.experiments.trainer import Progress, Trainer, step_cost
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Model, Params, glorot_params
+from pyodl.model.memory_plan import FLOAT_BYTES
 
 if TYPE_CHECKING:
     from pyodl.board.board_process import BoardProcess
 
 FAULTS = ("crash", "hang")
-FLOAT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ class Report:
     seconds: float
     final_params: Params = field(default_factory=list, repr=False)
     client_updates: dict[int, list[TrainReply]] = field(default_factory=dict, repr=False)
+    aggregated: dict[int, Params] = field(default_factory=dict, repr=False)  # round -> the new global weights
 
     def to_json(self) -> dict[str, object]:
         cfg = asdict(self.config)
@@ -269,10 +270,7 @@ def client_data(recordings: list[Recording], subjects: list[int], cfg: Config) -
     raw = []
     for s in subjects:
         mine = [r for r in recordings if r.subject == s]
-        if cfg.split == "time":
-            train, test = personalization_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
-        else:
-            train, test, _ = recording_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
+        train, test, _ = subject_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels, cfg.split)
         if len(train) == 0 or len(test) == 0:
             raise ValueError(f"subject {s}: no training or no test window of {cfg.input_len} samples")
         raw.append((s, train, test))
@@ -460,7 +458,8 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
         cache_dir: Path | None, progress: Progress, general: pers.GeneralModel | None = None,
         record_updates: bool = False) -> Report:
     """The federation over ``subjects`` and the centralised baseline. ``record_updates``: the report keeps
-    every client's returned weights per round (``client_updates``), for checking the aggregation."""
+    every client's returned weights and the aggregate per round (``client_updates``, ``aggregated``), for
+    checking the aggregation."""
     known = sorted({r.subject for r in recordings})
     missing = [s for s in subjects if s not in known]
     if missing:
@@ -494,6 +493,7 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     cost = step_cost(Model(arch, initial), len(arch.param_layers), cfg.batch)
     rounds: list[RoundResult] = []
     updates: dict[int, list[TrainReply]] = {}
+    aggregated: dict[int, Params] = {}
     round_start = [time.perf_counter()]
     progress("rounds", 0, cfg.rounds)
 
@@ -516,17 +516,17 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
             updates[log.round] = [TrainReply(subjects[c], int(log.trained[c]["num-examples"]),
                                              float(log.trained[c]["loss"]), int(log.trained[c]["steps"]),
                                              _pairs(arrays, arch)) for c, arrays in log.updates.items()]
-            updates[log.round].append(TrainReply(-1, 0, float("nan"), 0, _pairs(log.aggregated, arch)))
+            aggregated[log.round] = _pairs(log.aggregated, arch)
         progress("rounds", log.round, cfg.rounds)
 
     train = functools.partial(_train_job, setup, clients)
     evaluate = functools.partial(_evaluate_job, setup, clients)
     final = fleet.simulate(len(clients), train, evaluate, _flat(initial), cfg.strategy, cfg.rounds, cfg.workers,
                            cfg.ray_address, cfg.round_timeout, on_round)
-    n_params = sum(w.size + b.size for w, b in initial)
-    return Report(cfg, dataset, classes, subjects, n_params, rounds, central, 3 * FLOAT_BYTES * n_params,
+    return Report(cfg, dataset, classes, subjects, arch.param_count, rounds, central,
+                  3 * FLOAT_BYTES * arch.param_count,
                   {c.subject: len(c.train) for c in clients}, time.perf_counter() - start,
-                  _pairs(final, arch), updates)
+                  _pairs(final, arch), updates, aggregated)
 
 
 def dataset_key(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config) -> str:

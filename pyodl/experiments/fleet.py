@@ -27,6 +27,16 @@ CLIENT_KEY = "client"  # the metric naming the client that sent a reply
 WEIGHT_KEY = "num-examples"  # Flower's default weighting key
 INSTALL_HINT = "Flower and Ray are pyodl's fleet extra: pip install -e '.[fleet]' (./scripts/setup.sh installs it)"
 
+
+def require(*modules: str) -> None:
+    """A RuntimeError saying what to install when one of ``modules`` (default: Flower and Ray) is missing,
+    before any work that would need it."""
+    import importlib.util
+
+    missing = [m for m in modules or ("flwr", "ray") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not installed: {INSTALL_HINT}")
+
 Arrays = list[np.ndarray]
 TrainFn = Callable[[int, Arrays, int], tuple[Arrays, dict[str, float]]]  # (client, arrays, round)
 EvaluateFn = Callable[[int, Arrays, int], dict[str, float]]

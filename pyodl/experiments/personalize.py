@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from pyodl.data import Normalizer, Recording, Windows, personalization_split, windows_of
-from pyodl.data.windows import SPLITS, recording_split
+from pyodl.data import Normalizer, Recording, Windows, windows_of
+from pyodl.data.windows import SPLITS, subject_split
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import (
@@ -242,11 +242,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
     norm = general_source.norm if general_source.norm is not None else Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
-    untested: list[int] = []
-    if cfg.split == "time":
-        pers, test = personalization_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
-    else:
-        pers, test, untested = recording_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels)
+    pers, test, untested = subject_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels, cfg.split)
     if len(pers) == 0 or len(test) == 0:
         raise ValueError(f"subject {subject}: no personalization or no test window of {cfg.input_len} samples "
                          f"with --split {cfg.split}")

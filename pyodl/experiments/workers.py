@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from pyodl.experiments import fleet
 from pyodl.experiments.trainer import Progress
 
 T = TypeVar("T")
@@ -57,9 +58,6 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
             raise
 
 
-RAY_HINT = "Ray is part of pyodl's fleet extra: pip install -e '.[fleet]' (./scripts/setup.sh installs it)"
-
-
 def _call(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
     """A Ray task: Ray's decorator takes functions only, ``fn`` may be any callable (a bound method)."""
     return fn(**kwargs)
@@ -68,10 +66,9 @@ def _call(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
 def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, progress: Progress,
             what: str) -> list[T]:
     """One task per job on the Ray cluster at ``address``, one CPU each; results in the jobs' order."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(RAY_HINT) from None
+    fleet.require("ray")
+    import ray
+
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError) as exc:

@@ -50,15 +50,15 @@ def test_boards_aggregate_to_the_numpy_fedavg_of_their_weights_bit_for_bit(board
     assert [r.round for r in board_run.rounds] == [1, 2]
     for r in board_run.rounds:
         assert r.trained == [1, 2, 3] and not r.dropped
-        *clients, aggregated = board_run.client_updates[r.round]
+        clients = board_run.client_updates[r.round]
         assert [c.subject for c in clients] == [1, 2, 3]
         assert [c.windows for c in clients] == [board_run.train_windows[s] for s in (1, 2, 3)]
-        got = [a for pair in aggregated.params for a in pair]
+        got = [a for pair in board_run.aggregated[r.round] for a in pair]
         assert all(np.array_equal(g, e) for g, e in zip(got, numpy_fedavg(clients), strict=True))
         # the boards trained: every client's weights moved, and differently
         assert not np.array_equal(clients[0].params[0][0], clients[1].params[0][0])
         assert r.instructions[1] > 100e6 and r.millijoules[1] > 0 and set(r.global_f1) == {1, 2, 3}
-    final = board_run.client_updates[2][-1].params
+    final = board_run.aggregated[2]
     assert all(np.array_equal(a, b) for pa, pb in zip(final, board_run.final_params, strict=True)
                for a, b in zip(pa, pb, strict=True))
     assert set(board_run.rounds[-1].personal_f1) == {1, 2, 3}  # the last round personalizes

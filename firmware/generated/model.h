@@ -11,12 +11,13 @@
  * dense_2: Dense(6) softmax (1, 50) -> (1, 6)
  * optimizer: sgd
  * parameter bound: +-10000 (a step or write beyond it is refused)
- * 10084 parameters; RAM 97504 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 3184, .odl_scratch 9728, .odl_io 48, .odl_dataset 3872
+ * 10084 parameters; RAM 112648 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 3184, .odl_scratch 9728, .odl_io 48, .odl_dataset 3872, .odl_int8 15144
  */
 #ifndef ODL_MODEL_H
 #define ODL_MODEL_H
 
 #include "odl.h"
+#include "odl_int8.h"
 
 #define ODL_MODEL_HASH 0xdfa05538u
 #define ODL_INPUT_LEN 40u
@@ -48,6 +49,33 @@
 #define ODL_SCRATCH_B_SIZE 1216u
 #define ODL_LOGITS_SIZE 6u
 #define ODL_PROBS_SIZE 6u
+#define ODL_Q0_WEIGHTS_SIZE 288u
+#define ODL_Q0_BIAS_SIZE 32u
+#define ODL_Q0_W_SCALE_SIZE 32u
+#define ODL_Q0_MULT_SIZE 32u
+#define ODL_Q2_WEIGHTS_SIZE 6144u
+#define ODL_Q2_BIAS_SIZE 64u
+#define ODL_Q2_W_SCALE_SIZE 64u
+#define ODL_Q2_MULT_SIZE 64u
+#define ODL_Q4_MULT_SIZE 1u
+#define ODL_Q5_WEIGHTS_SIZE 3200u
+#define ODL_Q5_BIAS_SIZE 50u
+#define ODL_Q5_W_SCALE_SIZE 50u
+#define ODL_Q5_REAL_SCALE_SIZE 50u
+#define ODL_Q6_WEIGHTS_SIZE 304u
+#define ODL_Q6_BIAS_SIZE 6u
+#define ODL_Q6_W_SCALE_SIZE 6u
+#define ODL_Q6_REAL_SCALE_SIZE 6u
+#define ODL_INT8_LAYERS_SIZE 8u
+#define ODL_INT8_RANGE_MIN_SIZE 8u
+#define ODL_INT8_RANGE_MAX_SIZE 8u
+#define ODL_INT8_WINDOW_MIN_SIZE 8u
+#define ODL_INT8_WINDOW_MAX_SIZE 8u
+#define ODL_INT8_ACT_A_SIZE 1216u
+#define ODL_INT8_ACT_B_SIZE 1216u
+#define ODL_INT8_ROW_SIZE 96u
+#define ODL_INT8_LOGITS_SIZE 8u
+#define ODL_INT8_PROBS_SIZE 8u
 #define ODL_L0_WEIGHTS 288u
 #define ODL_L0_BIAS 32u
 #define ODL_L2_WEIGHTS 6144u
@@ -65,10 +93,13 @@
 #define ODL_RAM_SCRATCH_BYTES 9728u
 #define ODL_RAM_IO_BYTES 48u
 #define ODL_RAM_DATASET_BYTES 3872u
-#define ODL_RAM_TOTAL_BYTES 97504u
+#define ODL_RAM_INT8_BYTES 15144u
+#define ODL_RAM_TOTAL_BYTES 112648u
 /* One persistence slot in flash bank 2 (two of them, A and B): header, state, whole 2 KB pages. */
 #define ODL_SLOT_BYTES 40960u
 
 extern odl_net_t odl_model;
+/* Its int8 copy, which calibration and QUANTIZE fill (odl_int8.h). */
+extern odl_int8_t odl_model_int8;
 
 #endif /* ODL_MODEL_H */

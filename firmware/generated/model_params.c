@@ -6,7 +6,8 @@
 
 #include "model.h"
 
-/* Activations, ReLU masks, MaxPool1D argmax, and the backward pass's error buffers (the scratch, reused). */
+/* Activations, ReLU masks, MaxPool1D argmax, the backward pass's error buffers (the scratch, reused), and the
+ * int8 copy's arrays (.odl_int8, 8-byte aligned so its doubles are). */
 ODL_SECTION(".odl_saved") static uint32_t mask_0[ODL_MASK_0_SIZE];
 ODL_SECTION(".odl_saved") static float saved_2[ODL_SAVED_2_SIZE];
 ODL_SECTION(".odl_saved") static uint32_t mask_2[ODL_MASK_2_SIZE];
@@ -17,6 +18,33 @@ ODL_SECTION(".odl_scratch") static float scratch_a[ODL_SCRATCH_A_SIZE];
 ODL_SECTION(".odl_scratch") static float scratch_b[ODL_SCRATCH_B_SIZE];
 ODL_SECTION(".odl_io") static float logits[ODL_LOGITS_SIZE];
 ODL_SECTION(".odl_io") static float probs[ODL_PROBS_SIZE];
+ODL_SECTION(".odl_int8") static int8_t q0_weights[ODL_Q0_WEIGHTS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int32_t q0_bias[ODL_Q0_BIAS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float q0_w_scale[ODL_Q0_W_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static odl_qmult_t q0_mult[ODL_Q0_MULT_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t q2_weights[ODL_Q2_WEIGHTS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int32_t q2_bias[ODL_Q2_BIAS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float q2_w_scale[ODL_Q2_W_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static odl_qmult_t q2_mult[ODL_Q2_MULT_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static odl_qmult_t q4_mult[ODL_Q4_MULT_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t q5_weights[ODL_Q5_WEIGHTS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int32_t q5_bias[ODL_Q5_BIAS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float q5_w_scale[ODL_Q5_W_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static double q5_real_scale[ODL_Q5_REAL_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t q6_weights[ODL_Q6_WEIGHTS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int32_t q6_bias[ODL_Q6_BIAS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float q6_w_scale[ODL_Q6_W_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static double q6_real_scale[ODL_Q6_REAL_SCALE_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static odl_int8_layer_t int8_layers[ODL_INT8_LAYERS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_range_min[ODL_INT8_RANGE_MIN_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_range_max[ODL_INT8_RANGE_MAX_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_window_min[ODL_INT8_WINDOW_MIN_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_window_max[ODL_INT8_WINDOW_MAX_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t int8_act_a[ODL_INT8_ACT_A_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t int8_act_b[ODL_INT8_ACT_B_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t int8_row[ODL_INT8_ROW_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t int8_logits[ODL_INT8_LOGITS_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static int8_t int8_probs[ODL_INT8_PROBS_SIZE] ODL_ALIGNED(8);
 
 
 /* Layer 0, conv1d_1: Conv1D(32, 3) relu (40, 3) -> (38, 32): trainable, in RAM. */
@@ -1822,4 +1850,32 @@ odl_net_t odl_model = {
         .one_minus_beta_1 = 1.00000001e-01f, .one_minus_beta_2 = 1.00000005e-03f,
         .epsilon = 1.00000001e-07f,
     },
+};
+
+/* Where each layer's int8 values live; layers without parameters have none (GAP: its multiplier). */
+static const odl_int8_buffers_t int8_buffers[ODL_NUM_LAYERS] = {
+    {.weights = q0_weights, .bias = q0_bias, .w_scale = q0_w_scale, .mult = q0_mult},
+    {NULL, NULL, NULL, NULL, NULL},
+    {.weights = q2_weights, .bias = q2_bias, .w_scale = q2_w_scale, .mult = q2_mult},
+    {NULL, NULL, NULL, NULL, NULL},
+    {.mult = q4_mult},
+    {.weights = q5_weights, .bias = q5_bias, .w_scale = q5_w_scale, .real_scale = q5_real_scale},
+    {.weights = q6_weights, .bias = q6_bias, .w_scale = q6_w_scale, .real_scale = q6_real_scale},
+};
+
+odl_int8_t odl_model_int8 = {
+    .buffers = int8_buffers,
+    .layers = int8_layers,
+    .softmax_out = {0.00390625f, -128}, /* TFLite's int8 softmax output: 1/256, -128 */
+    .range_min = int8_range_min,
+    .range_max = int8_range_max,
+    .window_min = int8_window_min,
+    .window_max = int8_window_max,
+    .act_a = int8_act_a,
+    .act_b = int8_act_b,
+    .act_capacity = ODL_INT8_ACT_A_SIZE,
+    .row = int8_row,
+    .row_capacity = ODL_INT8_ROW_SIZE,
+    .logits = int8_logits,
+    .probs = int8_probs,
 };

@@ -425,6 +425,34 @@ odl_status_t odl_forward(odl_net_t *net, const float *x)
     return all_finite(net->logits, net->num_classes) ? ODL_OK : ODL_ERR_NONFINITE;
 }
 
+odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi)
+{
+    if (net == NULL || x == NULL || lo == NULL || hi == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (!all_finite(x, (uint32_t)net->input_len * net->input_ch)) {
+        return ODL_ERR_NONFINITE;
+    }
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        const odl_layer_t *l = &net->layers[i];
+        layer_forward(net, l, x);
+        /* A fused softmax leaves its input, the logits, in `out`: their range is what int8 needs. */
+        const float *out = l->out;
+        const uint32_t n = out_size(l);
+        float a = out[0], b = out[0];
+        for (uint32_t k = 0; k < n; ++k) {
+            if (!isfinite(out[k])) {
+                return ODL_ERR_NONFINITE;
+            }
+            a = out[k] < a ? out[k] : a;
+            b = out[k] > b ? out[k] : b;
+        }
+        lo[i] = a;
+        hi[i] = b;
+    }
+    return ODL_OK;
+}
+
 odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class)
 {
     if (predicted_class == NULL) {
@@ -931,6 +959,15 @@ const char *odl_status_str(odl_status_t status)
                "cleared";
     case ODL_ERR_PARAM_RANGE:
         return "a parameter is NaN or beyond the model's bound; nothing was written";
+    case ODL_ERR_UNSUPPORTED:
+        return "a layer has no int8 kernel (LeakyReLU, tanh, sigmoid) or takes no such bit width; nothing was "
+               "quantized";
+    case ODL_ERR_QUANT_RANGE:
+        return "a scale ratio is beyond what int8 fixed point represents; nothing was quantized";
+    case ODL_ERR_NO_CALIBRATION:
+        return "no calibration window since the last reset: calibrate before quantizing";
+    case ODL_ERR_NOT_QUANTIZED:
+        return "no quantized model: calibrate and quantize first";
     default:
         return "unknown status";
     }

@@ -23,6 +23,11 @@ extern "C" {
 #else
 #define ODL_SECTION(name)
 #endif
+#if defined(__GNUC__)
+#define ODL_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define ODL_ALIGNED(n)
+#endif
 
 typedef enum {
     ODL_OK = 0,
@@ -38,7 +43,12 @@ typedef enum {
     ODL_ERR_SIZE = 10,         /* a caller's element count does not match the layer */
     ODL_ERR_STEP_REJECTED = 11, /* the update would make a parameter NaN or beyond +-param_bound, or the
                                  * optimizer state not finite: weights and state unchanged, gradients cleared */
-    ODL_ERR_PARAM_RANGE = 12   /* a parameter to write is NaN or beyond +-param_bound; nothing written */
+    ODL_ERR_PARAM_RANGE = 12,  /* a parameter to write is NaN or beyond +-param_bound; nothing written */
+    ODL_ERR_UNSUPPORTED = 13,  /* a layer without an int8 kernel (LeakyReLU, tanh, sigmoid), or a bit width
+                                * it does not take: nothing quantized */
+    ODL_ERR_QUANT_RANGE = 14,  /* a scale ratio beyond what int8 fixed point represents: nothing quantized */
+    ODL_ERR_NO_CALIBRATION = 15, /* quantization asked before any calibration window */
+    ODL_ERR_NOT_QUANTIZED = 16   /* int8 inference asked before a quantization */
 } odl_status_t;
 
 typedef enum {
@@ -154,6 +164,9 @@ unsigned odl_param_layer_count(const odl_net_t *net);
 /* Forward pass of one sample (input_len * input_ch floats); probabilities land in net->probs. */
 odl_status_t odl_forward(odl_net_t *net, const float *x);
 odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class);
+/* A forward pass that writes the smallest and largest value of layer i's output into lo[i] and hi[i]
+ * (a fused softmax's: its input, the logits); ODL_ERR_NONFINITE when one is not finite. */
+odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi);
 /* Copies the probabilities of the last forward pass; n must be the number of classes. */
 odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
 

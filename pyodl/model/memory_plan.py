@@ -15,6 +15,11 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
 
 Flatten and a ReLU that follows a computed activation work in place, so they take no buffer.
 
+Every build also holds the int8 copy of the network that QUANTIZE fills (``.odl_int8``, firmware/odl/odl_int8.h):
+each parameter layer's weights (room for 8 bits each), int32 biases, weight scales and multipliers, the
+calibration ranges, two int8 activation buffers, and int8 logits and probabilities. Each of those arrays is
+a multiple of 8 bytes, so the section holds them without padding.
+
 A build may also hold a dataset region (``.odl_dataset``): ``dataset_windows`` records of a window and its
 label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/dataset.c).
 """
@@ -22,6 +27,8 @@ label that the host stores in bulk and the firmware trains on or predicts in bul
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from pyodl.model.architecture import Architecture, Kind, Layer
 from pyodl.model.optimizer import SGD, Optimizer
@@ -34,7 +41,13 @@ LOGITS = "logits"
 PROBS = "probs"
 SCRATCH = ("scratch_a", "scratch_b")
 
-SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io", ".odl_dataset")
+SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io", ".odl_dataset",
+            ".odl_int8")
+INT8 = ".odl_int8"
+# Bytes per element of each C type a buffer holds; odl_qmult_t is two int32, odl_int8_layer_t a float, an
+# int32 and three bytes (12 with padding, on the Cortex-M4 as on the host).
+CTYPE_BYTES = {"float": 4, "uint32_t": 4, "int8_t": 1, "int32_t": 4, "odl_qmult_t": 8, "double": 8,
+               "odl_int8_layer_t": 12}
 LABEL_BYTES = 4  # a dataset record's label word (odl_record_t)
 
 
@@ -47,7 +60,7 @@ class Buffer:
 
     @property
     def bytes(self) -> int:
-        return self.elements * (MASK_WORD_BYTES if self.ctype == "uint32_t" else FLOAT_BYTES)
+        return self.elements * CTYPE_BYTES[self.ctype]
 
 
 def index_bits(pool: int) -> int:
@@ -196,5 +209,54 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimiz
     buffers.extend(Buffer(name, ".odl_scratch", scratch_elems) for name in SCRATCH)
     buffers.append(Buffer(LOGITS, ".odl_io", arch.num_classes))
     buffers.append(Buffer(PROBS, ".odl_io", arch.num_classes))
+    buffers.extend(int8_buffers(arch))
     return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity, optimizer,
                       dataset_windows)
+
+
+def _whole_words(elements: int, ctype: str) -> int:
+    """``elements`` rounded up so that the array is a multiple of 8 bytes."""
+    per = next(n for n in range(1, 9) if n * CTYPE_BYTES[ctype] % 8 == 0)
+    return max(-(-elements // per) * per, per)
+
+
+def int8_weight_count(layer: Layer) -> int:
+    """Weights of a parameter layer in the int8 copy: a BatchNormalization's one per channel."""
+    return layer.out_ch if layer.kind is Kind.BATCHNORM else int(np.prod(layer.weight_shape))
+
+
+def int8_row_bytes(arch: Architecture) -> int:
+    """One output channel's weights, unpacked from sub-byte: Conv1D k * c_in, Dense n_in."""
+    rows = [layer.size * layer.in_ch for layer in arch.layers if layer.kind is Kind.CONV1D]
+    rows += [layer.in_size for layer in arch.layers if layer.kind is Kind.DENSE]
+    return max(rows, default=0)
+
+
+def int8_buffers(arch: Architecture) -> list[Buffer]:
+    """The ``.odl_int8`` arrays (firmware/odl/odl_int8.h), in the order the template declares them."""
+    out: list[Buffer] = []
+
+    def add(name: str, elements: int, ctype: str) -> None:
+        out.append(Buffer(name, INT8, _whole_words(elements, ctype), ctype))
+
+    for i, layer in enumerate(arch.layers):
+        if layer.has_params:
+            add(f"q{i}_weights", int8_weight_count(layer), "int8_t")
+            add(f"q{i}_bias", layer.out_ch, "int32_t")
+            add(f"q{i}_w_scale", layer.out_ch, "float")
+            if layer.kind is Kind.DENSE:
+                add(f"q{i}_real_scale", layer.out_ch, "double")
+            else:
+                add(f"q{i}_mult", layer.out_ch, "odl_qmult_t")
+        elif layer.kind is Kind.GAP1D:
+            add(f"q{i}_mult", 1, "odl_qmult_t")
+    add("int8_layers", len(arch.layers), "odl_int8_layer_t")
+    for name in ("int8_range_min", "int8_range_max", "int8_window_min", "int8_window_max"):
+        add(name, len(arch.layers) + 1, "float")
+    activation = max([arch.input_size] + [layer.out_size for layer in arch.layers])
+    add("int8_act_a", activation, "int8_t")
+    add("int8_act_b", activation, "int8_t")
+    add("int8_row", int8_row_bytes(arch), "int8_t")
+    add("int8_logits", arch.num_classes, "int8_t")
+    add("int8_probs", arch.num_classes, "int8_t")
+    return out

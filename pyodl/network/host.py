@@ -51,6 +51,23 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.odl_host_flush_subnormals.restype = ctypes.c_uint64
     lib.odl_host_restore_fp_mode.argtypes = [ctypes.c_uint64]
     lib.odl_host_restore_fp_mode.restype = None
+    q = ctypes.c_void_p
+    u8p = ctypes.POINTER(ctypes.c_uint8)
+    i8p = ctypes.POINTER(ctypes.c_int8)
+    int8_sigs = {
+        "odl_int8_calibrate": [q, net, _F32P],
+        "odl_int8_quantize": [q, net, u8p, ctypes.c_uint],
+        "odl_int8_predict": [q, net, _F32P, ctypes.POINTER(ctypes.c_uint16)],
+        "odl_int8_get_scores": [q, net, i8p, i8p, ctypes.c_uint32],
+        "odl_int8_image_bytes": [q, net, ctypes.POINTER(ctypes.c_uint32)],
+        "odl_int8_image_read": [q, net, ctypes.c_uint32, u8p, ctypes.c_uint32],
+    }
+    for name, args in int8_sigs.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = ctypes.c_int
+    lib.odl_int8_calibrate_reset.argtypes = [q, net]
+    lib.odl_int8_calibrate_reset.restype = None
 
 
 def _ptr(a: np.ndarray) -> ctypes._Pointer:
@@ -67,13 +84,17 @@ class HostNetwork(Network):
         self._lib = ctypes.CDLL(str(library.resolve()))
         _declare(self._lib)
         self._net = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.in_dll(self._lib, "odl_model")))
+        self._int8 = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.in_dll(self._lib, "odl_model_int8")))
         self._call("odl_init")
 
     def _call(self, name: str, *args: object) -> None:
         # TensorFlow's float mode (firmware/host/fp_mode.c) for this call only: numpy shares the thread.
         mode = self._lib.odl_host_flush_subnormals()
         try:
-            status = getattr(self._lib, name)(self._net, *args)
+            if name.startswith("odl_int8_"):
+                status = getattr(self._lib, name)(self._int8, self._net, *args)
+            else:
+                status = getattr(self._lib, name)(self._net, *args)
         finally:
             self._lib.odl_host_restore_fp_mode(mode)
         if status != 0:
@@ -136,3 +157,36 @@ class HostNetwork(Network):
                 current_w, current_b = self._layer_arrays("odl_get_params", i)
                 if exc.status != FROZEN_STATUS or not (np.array_equal(current_w, w) and np.array_equal(current_b, b)):
                     raise
+
+    # The int8 copy (firmware/odl/odl_int8.h).
+
+    def int8_calibrate_reset(self) -> None:
+        self._lib.odl_int8_calibrate_reset(self._int8, self._net)
+
+    def int8_calibrate(self, xs: np.ndarray) -> None:
+        """Widens the calibration ranges with a float forward pass of each window ``(B, input_len, input_ch)``."""
+        for x in xs:
+            self._call("odl_int8_calibrate", _ptr(self._sample(x)))
+
+    def int8_quantize(self, bits: tuple[int, ...] | list[int]) -> None:
+        """Quantizes the current parameters; ``bits``: the weight width of each parameter layer."""
+        table = (ctypes.c_uint8 * len(bits))(*bits)
+        self._call("odl_int8_quantize", table, len(bits))
+
+    def int8_predict(self, x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """The class, the int8 logits and the int8 probabilities of one window."""
+        cls = ctypes.c_uint16()
+        self._call("odl_int8_predict", _ptr(self._sample(x)), ctypes.byref(cls))
+        logits = np.empty(self.arch.num_classes, np.int8)
+        probs = np.empty(self.arch.num_classes, np.int8)
+        i8p = ctypes.POINTER(ctypes.c_int8)
+        self._call("odl_int8_get_scores", logits.ctypes.data_as(i8p), probs.ctypes.data_as(i8p), logits.size)
+        return int(cls.value), logits, probs
+
+    def int8_image(self) -> bytes:
+        """The quantized model as ``odl_int8_image_read`` lays it out (:func:`pyodl.model.quantized.parse_image`)."""
+        size = ctypes.c_uint32()
+        self._call("odl_int8_image_bytes", ctypes.byref(size))
+        out = (ctypes.c_uint8 * size.value)()
+        self._call("odl_int8_image_read", 0, out, size.value)
+        return bytes(out)

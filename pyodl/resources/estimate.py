@@ -378,6 +378,7 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "saved activations and ReLU masks": sections[".odl_saved"],
         "activation and error buffers": sections[".odl_scratch"],
         "logits and probabilities": sections[".odl_io"],
+        "int8 copy (QUANTIZE: weights, biases, scales, ranges, activations)": sections[".odl_int8"],
         "input window": window,
         # The UART parser keeps a frame's fields and CRC; its data goes straight into the mailbox's.
         "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes + FIELDS_BYTES + FRAME_CRC_BYTES,

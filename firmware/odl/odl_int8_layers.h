@@ -1,0 +1,78 @@
+/*
+ * odl_int8_layers.h - the int8 inference kernels, one file per layer family beside the float ones
+ * (conv1d_int8.c, dense_int8.c, pool1d_int8.c, activation_int8.c), each a TFLite reference kernel's
+ * arithmetic. Activations are int8 channels-last; an output is saturated to [act_min, act_max].
+ */
+#ifndef ODL_INT8_LAYERS_H
+#define ODL_INT8_LAYERS_H
+
+#include <stdint.h>
+
+#include "odl_int8.h"
+#include "odl_layers.h"
+
+/* What a kernel needs to know of its input and output tensors. */
+typedef struct {
+    int32_t in_zp, out_zp;
+    int32_t act_min, act_max;
+} odl_int8_io_t;
+
+/* Weight i of a tensor packed `bits` bits per value, low bits first (bits 8: the byte itself). */
+static inline int32_t odl_int8_weight(const int8_t *w, unsigned bits, uint32_t i)
+{
+    if (bits == 8u) {
+        return w[i];
+    }
+    const uint32_t bit = i * bits;
+    const uint32_t raw = ((uint32_t)(uint8_t)w[bit / 8u] >> (bit % 8u)) & ((1u << bits) - 1u);
+    /* Sign-extend the field. */
+    return (int32_t)(raw ^ (1u << (bits - 1u))) - (int32_t)(1u << (bits - 1u));
+}
+
+/* sum_i x[i] * w[i]: the inner product every int8 matrix kernel is made of; the optimized version uses the
+ * Cortex-M4's SMLAD (two 16x16 multiply-accumulates per instruction) where the compiler targets it. */
+int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n);
+int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n);
+
+/* conv1d_int8.c: x (n, c), w [f][k][c] packed `bits`, output (m_out, f):
+ * acc = bias[j] + sum over taps inside the input of w * (x - in_zp), then MBQM(acc, mult[j]) + out_zp.
+ * `row` holds k * c bytes (one output channel's weights unpacked). */
+void odl_conv1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8_t *w, unsigned bits,
+                             const int32_t *bias, const odl_qmult_t *mult, unsigned k, unsigned f,
+                             const odl_window_t *g, unsigned m_out, const odl_int8_io_t *io, int8_t *row, int8_t *y);
+void odl_conv1d_forward_int8_ref(const int8_t *x, unsigned n, unsigned c, const int8_t *w, unsigned bits,
+                                 const int32_t *bias, const odl_qmult_t *mult, unsigned k, unsigned f,
+                                 const odl_window_t *g, unsigned m_out, const odl_int8_io_t *io, int8_t *y);
+/* DepthwiseConv1D (and BatchNorm as a kernel of 1): w [k][c * dm] packed, output channel c * dm + d. */
+void odl_depthwise1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8_t *w, unsigned bits,
+                                  const int32_t *bias, const odl_qmult_t *mult, unsigned k, unsigned dm,
+                                  const odl_window_t *g, unsigned m_out, const odl_int8_io_t *io, int8_t *y);
+
+/* dense_int8.c: w [n_out][n_in] packed; TFLite's reference FULLY_CONNECTED requantizes in double:
+ * round(acc * real_scale[j]) half away from zero, + out_zp. */
+void odl_dense_forward_int8(const int8_t *x, unsigned n_in, const int8_t *w, unsigned bits, const int32_t *bias,
+                            const double *real_scale, unsigned n_out, const odl_int8_io_t *io, int8_t *row,
+                            int8_t *y);
+void odl_dense_forward_int8_ref(const int8_t *x, unsigned n_in, const int8_t *w, unsigned bits,
+                                const int32_t *bias, const double *real_scale, unsigned n_out,
+                                const odl_int8_io_t *io, int8_t *y);
+
+/* pool1d_int8.c: input and output share scale and zero point. AvgPool rounds half away from zero over the
+ * window's existing rows; GAP is TFLite's MEAN with 1/n folded into mult. */
+void odl_avgpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                unsigned m_out, const odl_int8_io_t *io, int8_t *y);
+void odl_maxpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                unsigned m_out, const odl_int8_io_t *io, int8_t *y);
+void odl_gap1d_forward_int8(const int8_t *x, unsigned n, unsigned c, odl_qmult_t mult, const odl_int8_io_t *io,
+                            int8_t *y);
+/* (1 / n) folded into a multiplier, as TFLite's MEAN folds it. */
+odl_qmult_t odl_mean_multiplier(odl_qmult_t m, uint32_t n);
+
+/* activation_int8.c: ReLU and ReLU6 with the input's scale and zero point: a clamp (x may equal y). */
+void odl_clamp_int8(const int8_t *x, unsigned n, const odl_int8_io_t *io, int8_t *y);
+/* TFLite's reference int8 SOFTMAX (beta 1), output scale 1/256, zero point -128; `beta_mult` and
+ * `diff_min` from odl_softmax_params(input scale). */
+void odl_softmax_forward_int8(const int8_t *x, unsigned n, odl_qmult_t beta_mult, int32_t diff_min, int8_t *y);
+void odl_softmax_params(float in_scale, odl_qmult_t *beta_mult, int32_t *diff_min);
+
+#endif /* ODL_INT8_LAYERS_H */

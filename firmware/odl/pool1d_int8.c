@@ -1,0 +1,85 @@
+/*
+ * pool1d_int8.c - int8 AvgPool1D, MaxPool1D and GlobalAveragePooling1D, as TFLite's reference
+ * AVERAGE_POOL_2D, MAX_POOL_2D (input and output share scale and zero point) and MEAN compute them.
+ */
+#include "odl_int8_layers.h"
+
+static int8_t saturate(int32_t v, const odl_int8_io_t *io)
+{
+    v = v < io->act_min ? io->act_min : v;
+    v = v > io->act_max ? io->act_max : v;
+    return (int8_t)v;
+}
+
+/* The rows [lo, hi) of output m's window that exist. */
+static void window_rows(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi)
+{
+    const long start = (long)m * (long)g->stride - (long)g->pad;
+    const long end = start + (long)p;
+    *lo = start < 0 ? 0u : (unsigned)start;
+    *hi = end > (long)n ? n : (unsigned)end;
+}
+
+void odl_avgpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                unsigned m_out, const odl_int8_io_t *io, int8_t *y)
+{
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_rows(m, n, p, g, &lo, &hi);
+        const int32_t count = (int32_t)(hi - lo);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            int32_t sum = 0;
+            for (unsigned r = lo; r < hi; ++r) {
+                sum += x[r * c + ch];
+            }
+            /* Rounded half away from zero; C's division truncates toward zero. */
+            const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+            y[m * c + ch] = saturate(avg, io);
+        }
+    }
+}
+
+void odl_maxpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
+                                unsigned m_out, const odl_int8_io_t *io, int8_t *y)
+{
+    for (unsigned m = 0; m < m_out; ++m) {
+        unsigned lo, hi;
+        window_rows(m, n, p, g, &lo, &hi);
+        for (unsigned ch = 0; ch < c; ++ch) {
+            int32_t best = -128;
+            for (unsigned r = lo; r < hi; ++r) {
+                best = x[r * c + ch] > best ? x[r * c + ch] : best;
+            }
+            y[m * c + ch] = saturate(best, io);
+        }
+    }
+}
+
+odl_qmult_t odl_mean_multiplier(odl_qmult_t m, uint32_t n)
+{
+    /* As TFLite's QuantizedMeanOrSum: move as many bits of n into the multiplier as it has room for, then
+     * divide the multiplier by n. */
+    int k = 0;
+    while (k < 31 && (n >> (k + 1)) != 0u) {
+        ++k; /* floor(log2 n) */
+    }
+    if (k > 31 + m.shift) {
+        k = 31 + m.shift;
+    }
+    const int64_t folded = ((int64_t)m.multiplier << k) / (int64_t)n;
+    odl_qmult_t r = {(int32_t)folded, m.shift - k};
+    return r;
+}
+
+void odl_gap1d_forward_int8(const int8_t *x, unsigned n, unsigned c, odl_qmult_t mult, const odl_int8_io_t *io,
+                            int8_t *y)
+{
+    for (unsigned ch = 0; ch < c; ++ch) {
+        int32_t sum = 0;
+        for (unsigned r = 0; r < n; ++r) {
+            sum += x[r * c + ch];
+        }
+        sum -= io->in_zp * (int32_t)n;
+        y[ch] = saturate(odl_multiply_by_quantized_multiplier(sum, mult) + io->out_zp, io);
+    }
+}

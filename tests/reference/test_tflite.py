@@ -1,0 +1,177 @@
+"""The C library's int8 inference against TFLite's reference kernels, on the device's own quantized model.
+
+Tolerance: none. Both sides run the same integer arithmetic on the same int8 weights, int32 biases and
+scales, so every int8 logit and probability must be equal bit for bit (the one double-precision step, the
+Dense requantization, is the same IEEE product on both)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.model.architecture import (
+    Architecture,
+    Kind,
+    LayerSpec,
+    Model,
+    glorot_params,
+    paper_model,
+    random_architecture,
+)
+from pyodl.model.quantized import parse_image
+from pyodl.network.host import HostNetwork, OdlError
+from pyodl.reference.tflite import TFLiteModel
+from pyodl.toolchain.host_library import HostBuilder
+
+UNSUPPORTED = ("leaky_relu", "tanh", "sigmoid")
+
+
+def _supported(arch: Architecture) -> Architecture:
+    """``arch`` with every activation int8 has no kernel for replaced by ReLU6 (same shapes)."""
+    specs = [replace(layer.spec(), activation="relu6", alpha=0.0) if layer.activation in UNSUPPORTED
+             else layer.spec() for layer in arch.layers]
+    return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs)
+
+
+def _model(arch: Architecture, seed: int) -> Model:
+    """Glorot weights and non-zero biases, so that every bias path is exercised."""
+    rng = np.random.default_rng(seed)
+    params = [(w, (0.1 * rng.normal(size=b.shape)).astype(np.float32)) for w, b in glorot_params(arch, seed)]
+    return Model(arch, params)
+
+
+def _bits(arch: Architecture, rng: np.random.Generator) -> list[int]:
+    return [8 if arch.layers[i].kind is Kind.BATCHNORM else int(rng.choice([8, 8, 4, 2])) for i in arch.param_layers]
+
+
+def _compare(net: HostNetwork, xs: np.ndarray) -> TFLiteModel:
+    qm = parse_image(net.arch, net.int8_image())
+    tfl = TFLiteModel(qm)
+    for k, x in enumerate(xs):
+        cls, logits, probs = net.int8_predict(x)
+        run = tfl.run(x)
+        np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}: int8 logits")
+        np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}: int8 probabilities")
+        assert cls == int(np.argmax(logits))
+    return tfl
+
+
+@pytest.fixture
+def host(host_builder: HostBuilder, tmp_path: Path):
+    def build(model: Model) -> HostNetwork:
+        return HostNetwork(host_builder.export_and_build(model, tmp_path / "model"), model.arch)
+    return build
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_architectures_match_tflite_bit_for_bit(seed: int, host) -> None:
+    """Every layer kind with an int8 kernel (strides, dilation, padding, depthwise, BatchNorm, pools, GAP,
+    Flatten, ReLU6), with 8-, 4- and 2-bit weights mixed."""
+    rng = np.random.default_rng(seed)
+    arch = _supported(random_architecture(rng, f"q{seed}", wide=True))
+    net = host(_model(arch, seed))
+    xs = rng.normal(size=(24, arch.input_len, arch.input_ch)).astype(np.float32)
+    net.int8_calibrate(xs[:16])
+    net.int8_quantize(_bits(arch, rng))
+    _compare(net, xs)
+
+
+def test_standalone_relu_relu6_and_softmax(host) -> None:
+    specs = [LayerSpec(Kind.CONV1D, "c1", units=8, size=3, padding="same"), LayerSpec(Kind.RELU, "r1"),
+             LayerSpec(Kind.MAXPOOL1D, "mp", size=3, stride=2, padding="same"),
+             LayerSpec(Kind.CONV1D, "c2", units=6, size=2, padding="causal", dilation=2),
+             LayerSpec(Kind.ACTIVATION, "r6", activation="relu6"), LayerSpec(Kind.FLATTEN, "flat"),
+             LayerSpec(Kind.DENSE, "out", units=5), LayerSpec(Kind.SOFTMAX, "sm")]
+    arch = Architecture.build("standalone", 30, 2, specs)
+    net = host(_model(arch, 1))
+    xs = np.random.default_rng(1).normal(size=(20, 30, 2)).astype(np.float32) * 3
+    net.int8_calibrate(xs[:10])
+    net.int8_quantize([8, 4, 8])
+    _compare(net, xs)
+
+
+def test_paper_model_and_its_quantization_rule(host) -> None:
+    """Weights: scale max|w| / (2^(bits-1) - 1) per output channel, values rounded half away from zero."""
+    model = _model(paper_model().arch, 3)
+    net = host(model)
+    xs = np.random.default_rng(3).normal(size=(16, 40, 3)).astype(np.float32)
+    net.int8_calibrate(xs)
+    bits = [8, 4, 2, 8]
+    net.int8_quantize(bits)
+    qm = parse_image(model.arch, net.int8_image())
+    assert qm.bits == tuple(bits)
+    for (w, _), q, nbits in zip(model.params, [qm.layers[i] for i in model.arch.param_layers], bits, strict=True):
+        qmax = np.float32(2 ** (nbits - 1) - 1)
+        per_channel = np.moveaxis(w, -1, 0).reshape(w.shape[-1], -1)  # conv (K, C, F) and dense (N, M)
+        scale = (np.abs(per_channel).max(axis=1) / qmax).astype(np.float32)
+        np.testing.assert_array_equal(q.w_scale, scale)
+        ratio = (per_channel / scale[:, None]).astype(np.float32)
+        expect = np.clip(np.sign(ratio) * np.floor(np.abs(ratio) + np.float32(0.5)), -qmax, qmax)
+        np.testing.assert_array_equal(q.weights.reshape(len(scale), -1), expect)
+    _compare(net, xs)
+
+
+def test_edge_cases_zero_channel_huge_range_and_one_class_calibration(host) -> None:
+    """An all-zero filter (scale 1, zero weights), inputs of range 1e4, and a calibration set of near-constant
+    windows (as if of a single class) that the test windows then saturate."""
+    arch = paper_model().arch
+    model = _model(arch, 5)
+    w0, b0 = model.params[0]
+    w0 = w0.copy()
+    w0[:, :, 3] = 0.0
+    model = Model(arch, [(w0, b0), *model.params[1:]])
+    net = host(model)
+    rng = np.random.default_rng(5)
+    big = (rng.normal(size=(12, 40, 3)) * 1e4).astype(np.float32)
+    net.int8_calibrate(big)
+    net.int8_quantize([8, 8, 8, 8])
+    qm = parse_image(arch, net.int8_image())
+    assert qm.layers[0].w_scale[3] == 1.0 and not qm.layers[0].weights[3].any()
+    _compare(net, big)
+    net.int8_calibrate_reset()
+    still = np.full((4, 40, 3), 0.5, np.float32) + rng.normal(size=(4, 40, 3)).astype(np.float32) * 1e-3
+    net.int8_calibrate(still)
+    net.int8_quantize([8, 8, 8, 8])
+    _compare(net, rng.normal(size=(12, 40, 3)).astype(np.float32))
+
+
+def test_refusals_leave_the_int8_model_as_it_was(host) -> None:
+    model = _model(paper_model().arch, 7)
+    net = host(model)
+    x = np.random.default_rng(7).normal(size=(4, 40, 3)).astype(np.float32)
+    with pytest.raises(OdlError, match="status 16"):
+        net.int8_predict(x[0])
+    with pytest.raises(OdlError, match="status 15"):
+        net.int8_quantize([8, 8, 8, 8])
+    bad = x[0].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(OdlError, match="status 4"):
+        net.int8_calibrate(bad[None])
+    with pytest.raises(OdlError, match="status 15"):  # the refused window did not count
+        net.int8_quantize([8, 8, 8, 8])
+    net.int8_calibrate(x)
+    net.int8_quantize([8, 8, 8, 8])
+    image = net.int8_image()
+    with pytest.raises(OdlError, match="status 13"):
+        net.int8_quantize([8, 8, 3, 8])
+    with pytest.raises(OdlError, match="status 10"):
+        net.int8_quantize([8, 8, 8])
+    net.int8_calibrate_reset()
+    net.int8_calibrate(x * np.float32(1e-7))  # biases of ~0.1 would need more than 32 bits at that scale
+    with pytest.raises(OdlError, match="status 14"):
+        net.int8_quantize([8, 8, 8, 8])
+    assert net.int8_image() == image
+
+
+@pytest.mark.parametrize("activation", UNSUPPORTED)
+def test_activations_without_int8_kernel_are_refused(activation: str, host) -> None:
+    specs = [LayerSpec(Kind.CONV1D, "c", units=4, size=3, activation=activation, alpha=0.2),
+             LayerSpec(Kind.GAP1D, "gap"), LayerSpec(Kind.DENSE, "out", units=3, activation="softmax")]
+    arch = Architecture.build("unsupported", 20, 2, specs)
+    net = host(_model(arch, 0))
+    net.int8_calibrate(np.ones((1, 20, 2), np.float32))
+    with pytest.raises(OdlError, match="status 13"):
+        net.int8_quantize([8, 8])

@@ -14,7 +14,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 4u
+#define ODL_PROTOCOL_VERSION 5u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -51,6 +51,14 @@ typedef enum {
                                    the confidence */
     ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 drift,
                                    result1 replay records */
+    /* The int8 copy (int8_commands.c, odl/odl_int8.h). */
+    ODL_CMD_CALIBRATE = 19,     /* arg0 first record, arg1 count of the dataset region, arg2 1: forget the ranges
+                                   first -> result0 windows calibrated since the last reset */
+    ODL_CMD_QUANTIZE = 20,      /* data the weight bits of each parameter layer, a byte each -> result0 the int8
+                                   image's bytes */
+    ODL_CMD_PREDICT_Q = 21,     /* data one window -> result0 class; data int8 logits, then int8 probabilities */
+    ODL_CMD_EVALUATE_Q = 22,    /* arg0 first record, arg1 count -> data the int8 model's classes, u16 each */
+    ODL_CMD_GET_QIMAGE = 23,    /* arg0 offset, arg1 count -> data that part of the int8 image, result0 its size */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -186,6 +194,13 @@ uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);
 uint32_t odl_stream_start(odl_mailbox_t *mb);
 uint32_t odl_stream_window(odl_mailbox_t *mb);
 uint32_t odl_stream_label(odl_mailbox_t *mb);
+
+/* int8_commands.c */
+uint32_t odl_int8_calibrate_command(odl_mailbox_t *mb);
+uint32_t odl_int8_quantize_command(odl_mailbox_t *mb);
+uint32_t odl_int8_predict_command(odl_mailbox_t *mb);
+uint32_t odl_int8_evaluate_command(odl_mailbox_t *mb);
+uint32_t odl_int8_image_command(odl_mailbox_t *mb);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);

@@ -208,6 +208,16 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return odl_stream_window(mb);
     case ODL_CMD_STREAM_LABEL:
         return odl_stream_label(mb);
+    case ODL_CMD_CALIBRATE:
+        return odl_int8_calibrate_command(mb);
+    case ODL_CMD_QUANTIZE:
+        return odl_int8_quantize_command(mb);
+    case ODL_CMD_PREDICT_Q:
+        return odl_int8_predict_command(mb);
+    case ODL_CMD_EVALUATE_Q:
+        return odl_int8_evaluate_command(mb);
+    case ODL_CMD_GET_QIMAGE:
+        return odl_int8_image_command(mb);
     default:
         return ODL_APP_ERR_COMMAND;
     }
@@ -216,7 +226,8 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
 static int answers_with_data(uint32_t command)
 {
     return command == ODL_CMD_INFO || command == ODL_CMD_GET_PARAMS || command == ODL_CMD_PREDICT ||
-           command == ODL_CMD_EVALUATE;
+           command == ODL_CMD_EVALUATE || command == ODL_CMD_PREDICT_Q || command == ODL_CMD_EVALUATE_Q ||
+           command == ODL_CMD_GET_QIMAGE;
 }
 
 void odl_app_execute(void)

@@ -81,11 +81,15 @@ typedef struct {
     uint8_t ready;            /* 1 after a successful odl_int8_quantize */
 } odl_int8_t;
 
+/* Windows calibrated since the last reset. */
+uint32_t odl_int8_calibrated(const odl_int8_t *q);
 /* Forgets the calibration ranges. */
 void odl_int8_calibrate_reset(odl_int8_t *q, const odl_net_t *net);
 /* One float forward pass of x, widening each tensor's range; refused (nothing changed) if a value is not
  * finite. */
 odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x);
+/* What odl_int8_calibrate would answer for x, without widening any range (a batch checks every window first). */
+odl_status_t odl_int8_calibrate_check(odl_int8_t *q, odl_net_t *net, const float *x);
 /* Quantizes the current float parameters with the calibrated ranges; bits[p] is the weight width of the
  * p-th parameter layer (8, 4 or 2; BatchNorm only 8). A transaction: on refusal the previous quantized
  * model, if any, stays. ODL_ERR_SIZE when n_bits is not the parameter layer count, ODL_ERR_UNSUPPORTED

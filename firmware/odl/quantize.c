@@ -296,7 +296,8 @@ void odl_int8_calibrate_reset(odl_int8_t *q, const odl_net_t *net)
     q->calibrated = 0u;
 }
 
-odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x)
+/* The ranges of one window's tensors, into window_min / window_max. */
+static odl_status_t window_ranges(odl_int8_t *q, odl_net_t *net, const float *x)
 {
     if (q == NULL || net == NULL || x == NULL) {
         return ODL_ERR_NULL;
@@ -312,7 +313,22 @@ odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x)
     }
     q->window_min[0] = a;
     q->window_max[0] = b;
-    const odl_status_t st = odl_forward_ranges(net, x, q->window_min + 1, q->window_max + 1);
+    return odl_forward_ranges(net, x, q->window_min + 1, q->window_max + 1);
+}
+
+uint32_t odl_int8_calibrated(const odl_int8_t *q)
+{
+    return q->calibrated;
+}
+
+odl_status_t odl_int8_calibrate_check(odl_int8_t *q, odl_net_t *net, const float *x)
+{
+    return window_ranges(q, net, x);
+}
+
+odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x)
+{
+    const odl_status_t st = window_ranges(q, net, x);
     if (st != ODL_OK) {
         return st;
     }

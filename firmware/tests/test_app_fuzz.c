@@ -90,6 +90,45 @@ static int parameters_in_bound(void)
 
 static unsigned answered[ODL_CMD_COUNT][64]; /* mailbox commands by status */
 
+/* Arguments the int8 commands accept now and then (random words never are): records of the region, a bit
+ * width table of the right length, a part of the image. */
+static void plausible_int8_arguments(test_rng_t *rng, uint32_t command)
+{
+    static const uint8_t widths[4] = {8u, 4u, 2u, 8u};
+    odl_mailbox.arg[0] = test_int(rng, 0, ODL_DATASET_WINDOWS);
+    odl_mailbox.arg[1] = test_int(rng, 0, ODL_DATASET_WINDOWS);
+    odl_mailbox.arg[2] = test_int(rng, 0, 1);
+    if (command == ODL_CMD_QUANTIZE) {
+        odl_mailbox.data_len = odl_param_layer_count(&odl_model) + (test_int(rng, 0, 7) == 0 ? 1u : 0u);
+        for (uint32_t i = 0; i < odl_mailbox.data_len; ++i) {
+            ((uint8_t *)odl_mailbox.data)[i] = test_int(rng, 0, 9) == 0 ? (uint8_t)test_int(rng, 0, 255)
+                                                                         : widths[test_int(rng, 0, 3)];
+        }
+    } else if (command == ODL_CMD_GET_QIMAGE) {
+        odl_mailbox.arg[0] = test_int(rng, 0, 20000);
+        odl_mailbox.arg[1] = test_int(rng, 0, ODL_DATA_BYTES);
+    } else if (command != ODL_CMD_PREDICT_Q) {
+        odl_mailbox.data_len = 0u;
+    }
+}
+
+/* After a QUANTIZE, every layer's parameters are possible ones. */
+static int int8_copy_consistent(void)
+{
+    const odl_int8_t *q = &odl_model_int8;
+    if (!q->ready) {
+        return 1;
+    }
+    for (unsigned i = 0; i < odl_model.num_layers; ++i) {
+        const odl_int8_layer_t *l = &q->layers[i];
+        if (!(l->out.scale > 0.0f) || !isfinite(l->out.scale) || l->out.zero_point < -128 ||
+            l->out.zero_point > 127 || l->act_min > l->act_max) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const unsigned inputs = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 20000u;
@@ -138,7 +177,15 @@ int main(int argc, char **argv)
             }
             odl_mailbox.command = test_int(&rng, 1, 9) == 0 ? random_word(&rng) : test_int(&rng, 1, ODL_CMD_COUNT);
             const uint32_t command = odl_mailbox.command;
+            if (command >= ODL_CMD_CALIBRATE && command < ODL_CMD_COUNT && test_int(&rng, 0, 1)) {
+                plausible_int8_arguments(&rng, command);
+            }
             odl_app_execute();
+            if (!int8_copy_consistent()) {
+                printf("input %u: the int8 copy is inconsistent after command %u\n", n, (unsigned)command);
+                test_expect(0, "the int8 copy stays consistent");
+                break;
+            }
             test_expect(odl_mailbox.command == ODL_CMD_NONE, "every command is done");
             if (command < ODL_CMD_COUNT && odl_mailbox.status < 64u) {
                 answered[command][odl_mailbox.status]++;
@@ -161,8 +208,12 @@ int main(int argc, char **argv)
         accepted += answered[c][ODL_OK];
     }
     printf("app fuzz: %u inputs, %u (command, status) pairs, %u mailbox commands accepted (SET_PARAMS %u, "
-           "SGD_STEP %u, SAVE %u, LOAD %u): %s\n",
+           "SGD_STEP %u, SAVE %u, LOAD %u, CALIBRATE %u, QUANTIZE %u, PREDICT_Q %u, EVALUATE_Q %u, "
+           "GET_QIMAGE %u): %s\n",
            inputs, distinct, accepted, answered[ODL_CMD_SET_PARAMS][ODL_OK], answered[ODL_CMD_SGD_STEP][ODL_OK],
-           answered[ODL_CMD_SAVE][ODL_OK], answered[ODL_CMD_LOAD][ODL_OK], test_failures() == 0 ? "ok" : "FAILED");
+           answered[ODL_CMD_SAVE][ODL_OK], answered[ODL_CMD_LOAD][ODL_OK], answered[ODL_CMD_CALIBRATE][ODL_OK],
+           answered[ODL_CMD_QUANTIZE][ODL_OK], answered[ODL_CMD_PREDICT_Q][ODL_OK],
+           answered[ODL_CMD_EVALUATE_Q][ODL_OK], answered[ODL_CMD_GET_QIMAGE][ODL_OK],
+           test_failures() == 0 ? "ok" : "FAILED");
     return test_failures() == 0 ? 0 : 1;
 }

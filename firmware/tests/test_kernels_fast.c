@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "odl_int8_layers.h"
 #include "odl_layers.h"
 #include "testutil.h"
 
@@ -147,6 +148,83 @@ static void avgpool(test_rng_t *rng)
     }
 }
 
+/* int8: random int8 tensors, zero points and multipliers; weights of 8, 4 or 2 bits, packed. */
+static int8_t qx[MAX_N * MAX_C], qw[MAX_K * MAX_C * MAX_F], qfast[MAX_N * MAX_F], qref[MAX_N * MAX_F];
+static int8_t qrow[MAX_K * MAX_C];
+static int32_t qbias[MAX_F];
+static odl_qmult_t qmult[MAX_F];
+static double qreal[MAX_F];
+
+static void fill_int8(test_rng_t *rng, int8_t *v, unsigned n)
+{
+    for (unsigned i = 0; i < n; ++i) {
+        v[i] = (int8_t)((int)test_int(rng, 0, 255) - 128);
+    }
+}
+
+static unsigned random_bits(test_rng_t *rng)
+{
+    const unsigned pick = test_int(rng, 0, 2);
+    return pick == 0 ? 8u : (pick == 1 ? 4u : 2u);
+}
+
+static odl_int8_io_t random_io(test_rng_t *rng)
+{
+    odl_int8_io_t io;
+    io.in_zp = (int32_t)test_int(rng, 0, 255) - 128;
+    io.out_zp = (int32_t)test_int(rng, 0, 255) - 128;
+    io.act_min = test_int(rng, 0, 1) ? -128 : io.out_zp;
+    io.act_max = 127;
+    return io;
+}
+
+static void conv1d_forward_int8(test_rng_t *rng)
+{
+    const shape_t s = random_shape(rng);
+    const unsigned bits = random_bits(rng);
+    odl_window_t g = {test_int(rng, 1, 3), test_int(rng, 1, 2), 0u};
+    const unsigned span = g.dilation * (s.k - 1u) + 1u;
+    g.pad = test_int(rng, 0, span - 1u);
+    if (s.n + g.pad < span) {
+        return;
+    }
+    const unsigned m_out = (s.n + g.pad - span) / g.stride + 1u;
+    fill_int8(rng, qx, s.n * s.c);
+    fill_int8(rng, qw, s.k * s.c * s.f); /* any bytes: packed sub-byte weights are any bit patterns */
+    const odl_int8_io_t io = random_io(rng);
+    for (unsigned j = 0; j < s.f; ++j) {
+        qbias[j] = (int32_t)test_int(rng, 0, 20000) - 10000;
+        qmult[j] = odl_quantize_multiplier(0.0001 * (double)test_int(rng, 1, 3000));
+    }
+    odl_conv1d_forward_int8(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qrow, qfast);
+    odl_conv1d_forward_int8_ref(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qref);
+    if (memcmp(qfast, qref, m_out * s.f) != 0) {
+        printf("int8 conv1d n=%u c=%u k=%u f=%u bits=%u stride=%u dilation=%u pad=%u differs\n", s.n, s.c, s.k, s.f,
+               bits, g.stride, g.dilation, g.pad);
+        test_expect(0, "int8 conv1d forward equals its reference");
+    }
+}
+
+static void dense_forward_int8(test_rng_t *rng)
+{
+    const unsigned n_in = test_int(rng, 1, MAX_K * MAX_C), n_out = test_int(rng, 1, MAX_F);
+    const unsigned bits = random_bits(rng);
+    fill_int8(rng, qx, n_in);
+    fill_int8(rng, qw, n_in * n_out);
+    const odl_int8_io_t io = random_io(rng);
+    for (unsigned j = 0; j < n_out; ++j) {
+        qbias[j] = (int32_t)test_int(rng, 0, 20000) - 10000;
+        qreal[j] = 0.0001 * (double)test_int(rng, 1, 3000);
+    }
+    odl_dense_forward_int8(qx, n_in, qw, bits, qbias, qreal, n_out, &io, qrow, qfast);
+    odl_dense_forward_int8_ref(qx, n_in, qw, bits, qbias, qreal, n_out, &io, qref);
+    if (memcmp(qfast, qref, n_out) != 0) {
+        printf("int8 dense n_in=%u n_out=%u bits=%u differs\n", n_in, n_out, bits);
+        test_expect(0, "int8 dense forward equals its reference");
+    }
+    test_expect(odl_dot_int8(qx, qw, n_in) == odl_dot_int8_ref(qx, qw, n_in), "int8 dot equals its reference");
+}
+
 int main(void)
 {
     test_rng_t rng = {0xFA57C0DEull};
@@ -156,6 +234,8 @@ int main(void)
         conv1d_backward_input(&rng);
         dense(&rng);
         avgpool(&rng);
+        conv1d_forward_int8(&rng);
+        dense_forward_int8(&rng);
     }
     return (int)test_failures();
 }

@@ -237,6 +237,66 @@ class BoardNetwork(Network):
             parts.append(self.evaluate(0, len(chunk)))
         return np.concatenate(parts)
 
+    # -- the int8 copy (firmware/odl/odl_int8.h): calibrated, quantized and run on the device ---------------
+
+    def int8_calibrate(self, xs: np.ndarray, reset: bool = False) -> int:
+        """CALIBRATE: widen the int8 ranges with a float forward pass of each window, stored in the dataset
+        region as many at a time as it holds; ``reset`` forgets the ranges first. Returns the windows
+        calibrated since the last reset."""
+        if not self.dataset_windows:
+            raise ValueError("this firmware has no dataset region to calibrate on: export it with "
+                             "--dataset-windows N (N >= 1)")
+        calibrated = 0
+        for k in range(0, max(len(xs), 1), self.dataset_windows):
+            chunk = xs[k:k + self.dataset_windows]
+            if len(chunk):
+                self.store_windows(chunk)
+            first_reset = int(reset and k == 0)
+            calibrated = self._run(Request(Command.CALIBRATE, (0, len(chunk), first_reset, 0))).results[0]
+        return calibrated
+
+    def int8_quantize(self, bits: tuple[int, ...] | list[int]) -> int:
+        """QUANTIZE with the weight width of each parameter layer; returns the int8 image's bytes."""
+        return self._run(Request(Command.QUANTIZE, data=bytes(int(b) for b in bits))).results[0]
+
+    def int8_predict(self, x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """PREDICT_Q: the class, the int8 logits and the int8 probabilities of one window."""
+        reply = self._run(Request(Command.PREDICT_Q, data=self._sample(x)))
+        n = self.arch.num_classes
+        if len(reply.data) != 2 * n:
+            raise ProtocolError(f"PREDICT_Q answered {len(reply.data)} bytes, expected {2 * n}")
+        scores = np.frombuffer(reply.data, np.int8)
+        return reply.results[0], scores[:n].copy(), scores[n:].copy()
+
+    def int8_predict_classes(self, xs: np.ndarray) -> np.ndarray:
+        """EVALUATE_Q: the int8 model's class for every window, as many per command as the region holds."""
+        if not self.dataset_windows:
+            return np.array([self.int8_predict(x)[0] for x in xs], dtype=np.int64)
+        per = min(self.dataset_windows, self._chunk * 4 // 2)
+        parts = [np.zeros(0, dtype=np.int64)]
+        for k in range(0, len(xs), per):
+            chunk = xs[k:k + per]
+            self.store_windows(chunk)
+            data = self._run(Request(Command.EVALUATE_Q, (0, len(chunk), 0, 0))).data
+            if len(data) != 2 * len(chunk):
+                raise ProtocolError(f"EVALUATE_Q of {len(chunk)} windows answered {len(data)} bytes")
+            parts.append(np.frombuffer(data, dtype="<u2").astype(np.int64))
+        return np.concatenate(parts)
+
+    def int8_image(self) -> bytes:
+        """GET_QIMAGE, a data area at a time: the int8 model (:func:`pyodl.model.quantized.parse_image`)."""
+        step = self._chunk * 4
+        first = self._run(Request(Command.GET_QIMAGE, (0, 0, 0, 0)))
+        total = first.results[0]
+        parts = []
+        for offset in range(0, total, step):
+            count = min(step, total - offset)
+            reply = self._run(Request(Command.GET_QIMAGE, (offset, count, 0, 0)))
+            if len(reply.data) != count or reply.results[0] != total:
+                raise ProtocolError(f"GET_QIMAGE at {offset} answered {len(reply.data)} of {count} bytes")
+            parts.append(reply.data)
+        return b"".join(parts)
+
     # -- a stream: the device decides which windows to ask the teacher about, and trains on its replay buffer
 
     def stream_start(self, setup: StreamSetup) -> int:

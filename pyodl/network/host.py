@@ -68,6 +68,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.restype = ctypes.c_int
     lib.odl_int8_calibrate_reset.argtypes = [q, net]
     lib.odl_int8_calibrate_reset.restype = None
+    lib.odl_int8_calibrated.argtypes = [q]
+    lib.odl_int8_calibrated.restype = ctypes.c_uint32
 
 
 def _ptr(a: np.ndarray) -> ctypes._Pointer:
@@ -163,10 +165,14 @@ class HostNetwork(Network):
     def int8_calibrate_reset(self) -> None:
         self._lib.odl_int8_calibrate_reset(self._int8, self._net)
 
-    def int8_calibrate(self, xs: np.ndarray) -> None:
-        """Widens the calibration ranges with a float forward pass of each window ``(B, input_len, input_ch)``."""
+    def int8_calibrate(self, xs: np.ndarray, reset: bool = False) -> int:
+        """Widens the calibration ranges with a float forward pass of each window ``(B, input_len, input_ch)``
+        (``reset``: forget them first); returns the windows calibrated since the last reset."""
+        if reset:
+            self.int8_calibrate_reset()
         for x in xs:
             self._call("odl_int8_calibrate", _ptr(self._sample(x)))
+        return int(self._lib.odl_int8_calibrated(self._int8))
 
     def int8_quantize(self, bits: tuple[int, ...] | list[int]) -> None:
         """Quantizes the current parameters; ``bits``: the weight width of each parameter layer."""

@@ -22,14 +22,18 @@ FRAME_CRC_BYTES = 4
 # .data and .bss of the application and newlib (odl_model, the frame parser and its last reply, the stream's
 # policy and replay ring state (160 bytes), libc's state):
 # the same for every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`; .data is odl_model (84
-# bytes, its optimizer and parameter bound included), odl_clock_hz, newlib's impure_data and libm's version
-# byte.
-FIRMWARE_DATA_BYTES = 192
+# bytes, its optimizer and parameter bound included), odl_model_int8 (88 bytes), odl_clock_hz, newlib's
+# impure_data and libm's version byte.
+FIRMWARE_DATA_BYTES = 280
 FIRMWARE_BSS_BYTES = 240
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
-CODE_FLASH_BYTES = 32_624  # benchmarks/calibrate.py: 32,572 to 32,676 over 74 builds (newlib's powf for Adam: ~3 KB)
+# benchmarks/calibrate.py gave 32,572 to 32,676 over 74 builds (newlib's powf for Adam: ~3 KB) before the int8
+# code; the int8 kernels, quantizer and commands add 14,088 bytes to the paper model's .text (with libgcc's
+# soft double arithmetic, which QUANTIZE and the Dense requantization use).
+CODE_FLASH_BYTES = 46_572
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4
+INT8_TABLE_ENTRY_BYTES = 20  # sizeof(odl_int8_buffers_t) on the Cortex-M4: five pointers
 
 
 @dataclass
@@ -391,6 +395,7 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
     flash = {
         "code and constants": CODE_FLASH_BYTES,
         "layer table": LAYER_TABLE_ENTRY_BYTES * len(arch.layers),
+        "int8 buffer table": INT8_TABLE_ENTRY_BYTES * len(arch.layers),
         "parameters (frozen, flash)": frozen,
         "BatchNormalization statistics": sum(2 * FLOAT_BYTES * layer.out_ch for layer in arch.layers
                                              if layer.kind is Kind.BATCHNORM),

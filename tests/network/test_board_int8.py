@@ -1,0 +1,127 @@
+"""The int8 commands on the simulated STM32L496 (firmware/app/int8_commands.c): CALIBRATE, QUANTIZE,
+PREDICT_Q, EVALUATE_Q and GET_QIMAGE, through the mailbox and the UART.
+
+The board's int8 outputs must equal TFLite's reference kernels bit for bit (tolerance none: the same integer
+arithmetic; on the Cortex-M4 the inner products run through SMLAD, which the host build does not use), and
+its int8 image must equal the one the host build of the same library makes from the same float parameters
+and calibration windows (the float forward passes are bit-identical: -ffp-contract=off on both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyodl.board.mailbox import MailboxTransport
+from pyodl.board.protocol import STATUS_CODES, CommandError
+from pyodl.board.uart import BoardUart, UartTransport
+from pyodl.board.unicorn import UnicornBoard
+from pyodl.model.architecture import Model, glorot_params, paper_model
+from pyodl.model.quantized import parse_image
+from pyodl.network.board import BoardNetwork
+from pyodl.network.host import HostNetwork
+from pyodl.reference.tflite import TFLiteModel
+from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
+from pyodl.toolchain.host_library import HostBuilder
+
+WINDOWS = 8
+ARCH = paper_model(40, 0).arch
+
+
+def _model(seed: int) -> Model:
+    rng = np.random.default_rng(seed)
+    return Model(ARCH, [(w, (0.1 * rng.normal(size=b.shape)).astype(np.float32)) for w, b in glorot_params(ARCH, seed)])
+
+
+@pytest.fixture(scope="module")
+def firmware(firmware_builder: FirmwareBuilder, tmp_path_factory: pytest.TempPathFactory) -> Firmware:
+    return firmware_builder.export_and_build(_model(0), tmp_path_factory.mktemp("int8fw"), dataset_windows=WINDOWS)
+
+
+@pytest.fixture
+def board(firmware: Firmware) -> Iterator[UnicornBoard]:
+    with UnicornBoard(firmware.elf) as b:
+        yield b
+
+
+def _windows(seed: int, n: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 40, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", [(8, 8, 8, 8), (8, 4, 2, 8)])
+def test_board_int8_matches_tflite_and_the_host_build(board: UnicornBoard, bits: tuple[int, ...],
+                                                      host_builder: HostBuilder, tmp_path: Path) -> None:
+    net = BoardNetwork(MailboxTransport(board), ARCH)
+    xs, ys = _windows(1, 20), np.random.default_rng(2).integers(0, 6, size=20)
+    for k in range(0, 16, 8):  # a little training first: QUANTIZE takes the weights as they are now
+        net.train_step(xs[k:k + 8], ys[k:k + 8], 0.05)
+    calibration = _windows(3, 12)  # more than the region: two CALIBRATE commands
+    assert net.int8_calibrate(calibration, reset=True) == 12
+    size = net.int8_quantize(bits)
+    image = net.int8_image()
+    assert len(image) == size
+    qm = parse_image(ARCH, image)
+    assert qm.bits == bits
+
+    host = HostNetwork(host_builder.export_and_build(Model(ARCH, net.get_params()), tmp_path / "host"), ARCH)
+    host.int8_calibrate(calibration)
+    host.int8_quantize(list(bits))
+    assert host.int8_image() == image
+
+    tfl = TFLiteModel(qm)
+    tests = _windows(4, 16)
+    classes = net.int8_predict_classes(tests)
+    for k, x in enumerate(tests):
+        cls, logits, probs = net.int8_predict(x)
+        run = tfl.run(x)
+        np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}")
+        np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}")
+        assert cls == classes[k] == int(np.argmax(run.logits))
+
+
+def test_over_the_uart_the_same_answers(board: UnicornBoard, firmware: Firmware) -> None:
+    by_mailbox = BoardNetwork(MailboxTransport(board), ARCH)
+    by_mailbox.int8_calibrate(_windows(5, 8), reset=True)
+    by_mailbox.int8_quantize([8, 8, 4, 8])
+    with UnicornBoard(firmware.elf) as other:
+        MailboxTransport(other)  # boots it
+        by_uart = BoardNetwork(UartTransport(BoardUart(other)), ARCH)
+        by_uart.int8_calibrate(_windows(5, 8), reset=True)
+        by_uart.int8_quantize([8, 8, 4, 8])
+        assert by_uart.int8_image() == by_mailbox.int8_image()
+        x = _windows(6, 1)[0]
+        a, b = by_uart.int8_predict(x), by_mailbox.int8_predict(x)
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+
+
+def _status(exc: pytest.ExceptionInfo[CommandError]) -> str:
+    return {v: k for k, v in STATUS_CODES.items()}[exc.value.status]
+
+
+def test_refusals_change_nothing(board: UnicornBoard) -> None:
+    net = BoardNetwork(MailboxTransport(board), ARCH)
+    with pytest.raises(CommandError) as exc:
+        net.int8_predict(_windows(7, 1)[0])
+    assert _status(exc) == "ODL_ERR_NOT_QUANTIZED"
+    with pytest.raises(CommandError) as exc:
+        net.int8_quantize([8, 8, 8, 8])
+    assert _status(exc) == "ODL_ERR_NO_CALIBRATION"
+    xs = _windows(7, 4)
+    net.int8_calibrate(xs, reset=True)
+    net.int8_quantize([8, 8, 8, 8])
+    image = net.int8_image()
+    bad = xs.copy()
+    bad[2, 5, 1] = np.inf
+    with pytest.raises(CommandError) as exc:  # one bad window: none of the batch is taken
+        net.int8_calibrate(bad)
+    assert _status(exc) == "ODL_ERR_NONFINITE"
+    with pytest.raises(CommandError) as exc:
+        net.int8_quantize([8, 8, 16, 8])
+    assert _status(exc) == "ODL_ERR_UNSUPPORTED"
+    with pytest.raises(CommandError) as exc:
+        net.int8_quantize([8, 8, 8])
+    assert _status(exc) == "ODL_APP_ERR_LENGTH"
+    net.int8_quantize([8, 8, 8, 8])  # the same ranges as before the refused window: the same image
+    assert net.int8_image() == image

@@ -40,6 +40,10 @@ ODL_SECTION(".odl_int8") static float int8_range_min[ODL_INT8_RANGE_MIN_SIZE] OD
 ODL_SECTION(".odl_int8") static float int8_range_max[ODL_INT8_RANGE_MAX_SIZE] ODL_ALIGNED(8);
 ODL_SECTION(".odl_int8") static float int8_window_min[ODL_INT8_WINDOW_MIN_SIZE] ODL_ALIGNED(8);
 ODL_SECTION(".odl_int8") static float int8_window_max[ODL_INT8_WINDOW_MAX_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_pre_min[ODL_INT8_PRE_MIN_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_pre_max[ODL_INT8_PRE_MAX_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_pre_window_min[ODL_INT8_PRE_WINDOW_MIN_SIZE] ODL_ALIGNED(8);
+ODL_SECTION(".odl_int8") static float int8_pre_window_max[ODL_INT8_PRE_WINDOW_MAX_SIZE] ODL_ALIGNED(8);
 ODL_SECTION(".odl_int8") static int8_t int8_act_a[ODL_INT8_ACT_A_SIZE] ODL_ALIGNED(8);
 ODL_SECTION(".odl_int8") static int8_t int8_act_b[ODL_INT8_ACT_B_SIZE] ODL_ALIGNED(8);
 ODL_SECTION(".odl_int8") static int8_t int8_row[ODL_INT8_ROW_SIZE] ODL_ALIGNED(8);
@@ -1852,12 +1856,13 @@ odl_net_t odl_model = {
     },
 };
 
-/* Where each layer's int8 values live; layers without parameters have none (GAP: its multiplier). */
+/* Where each layer's int8 values live; layers without parameters have none (GAP: its multiplier; a tanh,
+ * sigmoid or LeakyReLU: its table). */
 static const odl_int8_buffers_t int8_buffers[ODL_NUM_LAYERS] = {
     {.weights = q0_weights, .bias = q0_bias, .w_scale = q0_w_scale, .mult = q0_mult},
-    {NULL, NULL, NULL, NULL, NULL},
+    {.weights = NULL},
     {.weights = q2_weights, .bias = q2_bias, .w_scale = q2_w_scale, .mult = q2_mult},
-    {NULL, NULL, NULL, NULL, NULL},
+    {.weights = NULL},
     {.mult = q4_mult},
     {.weights = q5_weights, .bias = q5_bias, .w_scale = q5_w_scale, .real_scale = q5_real_scale},
     {.weights = q6_weights, .bias = q6_bias, .w_scale = q6_w_scale, .real_scale = q6_real_scale},
@@ -1871,6 +1876,10 @@ odl_int8_t odl_model_int8 = {
     .range_max = int8_range_max,
     .window_min = int8_window_min,
     .window_max = int8_window_max,
+    .pre_min = int8_pre_min,
+    .pre_max = int8_pre_max,
+    .pre_window_min = int8_pre_window_min,
+    .pre_window_max = int8_pre_window_max,
     .act_a = int8_act_a,
     .act_b = int8_act_b,
     .act_capacity = ODL_INT8_ACT_A_SIZE,

@@ -2,9 +2,10 @@
  * activation_int8.c - int8 ReLU/ReLU6 (a clamp: the output keeps the input's scale and zero point) and the
  * final softmax as TFLite's reference int8 SOFTMAX computes it: gemmlowp fixed point, exp of the
  * differences to the row's maximum in Q5.26, their sum in Q12.19, its reciprocal by Newton-Raphson,
- * output scale 1/256 and zero point -128.
+ * output scale 1/256 and zero point -128; and the tables of tanh, sigmoid and LeakyReLU.
  */
 #include <math.h>
+#include <stddef.h>
 
 #include "odl_int8_layers.h"
 
@@ -16,6 +17,38 @@ void odl_clamp_int8(const int8_t *x, unsigned n, const odl_int8_io_t *io, int8_t
         v = v > io->act_max ? io->act_max : v;
         y[i] = (int8_t)v;
     }
+}
+
+/* The table of a tanh, sigmoid or LeakyReLU from `in` to `out`, as TFLite's kernels make theirs: tanh and
+ * sigmoid in float32 from the libm functions (LUTPopulate), LeakyReLU with two fixed-point multipliers
+ * (QuantizeLeakyRelu), whose ratios TFLite forms in float32. Writes only when `lut` is not NULL. */
+odl_status_t odl_int8_activation_table(uint8_t act, float alpha, odl_qparams_t in, odl_qparams_t out, int8_t *lut)
+{
+    if (act == ODL_ACT_LEAKY_RELU) {
+        const float identity_ratio = in.scale / out.scale;
+        const float alpha_ratio = (in.scale * alpha) / out.scale;
+        const odl_qmult_t m_id = odl_quantize_multiplier((double)identity_ratio);
+        const odl_qmult_t m_alpha = odl_quantize_multiplier((double)alpha_ratio);
+        if (m_id.shift > 30 || m_alpha.shift > 30 || !isfinite(identity_ratio) ||
+            !isfinite(alpha_ratio) || alpha_ratio < 0.0f) {
+            return ODL_ERR_QUANT_RANGE;
+        }
+        for (int32_t v = -128; lut != NULL && v <= 127; ++v) {
+            const int32_t d = v - in.zero_point;
+            int32_t y = out.zero_point + odl_multiply_by_quantized_multiplier(d, d >= 0 ? m_id : m_alpha);
+            y = y < -128 ? -128 : (y > 127 ? 127 : y);
+            lut[v + 128] = (int8_t)y;
+        }
+        return ODL_OK;
+    }
+    const float inverse = 1.0f / out.scale;
+    for (int32_t v = -128; lut != NULL && v <= 127; ++v) {
+        const float d = in.scale * (float)(v - in.zero_point);
+        const float t = act == ODL_ACT_TANH ? tanhf(d) : 1.0f / (1.0f + expf(-d));
+        const float y = roundf(t * inverse) + (float)out.zero_point;
+        lut[v + 128] = (int8_t)(y != y ? 0 : (y <= -128.0f ? -128 : (y >= 127.0f ? 127 : (int32_t)y)));
+    }
+    return ODL_OK;
 }
 
 #define SOFTMAX_INPUT_BITS 5        /* integer bits of the scaled differences (Q5.26) */

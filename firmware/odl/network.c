@@ -329,7 +329,26 @@ static void activation_backward(const odl_layer_t *l, float *da)
     }
 }
 
-static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const float *x)
+/* The smallest and largest of v[0..n); 0 if one is not finite. */
+static int value_range(const float *v, uint32_t n, float *lo, float *hi)
+{
+    float a = v[0], b = v[0];
+    for (uint32_t k = 0; k < n; ++k) {
+        if (!isfinite(v[k])) {
+            return 0;
+        }
+        a = v[k] < a ? v[k] : a;
+        b = v[k] > b ? v[k] : b;
+    }
+    *lo = a;
+    *hi = b;
+    return 1;
+}
+
+/* `pre` (may be NULL): receives the range of the output before a fused activation, and 0 if a value is not
+ * finite (int8 calibration). */
+static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const float *x, float *pre_lo, float *pre_hi,
+                          int *pre_ok)
 {
     const float *in = (l->in != NULL) ? l->in : x;
     float *out = l->out;
@@ -376,6 +395,9 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
     default: /* ODL_LAYER_FLATTEN: same buffer, nothing to do */
         break;
     }
+    if (pre_lo != NULL) {
+        *pre_ok = value_range(out, out_size(l), pre_lo, pre_hi);
+    }
     if (l->act == ODL_ACT_SOFTMAX) {
         odl_softmax_forward(out, out_size(l), net->probs);
     } else if (l->act != ODL_ACT_NONE) {
@@ -420,14 +442,15 @@ odl_status_t odl_forward(odl_net_t *net, const float *x)
         return ODL_ERR_NONFINITE;
     }
     for (unsigned i = 0; i < net->num_layers; ++i) {
-        layer_forward(net, &net->layers[i], x);
+        layer_forward(net, &net->layers[i], x, NULL, NULL, NULL);
     }
     return all_finite(net->logits, net->num_classes) ? ODL_OK : ODL_ERR_NONFINITE;
 }
 
-odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi)
+odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi, float *pre_lo,
+                                float *pre_hi)
 {
-    if (net == NULL || x == NULL || lo == NULL || hi == NULL) {
+    if (net == NULL || x == NULL || lo == NULL || hi == NULL || pre_lo == NULL || pre_hi == NULL) {
         return ODL_ERR_NULL;
     }
     if (!all_finite(x, (uint32_t)net->input_len * net->input_ch)) {
@@ -435,20 +458,16 @@ odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float
     }
     for (unsigned i = 0; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
-        layer_forward(net, l, x);
+        int pre_ok = 1;
+        layer_forward(net, l, x, &pre_lo[i], &pre_hi[i], &pre_ok);
         /* A fused softmax leaves its input, the logits, in `out`: their range is what int8 needs. */
-        const float *out = l->out;
-        const uint32_t n = out_size(l);
-        float a = out[0], b = out[0];
-        for (uint32_t k = 0; k < n; ++k) {
-            if (!isfinite(out[k])) {
-                return ODL_ERR_NONFINITE;
-            }
-            a = out[k] < a ? out[k] : a;
-            b = out[k] > b ? out[k] : b;
+        if (!pre_ok || !value_range(l->out, out_size(l), &lo[i], &hi[i])) {
+            return ODL_ERR_NONFINITE;
         }
-        lo[i] = a;
-        hi[i] = b;
+        if (l->kind == ODL_LAYER_RELU || l->kind == ODL_LAYER_ACTIVATION) { /* nothing fused: pre is out */
+            pre_lo[i] = lo[i];
+            pre_hi[i] = hi[i];
+        }
     }
     return ODL_OK;
 }

@@ -15,12 +15,21 @@ static odl_window_t window_of(const odl_layer_t *l)
 }
 
 /* Layer l from x into y (which may be x for the in-place layers); returns where its output is. */
+static void apply_table(const int8_t *lut, int8_t *x, unsigned n)
+{
+    for (unsigned i = 0; i < n; ++i) {
+        x[i] = lut[x[i] + 128];
+    }
+}
+
 static int8_t *layer_forward(const odl_int8_t *q, unsigned i, const odl_layer_t *l, odl_qparams_t in, int8_t *x,
                              int8_t *y)
 {
     const odl_int8_layer_t *ql = &q->layers[i];
     const odl_int8_buffers_t *qb = &q->buffers[i];
-    const odl_int8_io_t io = {in.zero_point, ql->out.zero_point, ql->act_min, ql->act_max};
+    /* A parameter layer with a fused tanh, sigmoid or LeakyReLU writes its pre-activation output, which the
+     * table then maps in place; for every other layer `pre` is `out`. */
+    const odl_int8_io_t io = {in.zero_point, ql->pre.zero_point, ql->act_min, ql->act_max};
     const odl_window_t g = window_of(l);
     const odl_window_t one = {1u, 1u, 0u};
     switch (l->kind) {
@@ -51,7 +60,11 @@ static int8_t *layer_forward(const odl_int8_t *q, unsigned i, const odl_layer_t 
         return y;
     case ODL_LAYER_RELU:
     case ODL_LAYER_ACTIVATION:
-        odl_clamp_int8(x, (unsigned)l->out_len * l->out_ch, &io, x);
+        if (qb->lut != NULL && l->act != ODL_ACT_RELU6) {
+            apply_table(qb->lut, x, (unsigned)l->out_len * l->out_ch);
+        } else {
+            odl_clamp_int8(x, (unsigned)l->out_len * l->out_ch, &io, x);
+        }
         return x;
     default: /* Flatten: channels-last memory already is the vector; SOFTMAX is done by the caller */
         return x;
@@ -89,6 +102,9 @@ odl_status_t odl_int8_predict(odl_int8_t *q, const odl_net_t *net, const float *
         }
         int8_t *other = cur == q->act_a ? q->act_b : q->act_a;
         cur = layer_forward(q, i, l, in, cur, other);
+        if (q->buffers[i].lut != NULL && l->kind != ODL_LAYER_ACTIVATION) { /* a fused tanh, sigmoid, LeakyReLU */
+            apply_table(q->buffers[i].lut, cur, (unsigned)l->out_len * l->out_ch);
+        }
         in = q->layers[i].out;
     }
     copy_bytes(q->logits, cur, net->num_classes);

@@ -165,8 +165,10 @@ unsigned odl_param_layer_count(const odl_net_t *net);
 odl_status_t odl_forward(odl_net_t *net, const float *x);
 odl_status_t odl_predict(odl_net_t *net, const float *x, uint16_t *predicted_class);
 /* A forward pass that writes the smallest and largest value of layer i's output into lo[i] and hi[i]
- * (a fused softmax's: its input, the logits); ODL_ERR_NONFINITE when one is not finite. */
-odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi);
+ * (a fused softmax's: its input, the logits), and of its output before a fused activation into pre_lo[i] and
+ * pre_hi[i]; ODL_ERR_NONFINITE when one is not finite. */
+odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float *hi, float *pre_lo,
+                                float *pre_hi);
 /* Copies the probabilities of the last forward pass; n must be the number of classes. */
 odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
 

@@ -13,7 +13,9 @@
  *   Conv1D -> CONV_2D, DepthwiseConv1D -> DEPTHWISE_CONV_2D, Dense -> FULLY_CONNECTED,
  *   BatchNorm -> DEPTHWISE_CONV_2D of kernel 1 (weights gamma * inv_std, bias beta - mean * gamma * inv_std),
  *   AvgPool1D -> AVERAGE_POOL_2D, MaxPool1D -> MAX_POOL_2D, GlobalAvgPool1D -> MEAN, Flatten -> RESHAPE,
- *   ReLU -> RELU, ReLU6 -> RELU6, the final softmax -> SOFTMAX.
+ *   ReLU -> RELU, ReLU6 -> RELU6 (a clamp, fused or alone), tanh -> TANH, sigmoid -> LOGISTIC,
+ *   LeakyReLU -> LEAKY_RELU (a table of 256 outputs, after the layer they are fused into, whose output then
+ *   has its own scale), the final softmax -> SOFTMAX.
  * Weights are stored in TFLite's order, output channel first: Conv1D [f][k][c], Dense [j][i],
  * DepthwiseConv1D [k][c * dm + d] (as the float layout), sub-byte ones packed low bits first.
  */
@@ -49,12 +51,16 @@ typedef struct {
     float *w_scale;
     odl_qmult_t *mult;    /* in.scale * w_scale[c] / out.scale (GAP: mult[0], 1 / length folded in) */
     double *real_scale;   /* Dense: in.scale * w_scale[j] / out.scale, in double, as TFLite's reference */
+    int8_t *lut;          /* tanh, sigmoid, LeakyReLU (fused or alone): 256 outputs, indexed by input + 128 */
 } odl_int8_buffers_t;
 
 /* What QUANTIZE decides for one layer. */
 typedef struct {
     odl_qparams_t out;
-    int8_t act_min, act_max; /* the fused activation's clamp */
+    /* The output before a fused tanh, sigmoid or LeakyReLU, which its table maps to `out`; equals `out` for
+     * every other layer (a ReLU or ReLU6 is a clamp of `out`). */
+    odl_qparams_t pre;
+    int8_t act_min, act_max; /* the fused ReLU's or ReLU6's clamp */
     uint8_t bits;            /* weight bits: 8, 4 or 2 */
 } odl_int8_layer_t;
 
@@ -70,6 +76,9 @@ typedef struct {
      * since the last reset, and one window's, merged only when all of it is finite. */
     float *range_min, *range_max;
     float *window_min, *window_max;
+    /* Each layer's output before a fused activation, likewise (num_layers each). */
+    float *pre_min, *pre_max;
+    float *pre_window_min, *pre_window_max;
     uint32_t calibrated;
     int8_t *act_a, *act_b;    /* ping-pong activations, act_capacity bytes each */
     uint32_t act_capacity;
@@ -108,7 +117,7 @@ odl_status_t odl_int8_get_scores(const odl_int8_t *q, const odl_net_t *net, int8
 /*
  * The quantized model as one byte image, which the host reads back to rebuild it (and TFLite's copy):
  *   input (scale f32, zero point i32), softmax output (scale, zero point), then per layer:
- *   out (scale, zero point), act_min (i32), act_max (i32), and for a parameter layer:
+ *   out (scale, zero point), pre (scale, zero point), act_min (i32), act_max (i32), and for a parameter layer:
  *   bits (u32), w_scale[C] (f32), bias[C] (i32), weights (ODL_INT8_WEIGHT_BYTES(count, bits) bytes).
  * Little-endian words. ODL_ERR_NOT_QUANTIZED before a quantization.
  */

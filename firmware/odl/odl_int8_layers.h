@@ -70,6 +70,11 @@ odl_qmult_t odl_mean_multiplier(odl_qmult_t m, uint32_t n);
 
 /* activation_int8.c: ReLU and ReLU6 with the input's scale and zero point: a clamp (x may equal y). */
 void odl_clamp_int8(const int8_t *x, unsigned n, const odl_int8_io_t *io, int8_t *y);
+/* The 256 outputs of a tanh, sigmoid or LeakyReLU (act: odl_activation_t) from int8 inputs of parameters `in`
+ * to outputs of parameters `out`, indexed by input + 128, as TFLite's kernels tabulate them: tanh and sigmoid
+ * in float32 from libm's tanhf and expf, LeakyReLU with two fixed-point multipliers. Writes only when `lut`
+ * is not NULL; ODL_ERR_QUANT_RANGE when a LeakyReLU multiplier is out of range. */
+odl_status_t odl_int8_activation_table(uint8_t act, float alpha, odl_qparams_t in, odl_qparams_t out, int8_t *lut);
 /* TFLite's reference int8 SOFTMAX (beta 1), output scale 1/256, zero point -128; `beta_mult` and
  * `diff_min` from odl_softmax_params(input scale). */
 void odl_softmax_forward_int8(const int8_t *x, unsigned n, odl_qmult_t beta_mult, int32_t diff_min, int8_t *y);

@@ -153,7 +153,7 @@ static odl_status_t quantize_params(const odl_layer_t *l, const odl_int8_buffers
         if (!(b_scale > 0.0f) || !isfinite(b_scale) || !(fabs(b_real) < 2147483647.0)) {
             return ODL_ERR_QUANT_RANGE;
         }
-        const double real = (double)in.scale * (double)w_scale / (double)ql->out.scale;
+        const double real = (double)in.scale * (double)w_scale / (double)ql->pre.scale;
         const odl_qmult_t m = odl_quantize_multiplier(real);
         if (!multiplier_ok(m) || !isfinite(real)) {
             return ODL_ERR_QUANT_RANGE;
@@ -177,32 +177,71 @@ static odl_status_t quantize_params(const odl_layer_t *l, const odl_int8_buffers
     return ODL_OK;
 }
 
-/* The output parameters and clamp of layer i given its input's parameters; ODL_ERR_UNSUPPORTED for a layer
- * without an int8 kernel. */
-static odl_status_t layer_qparams(const odl_int8_t *q, const odl_layer_t *l, unsigned i, odl_qparams_t in,
-                                  odl_qparams_t *out, int8_t *lo, int8_t *hi)
+/* The activation a layer computes through a table: tanh, sigmoid, LeakyReLU, fused or alone; else NONE. */
+static uint8_t table_activation(const odl_layer_t *l)
 {
-    if (l->act == ODL_ACT_LEAKY_RELU || l->act == ODL_ACT_TANH || l->act == ODL_ACT_SIGMOID) {
-        return ODL_ERR_UNSUPPORTED;
+    const int tabled = l->act == ODL_ACT_TANH || l->act == ODL_ACT_SIGMOID || l->act == ODL_ACT_LEAKY_RELU;
+    return tabled && (is_param(l) || l->kind == ODL_LAYER_ACTIVATION) ? l->act : (uint8_t)ODL_ACT_NONE;
+}
+
+/* The output parameters of a tabled activation: TFLite's fixed ones for tanh (1/128, 0) and sigmoid
+ * (1/256, -128, which its LOGISTIC requires), the calibrated range for LeakyReLU. */
+static int table_out_params(uint8_t act, float lo, float hi, odl_qparams_t *out)
+{
+    if (act == ODL_ACT_TANH) {
+        out->scale = 1.0f / 128.0f;
+        out->zero_point = 0;
+        return 1;
     }
+    if (act == ODL_ACT_SIGMOID) {
+        out->scale = 1.0f / 256.0f;
+        out->zero_point = -128;
+        return 1;
+    }
+    return choose_qparams(lo, hi, out);
+}
+
+/* The output (and pre-activation) parameters and clamp of layer i given its input's parameters;
+ * ODL_ERR_UNSUPPORTED for a layer without an int8 kernel. */
+static odl_status_t layer_qparams(const odl_int8_t *q, const odl_layer_t *l, unsigned i, odl_qparams_t in,
+                                  odl_int8_layer_t *staged)
+{
+    const uint8_t table = table_activation(l);
+    odl_qparams_t out;
     switch (l->kind) {
     case ODL_LAYER_AVGPOOL1D:
     case ODL_LAYER_MAXPOOL1D:
     case ODL_LAYER_FLATTEN:
     case ODL_LAYER_RELU:
-    case ODL_LAYER_ACTIVATION: /* ReLU6 alone reaches here */
-        *out = in;
+        out = in;
+        break;
+    case ODL_LAYER_ACTIVATION:
+        if (table == ODL_ACT_NONE) { /* ReLU6: a clamp */
+            out = in;
+        } else if (!table_out_params(table, q->range_min[i + 1u], q->range_max[i + 1u], &out)) {
+            return ODL_ERR_NONFINITE;
+        }
         break;
     case ODL_LAYER_SOFTMAX:
-        *out = q->softmax_out;
+        out = q->softmax_out;
         break;
     default: /* parameter layers and GAP: their own calibrated range */
-        if (!choose_qparams(q->range_min[i + 1u], q->range_max[i + 1u], out)) {
+        if (table != ODL_ACT_NONE) {
+            if (!table_out_params(table, q->range_min[i + 1u], q->range_max[i + 1u], &out)) {
+                return ODL_ERR_NONFINITE;
+            }
+        } else if (!choose_qparams(q->range_min[i + 1u], q->range_max[i + 1u], &out)) {
             return ODL_ERR_NONFINITE;
         }
         break;
     }
-    activation_range(l->kind == ODL_LAYER_RELU ? (uint8_t)ODL_ACT_RELU : l->act, *out, lo, hi);
+    staged->out = out;
+    staged->pre = out;
+    if (table != ODL_ACT_NONE && is_param(l) && !choose_qparams(q->pre_min[i], q->pre_max[i], &staged->pre)) {
+        return ODL_ERR_NONFINITE;
+    }
+    activation_range(l->kind == ODL_LAYER_RELU ? (uint8_t)ODL_ACT_RELU : l->act, staged->pre, &staged->act_min,
+                     &staged->act_max);
     return ODL_OK;
 }
 
@@ -219,16 +258,21 @@ static odl_status_t quantize_pass(odl_int8_t *q, const odl_net_t *net, const uin
     for (unsigned i = 0; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
         odl_int8_layer_t *ql = &q->layers[i];
-        odl_qparams_t out;
-        int8_t lo, hi;
-        odl_status_t st = layer_qparams(q, l, i, in, &out, &lo, &hi);
+        odl_int8_layer_t staged;
+        memset(&staged, 0, sizeof staged);
+        odl_status_t st = layer_qparams(q, l, i, in, &staged);
         if (st != ODL_OK) {
             return st;
         }
-        odl_int8_layer_t staged = *ql;
-        staged.out = out;
-        staged.act_min = lo;
-        staged.act_max = hi;
+        const odl_qparams_t out = staged.out;
+        const uint8_t table = table_activation(l);
+        if (table != ODL_ACT_NONE) {
+            st = odl_int8_activation_table(table, l->alpha, is_param(l) ? staged.pre : in, out,
+                                           write ? q->buffers[i].lut : NULL);
+            if (st != ODL_OK) {
+                return st;
+            }
+        }
         if (is_param(l)) {
             st = quantize_params(l, &q->buffers[i], &staged, in, bits[p++], write);
             if (st != ODL_OK) {
@@ -313,7 +357,7 @@ static odl_status_t window_ranges(odl_int8_t *q, odl_net_t *net, const float *x)
     }
     q->window_min[0] = a;
     q->window_max[0] = b;
-    return odl_forward_ranges(net, x, q->window_min + 1, q->window_max + 1);
+    return odl_forward_ranges(net, x, q->window_min + 1, q->window_max + 1, q->pre_window_min, q->pre_window_max);
 }
 
 uint32_t odl_int8_calibrated(const odl_int8_t *q)
@@ -338,6 +382,14 @@ odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x)
         }
         if (q->calibrated == 0u || q->window_max[i] > q->range_max[i]) {
             q->range_max[i] = q->window_max[i];
+        }
+    }
+    for (unsigned i = 0; i < net->num_layers; ++i) {
+        if (q->calibrated == 0u || q->pre_window_min[i] < q->pre_min[i]) {
+            q->pre_min[i] = q->pre_window_min[i];
+        }
+        if (q->calibrated == 0u || q->pre_window_max[i] > q->pre_max[i]) {
+            q->pre_max[i] = q->pre_window_max[i];
         }
     }
     q->calibrated++;
@@ -389,6 +441,7 @@ static uint32_t walk_image(const odl_int8_t *q, const odl_net_t *net, image_curs
         const odl_int8_layer_t *ql = &q->layers[i];
         const odl_int8_buffers_t *qb = &q->buffers[i];
         qparams_segment(cur, ql->out);
+        qparams_segment(cur, ql->pre);
         word_segment(cur, (uint32_t)(int32_t)ql->act_min);
         word_segment(cur, (uint32_t)(int32_t)ql->act_max);
         if (is_param(l)) {

@@ -9,7 +9,7 @@ import jinja2
 import numpy as np
 
 from pyodl.model.architecture import Architecture, Kind, Layer, Model, ModelError
-from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, plan_memory
+from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, has_int8_table, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
 
 GENERATED_FILES = ("model.h", "model_params.c")
@@ -62,6 +62,11 @@ class _LayerView:
     alpha: str  # leaky_relu's slope as a C literal
     bn_mean: list[str]  # BatchNormalization's fixed statistics, rows of C literals
     bn_inv_std: list[str]
+
+    @property
+    def int8_table(self) -> bool:
+        """A tanh, sigmoid or LeakyReLU that int8 inference computes through a table."""
+        return has_int8_table(self.layer)
 
 
 def _pointer(buffer: str) -> str:

@@ -44,10 +44,11 @@ SCRATCH = ("scratch_a", "scratch_b")
 SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io", ".odl_dataset",
             ".odl_int8")
 INT8 = ".odl_int8"
-# Bytes per element of each C type a buffer holds; odl_qmult_t is two int32, odl_int8_layer_t a float, an
-# int32 and three bytes (12 with padding, on the Cortex-M4 as on the host).
+# Bytes per element of each C type a buffer holds; odl_qmult_t is two int32, odl_int8_layer_t two (float,
+# int32) pairs and three bytes (20 with padding, on the Cortex-M4 as on the host).
 CTYPE_BYTES = {"float": 4, "uint32_t": 4, "int8_t": 1, "int32_t": 4, "odl_qmult_t": 8, "double": 8,
-               "odl_int8_layer_t": 12}
+               "odl_int8_layer_t": 20}
+TABLED = ("tanh", "sigmoid", "leaky_relu")  # activations int8 computes through a 256-entry table
 LABEL_BYTES = 4  # a dataset record's label word (odl_record_t)
 
 
@@ -232,6 +233,11 @@ def int8_row_bytes(arch: Architecture) -> int:
     return max(rows, default=0)
 
 
+def has_int8_table(layer: Layer) -> bool:
+    """tanh, sigmoid and LeakyReLU, fused or alone, run in int8 as a table of 256 outputs."""
+    return layer.activation in TABLED and (layer.has_params or layer.kind is Kind.ACTIVATION)
+
+
 def int8_buffers(arch: Architecture) -> list[Buffer]:
     """The ``.odl_int8`` arrays (firmware/odl/odl_int8.h), in the order the template declares them."""
     out: list[Buffer] = []
@@ -250,9 +256,13 @@ def int8_buffers(arch: Architecture) -> list[Buffer]:
                 add(f"q{i}_mult", layer.out_ch, "odl_qmult_t")
         elif layer.kind is Kind.GAP1D:
             add(f"q{i}_mult", 1, "odl_qmult_t")
+        if has_int8_table(layer):
+            add(f"q{i}_lut", 256, "int8_t")
     add("int8_layers", len(arch.layers), "odl_int8_layer_t")
     for name in ("int8_range_min", "int8_range_max", "int8_window_min", "int8_window_max"):
         add(name, len(arch.layers) + 1, "float")
+    for name in ("int8_pre_min", "int8_pre_max", "int8_pre_window_min", "int8_pre_window_max"):
+        add(name, len(arch.layers), "float")
     activation = max([arch.input_size] + [layer.out_size for layer in arch.layers])
     add("int8_act_a", activation, "int8_t")
     add("int8_act_b", activation, "int8_t")

@@ -44,6 +44,7 @@ class QuantizedLayer:
     w_scale: np.ndarray | None = None  # float32 per output channel
     bias: np.ndarray | None = None  # int32 per output channel, scale in.scale * w_scale
     weights: np.ndarray | None = None  # int8, TFLite layout (see the module's docstring)
+    pre: QParams | None = None  # the output before a fused tanh, sigmoid or LeakyReLU (None: ``out``)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,12 @@ def parse_image(arch: Architecture, data: bytes) -> QuantizedModel:
     layers = []
     for layer in arch.layers:
         out = r.qparams()
+        pre = r.qparams()
         act_min, act_max = struct.unpack("<ii", r.take(8))
         if not -128 <= act_min <= act_max <= 127:
             raise ImageError(f"layer '{layer.name}': impossible clamp [{act_min}, {act_max}]")
         if not layer.has_params:
-            layers.append(QuantizedLayer(out, act_min, act_max))
+            layers.append(QuantizedLayer(out, act_min, act_max, pre=None if pre == out else pre))
             continue
         (bits,) = struct.unpack("<I", r.take(4))
         if bits not in WEIGHT_BITS:
@@ -152,7 +154,8 @@ def parse_image(arch: Architecture, data: bytes) -> QuantizedModel:
         bias = r.words(layer.out_ch, "<i4").astype(np.int32)
         count = int8_weight_count(layer)
         weights = unpack(r.take(packed_bytes(count, bits)), count, bits).reshape(weight_shape(layer))
-        layers.append(QuantizedLayer(out, act_min, act_max, bits, w_scale, bias, weights))
+        layers.append(QuantizedLayer(out, act_min, act_max, bits, w_scale, bias, weights,
+                                     pre=None if pre == out else pre))
     if r.at != len(r.data):
         raise ImageError(f"the int8 image has {len(r.data) - r.at} bytes more than the architecture needs")
     return QuantizedModel(arch, input_params, softmax_out, tuple(layers))

@@ -10,7 +10,9 @@ back from its int8 image). One float layer becomes the operators the TFLite conv
 - Dense: RESHAPE to (1, N), FULLY_CONNECTED; Flatten: RESHAPE;
 - AvgPool1D / MaxPool1D: AVERAGE_POOL_2D / MAX_POOL_2D with SAME or VALID padding (TFLite, like Keras,
   averages only what exists of a window); GlobalAveragePooling1D: MEAN over the length;
-- ReLU, ReLU6: RELU, RELU6; the final softmax: SOFTMAX (output 1/256, -128).
+- ReLU, ReLU6: RELU, RELU6 (fused into the layer before when Keras fused them); tanh, sigmoid, LeakyReLU:
+  TANH, LOGISTIC, LEAKY_RELU, after the layer they were fused into (whose output then has its own scale);
+- the final softmax: SOFTMAX (output 1/256, -128).
 
 The input is float32 and goes through QUANTIZE, so TFLite and the device start from the same float window.
 A padded convolution gets an explicit PAD, which pads with the input's zero point: the products of those
@@ -31,8 +33,10 @@ import numpy as np
 from pyodl.model.architecture import Kind, Layer
 from pyodl.model.quantized import QParams, QuantizedModel
 
-# The activation a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED fuses (schema ActivationFunctionType).
-_FUSED = {"none": 0, "relu": 1, "relu6": 3, "softmax": 0}
+# The activation a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED fuses (schema ActivationFunctionType); tanh,
+# sigmoid and LeakyReLU follow as operators of their own.
+_FUSED = {"none": 0, "relu": 1, "relu6": 3, "softmax": 0, "tanh": 0, "sigmoid": 0, "leaky_relu": 0}
+TABLED = ("tanh", "sigmoid", "leaky_relu")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,21 @@ class _Builder:
         return bytes(flatbuffer_utils.convert_object_to_bytearray(self.model))
 
 
+def _activation(b: _Builder, layer: Layer, x: int, out: QParams, shape: tuple[int, ...], name: str) -> int:
+    """TANH, LOGISTIC or LEAKY_RELU from ``x`` to a new tensor of parameters ``out``."""
+    s = b.s
+    y = b.act(shape, out, name)
+    if layer.activation == "tanh":
+        b.op(s.BuiltinOperator.TANH, 2, [x], [y])
+    elif layer.activation == "sigmoid":
+        b.op(s.BuiltinOperator.LOGISTIC, 2, [x], [y])
+    else:
+        opts = s.LeakyReluOptionsT()
+        opts.alpha = float(layer.alpha)
+        b.op(s.BuiltinOperator.LEAKY_RELU, 2, [x], [y], s.BuiltinOptions.LeakyReluOptions, opts)
+    return y
+
+
 def _conv(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) -> int:
     """Conv1D, DepthwiseConv1D or BatchNormalization (a depthwise kernel of one tap)."""
     s = b.s
@@ -139,7 +158,8 @@ def _conv(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) -> 
         b.op(s.BuiltinOperator.PAD, 2, [x4, b.const_i32([[0, 0], [0, 0], [pad, after], [0, 0]], name + "/pads")],
              [xp], s.BuiltinOptions.PadOptions, s.PadOptionsT())
         x4 = xp
-    y4 = b.act((1, 1, layer.out_len, layer.out_ch), q.out, name + "/out4d")
+    linear = q.pre or q.out
+    y4 = b.act((1, 1, layer.out_len, layer.out_ch), linear, name + "/out4d")
     bias = b.tensor((layer.out_ch,), s.TensorType.INT32, name + "/bias", data=q.bias.astype("<i4"),
                     scale=np.float32(p_in.scale) * q.w_scale, zero_point=np.zeros(layer.out_ch, np.int64))
     fused = _FUSED[layer.activation]
@@ -161,6 +181,8 @@ def _conv(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) -> 
         opts.depthMultiplier, opts.fusedActivationFunction = layer.out_ch // layer.in_ch, fused
         b.op(s.BuiltinOperator.DEPTHWISE_CONV_2D, 3, [x4, wt, bias], [y4],
              s.BuiltinOptions.DepthwiseConv2DOptions, opts)
+    if layer.activation in TABLED:
+        y4 = _activation(b, layer, y4, q.out, (1, 1, layer.out_len, layer.out_ch), name + "/act4d")
     return b.reshape(y4, (1, layer.out_len, layer.out_ch), q.out, name)
 
 
@@ -174,11 +196,12 @@ def _dense(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) ->
                   zero_point=np.zeros(layer.out_ch, np.int64), axis=0)
     bias = b.tensor((layer.out_ch,), s.TensorType.INT32, layer.name + "/bias", data=q.bias.astype("<i4"),
                     scale=np.float32(p_in.scale) * q.w_scale, zero_point=np.zeros(layer.out_ch, np.int64))
-    y = b.act((1, layer.out_ch), q.out, layer.name)
+    tabled = layer.activation in TABLED
+    y = b.act((1, layer.out_ch), q.pre or q.out, layer.name + ("/linear" if tabled else ""))
     opts = s.FullyConnectedOptionsT()
     opts.fusedActivationFunction = _FUSED[layer.activation]
     b.op(s.BuiltinOperator.FULLY_CONNECTED, 4, [x2, wt, bias], [y], s.BuiltinOptions.FullyConnectedOptions, opts)
-    return y
+    return _activation(b, layer, y, q.out, (1, layer.out_ch), layer.name) if tabled else y
 
 
 def _pool(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) -> int:
@@ -212,6 +235,7 @@ def build_flatbuffer(qm: QuantizedModel) -> tuple[bytes, list[int], int]:
     b.op(s.BuiltinOperator.QUANTIZE, 2, [x_float], [x], s.BuiltinOptions.QuantizeOptions, s.QuantizeOptionsT())
     outputs: list[int] = []
     logits, logits_layer = x, -1
+    shape: tuple[int, ...] = (1, arch.input_len, arch.input_ch)
     for i, layer in enumerate(arch.layers):
         q = qm.layers[i]
         if layer.kind in (Kind.CONV1D, Kind.DEPTHWISE1D, Kind.BATCHNORM):
@@ -229,8 +253,10 @@ def build_flatbuffer(qm: QuantizedModel) -> tuple[bytes, list[int], int]:
             x = y
         elif layer.kind is Kind.FLATTEN:
             x = b.reshape(x, (1, layer.out_size), q.out, layer.name)
+        elif layer.kind is Kind.ACTIVATION and layer.activation in TABLED:
+            x = _activation(b, layer, x, q.out, shape, layer.name)
         elif layer.kind is Kind.RELU or (layer.kind is Kind.ACTIVATION and layer.activation == "relu6"):
-            y = b.act(_shape(layer), q.out, layer.name)
+            y = b.act(shape, q.out, layer.name)
             code = s.BuiltinOperator.RELU if layer.kind is Kind.RELU else s.BuiltinOperator.RELU6
             b.op(code, 2, [x], [y])
             x = y
@@ -241,8 +267,10 @@ def build_flatbuffer(qm: QuantizedModel) -> tuple[bytes, list[int], int]:
             raise ValueError(f"layer '{layer.name}': no int8 operator for {layer.describe()}")
         outputs.append(x)
         logits, logits_layer = x, i
+        if layer.kind not in (Kind.RELU, Kind.ACTIVATION):  # element-wise layers keep their input's shape
+            shape = _shape(layer)
     logits_params = qm.layers[logits_layer].out
-    if len(_shape(arch.layers[logits_layer])) != 2:
+    if len(shape) != 2:
         logits = b.reshape(logits, (1, arch.num_classes), logits_params, "logits")
     probs = b.act((1, arch.num_classes), qm.softmax_out, "probs")
     opts = s.SoftmaxOptionsT()

@@ -18,7 +18,7 @@ from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, CommandError
 from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.model.architecture import Model, glorot_params, paper_model
+from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, glorot_params, paper_model
 from pyodl.model.quantized import parse_image
 from pyodl.network.board import BoardNetwork
 from pyodl.network.host import HostNetwork
@@ -125,3 +125,29 @@ def test_refusals_change_nothing(board: UnicornBoard) -> None:
     assert _status(exc) == "ODL_APP_ERR_LENGTH"
     net.int8_quantize([8, 8, 8, 8])  # the same ranges as before the refused window: the same image
     assert net.int8_image() == image
+
+
+def test_tabled_activations_on_the_board_match_tflite(firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+    """tanh, sigmoid and LeakyReLU tables computed on the Cortex-M4 with newlib's tanhf and expf, where TFLite
+    uses glibc's: the same tables for these scales (a last-bit difference in a libm result moves an entry
+    only where t / scale lies within that bit of a rounding tie)."""
+    specs = [LayerSpec(Kind.CONV1D, "c1", units=8, size=3, activation="tanh"),
+             LayerSpec(Kind.ACTIVATION, "lk", activation="leaky_relu", alpha=0.2),
+             LayerSpec(Kind.CONV1D, "c2", units=6, size=3, activation="sigmoid"), LayerSpec(Kind.GAP1D, "gap"),
+             LayerSpec(Kind.DENSE, "hid", units=12, activation="leaky_relu", alpha=0.1),
+             LayerSpec(Kind.DENSE, "out", units=4, activation="softmax")]
+    arch = Architecture.build("tabled", 24, 3, specs)
+    rng = np.random.default_rng(11)
+    model = Model(arch, [(w, (0.2 * rng.normal(size=b.shape)).astype(np.float32)) for w, b in glorot_params(arch, 11)])
+    fw = firmware_builder.export_and_build(model, tmp_path / "fw", dataset_windows=WINDOWS)
+    with UnicornBoard(fw.elf) as b:
+        net = BoardNetwork(MailboxTransport(b), arch)
+        xs = (2 * rng.normal(size=(24, 24, 3))).astype(np.float32)
+        net.int8_calibrate(xs[:16], reset=True)
+        net.int8_quantize([8, 8, 8, 8])
+        tfl = TFLiteModel(parse_image(arch, net.int8_image()))
+        for k, x in enumerate(xs):
+            _, logits, probs = net.int8_predict(x)
+            run = tfl.run(x)
+            np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}")
+            np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}")

@@ -6,7 +6,6 @@ Dense requantization, is the same IEEE product on both)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ from pyodl.model.quantized import parse_image
 from pyodl.network.host import HostNetwork, OdlError
 from pyodl.reference.tflite import TFLiteModel
 from pyodl.toolchain.host_library import HostBuilder
-
-UNSUPPORTED = ("leaky_relu", "tanh", "sigmoid")
-
-
-def _supported(arch: Architecture) -> Architecture:
-    """``arch`` with every activation int8 has no kernel for replaced by ReLU6 (same shapes)."""
-    specs = [replace(layer.spec(), activation="relu6", alpha=0.0) if layer.activation in UNSUPPORTED
-             else layer.spec() for layer in arch.layers]
-    return Architecture.build(arch.name, arch.input_len, arch.input_ch, specs)
 
 
 def _model(arch: Architecture, seed: int) -> Model:
@@ -68,10 +58,10 @@ def host(host_builder: HostBuilder, tmp_path: Path):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_random_architectures_match_tflite_bit_for_bit(seed: int, host) -> None:
-    """Every layer kind with an int8 kernel (strides, dilation, padding, depthwise, BatchNorm, pools, GAP,
-    Flatten, ReLU6), with 8-, 4- and 2-bit weights mixed."""
+    """Every layer kind (strides, dilation, padding, depthwise, BatchNorm, pools, GAP, Flatten, ReLU6, LeakyReLU,
+    tanh, sigmoid), with 8-, 4- and 2-bit weights mixed."""
     rng = np.random.default_rng(seed)
-    arch = _supported(random_architecture(rng, f"q{seed}", wide=True))
+    arch = random_architecture(rng, f"q{seed}", wide=True)
     net = host(_model(arch, seed))
     xs = rng.normal(size=(24, arch.input_len, arch.input_ch)).astype(np.float32)
     net.int8_calibrate(xs[:16])
@@ -79,17 +69,22 @@ def test_random_architectures_match_tflite_bit_for_bit(seed: int, host) -> None:
     _compare(net, xs)
 
 
-def test_standalone_relu_relu6_and_softmax(host) -> None:
+def test_standalone_activations_and_softmax(host) -> None:
     specs = [LayerSpec(Kind.CONV1D, "c1", units=8, size=3, padding="same"), LayerSpec(Kind.RELU, "r1"),
              LayerSpec(Kind.MAXPOOL1D, "mp", size=3, stride=2, padding="same"),
              LayerSpec(Kind.CONV1D, "c2", units=6, size=2, padding="causal", dilation=2),
-             LayerSpec(Kind.ACTIVATION, "r6", activation="relu6"), LayerSpec(Kind.FLATTEN, "flat"),
+             LayerSpec(Kind.ACTIVATION, "r6", activation="relu6"),
+             LayerSpec(Kind.ACTIVATION, "lk", activation="leaky_relu", alpha=0.3),
+             LayerSpec(Kind.CONV1D, "c3", units=5, size=3, activation="sigmoid"),
+             LayerSpec(Kind.ACTIVATION, "th", activation="tanh"), LayerSpec(Kind.FLATTEN, "flat"),
+             LayerSpec(Kind.DENSE, "hid", units=7, activation="tanh"),
+             LayerSpec(Kind.ACTIVATION, "sg", activation="sigmoid"),
              LayerSpec(Kind.DENSE, "out", units=5), LayerSpec(Kind.SOFTMAX, "sm")]
     arch = Architecture.build("standalone", 30, 2, specs)
     net = host(_model(arch, 1))
     xs = np.random.default_rng(1).normal(size=(20, 30, 2)).astype(np.float32) * 3
     net.int8_calibrate(xs[:10])
-    net.int8_quantize([8, 4, 8])
+    net.int8_quantize([8, 4, 8, 2, 8])
     _compare(net, xs)
 
 
@@ -166,12 +161,3 @@ def test_refusals_leave_the_int8_model_as_it_was(host) -> None:
     assert net.int8_image() == image
 
 
-@pytest.mark.parametrize("activation", UNSUPPORTED)
-def test_activations_without_int8_kernel_are_refused(activation: str, host) -> None:
-    specs = [LayerSpec(Kind.CONV1D, "c", units=4, size=3, activation=activation, alpha=0.2),
-             LayerSpec(Kind.GAP1D, "gap"), LayerSpec(Kind.DENSE, "out", units=3, activation="softmax")]
-    arch = Architecture.build("unsupported", 20, 2, specs)
-    net = host(_model(arch, 0))
-    net.int8_calibrate(np.ones((1, 20, 2), np.float32))
-    with pytest.raises(OdlError, match="status 13"):
-        net.int8_quantize([8, 8])

@@ -22,6 +22,10 @@ class QMult(ctypes.Structure):
     _fields_ = [("multiplier", ctypes.c_int32), ("shift", ctypes.c_int32)]
 
 
+class QParamsC(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
 class IO(ctypes.Structure):
     _fields_ = [("in_zp", ctypes.c_int32), ("out_zp", ctypes.c_int32), ("act_min", ctypes.c_int32),
                 ("act_max", ctypes.c_int32)]
@@ -41,6 +45,8 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     library.odl_mean_multiplier.argtypes = [QMult, ctypes.c_uint32]
     library.odl_mean_multiplier.restype = QMult
     library.odl_softmax_params.argtypes = [ctypes.c_float, ctypes.POINTER(QMult), I32]
+    library.odl_int8_activation_table.argtypes = [ctypes.c_uint8, ctypes.c_float, QParamsC, QParamsC, I8]
+    library.odl_int8_activation_table.restype = ctypes.c_int
     library.odl_softmax_forward_int8.argtypes = [I8, ctypes.c_uint, QMult, ctypes.c_int32, I8]
     library.odl_gap1d_forward_int8.argtypes = [I8, ctypes.c_uint, ctypes.c_uint, QMult, ctypes.POINTER(IO), I8]
     dense = [I8, ctypes.c_uint, I8, ctypes.c_uint, I32, F64, ctypes.c_uint, ctypes.POINTER(IO)]
@@ -164,3 +170,39 @@ def test_quantize_multiplier_as_tflite(lib: ctypes.CDLL) -> None:
         got = lib.odl_quantize_multiplier(real)
         assert (got.multiplier, got.shift) == (fixed, shift), real
 
+
+
+ACTIVATION_CODES = {"leaky_relu": 4, "tanh": 5, "sigmoid": 6}  # odl_activation_t
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu"])
+def test_activation_tables_on_every_input_code(lib: ctypes.CDLL, activation: str) -> None:
+    """The whole 256-entry table for 60 input scales and zero points (1e-6 to 1e3, -128 and 127 included):
+    tanh and sigmoid as TFLite tabulates them in float32, LeakyReLU's multipliers from float32 ratios."""
+    n = 256
+    rng = np.random.default_rng(ACTIVATION_CODES[activation])
+    alpha = 0.3 if activation == "leaky_relu" else 0.0
+    scales = [1e-6, 1e3, 0.5, 1 / 128, *(10.0 ** rng.uniform(-4, 1.5, size=296))]
+    codes = np.arange(-128, 128).astype(np.int8)
+    for k, in_scale in enumerate(scales):
+        p_in = QParams(float(np.float32(in_scale)), [-128, 127, 0][k % 3] if k < 12 else int(rng.integers(-128, 128)))
+        if activation == "tanh":
+            p_out = QParams(1 / 128, 0)
+        elif activation == "sigmoid":
+            p_out = QParams(1 / 256, -128)
+        else:
+            p_out = QParams(float(np.float32(in_scale * 10.0 ** rng.uniform(-1, 1))), int(rng.integers(-128, 128)))
+        lut = np.zeros(n, np.int8)
+        status = lib.odl_int8_activation_table(ACTIVATION_CODES[activation], alpha,
+                                               QParamsC(p_in.scale, p_in.zero_point),
+                                               QParamsC(p_out.scale, p_out.zero_point), _i8(lut))
+        if status != 0:  # a LeakyReLU ratio beyond the fixed-point range: refused, nothing to compare
+            continue
+        arch = Architecture.build("act", 1, n, [LayerSpec(Kind.FLATTEN, "f"),
+                                                LayerSpec(Kind.ACTIVATION, "a", activation=activation, alpha=alpha),
+                                                LayerSpec(Kind.DENSE, "d", units=n), LayerSpec(Kind.SOFTMAX, "sm")])
+        qm = QuantizedModel(arch, p_in, QParams(*SOFTMAX_OUT), (
+            QuantizedLayer(p_in, -128, 127), QuantizedLayer(p_out, -128, 127), _identity_dense(n, p_out),
+            QuantizedLayer(QParams(*SOFTMAX_OUT), -128, 127)))
+        run = TFLiteModel(qm).run(_window(codes, p_in))
+        np.testing.assert_array_equal(lut, run.layer_outputs[1], err_msg=f"in {p_in}, out {p_out}")

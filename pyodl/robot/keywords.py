@@ -18,8 +18,12 @@ from pyodl.board.base import Board, BoardError, PowerCutError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, STATUS_NAMES, Command, CommandError, Request
 from pyodl.board.uart import BoardUart, UartTransport, encode_request
-from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, paper_model
+from pyodl.data import Normalizer
+from pyodl.data.watch import ACCELEROMETER, load_watch
+from pyodl.data.windows import subject_split
+from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, glorot_params, paper_architecture, paper_model
 from pyodl.model.memory_plan import FLASH_PAGE_BYTES, SLOT_HEADER_WORDS, plan_memory
+from pyodl.model.quantized import QuantizedModel, parse_image
 from pyodl.network.board import BoardNetwork
 from pyodl.reference import golden
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
@@ -32,6 +36,7 @@ MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 # The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of
 # its windows into simulated RAM and one TRAIN_BATCH command.
 DATASET_WINDOWS = 32
+WATCH_CLASSES = 7  # the bundled watch dataset's exercises
 
 
 def _trainable(mode: str) -> int | None:
@@ -52,7 +57,8 @@ class BoardKeywords:
         self._tmp = tempfile.TemporaryDirectory(prefix="pyodl-robot-")
         self._work = Path(self._tmp.name)
         self._builder: FirmwareBuilder | None = None
-        self._firmware: dict[tuple[int, str], Firmware] = {}
+        self._firmware: dict[tuple[str, int, str], Firmware] = {}
+        self._key: tuple[str, int, str] | None = None
         self.board: Board | None = None
         self.model: Model | None = None
         self.mode = "full"
@@ -62,6 +68,10 @@ class BoardKeywords:
         self._snapshot: Params | None = None
         self._reply_status: int | None = None
         self.training_instructions = 0
+        self._pers: tuple[np.ndarray, np.ndarray] | None = None
+        self._test: tuple[np.ndarray, np.ndarray] | None = None
+        self._qmodel: QuantizedModel | None = None
+        self._int8_classes: np.ndarray | None = None
         # Robot tells a library's listener when the library goes out of scope (the suite ends).
         self.ROBOT_LIBRARY_LISTENER = _Cleanup(self)
 
@@ -77,15 +87,20 @@ class BoardKeywords:
         """Export the paper's model at ``input_len`` with initial weights from ``seed``, link the firmware
         for ``mode`` (full or tl) and log the SRAM each section takes. Returns the ELF path."""
         input_len, seed = int(input_len), int(seed)
-        key = (input_len, mode)
-        self.model = paper_model(input_len, seed)
+        return self._build_for(paper_model(input_len, seed), mode, "paper")
+
+    def _build_for(self, model: Model, mode: str, name: str) -> str:
+        input_len = model.arch.input_len
+        key = (name, input_len, mode)
+        self.model = model
         self.mode = mode
+        self._key = key
         if key not in self._firmware:
-            self._firmware[key] = self._build(self.model, mode, f"paper-{input_len}-{mode}")
+            self._firmware[key] = self._build(model, mode, f"{name}-{input_len}-{mode}")
         firmware = self._firmware[key]
         sections = firmware.ram_sections()
         table = ", ".join(f"{name} {size}" for name, size in sections.items())
-        logger.info(f"paper model T={input_len} {mode}: SRAM {firmware.ram_bytes()} of {SRAM_SIZE} bytes ({table}); "
+        logger.info(f"{name} model T={input_len} {mode}: SRAM {firmware.ram_bytes()} of {SRAM_SIZE} bytes ({table}); "
                     f"flash {firmware.flash_bytes()} bytes")
         return str(firmware.elf)
 
@@ -112,9 +127,9 @@ class BoardKeywords:
         raise AssertionError(f"the paper's model at T={input_len} linked, but it cannot fit in {SRAM_SIZE} bytes")
 
     def _current_firmware(self) -> Firmware:
-        if self.model is None:
+        if self._key is None:
             raise AssertionError("call `Build Firmware For Paper Model` first")
-        return self._firmware[(self.model.arch.input_len, self.mode)]
+        return self._firmware[self._key]
 
     # -- the board --------------------------------------------------------------------------------------
 
@@ -253,6 +268,87 @@ class BoardKeywords:
         for (w, b), (w2, b2) in zip(self._snapshot, self._net().get_params(), strict=True):
             if not (np.array_equal(w, w2) and np.array_equal(b, b2)):
                 raise AssertionError("the weights changed")
+
+    # -- int8: personalize on recorded windows, quantize on the board, compare with TFLite ------------------
+
+    def build_firmware_for_watch_model(self, input_len: int = 40, mode: str = "tl", seed: int = 0) -> str:
+        """The paper's architecture for the bundled watch dataset (3 accelerometer channels, 7 exercises) with
+        Glorot weights from ``seed``, linked for ``mode``. Returns the ELF path."""
+        arch = paper_architecture(int(input_len), len(ACCELEROMETER), WATCH_CLASSES)
+        return self._build_for(Model(arch, glorot_params(arch, int(seed))), mode, "watch")
+
+    def personalize_on_watch_subject(self, subject: int = 1, epochs: int = 5, batch: int = 16,
+                                     learning_rate: float = 0.05) -> float:
+        """Train on the first half of each of ``subject``'s recordings (windows of the model's length, half
+        overlapping, standardised with their own statistics), in TRAIN_BATCH steps; keeps the rest as test
+        windows. Returns the last step's mean loss."""
+        assert self.model is not None
+        recordings = [r for r in load_watch()[0] if r.subject == int(subject)]
+        if not recordings:
+            raise AssertionError(f"the watch dataset has no subject {subject}")
+        length = self.model.arch.input_len
+        pers, test, _ = subject_split(recordings, length, length // 2, 0.5, ACCELEROMETER, "time")
+        norm = Normalizer.fit(pers.x)
+        self._pers, self._test = (norm(pers.x), pers.y), (norm(test.x), test.y)
+        net, rng = self._net(), np.random.default_rng(int(subject))
+        loss = 0.0
+        for _ in range(int(epochs)):
+            order = rng.permutation(len(pers))
+            for k in range(0, len(order), int(batch)):
+                idx = order[k:k + int(batch)]
+                loss = net.train_step(self._pers[0][idx], self._pers[1][idx], float(learning_rate))
+        logger.info(f"subject {subject}: {len(pers)} personalization windows, {len(test)} test windows, "
+                    f"last loss {loss:.4f}")
+        return loss
+
+    def quantize_on_board(self, bits: str = "8,8,8,8") -> int:
+        """CALIBRATE on the personalization windows, then QUANTIZE with these weight widths (one per
+        parameter layer). Returns the int8 image's bytes."""
+        if self._pers is None:
+            raise AssertionError("call `Personalize On Watch Subject` first")
+        net = self._net()
+        net.int8_calibrate(self._pers[0], reset=True)
+        size = net.int8_quantize([int(b) for b in str(bits).split(",")])
+        self._qmodel = parse_image(net.arch, net.int8_image())
+        logger.info(f"quantized with {bits}-bit weights: image {size} bytes, weights {self._qmodel.weight_bytes()} "
+                    f"bytes packed")
+        return size
+
+    def int8_inference_should_match_tflite(self) -> float:
+        """Every test window through PREDICT_Q and through TFLite's reference kernels on the board's own
+        quantized model: int8 logits and probabilities equal, bit for bit. Returns the int8 accuracy."""
+        if self._qmodel is None or self._test is None:
+            raise AssertionError("call `Quantize On Board` first")
+        from pyodl.reference.tflite import TFLiteModel  # TensorFlow: only once a board has quantized
+
+        tfl = TFLiteModel(self._qmodel)
+        net, (xs, ys) = self._net(), self._test
+        classes = []
+        for k, x in enumerate(xs):
+            cls, logits, probs = net.int8_predict(x)
+            run = tfl.run(x)
+            if not (np.array_equal(logits, run.logits) and np.array_equal(probs, run.probs)):
+                raise AssertionError(f"test window {k}: the board's int8 logits {logits.tolist()} and probabilities "
+                                     f"{probs.tolist()}, TFLite's {run.logits.tolist()} and {run.probs.tolist()}")
+            classes.append(cls)
+        self._int8_classes = np.array(classes)
+        accuracy = float(np.mean(self._int8_classes == ys))
+        logger.info(f"{len(xs)} test windows: int8 equal to TFLite bit for bit, accuracy {accuracy:.3f}")
+        return accuracy
+
+    def int8_classes_should_agree_with_float(self, min_agreement: float = 0.9) -> float:
+        """The int8 model's class equals the float model's (PREDICT) on at least ``min_agreement`` of the test
+        windows. Returns the agreement."""
+        if self._int8_classes is None or self._test is None:
+            raise AssertionError("call `Int8 Inference Should Match TFLite` first")
+        float_classes = self._net().predict_classes(self._test[0])
+        agreement = float(np.mean(float_classes == self._int8_classes))
+        logger.info(f"int8 and float agree on {agreement:.1%} of {len(float_classes)} test windows; float "
+                    f"accuracy {float(np.mean(float_classes == self._test[1])):.3f}")
+        if agreement < float(min_agreement):
+            raise AssertionError(f"int8 and float agree on {agreement:.1%} of the test windows, "
+                                 f"below {float(min_agreement):.0%}")
+        return agreement
 
     # -- persistence: SAVE, power cycles and power cuts ------------------------------------------------
 

@@ -32,6 +32,7 @@ from pyodl.model.architecture import (
 from pyodl.model.export import PARAM_BOUND
 from pyodl.model.fold import fold_frozen_batchnorm, foldable
 from pyodl.model.optimizer import OPTIMIZER_HELP, Optimizer
+from pyodl.model.quantized import check_bits_spec, weight_bits
 from pyodl.network.open import BACKENDS
 
 if TYPE_CHECKING:
@@ -666,6 +667,11 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     if (args.workers > 1 or args.ray) and args.trainer == "serial":
         raise ModelError("--workers N and --ray need a board per worker: --trainer serial trains on the one board at "
                          "--port (use --workers 1)")
+    if args.no_quantize and args.quantize:
+        raise ModelError("--quantize and --no-quantize exclude each other")
+    quantize = () if args.no_quantize else tuple(args.quantize or ("8", "4"))
+    for spec in quantize:
+        check_bits_spec(spec)
     recordings, classes, name, channel_names = _load_dataset(args.dataset, args.rate)
     setup: list[str] = []
     general = pers.GeneralModel()
@@ -695,8 +701,10 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
                       no_pretrain_epochs=args.no_pretrain_epochs, learning_rate=args.lr,
-                      optimizer=optimizer.describe(), port=args.port, tool=args.tool)
+                      optimizer=optimizer.describe(), port=args.port, tool=args.tool, quantize=quantize)
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
+    for spec in quantize:
+        weight_bits(arch, spec)  # one width per parameter layer of this model
     tl = args.trainable_layers or pers.default_tl_layers(general, arch)
     setup.append(f"TL trains the last {tl} of {len(arch.param_layers)} parameter layers"
                  + ("" if args.trainable_layers else
@@ -919,6 +927,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tool", choices=("openocd", "pyocd"), default=None,
                    help="--trainer serial: the programmer that loads each condition's firmware (without one, the "
                         "board must already run the right firmware, which fits a single condition only)")
+    p.add_argument("--quantize", action="append", default=None, metavar="BITS",
+                   help="after each condition's training, quantize its model on the device (weights of BITS bits "
+                        "per output channel: 8, 4 or 2, or one width per parameter layer as 8,4,4,8; activations int8, "
+                        "calibrated on the personalization windows) and score it too; repeat for several "
+                        "(default: 8 and 4)")
+    p.add_argument("--no-quantize", action="store_true", help="score the float models only")
     p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")

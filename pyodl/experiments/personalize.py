@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -39,6 +40,7 @@ from pyodl.model.architecture import (
 )
 from pyodl.model.fold import fold_frozen_batchnorm
 from pyodl.model.optimizer import Optimizer
+from pyodl.model.quantized import check_bits_spec, parse_image, weight_bits
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
 # How the general model is pretrained: part of its cache key, so a change of recipe is a new model.
@@ -69,6 +71,9 @@ class Config:
     tool: str | None = None  # trainer "serial": openocd or pyocd, to program each condition's firmware
     split: str = "time"  # time: each recording cut in two; recording: whole recordings to the test side
     trainable_layers: int | None = None  # TL; None: the paper's 2 for its model, a user model's Dense head
+    # After each condition's training, its int8 copy with these weight widths (pyodl.model.quantized.weight_bits),
+    # calibrated on the personalization windows, is scored on the test windows too.
+    quantize: tuple[str, ...] = ("8", "4")
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
@@ -85,6 +90,8 @@ class Config:
         if self.no_pretrain_epochs < 1:
             raise ValueError("no_pretrain_epochs must be >= 1")
         Optimizer.parse(self.optimizer)  # ValueError naming the fault
+        for spec in self.quantize:
+            check_bits_spec(spec)
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
 
@@ -124,11 +131,24 @@ def default_tl_layers(general: GeneralModel, arch: Architecture) -> int:
 
 
 @dataclass
+class QuantizedResult:
+    """A condition's model quantized (weights of ``bits``, activations int8) and scored on the test windows."""
+
+    bits: list[int]  # per parameter layer
+    f1: float
+    accuracy: float
+    agreement: float  # share of test windows where the int8 and the float model pick the same class
+    weight_bytes: int  # the int8 weights, packed
+    where: str  # "board": quantized and run by the firmware; "host": by the same C library built for this computer
+
+
+@dataclass
 class ConditionResult:
     f1: float
     accuracy: float
     confusion: list[list[int]]
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    quantized: dict[str, QuantizedResult] = field(default_factory=dict)  # by weight-bits spec
 
 
 @dataclass
@@ -147,6 +167,43 @@ class SubjectResult:
 def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
     return ConditionResult(float(f1_score(y_true, y_pred, average="macro")), float(accuracy_score(y_true, y_pred)),
                            confusion_matrix(y_true, y_pred, labels=list(range(classes))).tolist(), losses)
+
+
+def quantize_and_score(net: Any, specs: tuple[str, ...], calibration: np.ndarray, test: Windows,
+                       float_classes: np.ndarray, num_classes: int, where: str) -> dict[str, QuantizedResult]:
+    """``net``'s int8 copy for each weight-bits spec: calibrated on ``calibration``, quantized, scored on
+    ``test``. ``net`` is a BoardNetwork (the firmware quantizes) or a HostNetwork (the same library here)."""
+    out: dict[str, QuantizedResult] = {}
+    if not specs:
+        return out
+    net.int8_calibrate(calibration, reset=True)
+    for spec in specs:
+        bits = weight_bits(net.arch, spec)
+        net.int8_quantize(bits)
+        qm = parse_image(net.arch, net.int8_image())
+        classes = np.asarray(net.int8_predict_classes(test.x))
+        scored = _evaluate(test.y, classes, num_classes, [])
+        out[spec] = QuantizedResult(bits, scored.f1, scored.accuracy, float(np.mean(classes == float_classes)),
+                                    qm.weight_bytes(), where)
+    return out
+
+
+def _host_quantized(model: Model, specs: tuple[str, ...], calibration: np.ndarray, test: Windows,
+                    float_classes: np.ndarray, num_classes: int, work: Path) -> dict[str, QuantizedResult]:
+    """:func:`quantize_and_score` on the C library built for this computer: for the general model (no board
+    trained it) and for the TensorFlow trainer; its int8 copy is the firmware's, bit for bit
+    (tests/network/test_board_int8.py)."""
+    if not specs:
+        return {}
+    from pyodl.network.host import HostNetwork
+    from pyodl.toolchain.host_library import HostBuilder
+
+    builder = HostBuilder(work / "host-build")
+    try:
+        net = HostNetwork(builder.export_and_build(model, work / "host-model"), model.arch)
+        return quantize_and_score(net, specs, calibration, test, float_classes, num_classes, "host")
+    finally:
+        builder.close()
 
 
 def fit_epochs(trainer: Trainer, data: Windows, epochs: int, batch: int, learning_rate: float,
@@ -256,7 +313,11 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     tl_layers = cfg.trainable_layers or default_tl_layers(general_source, arch)  # checked by run()
     from pyodl.reference.golden import KerasReference  # TensorFlow: only once the arguments are known good
 
-    results = {"No Pers.": _evaluate(test.y, KerasReference(general).predict_classes(test.x), num_classes, [])}
+    general_classes = KerasReference(general).predict_classes(test.x)
+    results = {"No Pers.": _evaluate(test.y, general_classes, num_classes, [])}
+    with tempfile.TemporaryDirectory(prefix="pyodl-pers-q-") as tmp:
+        results["No Pers."].quantized = _host_quantized(general, cfg.quantize, pers.x, test, general_classes,
+                                                        num_classes, Path(tmp))
     n_params = len(general.arch.param_layers)
     plans = {
         # The frozen BatchNormalizations fold into the frozen layer before them, on the board and in TF alike.
@@ -275,7 +336,15 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
                 trainer.set_trainable(layers)
                 losses += fit_epochs(trainer, pers, epochs, cfg.batch, cfg.learning_rate, rng, progress,
                                      f"subject {subject} {name}")
-            results[name] = _evaluate(test.y, trainer.predict_classes(test.x), num_classes, losses)
+            float_classes = trainer.predict_classes(test.x)
+            results[name] = _evaluate(test.y, float_classes, num_classes, losses)
+            if hasattr(trainer, "int8_quantize"):  # a board: the firmware quantizes its own weights
+                quantized = quantize_and_score(trainer, cfg.quantize, pers.x, test, float_classes, num_classes,
+                                               "board")
+            else:
+                quantized = _host_quantized(Model(start.arch, trainer.get_params()), cfg.quantize, pers.x, test,
+                                            float_classes, num_classes, Path(tmp))
+            results[name].quantized = quantized
     return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist(), key,
                          cached, untested)
 
@@ -289,13 +358,19 @@ class Report:
     seconds: float
     setup: list[str] = field(default_factory=list)  # what the run chose that the command did not say
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
         for c in CONDITIONS:
             f1 = [s.conditions[c].f1 for s in self.subjects]
             acc = [s.conditions[c].accuracy for s in self.subjects]
             out[c] = {"f1_mean": float(np.mean(f1)), "f1_std": float(np.std(f1)),
                       "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc))}
+            for spec in self.config.quantize:
+                q = [s.conditions[c].quantized[spec] for s in self.subjects]
+                out[c][f"int8 {spec}"] = {
+                    "f1_mean": float(np.mean([r.f1 for r in q])), "f1_std": float(np.std([r.f1 for r in q])),
+                    "accuracy_mean": float(np.mean([r.accuracy for r in q])),
+                    "agreement_mean": float(np.mean([r.agreement for r in q]))}
         return out
 
     def to_json(self) -> dict[str, object]:
@@ -317,10 +392,23 @@ class Report:
                  + f"; No Pretrain {cfg.no_pretrain_epochs} epochs"
                  + f"), general model pretrained {cfg.pretrain_epochs} epochs "
                  f"(Adam). Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
-                 *([""] if self.setup else []), "| condition | macro F1 | accuracy |", "|---|---|---|"]
+                 *([""] if self.setup else [])]
+        specs = cfg.quantize
+        heads = "".join(f" {_spec_name(q)} F1 | agrees |" for q in specs)
+        lines += ["| condition | macro F1 | accuracy |" + heads, "|---|---|---|" + "---|---|" * len(specs)]
         for c, s in self.summary().items():
+            q = "".join(f" {s[f'int8 {spec}']['f1_mean']:.3f} ± {s[f'int8 {spec}']['f1_std']:.3f} | "
+                        f"{s[f'int8 {spec}']['agreement_mean']:.1%} |" for spec in specs)
             lines.append(f"| {c} | {s['f1_mean']:.3f} ± {s['f1_std']:.3f} | "
-                         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |")
+                         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |" + q)
+        if specs:
+            wbytes = {spec: self.subjects[0].conditions["TL"].quantized[spec].weight_bytes for spec in specs}
+            where = "the firmware on the board" if cfg.trainer != "tf" else "the C library built for this computer"
+            lines += ["", "int8 columns: each condition's model quantized after its training by " + where
+                      + " (No Pers.: by the C library built for this computer, which quantizes bit for bit as the "
+                      "firmware does), activations calibrated on the personalization windows; `agrees`: the share "
+                      "of test windows where the int8 and the float model pick the same class. Packed weights: "
+                      + ", ".join(f"{_spec_name(spec)} {wbytes[spec]} bytes" for spec in specs) + "."]
         lines += ["", "| subject | windows (pers./test) | " + " | ".join(f"{c} F1" for c in CONDITIONS) + " |",
                   "|---|---|" + "---|" * len(CONDITIONS)]
         for s in self.subjects:
@@ -336,6 +424,10 @@ class Report:
                           + ", ".join(self.classes[c] for c in s.untested_classes) + " (a single recording each)."]
         lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
+
+
+def _spec_name(spec: str) -> str:
+    return {"8": "int8", "4": "4-bit", "2": "2-bit"}.get(spec, f"bits {spec}")
 
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,

@@ -68,6 +68,29 @@ class QuantizedModel:
                    for q, layer in zip(self.layers, self.arch.layers, strict=True) if layer.has_params)
 
 
+def check_bits_spec(spec: str) -> None:
+    """A weight width for every layer ('8', '4', '2') or one per parameter layer ('8,4,4,8'); ValueError."""
+    parts = spec.split(",")
+    if not all(p.strip() in ("8", "4", "2") for p in parts):
+        raise ValueError(f"weight bits {spec!r}: give 8, 4 or 2, or one of them per parameter layer (e.g. 8,4,4,8)")
+
+
+def weight_bits(arch: Architecture, spec: str) -> list[int]:
+    """The width of each parameter layer for ``spec`` (:func:`check_bits_spec`). A single width applies to
+    every layer but BatchNormalization's, whose scale stays 8-bit (its int8 kernel takes no other)."""
+    check_bits_spec(spec)
+    parts = [int(p) for p in spec.split(",")]
+    layers = [arch.layers[i] for i in arch.param_layers]
+    if len(parts) == 1:
+        return [8 if layer.kind is Kind.BATCHNORM else parts[0] for layer in layers]
+    if len(parts) != len(layers):
+        raise ValueError(f"weight bits {spec!r}: {len(parts)} widths for {len(layers)} parameter layers")
+    for layer, bits in zip(layers, parts, strict=True):
+        if layer.kind is Kind.BATCHNORM and bits != 8:
+            raise ValueError(f"weight bits {spec!r}: BatchNormalization '{layer.name}' takes 8 bits only")
+    return parts
+
+
 def packed_bytes(count: int, bits: int) -> int:
     """ODL_INT8_WEIGHT_BYTES: ``count`` values of ``bits`` bits, in whole 32-bit words."""
     return (count * bits + 31) // 32 * 4

@@ -189,6 +189,10 @@ class HostNetwork(Network):
         self._call("odl_int8_get_scores", logits.ctypes.data_as(i8p), probs.ctypes.data_as(i8p), logits.size)
         return int(cls.value), logits, probs
 
+    def int8_predict_classes(self, xs: np.ndarray) -> np.ndarray:
+        """The int8 model's class for every window."""
+        return np.array([self.int8_predict(x)[0] for x in xs], dtype=np.int64)
+
     def int8_image(self) -> bytes:
         """The quantized model as ``odl_int8_image_read`` lays it out (:func:`pyodl.model.quantized.parse_image`)."""
         size = ctypes.c_uint32()

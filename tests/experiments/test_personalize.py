@@ -36,6 +36,19 @@ def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]
             # Weights agree to ~1e-7, so predictions (and F1) agree unless a test window sits on a tie.
             assert abs(b.conditions[c].f1 - t.conditions[c].f1) <= 0.005, (b.subject, c)
             assert len(b.conditions[c].losses) == {"No Pers.": 0, "TL": 2, "Full": 3, "No Pretrain": 2}[c]
+            # The int8 copies: quantized by the firmware after board training, by the same C library on this
+            # computer after TensorFlow's and for the general model.
+            bq, tq = b.conditions[c].quantized, t.conditions[c].quantized
+            assert set(bq) == set(tq) == {"8", "4"}
+            assert {q.where for q in bq.values()} == {"host" if c == "No Pers." else "board"}
+            assert {q.where for q in tq.values()} == {"host"}
+            for spec in ("8", "4"):
+                assert bq[spec].weight_bytes == tq[spec].weight_bytes
+                assert bq[spec].bits == ([8] * 4 if spec == "8" else [4] * 4)
+                if c == "No Pers.":  # the same general model, quantized by the same library
+                    assert bq[spec] == tq[spec]
+                else:  # float weights ~1e-7 apart may put a weight or a range step on the other int8 side
+                    assert abs(bq[spec].f1 - tq[spec].f1) <= 0.02, (b.subject, c, spec)
     # Pretraining was cached by the first run: the second found it.
     assert len(list(tmp_path.glob("general-*.keras"))) == 2
     assert len(list(tmp_path.glob("general-*.norm.json"))) == 2
@@ -73,10 +86,15 @@ def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
     assert losses == {"No Pers.": 0, "TL": 1, "Full": 1, "No Pretrain": 2} and "No Pretrain 2 epochs" in text
     for condition in pers.CONDITIONS:
         assert f"| {condition} |" in text
+    assert "| condition | macro F1 | accuracy | int8 F1 | agrees | 4-bit F1 | agrees |" in text
     assert (out / "confusion.png").exists() and (out / "losses.png").exists() and (out / "results.json").exists()
 
 
 def test_unknown_subject_and_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["personalize", "--quantize", "3", "--out", "/tmp/none"]) == 2
+    assert "weight bits '3': give 8, 4 or 2" in capsys.readouterr().err
+    assert main(["personalize", "--quantize", "8,4", "--out", "/tmp/none"]) == 2
+    assert "2 widths for 4 parameter layers" in capsys.readouterr().err
     assert main(["personalize", "--subjects", "42", "--out", "/tmp/none"]) == 2
     assert "subjects [42] are not in" in capsys.readouterr().err
     assert main(["personalize", "--dataset", "mnist"]) == 2

@@ -35,7 +35,7 @@ odl_status_t odl_int8_activation_table(uint8_t act, float alpha, odl_qparams_t i
         }
         for (int32_t v = -128; lut != NULL && v <= 127; ++v) {
             const int32_t d = v - in.zero_point;
-            int32_t y = out.zero_point + odl_multiply_by_quantized_multiplier(d, d >= 0 ? m_id : m_alpha);
+            int32_t y = out.zero_point + odl_mbqm(d, d >= 0 ? m_id : m_alpha);
             y = y < -128 ? -128 : (y > 127 ? 127 : y);
             lut[v + 128] = (int8_t)y;
         }
@@ -61,7 +61,7 @@ static int32_t wrapping_add(int32_t a, int32_t b)
 
 static int32_t srdhm(int32_t a, int32_t b)
 {
-    return odl_saturating_rounding_doubling_high_mul(a, b);
+    return odl_srdhm(a, b);
 }
 
 /* x * 2^n, saturated to int32. */
@@ -86,8 +86,8 @@ static int32_t exp_quarter_interval(int32_t a)
     const int32_t x2 = srdhm(x, x);
     const int32_t x3 = srdhm(x2, x);
     const int32_t x4 = srdhm(x2, x2);
-    const int32_t x4_over_4 = odl_rounding_divide_by_pot(x4, 2);
-    const int32_t poly = odl_rounding_divide_by_pot(
+    const int32_t x4_over_4 = odl_rdbpot(x4, 2);
+    const int32_t poly = odl_rdbpot(
         wrapping_add(srdhm(wrapping_add(x4_over_4, x3), one_third), x2), 1);
     return wrapping_add(exp_minus_one_eighth, srdhm(exp_minus_one_eighth, wrapping_add(x, poly)));
 }
@@ -157,7 +157,7 @@ void odl_softmax_forward_int8(const int8_t *x, unsigned n, odl_qmult_t beta_mult
         const int32_t d = (int32_t)x[i] - max;
         if (d >= diff_min) {
             const int32_t scaled = srdhm((int32_t)((uint32_t)d << beta_mult.shift), beta_mult.multiplier);
-            sum += odl_rounding_divide_by_pot(exp_on_negative_values(scaled), SOFTMAX_ACCUMULATION_BITS);
+            sum += odl_rdbpot(exp_on_negative_values(scaled), SOFTMAX_ACCUMULATION_BITS);
         }
     }
     const unsigned headroom = leading_zeros((uint32_t)sum);
@@ -170,7 +170,7 @@ void odl_softmax_forward_int8(const int8_t *x, unsigned n, odl_qmult_t beta_mult
         if (d >= diff_min) {
             const int32_t scaled = srdhm((int32_t)((uint32_t)d << beta_mult.shift), beta_mult.multiplier);
             const int32_t e = exp_on_negative_values(scaled);
-            v = odl_rounding_divide_by_pot(srdhm(reciprocal, e), bits_over_unit + 31 - 8) - 128;
+            v = odl_rdbpot(srdhm(reciprocal, e), bits_over_unit + 31 - 8) - 128;
             v = v < -128 ? -128 : (v > 127 ? 127 : v);
         }
         y[i] = (int8_t)v;

@@ -6,9 +6,9 @@
  */
 #include "odl_int8_layers.h"
 
-static int8_t requantize(int32_t acc, odl_qmult_t m, const odl_int8_io_t *io)
+static inline int8_t requantize(int32_t acc, odl_qmult_t m, const odl_int8_io_t *io)
 {
-    int32_t v = odl_multiply_by_quantized_multiplier(acc, m) + io->out_zp;
+    int32_t v = odl_mbqm(acc, m) + io->out_zp;
     v = v < io->act_min ? io->act_min : v;
     v = v > io->act_max ? io->act_max : v;
     return (int8_t)v;
@@ -42,10 +42,28 @@ void odl_conv1d_forward_int8_ref(const int8_t *x, unsigned n, unsigned c, const 
     }
 }
 
+/* The taps of output m that fall inside the input, one by one (a window reaching into the padding, or
+ * dilated): sum w * (x - zp). */
+static int32_t taps_inside(const int8_t *x, unsigned n, unsigned c, const int8_t *wj, unsigned k, long start,
+                           const odl_window_t *g, int32_t in_zp)
+{
+    int32_t acc = 0;
+    for (unsigned kk = 0; kk < k; ++kk) {
+        const long r = start + (long)(kk * g->dilation);
+        if (!row_inside(r, n)) {
+            continue;
+        }
+        for (unsigned ch = 0; ch < c; ++ch) {
+            acc += (int32_t)wj[kk * c + ch] * ((int32_t)x[(uint32_t)r * c + ch] - in_zp);
+        }
+    }
+    return acc;
+}
+
 /* Output channel by output channel: its weights (unpacked into `row` when sub-byte) and their sum, so that
  * a window lying wholly inside the input costs one contiguous inner product of k * c bytes:
- * sum w * (x - zp) = dot(x, w) - zp * sum w. Windows that reach into the padding, and dilated ones, take the
- * tap-by-tap path. */
+ * sum w * (x - zp) = dot(x, w) - zp * sum w; two neighbouring windows share each weight load. Windows that
+ * reach into the padding, and dilated ones, take the tap-by-tap path. */
 void odl_conv1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8_t *w, unsigned bits,
                              const int32_t *bias, const odl_qmult_t *mult, unsigned k, unsigned f,
                              const odl_window_t *g, unsigned m_out, const odl_int8_io_t *io, int8_t *row, int8_t *y)
@@ -63,23 +81,24 @@ void odl_conv1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8
         for (unsigned i = 0; i < taps; ++i) {
             wsum += wj[i];
         }
-        for (unsigned m = 0; m < m_out; ++m) {
+        const int32_t base = bias[j] - io->in_zp * wsum;
+        const odl_qmult_t mj = mult[j];
+        for (unsigned m = 0; m < m_out;) {
             const long start = (long)m * (long)g->stride - (long)g->pad;
-            int32_t acc = bias[j];
-            if (g->dilation == 1u && start >= 0 && start + (long)k <= (long)n) {
-                acc += odl_dot_int8(x + (uint32_t)start * c, wj, taps) - io->in_zp * wsum;
-            } else {
-                for (unsigned kk = 0; kk < k; ++kk) {
-                    const long r = start + (long)(kk * g->dilation);
-                    if (!row_inside(r, n)) {
-                        continue;
-                    }
-                    for (unsigned ch = 0; ch < c; ++ch) {
-                        acc += (int32_t)wj[kk * c + ch] * ((int32_t)x[(uint32_t)r * c + ch] - io->in_zp);
-                    }
-                }
+            const int inside = g->dilation == 1u && start >= 0 && start + (long)k <= (long)n;
+            const long next = start + (long)g->stride;
+            if (inside && m + 1u < m_out && next + (long)k <= (long)n) {
+                int32_t a0, a1;
+                odl_dot2_int8(x + (uint32_t)start * c, x + (uint32_t)next * c, wj, taps, &a0, &a1);
+                y[m * f + j] = requantize(base + a0, mj, io);
+                y[(m + 1u) * f + j] = requantize(base + a1, mj, io);
+                m += 2u;
+                continue;
             }
-            y[m * f + j] = requantize(acc, mult[j], io);
+            const int32_t acc = inside ? base + odl_dot_int8(x + (uint32_t)start * c, wj, taps)
+                                       : bias[j] + taps_inside(x, n, c, wj, k, start, g, io->in_zp);
+            y[m * f + j] = requantize(acc, mj, io);
+            ++m;
         }
     }
 }

@@ -32,36 +32,20 @@ odl_qmult_t odl_quantize_multiplier(double real)
     return m;
 }
 
+/* The exported names of the inline helpers (odl_int8_layers.h), for the kernel tests and the host. */
 int32_t odl_saturating_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudged = ab + (ab >= 0 ? (1LL << 30) : (1LL - (1LL << 30)));
-    /* Division by 2^31 truncating toward zero, without a 64-bit division call. */
-    return (int32_t)(nudged >= 0 ? nudged >> 31 : -((-nudged) >> 31));
+    return odl_srdhm(a, b);
 }
 
 int32_t odl_rounding_divide_by_pot(int32_t x, int exponent)
 {
-    if (exponent <= 0) {
-        return x;
-    }
-    const int32_t mask = (int32_t)((1LL << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    /* >> of a negative int is an arithmetic shift on every compiler this builds with, as TFLite assumes. */
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    return odl_rdbpot(x, exponent);
 }
 
 int32_t odl_multiply_by_quantized_multiplier(int32_t x, odl_qmult_t m)
 {
-    const int left = m.shift > 0 ? m.shift : 0;
-    const int right = m.shift > 0 ? 0 : -m.shift;
-    /* TFLite multiplies by 2^left in int32: it wraps on overflow, so does this (defined on uint32_t). */
-    const int32_t shifted = (int32_t)((uint32_t)x << left);
-    return odl_rounding_divide_by_pot(odl_saturating_rounding_doubling_high_mul(shifted, m.multiplier), right);
+    return odl_mbqm(x, m);
 }
 
 int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n)
@@ -74,32 +58,89 @@ int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n)
 }
 
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
-#include <arm_acle.h>
 #include <string.h>
 
-/* Four products per iteration: SXTB16 widens bytes 0 and 2 (then 1 and 3, after a rotation by 8) of each
- * word into two int16 halves, SMLAD multiplies both pairs and adds them. Integer sums are exact in any
- * order, so this equals the reference bit for bit. */
+/* Bytes 0 and 2, and bytes 1 and 3 (SXTB16 with a rotation by 8, one instruction), of a word as two int16
+ * halves each. */
+static inline uint32_t sxtb16(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+
+static inline uint32_t sxtb16_ror8(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* acc + lo(a) lo(b) + hi(a) hi(b) on int16 halves. */
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+static inline uint32_t load_word(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4u); /* the M4 loads unaligned words in one LDR */
+    return v;
+}
+
+/* Four products per word pair: both words widened to int16 pairs (bytes 0 and 2, then 1 and 3), two SMLADs.
+ * Integer sums are exact in any order, so this equals the reference bit for bit. */
 int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n)
 {
     int32_t acc = 0;
-    unsigned i = 0;
-    for (; i + 4u <= n; i += 4u) {
-        uint32_t xa, wa;
-        memcpy(&xa, x + i, 4u); /* the M4 loads unaligned words in one LDR */
-        memcpy(&wa, w + i, 4u);
-        const uint32_t xr = (xa >> 8) | (xa << 24), wr = (wa >> 8) | (wa << 24);
-        acc = __smlad(__sxtb16((int32_t)xa), __sxtb16((int32_t)wa), acc);
-        acc = __smlad(__sxtb16((int32_t)xr), __sxtb16((int32_t)wr), acc);
+    for (unsigned words = n / 4u; words > 0u; --words) {
+        const uint32_t xa = load_word(x), wa = load_word(w);
+        x += 4;
+        w += 4;
+        acc = smlad(sxtb16(xa), sxtb16(wa), acc);
+        acc = smlad(sxtb16_ror8(xa), sxtb16_ror8(wa), acc);
     }
-    for (; i < n; ++i) {
+    for (unsigned i = 0; i < n % 4u; ++i) {
         acc += (int32_t)x[i] * (int32_t)w[i];
     }
     return acc;
+}
+
+/* Two inner products with the same weights (two output positions of a convolution): each weight word is
+ * loaded and widened once for both. */
+void odl_dot2_int8(const int8_t *x0, const int8_t *x1, const int8_t *w, unsigned n, int32_t *acc0, int32_t *acc1)
+{
+    int32_t a0 = 0, a1 = 0;
+    for (unsigned words = n / 4u; words > 0u; --words) {
+        const uint32_t wa = load_word(w), x0a = load_word(x0), x1a = load_word(x1);
+        w += 4;
+        x0 += 4;
+        x1 += 4;
+        const uint32_t w02 = sxtb16(wa), w13 = sxtb16_ror8(wa);
+        a0 = smlad(sxtb16(x0a), w02, a0);
+        a0 = smlad(sxtb16_ror8(x0a), w13, a0);
+        a1 = smlad(sxtb16(x1a), w02, a1);
+        a1 = smlad(sxtb16_ror8(x1a), w13, a1);
+    }
+    for (unsigned i = 0; i < n % 4u; ++i) {
+        a0 += (int32_t)x0[i] * (int32_t)w[i];
+        a1 += (int32_t)x1[i] * (int32_t)w[i];
+    }
+    *acc0 = a0;
+    *acc1 = a1;
 }
 #else
 int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n)
 {
     return odl_dot_int8_ref(x, w, n);
+}
+
+void odl_dot2_int8(const int8_t *x0, const int8_t *x1, const int8_t *w, unsigned n, int32_t *acc0, int32_t *acc1)
+{
+    *acc0 = odl_dot_int8_ref(x0, w, n);
+    *acc1 = odl_dot_int8_ref(x1, w, n);
 }
 #endif

@@ -17,6 +17,39 @@ typedef struct {
     int32_t act_min, act_max;
 } odl_int8_io_t;
 
+/* gemmlowp's fixed point, inline in every kernel (fixedpoint.c exports them under odl_ names). */
+static inline int32_t odl_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    /* (ab + nudge) / 2^31 truncated toward zero: an arithmetic shift after adding 2^31 - 1 to a negative sum. */
+    const int64_t nudged = ab >= 0 ? ab + (1LL << 30) : ab + (1LL - (1LL << 30)) + ((1LL << 31) - 1);
+    return (int32_t)(nudged >> 31);
+}
+
+/* x / 2^exponent rounded half away from zero. >> of a negative int is an arithmetic shift on every compiler
+ * this builds with, as TFLite assumes. */
+static inline int32_t odl_rdbpot(int32_t x, int exponent)
+{
+    if (exponent <= 0) {
+        return x;
+    }
+    const int32_t mask = (int32_t)((1u << exponent) - 1u); /* exponent <= 31 */
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier with two roundings; the left shift wraps in int32 as TFLite's. */
+static inline int32_t odl_mbqm(int32_t x, odl_qmult_t m)
+{
+    const int left = m.shift > 0 ? m.shift : 0;
+    const int right = m.shift > 0 ? 0 : -m.shift;
+    return odl_rdbpot(odl_srdhm((int32_t)((uint32_t)x << left), m.multiplier), right);
+}
+
 /* Weight i of a tensor packed `bits` bits per value, low bits first (bits 8: the byte itself). */
 static inline int32_t odl_int8_weight(const int8_t *w, unsigned bits, uint32_t i)
 {
@@ -33,6 +66,8 @@ static inline int32_t odl_int8_weight(const int8_t *w, unsigned bits, uint32_t i
  * Cortex-M4's SMLAD (two 16x16 multiply-accumulates per instruction) where the compiler targets it. */
 int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n);
 int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n);
+/* The inner products of two inputs with the same weights. */
+void odl_dot2_int8(const int8_t *x0, const int8_t *x1, const int8_t *w, unsigned n, int32_t *acc0, int32_t *acc1);
 
 /* conv1d_int8.c: x (n, c), w [f][k][c] packed `bits`, output (m_out, f):
  * acc = bias[j] + sum over taps inside the input of w * (x - in_zp), then MBQM(acc, mult[j]) + out_zp.

@@ -80,6 +80,6 @@ void odl_gap1d_forward_int8(const int8_t *x, unsigned n, unsigned c, odl_qmult_t
             sum += x[r * c + ch];
         }
         sum -= io->in_zp * (int32_t)n;
-        y[ch] = saturate(odl_multiply_by_quantized_multiplier(sum, mult) + io->out_zp, io);
+        y[ch] = saturate(odl_mbqm(sum, mult) + io->out_zp, io);
     }
 }

@@ -1,0 +1,197 @@
+"""What int8 inference of a model costs on the device: estimated (a cost model over the int8 kernels' work,
+like the training estimate's) and measured (PREDICT_Q on the simulated board), next to float inference.
+
+The memory is exact: the ``.odl_int8`` section (firmware/odl/odl_int8.h: the quantized weights with room for
+8 bits each, biases, scales, multipliers, activation tables, calibration ranges, two int8 activation
+buffers), which the memory plan sizes. The model's own bytes, packed at their widths, are the image a flash
+copy would take (GET_QIMAGE's, whose per-layer headers aside).
+
+Instructions and cycles come from coefficients fitted by ``benchmarks/calibrate.py --int8`` on random
+architectures and widths (the per-feature costs of the kernels: an SMLAD inner product's MAC, a padded or
+dilated tap's, a requantization, a Dense output's double-precision rounding, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyodl.model.architecture import Architecture, Kind, Layer, Model
+from pyodl.model.memory_plan import INT8, has_int8_table, int8_buffers, int8_weight_count
+from pyodl.model.quantized import packed_bytes, weight_bits
+from pyodl.resources.energy import RUN_MODES
+from pyodl.resources.estimate import window_rows
+
+FLOAT_BYTES = 4
+
+# Instructions per unit of each feature, fitted by benchmarks/calibrate.py --int8 (see INT8_FIT below).
+INT8_COEFFICIENTS: dict[str, float] = {
+    "window": 0.0,  # per PREDICT_Q: dispatch, softmax set-up, argmax
+    "input": 0.0,  # an input value quantized (float division, rounding)
+    "conv_fast_mac": 0.0,  # a Conv1D MAC of a window inside the input (SMLAD, four per two instructions)
+    "conv_slow_mac": 0.0,  # a MAC of a window reaching into the padding, or dilated (tap by tap)
+    "row_weight": 0.0,  # a weight summed once per output channel (the input zero point's correction)
+    "unpacked_weight": 0.0,  # a sub-byte weight unpacked into a row
+    "requant_output": 0.0,  # an output requantized by a fixed-point multiplier (Conv1D, depthwise, GAP)
+    "dw_mac": 0.0,  # a DepthwiseConv1D or BatchNorm MAC
+    "dw_subbyte_mac": 0.0,  # ... of sub-byte weights
+    "dense_mac": 0.0,
+    "dense_output": 0.0,  # a Dense output, requantized in double precision
+    "pool_read": 0.0,  # an AvgPool1D or MaxPool1D input read
+    "pool_output": 0.0,
+    "gap_read": 0.0,
+    "element": 0.0,  # a ReLU/ReLU6 clamp or a tanh/sigmoid/LeakyReLU table lookup
+    "class": 0.0,  # a class of the softmax
+}
+INT8_CYCLE_COEFFICIENTS: dict[str, float] = dict.fromkeys(INT8_COEFFICIENTS, 0.0)
+# Worst relative error of the fits on their calibration set (benchmarks/calibrate.py --int8).
+INT8_FIT = {"instructions": 0.0, "cycles": 0.0}
+
+
+def _interior(layer: Layer) -> int:
+    """Outputs of a Conv1D whose window lies wholly inside the input with taps one row apart (the SMLAD path)."""
+    if layer.dilation != 1:
+        return 0
+    return sum(1 for m in range(layer.out_len)
+               if m * layer.stride - layer.pad >= 0 and m * layer.stride - layer.pad + layer.size <= layer.in_len)
+
+
+def int8_features(arch: Architecture, bits: list[int]) -> dict[str, float]:
+    """The int8 cost model's features for one window (PREDICT_Q) with weight widths ``bits``."""
+    f = dict.fromkeys(INT8_COEFFICIENTS, 0.0)
+    f["window"] = 1.0
+    f["input"] = arch.input_size
+    f["class"] = arch.num_classes
+    widths = iter(bits)
+    for layer in arch.layers:
+        b = next(widths) if layer.has_params else 8
+        if layer.kind is Kind.CONV1D:
+            taps = layer.size * layer.in_ch
+            fast = _interior(layer) * layer.out_ch * taps
+            f["conv_fast_mac"] += fast
+            f["conv_slow_mac"] += window_rows(layer) * layer.in_ch * layer.out_ch - fast
+            f["row_weight"] += layer.out_ch * taps
+            f["unpacked_weight"] += layer.out_ch * taps if b < 8 else 0
+            f["requant_output"] += layer.out_size
+        elif layer.kind in (Kind.DEPTHWISE1D, Kind.BATCHNORM):
+            macs = (window_rows(layer) if layer.kind is Kind.DEPTHWISE1D else layer.in_len) * layer.out_ch
+            f["dw_subbyte_mac" if b < 8 else "dw_mac"] += macs
+            f["requant_output"] += layer.out_size
+        elif layer.kind is Kind.DENSE:
+            f["dense_mac"] += layer.in_size * layer.out_ch
+            f["row_weight"] += layer.in_size * layer.out_ch
+            f["unpacked_weight"] += layer.in_size * layer.out_ch if b < 8 else 0
+            f["dense_output"] += layer.out_ch
+        elif layer.kind in (Kind.AVGPOOL1D, Kind.MAXPOOL1D):
+            f["pool_read"] += window_rows(layer) * layer.in_ch
+            f["pool_output"] += layer.out_size
+        elif layer.kind is Kind.GAP1D:
+            f["gap_read"] += layer.in_size
+            f["requant_output"] += layer.out_ch
+        elif layer.kind in (Kind.RELU, Kind.ACTIVATION):
+            f["element"] += layer.out_size
+        if layer.has_params and (has_int8_table(layer) or layer.activation in ("relu", "relu6")):
+            f["element"] += layer.out_size if has_int8_table(layer) else 0
+    return f
+
+
+def model_bytes(arch: Architecture, bits: list[int]) -> dict[str, int]:
+    """The quantized model's own bytes: packed weights, and per output channel an int32 bias, a float scale and
+    a multiplier (8 bytes; Dense: a double); a table of 256 bytes per tanh, sigmoid or LeakyReLU."""
+    widths = iter(bits)
+    weights = per_channel = tables = 0
+    for layer in arch.layers:
+        if layer.has_params:
+            weights += packed_bytes(int8_weight_count(layer), next(widths))
+            per_channel += layer.out_ch * (4 + 4 + 8)
+        if has_int8_table(layer):
+            tables += 256
+    return {"weights": weights, "biases, scales, multipliers": per_channel, "activation tables": tables}
+
+
+@dataclass(frozen=True)
+class InferenceEstimate:
+    bits: list[int]
+    ram_bytes: int  # the .odl_int8 section
+    model_bytes: dict[str, int]
+    float_param_bytes: int
+    instructions: float  # per window, PREDICT_Q
+    cycles: float  # Cortex-M4 cycles at 80 MHz (the board's cycle model)
+
+    @property
+    def millijoules(self) -> float:
+        return RUN_MODES["pll80"].millijoules(self.cycles)
+
+    @property
+    def milliseconds(self) -> float:
+        return self.cycles / RUN_MODES["pll80"].hz * 1e3
+
+
+def estimate_inference(arch: Architecture, spec: str = "8") -> InferenceEstimate:
+    """The estimate of int8 inference with weights of ``spec`` (pyodl.model.quantized.weight_bits)."""
+    bits = weight_bits(arch, spec)
+    f = int8_features(arch, bits)
+    ram = sum(buf.bytes for buf in int8_buffers(arch) if buf.section == INT8)
+    return InferenceEstimate(bits, ram, model_bytes(arch, bits), arch.param_count * FLOAT_BYTES,
+                             sum(INT8_COEFFICIENTS[k] * v for k, v in f.items()),
+                             sum(INT8_CYCLE_COEFFICIENTS[k] * v for k, v in f.items()))
+
+
+@dataclass(frozen=True)
+class InferenceMeasurement:
+    bits: list[int]
+    int8_section_bytes: int  # .odl_int8 in the linked firmware
+    image_bytes: int  # GET_QIMAGE's size
+    float_instructions: float  # per window: PREDICT of a loaded window
+    float_cycles: float
+    int8_instructions: float  # per window: PREDICT_Q
+    int8_cycles: float
+    agreement: float  # share of the windows where int8 and float pick the same class
+
+
+def measure_inference(model: Model, specs: list[str], builder: object, work_dir: Path, windows: int = 8,
+                      seed: int = 0) -> list[InferenceMeasurement]:
+    """Float PREDICT and int8 PREDICT_Q of ``windows`` random windows on the simulated board, after calibrating
+    on 16 others, for each weight-bits spec: instructions and modelled cycles per window."""
+    from pyodl.board.mailbox import MailboxTransport
+    from pyodl.board.unicorn import UnicornBoard
+    from pyodl.network.board import BoardNetwork
+
+    firmware = builder.export_and_build(model, work_dir, dataset_windows=16)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(seed)
+    arch = model.arch
+    calibration = rng.standard_normal((16, arch.input_len, arch.input_ch)).astype(np.float32)
+    xs = rng.standard_normal((windows, arch.input_len, arch.input_ch)).astype(np.float32)
+    out = []
+    with UnicornBoard(firmware.elf) as board:
+        net = BoardNetwork(MailboxTransport(board), arch)
+
+        def cost(call: object) -> tuple[float, float]:
+            i0, c0 = board.executed_instructions(), board.modelled_cycles()
+            call()  # type: ignore[operator]
+            return board.executed_instructions() - i0, board.modelled_cycles() - c0
+
+        float_costs, float_classes = [], []
+        for x in xs:  # PREDICT of a loaded window: predict() less its LOAD_SAMPLE
+            box: list[int] = []
+            both = np.subtract(cost(lambda box=box, x=x: box.append(net.predict(x)[0])),
+                               cost(lambda x=x: net.load_sample(x)))
+            float_costs.append(both)
+            float_classes.append(box[0])
+        net.int8_calibrate(calibration, reset=True)
+        section = firmware.ram_sections().get(INT8, 0)
+        for spec in specs:
+            bits = weight_bits(arch, spec)
+            size = net.int8_quantize(bits)
+            costs, classes = [], []
+            for x in xs:
+                box: list[int] = []
+                costs.append(cost(lambda box=box, x=x: box.append(net.int8_predict(x)[0])))
+                classes.append(box[0])
+            fi, fc = np.mean(float_costs, axis=0)
+            qi, qc = np.mean(costs, axis=0)
+            out.append(InferenceMeasurement(bits, section, size, float(fi), float(fc), float(qi), float(qc),
+                                            float(np.mean(np.array(classes) == np.array(float_classes)))))
+    return out

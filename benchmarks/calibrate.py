@@ -2,6 +2,7 @@
 board's modelled Cortex-M4 cycles) to the firmware on the simulated board.
 
     .venv/bin/python benchmarks/calibrate.py [--random 32] [--wide 32] [--seed 100]
+    .venv/bin/python benchmarks/calibrate.py --int8 [--random 24] [--wide 24] [--seed 200]
 
 Measures the paper's model at every T and mode plus random architectures
 (pyodl.model.architecture.random_architecture, and as many with strided, dilated and padded windows and
@@ -67,6 +68,42 @@ def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
     print(f"worst relative error of the step fits: {worst:.2%}")
 
 
+def fit_int8(random: int, wide: int, seed: int) -> None:
+    """INT8_COEFFICIENTS and INT8_CYCLE_COEFFICIENTS of pyodl/resources/inference.py: PREDICT_Q on the paper's
+    model at every T and on random architectures, each with all-8-bit weights and a random mix of widths."""
+    from pyodl.model.architecture import Kind
+    from pyodl.resources.inference import INT8_COEFFICIENTS, int8_features, measure_inference
+
+    keys = tuple(INT8_COEFFICIENTS)
+    rng = np.random.default_rng(seed)
+    models = [paper_model(t, 0) for t in PAPER_INPUT_LENGTHS]
+    while len(models) < len(PAPER_INPUT_LENGTHS) + random + wide:
+        i = len(models)
+        arch = random_architecture(rng, f"int8cal{i}", wide=i >= len(PAPER_INPUT_LENGTHS) + random)
+        if estimate(arch).fits:
+            models.append(Model(arch, glorot_params(arch, i)))
+    rows, ys, cycles = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        builder = FirmwareBuilder(Path(tmp) / "build")
+        for k, model in enumerate(models):
+            layers = [model.arch.layers[i] for i in model.arch.param_layers]
+            mixed = ",".join("8" if layer.kind is Kind.BATCHNORM else str(rng.choice([8, 4, 2])) for layer in layers)
+            for m in measure_inference(model, ["8", mixed], builder, Path(tmp) / f"q{k}", windows=4):
+                f = int8_features(model.arch, m.bits)
+                rows.append([f[key] for key in keys])
+                ys.append(m.int8_instructions)
+                cycles.append(m.int8_cycles)
+                print(f"{model.arch.name} T={model.arch.input_len} bits {m.bits}: {m.int8_instructions:.0f} "
+                      f"instructions, {m.int8_cycles:.0f} cycles per window (float {m.float_instructions:.0f})")
+    a = np.array(rows)
+    for name, y in (("INT8_COEFFICIENTS", np.array(ys)), ("INT8_CYCLE_COEFFICIENTS", np.array(cycles))):
+        coef, rel = _fit_relative(a, y)
+        print(f"{name} = {{")
+        for key, value in zip(keys, coef, strict=True):
+            print(f'    "{key}": {value:.3f},')
+        print(f"}}  # worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%}, {len(y)} points)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--random", type=int, default=32, help="random architectures (default 32)")
@@ -74,7 +111,12 @@ def main() -> None:
                         help="random architectures with strided, dilated, padded windows and HAR activations "
                              "(default 32)")
     parser.add_argument("--seed", type=int, default=100, help="seed of the random architectures (default 100)")
+    parser.add_argument("--int8", action="store_true",
+                        help="fit the int8 inference cost model (pyodl/resources/inference.py) instead")
     args = parser.parse_args()
+    if args.int8:
+        fit_int8(args.random, args.wide, args.seed)
+        return
     configs: list[tuple[Model, int | None]] = []
     for t in PAPER_INPUT_LENGTHS:
         configs += [(paper_model(t, 0), None), (paper_model(t, 0), 2)]

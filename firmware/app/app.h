@@ -59,6 +59,10 @@ typedef enum {
     ODL_CMD_PREDICT_Q = 21,     /* data one window -> result0 class; data int8 logits, then int8 probabilities */
     ODL_CMD_EVALUATE_Q = 22,    /* arg0 first record, arg1 count -> data the int8 model's classes, u16 each */
     ODL_CMD_GET_QIMAGE = 23,    /* arg0 offset, arg1 count -> data that part of the int8 image, result0 its size */
+    ODL_CMD_PREDICT_A = 24,     /* adaptive: data one window, arg0 the cheap mode's newest rows, arg1 the threshold
+                                   (probability * 256; 256: always the whole window) -> result0 class, result1 1 if
+                                   the whole window ran, result2 the cheap class, result3 its confidence
+                                   (probability * 256); data the last mode's int8 logits, then probabilities */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -201,6 +205,7 @@ uint32_t odl_int8_quantize_command(odl_mailbox_t *mb);
 uint32_t odl_int8_predict_command(odl_mailbox_t *mb);
 uint32_t odl_int8_evaluate_command(odl_mailbox_t *mb);
 uint32_t odl_int8_image_command(odl_mailbox_t *mb);
+uint32_t odl_int8_adaptive_command(odl_mailbox_t *mb);
 
 /* Feeds one received byte to the frame parser; a complete frame is executed and answered. */
 void odl_frames_feed(uint8_t byte);

@@ -218,6 +218,8 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return odl_int8_evaluate_command(mb);
     case ODL_CMD_GET_QIMAGE:
         return odl_int8_image_command(mb);
+    case ODL_CMD_PREDICT_A:
+        return odl_int8_adaptive_command(mb);
     default:
         return ODL_APP_ERR_COMMAND;
     }
@@ -227,7 +229,7 @@ static int answers_with_data(uint32_t command)
 {
     return command == ODL_CMD_INFO || command == ODL_CMD_GET_PARAMS || command == ODL_CMD_PREDICT ||
            command == ODL_CMD_EVALUATE || command == ODL_CMD_PREDICT_Q || command == ODL_CMD_EVALUATE_Q ||
-           command == ODL_CMD_GET_QIMAGE;
+           command == ODL_CMD_GET_QIMAGE || command == ODL_CMD_PREDICT_A;
 }
 
 void odl_app_execute(void)

@@ -107,3 +107,28 @@ uint32_t odl_int8_image_command(odl_mailbox_t *mb)
     }
     return st;
 }
+
+uint32_t odl_int8_adaptive_command(odl_mailbox_t *mb)
+{
+    if (mb->data_len != ODL_INPUT_SIZE * 4u) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    if (mb->arg[1] > 256u) {
+        return ODL_APP_ERR_ARGS;
+    }
+    odl_adaptive_t r;
+    odl_status_t st = odl_int8_predict_adaptive(&odl_model_int8, &odl_model, mb->data, mb->arg[0], mb->arg[1], &r);
+    if (st == ODL_OK) {
+        int8_t *out = (int8_t *)mb->data;
+        st = odl_int8_get_scores(&odl_model_int8, &odl_model, out, out + odl_model.num_classes,
+                                 odl_model.num_classes);
+    }
+    if (st == ODL_OK) {
+        mb->result[0] = r.predicted_class;
+        mb->result[1] = r.full_ran;
+        mb->result[2] = r.cheap_class;
+        mb->result[3] = r.cheap_confidence;
+        mb->data_len = 2u * odl_model.num_classes;
+    }
+    return st;
+}

@@ -49,7 +49,7 @@ typedef struct {
     int8_t *weights;      /* ODL_INT8_WEIGHT_BYTES(count, 8) bytes: room for 8-bit weights */
     int32_t *bias;        /* scale in.scale * w_scale[c], zero point 0 */
     float *w_scale;
-    odl_qmult_t *mult;    /* in.scale * w_scale[c] / out.scale (GAP: mult[0], 1 / length folded in) */
+    odl_qmult_t *mult;    /* in.scale * w_scale[c] / out.scale (GAP: mult[0], 1 / length folded in; mult[1] not) */
     double *real_scale;   /* Dense: in.scale * w_scale[j] / out.scale, in double, as TFLite's reference */
     int8_t *lut;          /* tanh, sigmoid, LeakyReLU (fused or alone): 256 outputs, indexed by input + 128 */
 } odl_int8_buffers_t;
@@ -110,6 +110,26 @@ int8_t odl_int8_quantize_value(float x, odl_qparams_t p);
 /* Integer inference of one float window: logits and probabilities (int8) land in q->logits and q->probs;
  * the class is the first largest logit. */
 odl_status_t odl_int8_predict(odl_int8_t *q, const odl_net_t *net, const float *x, uint16_t *predicted_class);
+/* The same on the newest `len` rows of the window only (the rest must be finite too): the cheap mode of
+ * adaptive inference, for a model whose window layers are unpadded and that reaches its Dense layers through
+ * GlobalAveragePooling1D. ODL_ERR_UNSUPPORTED when a layer cannot take `len` rows (padded windows, a Flatten,
+ * windows that do not fit), ODL_ERR_SIZE for 0 or more rows than the input's. */
+odl_status_t odl_int8_predict_newest(odl_int8_t *q, const odl_net_t *net, const float *x, unsigned len,
+                                     uint16_t *predicted_class);
+/* The last prediction's largest int8 probability, as probability * 256 (0..255). */
+uint8_t odl_int8_confidence(const odl_int8_t *q, const odl_net_t *net);
+
+typedef struct {
+    uint16_t predicted_class;
+    uint16_t cheap_class;
+    uint32_t cheap_confidence; /* odl_int8_confidence of the cheap mode */
+    uint32_t full_ran;         /* 1: the cheap mode's confidence was below the threshold */
+} odl_adaptive_t;
+/* Adaptive inference: the cheap mode on the newest cheap_len rows; when its confidence (probability * 256)
+ * is below `threshold`, the whole window too, whose answer then counts. The scores left in q are the last
+ * mode's. */
+odl_status_t odl_int8_predict_adaptive(odl_int8_t *q, const odl_net_t *net, const float *x, unsigned cheap_len,
+                                       uint32_t threshold, odl_adaptive_t *result);
 /* Copies the last prediction's int8 logits and probabilities; n must be the number of classes. */
 odl_status_t odl_int8_get_scores(const odl_int8_t *q, const odl_net_t *net, int8_t *logits, int8_t *probs,
                                  uint32_t n);

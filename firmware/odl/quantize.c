@@ -283,8 +283,9 @@ static odl_status_t quantize_pass(odl_int8_t *q, const odl_net_t *net, const uin
             if (!multiplier_ok(m)) {
                 return ODL_ERR_QUANT_RANGE;
             }
-            if (write) {
+            if (write) { /* folded for the table's length, and the base for a shorter input */
                 q->buffers[i].mult[0] = odl_mean_multiplier(m, l->in_len);
+                q->buffers[i].mult[1] = m;
             }
         }
         if (l->kind == ODL_LAYER_SOFTMAX || l->act == ODL_ACT_SOFTMAX) {

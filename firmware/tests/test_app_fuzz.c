@@ -107,6 +107,10 @@ static void plausible_int8_arguments(test_rng_t *rng, uint32_t command)
     } else if (command == ODL_CMD_GET_QIMAGE) {
         odl_mailbox.arg[0] = test_int(rng, 0, 20000);
         odl_mailbox.arg[1] = test_int(rng, 0, ODL_DATA_BYTES);
+    } else if (command == ODL_CMD_PREDICT_A) {
+        odl_mailbox.data_len = 4u * ODL_INPUT_SIZE;
+        odl_mailbox.arg[0] = test_int(rng, 0, ODL_INPUT_LEN + 1u);
+        odl_mailbox.arg[1] = test_int(rng, 0, 257);
     } else if (command != ODL_CMD_PREDICT_Q) {
         odl_mailbox.data_len = 0u;
     }

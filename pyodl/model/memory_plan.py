@@ -254,8 +254,8 @@ def int8_buffers(arch: Architecture) -> list[Buffer]:
                 add(f"q{i}_real_scale", layer.out_ch, "double")
             else:
                 add(f"q{i}_mult", layer.out_ch, "odl_qmult_t")
-        elif layer.kind is Kind.GAP1D:
-            add(f"q{i}_mult", 1, "odl_qmult_t")
+        elif layer.kind is Kind.GAP1D:  # the multiplier with 1 / length folded in, and without
+            add(f"q{i}_mult", 2, "odl_qmult_t")
         if has_int8_table(layer):
             add(f"q{i}_lut", 256, "int8_t")
     add("int8_layers", len(arch.layers), "odl_int8_layer_t")

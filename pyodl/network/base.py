@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,17 @@ def mean_loss(losses: list[float]) -> float:
     for loss in losses:
         total = np.float32(total + np.float32(loss))
     return float(total / np.float32(len(losses)))
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """One adaptive int8 inference: the answer, whether the whole window ran, the cheap mode's class and its
+    confidence (its largest int8 probability as probability * 256, 0..255)."""
+
+    predicted_class: int
+    full_ran: bool
+    cheap_class: int
+    cheap_confidence: int
 
 
 class Network(abc.ABC):

@@ -32,7 +32,7 @@ from pyodl.model.architecture import Architecture, Params
 from pyodl.model.memory_plan import FLOAT_BYTES, LABEL_BYTES
 from pyodl.model.optimizer import Optimizer
 from pyodl.model.stream import Answer, Decision, StreamSetup
-from pyodl.network.base import Network
+from pyodl.network.base import Adaptive, Network
 
 
 class ModelMismatchError(RuntimeError):
@@ -267,6 +267,12 @@ class BoardNetwork(Network):
             raise ProtocolError(f"PREDICT_Q answered {len(reply.data)} bytes, expected {2 * n}")
         scores = np.frombuffer(reply.data, np.int8)
         return reply.results[0], scores[:n].copy(), scores[n:].copy()
+
+    def int8_predict_adaptive(self, x: np.ndarray, cheap_len: int, threshold: int) -> Adaptive:
+        """PREDICT_A: the cheap mode on the newest ``cheap_len`` rows, the whole window when its confidence
+        (probability * 256) is below ``threshold`` (256: always)."""
+        r = self._run(Request(Command.PREDICT_A, (int(cheap_len), int(threshold), 0, 0), data=self._sample(x))).results
+        return Adaptive(r[0], bool(r[1]), r[2], r[3])
 
     def int8_predict_classes(self, xs: np.ndarray) -> np.ndarray:
         """EVALUATE_Q: the int8 model's class for every window, as many per command as the region holds."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pyodl.model.architecture import Architecture, Params
-from pyodl.network.base import Network
+from pyodl.network.base import Adaptive, Network
 from pyodl.toolchain import headers
 
 FROZEN_STATUS = headers.enum("odl_status_t", headers.LIBRARY_HEADER)["ODL_ERR_FROZEN"]
@@ -24,6 +24,11 @@ class OdlError(RuntimeError):
 
 
 _F32P = ctypes.POINTER(ctypes.c_float)
+
+
+class _AdaptiveC(ctypes.Structure):
+    _fields_ = [("predicted_class", ctypes.c_uint16), ("cheap_class", ctypes.c_uint16),
+                ("cheap_confidence", ctypes.c_uint32), ("full_ran", ctypes.c_uint32)]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -61,6 +66,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "odl_int8_get_scores": [q, net, i8p, i8p, ctypes.c_uint32],
         "odl_int8_image_bytes": [q, net, ctypes.POINTER(ctypes.c_uint32)],
         "odl_int8_image_read": [q, net, ctypes.c_uint32, u8p, ctypes.c_uint32],
+        "odl_int8_predict_adaptive": [q, net, _F32P, ctypes.c_uint, ctypes.c_uint32, ctypes.POINTER(_AdaptiveC)],
     }
     for name, args in int8_sigs.items():
         fn = getattr(lib, name)
@@ -188,6 +194,14 @@ class HostNetwork(Network):
         i8p = ctypes.POINTER(ctypes.c_int8)
         self._call("odl_int8_get_scores", logits.ctypes.data_as(i8p), probs.ctypes.data_as(i8p), logits.size)
         return int(cls.value), logits, probs
+
+    def int8_predict_adaptive(self, x: np.ndarray, cheap_len: int, threshold: int) -> Adaptive:
+        """The cheap mode on the newest ``cheap_len`` rows, the whole window when its confidence (probability *
+        256) is below ``threshold`` (256: always)."""
+        r = _AdaptiveC()
+        self._call("odl_int8_predict_adaptive", _ptr(self._sample(x)), int(cheap_len), int(threshold),
+                   ctypes.byref(r))
+        return Adaptive(int(r.predicted_class), bool(r.full_ran), int(r.cheap_class), int(r.cheap_confidence))
 
     def int8_predict_classes(self, xs: np.ndarray) -> np.ndarray:
         """The int8 model's class for every window."""

@@ -70,6 +70,10 @@ def test_board_int8_matches_tflite_and_the_host_build(board: UnicornBoard, bits:
     host.int8_quantize(list(bits))
     assert host.int8_image() == image
 
+    for x in _windows(8, 6):  # adaptive inference: the board decides as the host library does
+        for threshold in (0, 180, 256):
+            assert net.int8_predict_adaptive(x, 20, threshold) == host.int8_predict_adaptive(x, 20, threshold)
+
     tfl = TFLiteModel(qm)
     tests = _windows(4, 16)
     classes = net.int8_predict_classes(tests)

@@ -20,7 +20,7 @@ from pyodl.model.architecture import (
     paper_model,
     random_architecture,
 )
-from pyodl.model.quantized import parse_image
+from pyodl.model.quantized import QuantizedModel, parse_image
 from pyodl.network.host import HostNetwork, OdlError
 from pyodl.reference.tflite import TFLiteModel
 from pyodl.toolchain.host_library import HostBuilder
@@ -51,8 +51,12 @@ def _compare(net: HostNetwork, xs: np.ndarray) -> TFLiteModel:
 
 @pytest.fixture
 def host(host_builder: HostBuilder, tmp_path: Path):
+    built: list[Path] = []
+
     def build(model: Model) -> HostNetwork:
-        return HostNetwork(host_builder.export_and_build(model, tmp_path / "model"), model.arch)
+        # A folder per model: the dynamic loader keeps a loaded library by its path.
+        built.append(tmp_path / f"model{len(built)}")
+        return HostNetwork(host_builder.export_and_build(model, built[-1]), model.arch)
     return build
 
 
@@ -161,3 +165,55 @@ def test_refusals_leave_the_int8_model_as_it_was(host) -> None:
     assert net.int8_image() == image
 
 
+
+
+def _shorter(qm: QuantizedModel, length: int) -> QuantizedModel:
+    """The same int8 model on inputs of ``length`` rows (the cheap mode of adaptive inference)."""
+    arch = qm.arch
+    return QuantizedModel(Architecture.build(arch.name, length, arch.input_ch, [layer.spec() for layer in arch.layers]),
+                          qm.input, qm.softmax_out, qm.layers)
+
+
+@pytest.mark.parametrize("length", [12, 20, 33])
+def test_adaptive_cheap_mode_is_the_model_on_the_newest_rows(length: int, host) -> None:
+    """The cheap mode (the newest rows only) equals TFLite's run of the same int8 model at that input length,
+    GAP's 1 / n folded for the shorter n; the threshold decides whether the whole window runs."""
+    model = _model(paper_model().arch, 9)
+    net = host(model)
+    rng = np.random.default_rng(length)
+    xs = rng.normal(size=(16, 40, 3)).astype(np.float32)
+    net.int8_calibrate(xs[:8])
+    net.int8_quantize([8, 8, 8, 8])
+    qm = parse_image(model.arch, net.int8_image())
+    cheap_tfl = TFLiteModel(_shorter(qm, length))
+    for x in xs:
+        cheap = net.int8_predict_adaptive(x, length, 0)  # threshold 0: the cheap mode always answers
+        assert not cheap.full_ran and cheap.predicted_class == cheap.cheap_class
+        run = cheap_tfl.run(x[-length:])
+        assert cheap.cheap_class == int(np.argmax(run.logits))
+        assert cheap.cheap_confidence == int(run.probs.max()) + 128
+        full = net.int8_predict_adaptive(x, length, 256)  # 256: the whole window always runs
+        assert full.full_ran and full.predicted_class == net.int8_predict(x)[0]
+        assert (full.cheap_class, full.cheap_confidence) == (cheap.cheap_class, cheap.cheap_confidence)
+        middle = net.int8_predict_adaptive(x, length, 200)
+        assert middle.full_ran == (cheap.cheap_confidence < 200)
+
+
+def test_adaptive_refuses_what_the_cheap_mode_cannot_take(host) -> None:
+    specs = [LayerSpec(Kind.CONV1D, "c", units=4, size=3), LayerSpec(Kind.FLATTEN, "f"),
+             LayerSpec(Kind.DENSE, "out", units=3, activation="softmax")]
+    flat = host(_model(Architecture.build("flat", 20, 2, specs), 0))
+    xs = np.random.default_rng(0).normal(size=(4, 20, 2)).astype(np.float32)
+    flat.int8_calibrate(xs)
+    flat.int8_quantize([8, 8])
+    with pytest.raises(OdlError, match="status 13"):  # Flatten: the Dense would see another length
+        flat.int8_predict_adaptive(xs[0], 10, 0)
+    assert flat.int8_predict_adaptive(xs[0], 20, 0).cheap_class == flat.int8_predict(xs[0])[0]
+    paper = host(_model(paper_model().arch, 0))
+    ys = np.random.default_rng(1).normal(size=(4, 40, 3)).astype(np.float32)
+    paper.int8_calibrate(ys)
+    paper.int8_quantize([8, 8, 8, 8])
+    with pytest.raises(OdlError, match="status 13"):  # 9 rows: the second Conv1D's window does not fit
+        paper.int8_predict_adaptive(ys[0], 9, 0)
+    with pytest.raises(OdlError, match="status 10"):
+        paper.int8_predict_adaptive(ys[0], 41, 0)

@@ -10,7 +10,11 @@ and native state that a forked child must not inherit.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -31,8 +35,8 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
     ``workers`` is 1, else in up to ``workers`` processes with :func:`quiet` (``fn`` and every argument must
     then pickle: a module-level function), or as one Ray task each on the cluster at ``ray_address`` (its
     nodes need pyodl installed). The first failure is raised here once the running jobs stop, the queued ones
-    cancelled; Ctrl-C reaches local workers too (one process group), and each leaves through its own
-    cleanup."""
+    cancelled and the running ones interrupted (SIGINT, then SIGTERM), so each leaves through its own cleanup
+    whether the parent got Ctrl-C (the whole process group) or a SIGTERM of its own."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if ray_address:
@@ -55,7 +59,25 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
         except BaseException:
             for f in futures:
                 f.cancel()
+            _interrupt_workers(pool)
             raise
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor, grace_s: float = 20.0) -> None:
+    """Stop the jobs still running: leaving the pool would wait for them to finish, and a parent stopped by
+    SIGTERM alone (not Ctrl-C, which reaches the whole process group) would leave them running. Each gets
+    SIGINT, so it leaves through its own cleanup (temporary folders, boards), then SIGTERM after ``grace_s``."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handle on the workers
+    pool.shutdown(wait=False, cancel_futures=True)  # idle workers are told to leave
+    for process in processes:
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))
+        if process.is_alive():
+            process.terminate()
 
 
 def _call(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:

@@ -117,3 +117,61 @@ def test_personalize_on_a_ray_cluster_gives_the_sequential_table(watch: tuple[li
     assert [s.general_model_cached for s in sequential.subjects] == [True, True]  # the cluster pretrained them
     for r, s in zip(on_ray.subjects, sequential.subjects, strict=True):
         assert {**asdict(r), "general_model_cached": None} == {**asdict(s), "general_model_cached": None}
+
+
+_STOPPED_PARENT = '''
+import os, signal, sys, time
+from pathlib import Path
+from pyodl.experiments.workers import run_each
+
+def job(out, progress):
+    Path(out, f"{os.getpid()}.started").write_text("")
+    try:
+        time.sleep(120)
+    finally:
+        Path(out, f"{os.getpid()}.cleaned").write_text("")
+
+if __name__ == "__main__":
+    def stop(signum, frame):
+        raise SystemExit(143)  # as the CLI does: SIGTERM becomes an exception in the main thread
+    signal.signal(signal.SIGTERM, stop)
+    run_each(job, [{"out": sys.argv[1]}] * 2, 2, lambda *a: None)
+'''
+
+
+def test_a_parent_stopped_by_sigterm_stops_its_workers(tmp_path: Path) -> None:
+    """SIGTERM to the parent alone (a `kill PID`, a CI timeout), not the process group: its running workers
+    get SIGINT and leave through their own cleanup instead of running on as orphans."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_STOPPED_PARENT)
+    out = tmp_path / "marks"
+    out.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("*.started"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [int(p.stem) for p in out.glob("*.started")]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) != 0
+        assert sorted(int(p.stem) for p in out.glob("*.cleaned")) == sorted(workers)
+        for pid in workers:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"worker {pid} outlived its parent")
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)

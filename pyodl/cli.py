@@ -24,6 +24,7 @@ from pyodl.experiments.trainer import TRAINERS
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
     PAPER_TL_LAYERS,
+    Architecture,
     Model,
     ModelError,
     glorot_params,
@@ -202,16 +203,47 @@ def cmd_golden_check(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_MISMATCH
 
 
+def _print_inference(arch: Architecture, bits_spec: str, as_json: bool) -> None:
+    """``pyodl estimate --inference int8``: the int8 copy's memory and one window's cost."""
+    from pyodl.resources.inference import INT8_FIT, estimate_inference
+
+    q = estimate_inference(arch, bits_spec)
+    if as_json:
+        print(json.dumps({"bits": q.bits, "int8_ram_bytes": q.ram_bytes, "model_bytes": q.model_bytes,
+                          "float_param_bytes": q.float_param_bytes, "instructions_per_window": round(q.instructions),
+                          "cycles_per_window": round(q.cycles), "milliseconds_at_80mhz": q.milliseconds,
+                          "millijoules": q.millijoules}, indent=2))
+        return
+    print(f"\nint8 inference (weights of {','.join(map(str, q.bits))} bits per parameter layer, activations int8)")
+    print(f"  {'int8 copy in SRAM (.odl_int8, in the total above)':<52} {q.ram_bytes:>9,} B")
+    for name, size in q.model_bytes.items():
+        print(f"  {'model: ' + name:<52} {size:>9,} B")
+    print(f"  {'model total (float32 parameters: ' + format(q.float_param_bytes, ',') + ' B)':<52} "
+          f"{sum(q.model_bytes.values()):>9,} B")
+    print(f"predicted per window (PREDICT_Q): {q.instructions:,.0f} instructions, {q.cycles:,.0f} Cortex-M4 cycles, "
+          f"{q.milliseconds:.2f} ms and {q.millijoules:.4f} mJ at 80 MHz (fit within "
+          f"{INT8_FIT['instructions']:.0%} on its calibration set)")
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from pyodl.resources.estimate import estimate
 
+    if args.inference == "float" and args.bits is not None:
+        raise ModelError("--bits applies to --inference int8")
+    bits_spec = args.bits or "8"
+    check_bits_spec(bits_spec)
     optimizer = _optimizer(args)
     trainable = _trainable(args.mode, args.trainable_layers)
     windows = _dataset_windows(args)
     model = _device_model(_load_model(args), trainable, sys.stderr if args.json else None)
     est = estimate(model.arch, trainable, args.batch, args.model, optimizer=optimizer, dataset_windows=windows)
+    if args.inference == "int8":
+        weight_bits(model.arch, bits_spec)  # a width per parameter layer of this model
     if args.json:
-        print(json.dumps(est.to_json(), indent=2))
+        if args.inference == "int8":
+            _print_inference(model.arch, bits_spec, as_json=True)
+        else:
+            print(json.dumps(est.to_json(), indent=2))
         return EXIT_OK if est.fits else EXIT_MISMATCH
     arch = model.arch
     print(f"estimate: {args.model} model, input ({arch.input_len}, {arch.input_ch}), {est.mode} mode "
@@ -239,6 +271,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"  at {t['clock_hz'] / 1e6:g} MHz ({clock}): {t['seconds_per_sample'] * 1e3:,.1f} ms and "
               f"{t['millijoules_per_sample']:.3f} mJ per sample, {t['seconds_per_batch']:,.2f} s and "
               f"{t['millijoules_per_batch']:,.1f} mJ per batch")
+    if args.inference == "int8":
+        _print_inference(model.arch, bits_spec, as_json=False)
     for note in est.notes:
         print(f"note: {note}")
     if est.fits:
@@ -701,7 +735,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
                       no_pretrain_epochs=args.no_pretrain_epochs, learning_rate=args.lr,
-                      optimizer=optimizer.describe(), port=args.port, tool=args.tool, quantize=quantize)
+                      optimizer=optimizer.describe(), port=args.port, tool=args.tool, quantize=quantize,
+                      adaptive_length=args.adaptive_length)
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
     for spec in quantize:
         weight_bits(arch, spec)  # one width per parameter layer of this model
@@ -722,7 +757,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     with _progress_bars("epoch", args.signals) as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers,
                            args.ray)
-    return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png")
+    return _write_results(args, "personalize", report, pers.plot, "confusion.png, losses.png"
+                          + (", adaptive.png" if report.adaptive_curve("TL") else ""))
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -823,6 +859,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="samples per training step (default 32)")
     p.add_argument("--optimizer", default="sgd", help=OPTIMIZER_HELP)
     _add_dataset_arg(p)
+    p.add_argument("--inference", choices=("float", "int8"), default="float",
+                   help="int8: also the int8 copy's memory and one window's int8 inference (PREDICT_Q): "
+                        "instructions, cycles, time and energy at 80 MHz (--json: that part only)")
+    p.add_argument("--bits", default=None, metavar="BITS",
+                   help="--inference int8: weight bits, 8, 4 or 2, or one per parameter layer as 8,4,4,8 "
+                        "(default 8)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_estimate)
 
@@ -933,6 +975,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "calibrated on the personalization windows) and score it too; repeat for several "
                         "(default: 8 and 4)")
     p.add_argument("--no-quantize", action="store_true", help="score the float models only")
+    p.add_argument("--adaptive-length", type=int, default=None, metavar="ROWS",
+                   help="adaptive inference of the 8-bit models: a cheap mode on the window's newest ROWS rows, the "
+                        "whole window when its confidence is low; results.md and adaptive.png give macro F1 against "
+                        "instructions per window for each threshold (default: half the window; 0: none)")
     p.add_argument("--out", default="results/personalize", help="results folder (default results/personalize)")
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from pyodl.board.protocol import STATUS_CODES, CommandError
 from pyodl.data import Normalizer, Recording, Windows, windows_of
 from pyodl.data.windows import SPLITS, subject_split
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
@@ -41,8 +42,12 @@ from pyodl.model.architecture import (
 from pyodl.model.fold import fold_frozen_batchnorm
 from pyodl.model.optimizer import Optimizer
 from pyodl.model.quantized import check_bits_spec, parse_image, weight_bits
+from pyodl.network.host import OdlError
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
+ADAPTIVE_SPEC = "8"  # adaptive inference runs the 8-bit model
+# Thresholds of the adaptive curve (cheap-mode confidence * 256 below which the whole window runs).
+ADAPTIVE_THRESHOLDS = (0, 64, 96, 128, 144, 160, 176, 192, 200, 208, 216, 224, 232, 240, 248, 256)
 # How the general model is pretrained: part of its cache key, so a change of recipe is a new model.
 PRETRAIN_OPTIMIZER = "adam"
 PRETRAIN_LEARNING_RATE = 1e-3
@@ -74,6 +79,15 @@ class Config:
     # After each condition's training, its int8 copy with these weight widths (pyodl.model.quantized.weight_bits),
     # calibrated on the personalization windows, is scored on the test windows too.
     quantize: tuple[str, ...] = ("8", "4")
+    # Adaptive inference of the 8-bit model: its cheap mode reads the newest rows only (None: half the window;
+    # 0: none).
+    adaptive_length: int | None = None
+
+    @property
+    def cheap_length(self) -> int:
+        if ADAPTIVE_SPEC not in self.quantize:
+            return 0
+        return self.input_len // 2 if self.adaptive_length is None else self.adaptive_length
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
@@ -92,6 +106,8 @@ class Config:
         Optimizer.parse(self.optimizer)  # ValueError naming the fault
         for spec in self.quantize:
             check_bits_spec(spec)
+        if self.adaptive_length is not None and not 0 <= self.adaptive_length < self.input_len:
+            raise ValueError(f"adaptive_length must be 0 (none) or below the window's {self.input_len} rows")
         if self.warmup_epochs < 0 or not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError("warmup_epochs must be >= 0 and the learning rate a finite number > 0")
 
@@ -131,6 +147,24 @@ def default_tl_layers(general: GeneralModel, arch: Architecture) -> int:
 
 
 @dataclass
+class AdaptiveWindows:
+    """Adaptive int8 inference on each test window: the cheap mode (the newest ``length`` rows) and its
+    confidence (largest int8 probability * 256), and the whole window's class; any threshold's choice follows."""
+
+    length: int
+    cheap_class: list[int]
+    cheap_confidence: list[int]
+    full_class: list[int]
+    true_class: list[int]
+
+    def choose(self, threshold: int) -> tuple[np.ndarray, float]:
+        """The classes adaptive inference gives at ``threshold``, and the share of windows that ran whole."""
+        conf = np.array(self.cheap_confidence)
+        full = conf < threshold
+        return np.where(full, np.array(self.full_class), np.array(self.cheap_class)), float(np.mean(full))
+
+
+@dataclass
 class QuantizedResult:
     """A condition's model quantized (weights of ``bits``, activations int8) and scored on the test windows."""
 
@@ -140,6 +174,7 @@ class QuantizedResult:
     agreement: float  # share of test windows where the int8 and the float model pick the same class
     weight_bytes: int  # the int8 weights, packed
     where: str  # "board": quantized and run by the firmware; "host": by the same C library built for this computer
+    adaptive: AdaptiveWindows | None = None  # 8-bit weights only, for a model whose cheap mode exists
 
 
 @dataclass
@@ -170,7 +205,8 @@ def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list
 
 
 def quantize_and_score(net: Any, specs: tuple[str, ...], calibration: np.ndarray, test: Windows,
-                       float_classes: np.ndarray, num_classes: int, where: str) -> dict[str, QuantizedResult]:
+                       float_classes: np.ndarray, num_classes: int, where: str,
+                       adaptive_length: int = 0) -> dict[str, QuantizedResult]:
     """``net``'s int8 copy for each weight-bits spec: calibrated on ``calibration``, quantized, scored on
     ``test``. ``net`` is a BoardNetwork (the firmware quantizes) or a HostNetwork (the same library here)."""
     out: dict[str, QuantizedResult] = {}
@@ -184,12 +220,28 @@ def quantize_and_score(net: Any, specs: tuple[str, ...], calibration: np.ndarray
         classes = np.asarray(net.int8_predict_classes(test.x))
         scored = _evaluate(test.y, classes, num_classes, [])
         out[spec] = QuantizedResult(bits, scored.f1, scored.accuracy, float(np.mean(classes == float_classes)),
-                                    qm.weight_bytes(), where)
+                                    qm.weight_bytes(), where, _adaptive(net, test, adaptive_length)
+                                    if spec == ADAPTIVE_SPEC and adaptive_length else None)
     return out
 
 
+def _adaptive(net: Any, test: Windows, length: int) -> AdaptiveWindows | None:
+    """PREDICT_A of every test window with the whole window always run (threshold 256): the cheap mode's class
+    and confidence and the whole window's class. None when the model has no cheap mode (a padded window
+    layer, a Flatten)."""
+    try:
+        runs = [net.int8_predict_adaptive(x, length, 256) for x in test.x]
+    except (CommandError, OdlError) as exc:
+        if exc.status != STATUS_CODES["ODL_ERR_UNSUPPORTED"]:
+            raise
+        return None
+    return AdaptiveWindows(length, [r.cheap_class for r in runs], [r.cheap_confidence for r in runs],
+                           [r.predicted_class for r in runs], [int(y) for y in test.y])
+
+
 def _host_quantized(model: Model, specs: tuple[str, ...], calibration: np.ndarray, test: Windows,
-                    float_classes: np.ndarray, num_classes: int, work: Path) -> dict[str, QuantizedResult]:
+                    float_classes: np.ndarray, num_classes: int, work: Path,
+                    adaptive_length: int = 0) -> dict[str, QuantizedResult]:
     """:func:`quantize_and_score` on the C library built for this computer: for the general model (no board
     trained it) and for the TensorFlow trainer; its int8 copy is the firmware's, bit for bit
     (tests/network/test_board_int8.py)."""
@@ -201,7 +253,8 @@ def _host_quantized(model: Model, specs: tuple[str, ...], calibration: np.ndarra
     builder = HostBuilder(work / "host-build")
     try:
         net = HostNetwork(builder.export_and_build(model, work / "host-model"), model.arch)
-        return quantize_and_score(net, specs, calibration, test, float_classes, num_classes, "host")
+        return quantize_and_score(net, specs, calibration, test, float_classes, num_classes, "host",
+                                  adaptive_length)
     finally:
         builder.close()
 
@@ -317,7 +370,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
     results = {"No Pers.": _evaluate(test.y, general_classes, num_classes, [])}
     with tempfile.TemporaryDirectory(prefix="pyodl-pers-q-") as tmp:
         results["No Pers."].quantized = _host_quantized(general, cfg.quantize, pers.x, test, general_classes,
-                                                        num_classes, Path(tmp))
+                                                        num_classes, Path(tmp), cfg.cheap_length)
     n_params = len(general.arch.param_layers)
     plans = {
         # The frozen BatchNormalizations fold into the frozen layer before them, on the board and in TF alike.
@@ -340,10 +393,10 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
             results[name] = _evaluate(test.y, float_classes, num_classes, losses)
             if hasattr(trainer, "int8_quantize"):  # a board: the firmware quantizes its own weights
                 quantized = quantize_and_score(trainer, cfg.quantize, pers.x, test, float_classes, num_classes,
-                                               "board")
+                                               "board", cfg.cheap_length)
             else:
                 quantized = _host_quantized(Model(start.arch, trainer.get_params()), cfg.quantize, pers.x, test,
-                                            float_classes, num_classes, Path(tmp))
+                                            float_classes, num_classes, Path(tmp), cfg.cheap_length)
             results[name].quantized = quantized
     return SubjectResult(subject, len(pers), len(test), results, norm.mean.tolist(), norm.std.tolist(), key,
                          cached, untested)
@@ -357,6 +410,31 @@ class Report:
     subjects: list[SubjectResult]
     seconds: float
     setup: list[str] = field(default_factory=list)  # what the run chose that the command did not say
+    # Estimated int8 cost per window (pyodl.resources.inference): the cheap mode's and the whole window's.
+    adaptive_cost: dict[str, float] = field(default_factory=dict)
+
+    def adaptive_curve(self, condition: str) -> list[dict[str, float]]:
+        """Adaptive inference of ``condition``'s 8-bit model at each threshold: the share of windows run whole,
+        instructions and cycles per window (the cheap mode always, the whole window for that share), macro F1
+        (mean over subjects). Empty when a subject's model has no cheap mode."""
+        runs = [s.conditions[condition].quantized.get(ADAPTIVE_SPEC) for s in self.subjects]
+        if not self.adaptive_cost or any(r is None or r.adaptive is None for r in runs):
+            return []
+        curve = []
+        for threshold in ADAPTIVE_THRESHOLDS:
+            f1s, whole, total = [], 0.0, 0
+            for r in runs:
+                assert r is not None and r.adaptive is not None
+                chosen, share = r.adaptive.choose(threshold)
+                f1s.append(float(f1_score(r.adaptive.true_class, chosen, average="macro")))
+                whole += share * len(chosen)
+                total += len(chosen)
+            share = whole / total
+            c = self.adaptive_cost
+            curve.append({"threshold": threshold, "whole_share": share, "f1_mean": float(np.mean(f1s)),
+                          "instructions": c["cheap_instructions"] + share * c["full_instructions"],
+                          "cycles": c["cheap_cycles"] + share * c["full_cycles"]})
+        return curve
 
     def summary(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -376,7 +454,8 @@ class Report:
     def to_json(self) -> dict[str, object]:
         return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
                 "summary": self.summary(), "subjects": [asdict(s) for s in self.subjects], "seconds": self.seconds,
-                "setup": self.setup}
+                "setup": self.setup, "adaptive_cost": self.adaptive_cost,
+                "adaptive": {c: self.adaptive_curve(c) for c in CONDITIONS}}
 
     def markdown(self, command: str) -> str:
         cfg = self.config
@@ -422,6 +501,20 @@ class Report:
             if s.untested_classes:
                 lines += ["", f"Subject {s.subject}: no test recording of "
                           + ", ".join(self.classes[c] for c in s.untested_classes) + " (a single recording each)."]
+        curve = self.adaptive_curve("TL")
+        if curve:
+            c = self.adaptive_cost
+            lines += ["", f"Adaptive inference of TL's 8-bit model: a cheap mode runs the same int8 network on the "
+                      f"newest {cfg.cheap_length} of the {cfg.input_len} rows; when its confidence (largest int8 "
+                      f"probability) is below the threshold, the whole window runs too. Instructions and cycles "
+                      f"per window are the estimator's (pyodl estimate --inference int8): cheap mode "
+                      f"{c['cheap_instructions']:,.0f}, whole window {c['full_instructions']:,.0f}.", "",
+                      "| threshold | windows run whole | instructions/window | ms at 80 MHz | macro F1 |",
+                      "|---|---|---|---|---|"]
+            for p in curve:
+                lines.append(f"| {p['threshold'] / 256:.3f} | {p['whole_share']:.1%} | {p['instructions']:,.0f} | "
+                             f"{p['cycles'] / 80e3:.2f} | {p['f1_mean']:.3f} |")
+            lines += ["", "![adaptive inference](adaptive.png)"]
         lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
 
@@ -447,7 +540,23 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
                  fingerprint=fingerprint, general_source=general) for s in subjects]
     results = run_each(run_subject, jobs, workers, progress, ray_address=ray_address)
-    return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []))
+    return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []),
+                  adaptive_cost(arch, cfg.cheap_length))
+
+
+def adaptive_cost(arch: Architecture, cheap_length: int) -> dict[str, float]:
+    """The estimated int8 cost of the cheap mode and of the whole window ({} without a cheap mode)."""
+    from pyodl.resources.inference import estimate_inference
+
+    if not cheap_length:
+        return {}
+    try:
+        short = Architecture.build(arch.name, cheap_length, arch.input_ch, [layer.spec() for layer in arch.layers])
+    except ModelError:
+        return {}
+    cheap, full = estimate_inference(short, ADAPTIVE_SPEC), estimate_inference(arch, ADAPTIVE_SPEC)
+    return {"cheap_instructions": cheap.instructions, "full_instructions": full.instructions,
+            "cheap_cycles": cheap.cycles, "full_cycles": full.cycles}
 
 
 def plot(report: Report, out: Path) -> None:
@@ -478,3 +587,18 @@ def plot(report: Report, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=100)
     plt.close(fig)
+    curves = {c: report.adaptive_curve(c) for c in CONDITIONS}
+    if any(curves.values()):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for c, curve in curves.items():
+            if curve:
+                ax.plot([p["instructions"] / 1e3 for p in curve], [p["f1_mean"] for p in curve], "o-", ms=3,
+                        label=f"{c} (8-bit)")
+        ax.set(xlabel="average instructions per window (thousands)", ylabel="macro F1 (mean over subjects)",
+               title=f"Adaptive int8 inference: cheap mode on the newest {report.config.cheap_length} rows, "
+                     f"whole window below a confidence threshold")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "adaptive.png", dpi=100)
+        plt.close(fig)

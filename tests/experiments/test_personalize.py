@@ -49,6 +49,16 @@ def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]
                     assert bq[spec] == tq[spec]
                 else:  # float weights ~1e-7 apart may put a weight or a range step on the other int8 side
                     assert abs(bq[spec].f1 - tq[spec].f1) <= 0.02, (b.subject, c, spec)
+    # Adaptive inference: at threshold 0 the cheap mode answers every window, at 256 the whole window does and
+    # the curve ends at the int8 model's own F1.
+    for report in (board, tf):
+        for c in pers.CONDITIONS:
+            curve = report.adaptive_curve(c)
+            assert [p["threshold"] for p in curve] == list(pers.ADAPTIVE_THRESHOLDS)
+            assert curve[0]["whole_share"] == 0.0 and curve[-1]["whole_share"] == 1.0
+            assert [p["whole_share"] for p in curve] == sorted(p["whole_share"] for p in curve)
+            assert curve[-1]["f1_mean"] == pytest.approx(report.summary()[c]["int8 8"]["f1_mean"], abs=1e-12)
+            assert curve[0]["instructions"] < curve[-1]["instructions"]
     # Pretraining was cached by the first run: the second found it.
     assert len(list(tmp_path.glob("general-*.keras"))) == 2
     assert len(list(tmp_path.glob("general-*.norm.json"))) == 2
@@ -87,6 +97,8 @@ def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
     for condition in pers.CONDITIONS:
         assert f"| {condition} |" in text
     assert "| condition | macro F1 | accuracy | int8 F1 | agrees | 4-bit F1 | agrees |" in text
+    assert "Adaptive inference of TL's 8-bit model: a cheap mode runs the same int8 network on the newest 10 of" in text
+    assert (out / "adaptive.png").exists()
     assert (out / "confusion.png").exists() and (out / "losses.png").exists() and (out / "results.json").exists()
 
 

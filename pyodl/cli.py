@@ -330,6 +330,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ModelError("--backend serial measures the firmware the board runs: give its --port, one "
                              "--inputs T and one --modes M (e.g. --inputs 40 --modes full)")
         return _bench_serial(args, inputs[0], modes[0])
+    if args.inference:
+        if args.out or args.backend != "unicorn":
+            raise ModelError("--inference measures on the simulated board and prints its table: without --out or "
+                             "--backend serial")
+        return _bench_inference(args, inputs)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pyodl-bench-") as tmp:
         builder = FirmwareBuilder(Path(tmp) / "build")
@@ -363,6 +368,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results.write_text(markdown + (f"\n{KEPT_MARKER}{kept}" if kept else ""))
         plot(rows, out / "bench.png")
         print(f"wrote {out / 'RESULTS.md'} and {out / 'bench.png'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _bench_inference(args: argparse.Namespace, inputs: list[int]) -> int:
+    """``pyodl bench --inference``: the paper's model at each T, float and int8 inference of one window."""
+    from pyodl.model.architecture import paper_model
+    from pyodl.resources.inference import estimate_inference, measure_inference
+    from pyodl.toolchain.firmware import FirmwareBuilder
+
+    specs = ["8", "4", "2"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pyodl-bench-") as tmp:
+        builder = FirmwareBuilder(Path(tmp) / "build")
+        for k, t in enumerate(inputs, 1):
+            print(f"[{k}/{len(inputs)}] T={t}: build, calibrate, quantize, 8 windows per width", file=sys.stderr,
+                  flush=True)
+            model = paper_model(t, 0)
+            for spec, m in zip(specs, measure_inference(model, specs, builder, Path(tmp) / f"q{t}"), strict=True):
+                est = estimate_inference(model.arch, spec)
+                rows.append({"input": t, "bits": spec, "float_instructions": round(m.float_instructions),
+                             "float_cycles": round(m.float_cycles), "int8_instructions": round(m.int8_instructions),
+                             "int8_cycles": round(m.int8_cycles), "estimated_instructions": round(est.instructions),
+                             "estimated_cycles": round(est.cycles), "int8_ram_bytes": m.int8_section_bytes,
+                             "estimated_int8_ram_bytes": est.ram_bytes, "image_bytes": m.image_bytes,
+                             "model_bytes": sum(est.model_bytes.values()),
+                             "float_param_bytes": est.float_param_bytes, "agreement": m.agreement})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    command = "pyodl bench " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    print(f"`{command}` (the paper's model, Glorot weights from seed 0, 8 random windows; PREDICT of a loaded "
+          "window in float32, PREDICT_Q in int8; instructions and modelled cycles per window on the Unicorn board)\n")
+    print("| T | weights | float instr. | int8 instr. (est.) | int8/float | float cycles | int8 cycles (est.) | "
+          "ms at 80 MHz (int8) | .odl_int8 SRAM (est.) | int8 model / float32 bytes | int8 = float class |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['input']} | {r['bits']}-bit | {r['float_instructions']:,} | {r['int8_instructions']:,} "
+              f"({r['estimated_instructions']:,}) | {r['int8_instructions'] / r['float_instructions']:.2f} | "
+              f"{r['float_cycles']:,} | {r['int8_cycles']:,} ({r['estimated_cycles']:,}) | "
+              f"{r['int8_cycles'] / 80e3:.2f} | {r['int8_ram_bytes']:,} ({r['estimated_int8_ram_bytes']:,}) | "
+              f"{r['model_bytes']:,} / {r['float_param_bytes']:,} | {r['agreement']:.0%} |")
     return EXIT_OK
 
 
@@ -890,6 +936,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="training samples measured per cell (default 32)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="also write DIR/RESULTS.md and DIR/bench.png (e.g. benchmarks)")
+    p.add_argument("--inference", action="store_true",
+                   help="instead of training: one window's float PREDICT against int8 PREDICT_Q with 8-, 4- and "
+                        "2-bit weights (calibrated on 16 random windows), estimated and measured on the simulated "
+                        "board, with the int8 copy's SRAM and image bytes (not with --out or --backend serial)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of Markdown")
     p.set_defaults(func=cmd_bench, command_line=None)
 

@@ -46,3 +46,17 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", "--inference", "int8", "--bits", "8,4"]) == 2
     assert "2 widths for 4 parameter layers" in capsys.readouterr().err
     assert main(["estimate", "--bits", "4"]) == 2
+
+
+def test_bench_inference(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["bench", "--inference", "--inputs", "20", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["bits"] for r in rows] == ["8", "4", "2"]
+    for r in rows:
+        assert r["int8_ram_bytes"] == r["estimated_int8_ram_bytes"]
+        assert abs(r["int8_instructions"] - r["estimated_instructions"]) <= TOLERANCE * r["int8_instructions"]
+        assert r["float_instructions"] > 0 and 0.0 <= r["agreement"] <= 1.0
+    assert rows[0]["model_bytes"] > rows[1]["model_bytes"] > rows[2]["model_bytes"]
+    assert main(["bench", "--inference", "--out", "/tmp/none"]) == 2

@@ -38,7 +38,7 @@ def _check(model: Model, trainable: int | None, builder: FirmwareBuilder, work: 
     assert step_error <= INSTRUCTION_TOLERANCE * got.instructions_per_step
     assert abs(est.cycles_per_sample - got.cycles_per_sample) <= INSTRUCTION_TOLERANCE * got.cycles_per_sample
     assert abs(est.cycles_per_step - got.cycles_per_step) <= INSTRUCTION_TOLERANCE * got.cycles_per_step
-    assert abs(est.flash_total - got.flash_bytes) <= 0.05 * got.flash_bytes
+    assert abs(est.flash_total - got.flash_bytes) <= 0.02 * got.flash_bytes
 
 
 @pytest.mark.parametrize("mode", ["full", "tl"])

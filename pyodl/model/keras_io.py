@@ -278,7 +278,9 @@ def to_keras(model: Model) -> Any:
     layers: list[Any] = [keras.Input((arch.input_len, arch.input_ch))]
     for layer in arch.layers:
         act: Any = None if layer.activation == "none" else layer.activation
-        if layer.activation == "leaky_relu" and layer.alpha != KERAS_LEAKY_SLOPE:
+        # Keras's own slope, even when it arrives as float32(0.2): the string activation saves and loads; a
+        # functools.partial does not (a cached general model could not be written).
+        if layer.activation == "leaky_relu" and np.float32(layer.alpha) != np.float32(KERAS_LEAKY_SLOPE):
             act = functools.partial(keras.activations.leaky_relu, negative_slope=layer.alpha)
         if layer.kind is Kind.CONV1D:
             layers.append(keras.layers.Conv1D(layer.out_ch, layer.size, strides=layer.stride, padding=layer.padding,

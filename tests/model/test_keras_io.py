@@ -65,6 +65,16 @@ def test_har_activations_fused_and_standalone() -> None:
                                atol=1e-7)
 
 
+def test_an_imported_fused_leaky_relu_saves_and_loads(tmp_path: Path) -> None:
+    """Keras's fused leaky_relu comes in with its slope as float32(0.2); the model pyodl makes of it must save
+    (personalize --pretrain caches the general model), which a functools.partial activation cannot."""
+    model = from_keras(_seq(L.Conv1D(4, 3, activation="leaky_relu"), L.GlobalAveragePooling1D(),
+                            L.Dense(3, activation="softmax")))
+    path = tmp_path / "leaky.keras"
+    to_keras(model).save(path)
+    assert load(path).arch.layers == model.arch.layers
+
+
 def test_batch_normalization_runs_on_its_moving_statistics() -> None:
     """A trained BatchNormalization (moving statistics away from 0 and 1) imports as gamma/beta parameters
     and fixed statistics; the description computes what Keras computes in inference mode, and a .keras file

@@ -514,7 +514,11 @@ class Report:
             for p in curve:
                 lines.append(f"| {p['threshold'] / 256:.3f} | {p['whole_share']:.1%} | {p['instructions']:,.0f} | "
                              f"{p['cycles'] / 80e3:.2f} | {p['f1_mean']:.3f} |")
-            lines += ["", "![adaptive inference](adaptive.png)"]
+            whole = self.summary()["TL"][f"int8 {ADAPTIVE_SPEC}"]["f1_mean"]
+            lines += [f"| no cheap mode: the whole window alone | 100% | {c['full_instructions']:,.0f} | "
+                      f"{c['full_cycles'] / 80e3:.2f} | {whole:.3f} |", "",
+                      "Threshold 1.000 runs both modes on every window; the last row is the 8-bit model without "
+                      "adaptive inference.", "", "![adaptive inference](adaptive.png)"]
         lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
 
@@ -592,8 +596,11 @@ def plot(report: Report, out: Path) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for c, curve in curves.items():
             if curve:
-                ax.plot([p["instructions"] / 1e3 for p in curve], [p["f1_mean"] for p in curve], "o-", ms=3,
-                        label=f"{c} (8-bit)")
+                line, = ax.plot([p["instructions"] / 1e3 for p in curve], [p["f1_mean"] for p in curve], "o-", ms=3,
+                                label=f"{c} (8-bit)")
+                ax.plot(report.adaptive_cost["full_instructions"] / 1e3,
+                        report.summary()[c][f"int8 {ADAPTIVE_SPEC}"]["f1_mean"], "*", ms=10, color=line.get_color())
+        ax.plot([], [], "*", color="gray", ms=10, label="the whole window alone (no cheap mode)")
         ax.set(xlabel="average instructions per window (thousands)", ylabel="macro F1 (mean over subjects)",
                title=f"Adaptive int8 inference: cheap mode on the newest {report.config.cheap_length} rows, "
                      f"whole window below a confidence threshold")

@@ -281,17 +281,12 @@ def build_flatbuffer(qm: QuantizedModel) -> tuple[bytes, list[int], int]:
 
 
 def _interpreter() -> tuple[type, type]:
-    """LiteRT's interpreter (``ai-edge-litert``) when installed, else TensorFlow's ``tf.lite`` one, which
-    TensorFlow 2.21 still ships (and warns about): the same kernels."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """TensorFlow's ``tf.lite`` interpreter, which TensorFlow 2.21 still ships (and warns about: LiteRT's
+    ``ai-edge-litert`` package has the same kernels, but pyodl is not tested with it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
 
-        return Interpreter, OpResolverType
-    except ImportError:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        return tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    return tf.lite.Interpreter, tf.lite.experimental.OpResolverType
 
 
 class TFLiteModel:

@@ -98,6 +98,7 @@ def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
         assert f"| {condition} |" in text
     assert "| condition | macro F1 | accuracy | int8 F1 | agrees | 4-bit F1 | agrees |" in text
     assert "Adaptive inference of TL's 8-bit model: a cheap mode runs the same int8 network on the newest 10 of" in text
+    assert "| no cheap mode: the whole window alone | 100% |" in text
     assert (out / "adaptive.png").exists()
     assert (out / "confusion.png").exists() and (out / "losses.png").exists() and (out / "results.json").exists()
 

@@ -602,8 +602,8 @@ def plot(report: Report, out: Path) -> None:
                         report.summary()[c][f"int8 {ADAPTIVE_SPEC}"]["f1_mean"], "*", ms=10, color=line.get_color())
         ax.plot([], [], "*", color="gray", ms=10, label="the whole window alone (no cheap mode)")
         ax.set(xlabel="average instructions per window (thousands)", ylabel="macro F1 (mean over subjects)",
-               title=f"Adaptive int8 inference: cheap mode on the newest {report.config.cheap_length} rows, "
-                     f"whole window below a confidence threshold")
+               title=f"Adaptive int8 inference: a cheap mode on the newest {report.config.cheap_length} rows,\n"
+                     f"the whole window when its confidence is below a threshold")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
         fig.tight_layout()

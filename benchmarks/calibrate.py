@@ -43,6 +43,17 @@ def _fit_relative(a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return coef, np.abs(a @ coef - y) / y
 
 
+def _print_fit(name: str, keys: tuple[str, ...], a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fit ``y`` on the features ``a`` and print the coefficients as the Python dict to paste; returns each
+    point's relative error."""
+    coef, rel = _fit_relative(a, y)
+    print(f"{name} = {{")
+    for key, value in zip(keys, coef, strict=True):
+        print(f'    "{key}": {value:.3f},')
+    print(f"}}  # worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%}, {len(y)} points)")
+    return rel
+
+
 def fit_steps(builder: FirmwareBuilder, work: Path) -> None:
     """Instructions and cycles per trained parameter and per step of each optimizer's SGD_STEP, fitted on the
     paper's model in Full and TL builds at every input length."""
@@ -97,11 +108,7 @@ def fit_int8(random: int, wide: int, seed: int) -> None:
                       f"instructions, {m.int8_cycles:.0f} cycles per window (float {m.float_instructions:.0f})")
     a = np.array(rows)
     for name, y in (("INT8_COEFFICIENTS", np.array(ys)), ("INT8_CYCLE_COEFFICIENTS", np.array(cycles))):
-        coef, rel = _fit_relative(a, y)
-        print(f"{name} = {{")
-        for key, value in zip(keys, coef, strict=True):
-            print(f'    "{key}": {value:.3f},')
-        print(f"}}  # worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%}, {len(y)} points)")
+        _print_fit(name, keys, a, y)
 
 
 def main() -> None:
@@ -144,11 +151,7 @@ def main() -> None:
                   f"and {m.cycles_per_sample:.0f} cycles per sample, code {code} bytes")
     a = np.array(rows)
     for name, y in (("COEFFICIENTS", np.array(ys)), ("CYCLE_COEFFICIENTS", np.array(cycles))):
-        coef, rel = _fit_relative(a, y)
-        print(f"{name} = {{")
-        for key, value in zip(SAMPLE_KEYS, coef, strict=True):
-            print(f'    "{key}": {value:.3f},')
-        print(f"}}  # worst relative error of the fit: {rel.max():.2%} (mean {rel.mean():.2%})")
+        rel = _print_fit(name, SAMPLE_KEYS, a, y)
         for k in np.argsort(rel)[::-1][:3]:
             model, tl = configs[k]
             print(f"  {rel[k]:.2%}: " + "; ".join(layer.describe() for layer in model.arch.layers) + f" (tl={tl})")

@@ -70,17 +70,8 @@ void odl_conv1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8
 {
     const unsigned taps = k * c;
     for (unsigned j = 0; j < f; ++j) {
-        const int8_t *wj = w + (uint32_t)j * taps;
-        if (bits != 8u) {
-            for (unsigned i = 0; i < taps; ++i) {
-                row[i] = (int8_t)odl_int8_weight(w, bits, (uint32_t)j * taps + i);
-            }
-            wj = row;
-        }
         int32_t wsum = 0;
-        for (unsigned i = 0; i < taps; ++i) {
-            wsum += wj[i];
-        }
+        const int8_t *wj = odl_int8_row(w, bits, (uint32_t)j * taps, taps, row, &wsum);
         const int32_t base = bias[j] - io->in_zp * wsum;
         const odl_qmult_t mj = mult[j];
         for (unsigned m = 0; m < m_out;) {

@@ -45,17 +45,8 @@ void odl_dense_forward_int8(const int8_t *x, unsigned n_in, const int8_t *w, uns
                             int8_t *y)
 {
     for (unsigned j = 0; j < n_out; ++j) {
-        const int8_t *wj = w + (uint32_t)j * n_in;
-        if (bits != 8u) {
-            for (unsigned i = 0; i < n_in; ++i) {
-                row[i] = (int8_t)odl_int8_weight(w, bits, (uint32_t)j * n_in + i);
-            }
-            wj = row;
-        }
         int32_t wsum = 0;
-        for (unsigned i = 0; i < n_in; ++i) {
-            wsum += wj[i];
-        }
+        const int8_t *wj = odl_int8_row(w, bits, (uint32_t)j * n_in, n_in, row, &wsum);
         const int32_t acc = bias[j] + odl_dot_int8(x, wj, n_in) - io->in_zp * wsum;
         y[j] = requantize_double(acc, real_scale[j], io);
     }

@@ -48,6 +48,23 @@ int32_t odl_multiply_by_quantized_multiplier(int32_t x, odl_qmult_t m)
     return odl_mbqm(x, m);
 }
 
+const int8_t *odl_int8_row(const int8_t *w, unsigned bits, uint32_t first, unsigned n, int8_t *row, int32_t *sum)
+{
+    const int8_t *r = w + first;
+    if (bits != 8u) {
+        for (unsigned i = 0; i < n; ++i) {
+            row[i] = (int8_t)odl_int8_weight(w, bits, first + i);
+        }
+        r = row;
+    }
+    int32_t s = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        s += r[i];
+    }
+    *sum = s;
+    return r;
+}
+
 int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n)
 {
     int32_t acc = 0;

@@ -62,6 +62,11 @@ static inline int32_t odl_int8_weight(const int8_t *w, unsigned bits, uint32_t i
     return (int32_t)(raw ^ (1u << (bits - 1u))) - (int32_t)(1u << (bits - 1u));
 }
 
+/* One output channel's n weights, starting at value `first` of a tensor packed `bits` bits per value: the
+ * weights themselves when 8-bit, else unpacked into `row`; *sum receives their sum (the input zero point's
+ * correction: sum w (x - zp) = dot(x, w) - zp sum w). */
+const int8_t *odl_int8_row(const int8_t *w, unsigned bits, uint32_t first, unsigned n, int8_t *row, int32_t *sum);
+
 /* sum_i x[i] * w[i]: the inner product every int8 matrix kernel is made of; the optimized version uses the
  * Cortex-M4's SMLAD (two 16x16 multiply-accumulates per instruction) where the compiler targets it. */
 int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n);

@@ -1022,7 +1022,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", action="append", default=None, metavar="BITS",
                    help="after each condition's training, quantize its model on the device (weights of BITS bits "
                         "per output channel: 8, 4 or 2, or one width per parameter layer as 8,4,4,8; activations int8, "
-                        "calibrated on the personalization windows) and score it too; repeat for several "
+                        "calibrated on the personalization windows) and score it too; with --trainer tf and for the "
+                        "general model, the same C library built for this computer quantizes; repeat for several "
                         "(default: 8 and 4)")
     p.add_argument("--no-quantize", action="store_true", help="score the float models only")
     p.add_argument("--adaptive-length", type=int, default=None, metavar="ROWS",

@@ -289,10 +289,18 @@ static odl_status_t quantize_pass(odl_int8_t *q, const odl_net_t *net, const uin
             }
         }
         if (l->kind == ODL_LAYER_SOFTMAX || l->act == ODL_ACT_SOFTMAX) {
-            /* The logits' scale: the softmax layer's input, or the fused layer's output. */
+            /* The logits' scale: the softmax layer's input, or the fused layer's output. TFLite's softmax takes
+             * a multiplier above 1 (a left shift of at least 1): logits scaled below 2^-26 are refused. */
             const float logits_scale = l->kind == ODL_LAYER_SOFTMAX ? in.scale : out.scale;
+            odl_qmult_t beta;
+            int32_t diff_min;
+            odl_softmax_params(logits_scale, &beta, &diff_min);
+            if (beta.shift < 1) {
+                return ODL_ERR_QUANT_RANGE;
+            }
             if (write) {
-                odl_softmax_params(logits_scale, &q->softmax_mult, &q->softmax_diff_min);
+                q->softmax_mult = beta;
+                q->softmax_diff_min = diff_min;
             }
         }
         if (write) {

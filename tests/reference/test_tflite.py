@@ -174,6 +174,19 @@ def _shorter(qm: QuantizedModel, length: int) -> QuantizedModel:
                           qm.input, qm.softmax_out, qm.layers)
 
 
+def test_logits_too_finely_scaled_for_the_softmax_are_refused(host) -> None:
+    """TFLite's int8 softmax needs logits scaled above 2^-26 (its multiplier must exceed 1); a final layer whose
+    outputs all lie within a few millionths gets QUANT_RANGE, not an undefined shift."""
+    model = _model(paper_model().arch, 11)
+    w, _ = model.params[-1]
+    model = Model(model.arch, [*model.params[:-1], ((w * np.float32(1e-9)).astype(np.float32),
+                                                    np.zeros(w.shape[1], np.float32))])
+    net = host(model)
+    net.int8_calibrate(np.random.default_rng(11).normal(size=(4, 40, 3)).astype(np.float32))
+    with pytest.raises(OdlError, match="status 14"):
+        net.int8_quantize([8, 8, 8, 8])
+
+
 @pytest.mark.parametrize("length", [12, 20, 33])
 def test_adaptive_cheap_mode_is_the_model_on_the_newest_rows(length: int, host) -> None:
     """The cheap mode (the newest rows only) equals TFLite's run of the same int8 model at that input length,

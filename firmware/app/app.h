@@ -193,6 +193,8 @@ uint32_t odl_dataset_step(uint32_t count, uint32_t (*pick)(uint32_t k, const voi
 uint32_t odl_dataset_store(odl_mailbox_t *mb);
 uint32_t odl_dataset_train_batch(odl_mailbox_t *mb);
 uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);
+/* EVALUATE's checks and answer with another predictor (EVALUATE_Q: the int8 copy's). */
+uint32_t odl_dataset_evaluate_with(odl_mailbox_t *mb, odl_status_t (*predict)(const float *window, uint16_t *cls));
 
 /* stream_commands.c */
 uint32_t odl_stream_start(odl_mailbox_t *mb);

@@ -114,7 +114,17 @@ uint32_t odl_dataset_step(uint32_t count, uint32_t (*pick)(uint32_t k, const voi
     return status;
 }
 
+static odl_status_t predict_float(const float *window, uint16_t *predicted_class)
+{
+    return odl_predict(&odl_model, window, predicted_class);
+}
+
 uint32_t odl_dataset_evaluate(odl_mailbox_t *mb)
+{
+    return odl_dataset_evaluate_with(mb, predict_float);
+}
+
+uint32_t odl_dataset_evaluate_with(odl_mailbox_t *mb, odl_status_t (*predict)(const float *window, uint16_t *cls))
 {
     const uint32_t first = mb->arg[0], count = mb->arg[1];
     if (count > ODL_DATA_BYTES / sizeof(uint16_t)) {
@@ -123,7 +133,7 @@ uint32_t odl_dataset_evaluate(odl_mailbox_t *mb)
     uint32_t status = check_records(first, count, 0);
     for (uint32_t k = 0; k < count && status == ODL_OK; ++k) {
         uint16_t predicted = 0;
-        status = odl_predict(&odl_model, odl_dataset[first + k].window, &predicted);
+        status = predict(odl_dataset[first + k].window, &predicted);
         memcpy((uint8_t *)mb->data + k * sizeof predicted, &predicted, sizeof predicted);
     }
     if (status == ODL_OK) {

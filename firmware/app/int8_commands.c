@@ -65,25 +65,14 @@ uint32_t odl_int8_predict_command(odl_mailbox_t *mb)
     return st;
 }
 
+static odl_status_t predict_int8(const float *window, uint16_t *predicted_class)
+{
+    return odl_int8_predict(&odl_model_int8, &odl_model, window, predicted_class);
+}
+
 uint32_t odl_int8_evaluate_command(odl_mailbox_t *mb)
 {
-    const uint32_t first = mb->arg[0], count = mb->arg[1];
-    if (count > ODL_DATA_BYTES / sizeof(uint16_t)) {
-        return ODL_APP_ERR_LENGTH;
-    }
-    if (count == 0u || first > ODL_DATASET_WINDOWS || count > ODL_DATASET_WINDOWS - first) {
-        return ODL_APP_ERR_ARGS;
-    }
-    uint32_t status = ODL_OK;
-    for (uint32_t k = 0; k < count && status == ODL_OK; ++k) {
-        uint16_t predicted = 0;
-        status = odl_int8_predict(&odl_model_int8, &odl_model, odl_dataset_record(first + k)->window, &predicted);
-        memcpy((uint8_t *)mb->data + k * sizeof predicted, &predicted, sizeof predicted);
-    }
-    if (status == ODL_OK) {
-        mb->data_len = count * (uint32_t)sizeof(uint16_t);
-    }
-    return status;
+    return odl_dataset_evaluate_with(mb, predict_int8);
 }
 
 uint32_t odl_int8_image_command(odl_mailbox_t *mb)

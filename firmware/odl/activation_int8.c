@@ -12,10 +12,7 @@
 void odl_clamp_int8(const int8_t *x, unsigned n, const odl_int8_io_t *io, int8_t *y)
 {
     for (unsigned i = 0; i < n; ++i) {
-        int32_t v = x[i];
-        v = v < io->act_min ? io->act_min : v;
-        v = v > io->act_max ? io->act_max : v;
-        y[i] = (int8_t)v;
+        y[i] = odl_int8_saturate(x[i], io);
     }
 }
 

@@ -8,10 +8,7 @@
 
 static inline int8_t requantize(int32_t acc, odl_qmult_t m, const odl_int8_io_t *io)
 {
-    int32_t v = odl_mbqm(acc, m) + io->out_zp;
-    v = v < io->act_min ? io->act_min : v;
-    v = v > io->act_max ? io->act_max : v;
-    return (int8_t)v;
+    return odl_int8_saturate(odl_mbqm(acc, m) + io->out_zp, io);
 }
 
 static int row_inside(long row, unsigned n)

@@ -50,6 +50,14 @@ static inline int32_t odl_mbqm(int32_t x, odl_qmult_t m)
     return odl_rdbpot(odl_srdhm((int32_t)((uint32_t)x << left), m.multiplier), right);
 }
 
+/* v saturated to the layer's clamp [act_min, act_max]. */
+static inline int8_t odl_int8_saturate(int32_t v, const odl_int8_io_t *io)
+{
+    v = v < io->act_min ? io->act_min : v;
+    v = v > io->act_max ? io->act_max : v;
+    return (int8_t)v;
+}
+
 /* Weight i of a tensor packed `bits` bits per value, low bits first (bits 8: the byte itself). */
 static inline int32_t odl_int8_weight(const int8_t *w, unsigned bits, uint32_t i)
 {

@@ -67,6 +67,8 @@ void odl_bias_gradient(const float *da, unsigned m_out, unsigned f, float *grad_
 void odl_bias_gradient_ref(const float *da, unsigned m_out, unsigned f, float *grad_b);
 /* The taps [lo, hi) of output m whose input row exists, and the outputs [lo, hi) whose tap kk does. */
 void odl_tap_range(unsigned m, unsigned n, unsigned k, const odl_window_t *g, unsigned *lo, unsigned *hi);
+/* The input rows [lo, hi) of pool output m's window of p rows that exist (padding left out). */
+void odl_pool_window(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi);
 void odl_output_range(unsigned kk, unsigned n, unsigned m_out, const odl_window_t *g, unsigned *lo, unsigned *hi);
 
 /* depthwise1d.c: DepthwiseConv1D with depth multiplier dm, any window geometry. x: (n, c),

@@ -127,7 +127,7 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
  * leaves the padding out of the count); MaxPool1D ignores the padding. The two kernels above stay the
  * stride = p, no-padding case.
  */
-static void window_range(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi)
+void odl_pool_window(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi)
 {
     const unsigned long start = (unsigned long)m * g->stride;
     const unsigned long end = start + p;
@@ -143,7 +143,7 @@ void odl_avgpool1d_forward_general(const float *x, unsigned n, unsigned c, unsig
 {
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_range(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         const float div = (float)(hi - lo);
         for (unsigned ch = 0; ch < c; ++ch) {
             float acc = 0.0f;
@@ -163,7 +163,7 @@ void odl_avgpool1d_backward_input_general(const float *da, unsigned n, unsigned 
     }
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_range(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         const float div = (float)(hi - lo);
         for (unsigned ch = 0; ch < c; ++ch) {
             const float share = da[m * c + ch] / div;
@@ -197,7 +197,7 @@ void odl_maxpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, c
     const unsigned bits = ODL_INDEX_BITS(p);
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_range(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         for (unsigned ch = 0; ch < c; ++ch) {
             unsigned best = lo;
             for (unsigned t = lo + 1u; t < hi; ++t) {
@@ -222,7 +222,7 @@ void odl_maxpool1d_backward_input(const float *da, unsigned n, unsigned c, unsig
     }
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_range(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         for (unsigned ch = 0; ch < c; ++ch) {
             const unsigned t = lo + (bits != 0u ? get_index(argmax, bits, m * c + ch) : 0u);
             dx[t * c + ch] += da[m * c + ch];

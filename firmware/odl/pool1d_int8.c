@@ -4,28 +4,12 @@
  */
 #include "odl_int8_layers.h"
 
-static int8_t saturate(int32_t v, const odl_int8_io_t *io)
-{
-    v = v < io->act_min ? io->act_min : v;
-    v = v > io->act_max ? io->act_max : v;
-    return (int8_t)v;
-}
-
-/* The rows [lo, hi) of output m's window that exist. */
-static void window_rows(unsigned m, unsigned n, unsigned p, const odl_window_t *g, unsigned *lo, unsigned *hi)
-{
-    const long start = (long)m * (long)g->stride - (long)g->pad;
-    const long end = start + (long)p;
-    *lo = start < 0 ? 0u : (unsigned)start;
-    *hi = end > (long)n ? n : (unsigned)end;
-}
-
 void odl_avgpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
                                 unsigned m_out, const odl_int8_io_t *io, int8_t *y)
 {
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_rows(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         const int32_t count = (int32_t)(hi - lo);
         for (unsigned ch = 0; ch < c; ++ch) {
             int32_t sum = 0;
@@ -34,7 +18,7 @@ void odl_avgpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigne
             }
             /* Rounded half away from zero; C's division truncates toward zero. */
             const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-            y[m * c + ch] = saturate(avg, io);
+            y[m * c + ch] = odl_int8_saturate(avg, io);
         }
     }
 }
@@ -44,13 +28,13 @@ void odl_maxpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigne
 {
     for (unsigned m = 0; m < m_out; ++m) {
         unsigned lo, hi;
-        window_rows(m, n, p, g, &lo, &hi);
+        odl_pool_window(m, n, p, g, &lo, &hi);
         for (unsigned ch = 0; ch < c; ++ch) {
             int32_t best = -128;
             for (unsigned r = lo; r < hi; ++r) {
                 best = x[r * c + ch] > best ? x[r * c + ch] : best;
             }
-            y[m * c + ch] = saturate(best, io);
+            y[m * c + ch] = odl_int8_saturate(best, io);
         }
     }
 }
@@ -80,6 +64,6 @@ void odl_gap1d_forward_int8(const int8_t *x, unsigned n, unsigned c, odl_qmult_t
             sum += x[r * c + ch];
         }
         sum -= io->in_zp * (int32_t)n;
-        y[ch] = saturate(odl_mbqm(sum, mult) + io->out_zp, io);
+        y[ch] = odl_int8_saturate(odl_mbqm(sum, mult) + io->out_zp, io);
     }
 }

@@ -686,7 +686,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                         train_every=args.train_every, learning_rate=args.lr, drift_learning_rate=args.drift_lr,
                         budget=args.budget, disagree_target=args.disagree_target, max_windows=args.max_windows,
                         pretrain_epochs=args.pretrain_epochs, self_label=args.self_label, new_class=args.new_class,
-                        repeats=args.repeats,
+                        explore=args.explore, repeats=args.repeats,
                         sweep_targets=SWEEP_TARGETS if args.sweep else (),
                         sweep_budgets=SWEEP_BUDGETS if args.sweep else ())
     except ValueError as exc:  # named as the option: "max_windows must ..." -> "--max-windows must ..."
@@ -1051,9 +1051,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "buffer the device trains on. Runs: static (no learning), always-query, "
                                    "AGREEMENT (a confidence threshold adapted to the teacher's disagreement rate "
                                    "among queries), the same without the drift detector, BUDGET (adapted to a query "
-                                   "rate), random queries at AGREEMENT's rate, and both pruning policies with "
+                                   "rate), random queries at AGREEMENT's rate, both pruning policies with "
                                    "self-labels (an unqueried window the device is sure of joins its replay buffer "
-                                   "with its own class). Every decision runs in the "
+                                   "with its own class), both with exploration (a share of the windows queried at "
+                                   "random whatever the confidence) and random queries at the rate of BUDGET with "
+                                   "exploration. Every decision runs in the "
                                    "firmware on the simulated board (--trainer board) or in its Python twin with "
                                    "TensorFlow training (--trainer tf): the same decisions from the same "
                                    "confidences.")
@@ -1092,6 +1094,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-label", type=float, default=0.9, metavar="C",
                    help="the '+ self-labels' runs: an unqueried window predicted with at least this confidence joins "
                         "the replay buffer with the device's own class (default 0.9)")
+    p.add_argument("--explore", type=float, default=0.1, metavar="E",
+                   help="the '+ exploration' runs: this share of the windows is queried at random whatever the "
+                        "device's confidence, within BUDGET's rate (default 0.1)")
     p.add_argument("--repeats", type=int, default=1, metavar="N",
                    help="run each learning run N times with other replay and random draws (same general model); "
                         "means over subjects and repeats (default 1)")
@@ -1099,7 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true",
                    help="more operating points for pruning.png's curves: AGREEMENT at disagreement targets "
                         f"{', '.join(map(str, SWEEP_TARGETS))} (each with random queries at its rate) and BUDGET at "
-                        f"rates {', '.join(map(str, SWEEP_BUDGETS))}")
+                        f"rates {', '.join(map(str, SWEEP_BUDGETS))} (each also with exploration)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="general model epochs (Adam, default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of the general model and the draws (default 0)")
     p.add_argument("--out", default="results/stream", help="results folder (default results/stream)")

@@ -345,10 +345,11 @@ def test_stream_writes_its_results_and_plots(tmp_path: Path, capsys: pytest.Capt
     assert "drift: rotation" in text and "| agreement |" in text and "55.7% fewer queries" in text
     runs = json.loads((out / "results.json").read_text())["subjects"][0]["runs"]
     assert set(runs) == {"static", "always", "agreement", "agreement, no detector", "budget", "random",
-                         "agreement + self-labels", "budget + self-labels",
-                         "agreement d=0.2", "agreement d=0.35", "agreement d=0.65", "random ~ agreement d=0.2",
+                         "agreement + self-labels", "budget + self-labels", "agreement + exploration",
+                         "budget + exploration", "random ~ budget + exploration", "agreement d=0.2", "agreement d=0.35", "agreement d=0.65", "random ~ agreement d=0.2",
                          "random ~ agreement d=0.35", "random ~ agreement d=0.65", "budget r=0.1", "budget r=0.2",
-                         "budget r=0.45", "budget r=0.6"}
+                         "budget r=0.45", "budget r=0.6", "budget r=0.1 + exploration",
+                         "budget r=0.2 + exploration", "budget r=0.45 + exploration", "budget r=0.6 + exploration"}
     # Steps follow the stream's clock, so pruning saves queries and radio but no training.
     assert runs["always"]["training_instructions"] == runs["agreement"]["training_instructions"] > 0
     assert runs["static"]["training_instructions"] == 0
@@ -358,7 +359,8 @@ def test_stream_writes_its_results_and_plots(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--budget", "2"], "--budget must be in [0, 1]"), (["--batch", "300"], "--batch must be in 1..256"),
+    (["--budget", "2"], "--budget must be in [0, 1]"), (["--explore", "-0.1"], "--explore must be in [0, 1]"),
+    (["--batch", "300"], "--batch must be in 1..256"),
     (["--lr", "0"], "--lr must be a finite number > 0"), (["--teacher", "phone"], "teacher must be oracle"),
     (["--subjects", "a,b"], "--subjects takes comma-separated"),
 ])

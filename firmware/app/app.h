@@ -14,7 +14,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 5u
+#define ODL_PROTOCOL_VERSION 6u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */

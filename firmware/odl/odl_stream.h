@@ -17,6 +17,11 @@
  *   step * (disagreed - disagree_target), so queries concentrate where the teacher disagrees at the target
  *   rate; between queries it creeps up by step * rate (`rate`: a floor, so a threshold that fell too low
  *   recovers).
+ * - Exploration (BUDGET, AGREEMENT): a share `explore` of the windows is queried at random whatever its
+ *   confidence (xorshift32 from `seed`). The windows a device is unsure of are no fair sample of its data (on
+ *   the watch data they are mostly two activities), and a replay buffer of them alone trains the model below
+ *   the one it started from; a random share keeps every activity in it. BUDGET counts these queries in its
+ *   rate; AGREEMENT's threshold moves only on the queries it made itself.
  *
  * Drift: the last `drift_window` queries' agreements are kept; when `drift_on` or more of them disagreed the
  * drift flag rises (the application then queries every window and raises its learning rate); it falls when
@@ -45,7 +50,8 @@ typedef struct {
     float threshold;       /* BUDGET, AGREEMENT: the initial confidence threshold, in [0, 1] */
     float step;            /* BUDGET, AGREEMENT: the threshold's adaptation step, > 0 */
     float disagree_target; /* AGREEMENT: the teacher disagreement rate among queries it aims at */
-    uint32_t seed;         /* RANDOM: the generator's seed, not 0 */
+    float explore;         /* BUDGET, AGREEMENT: the share of windows queried at random, in [0, 1]; 0: none */
+    uint32_t seed;         /* RANDOM, or explore > 0: the generator's seed, not 0 */
     uint32_t drift_window; /* queries the detector looks back on, 1..ODL_DRIFT_WINDOW_MAX; 0: no detector */
     uint32_t drift_on;     /* disagreements among them that raise the drift flag (1..drift_window) */
     uint32_t drift_off;    /* disagreements at or below which it falls (< drift_on) */
@@ -59,6 +65,7 @@ typedef struct {
     uint32_t queried;  /* of which queried */
     uint32_t history;  /* bit i set: the (i+1)-th latest query's label disagreed with the prediction */
     uint32_t answers;  /* queries answered so far (the history holds min(answers, drift_window)) */
+    uint32_t explored; /* 1: the latest query came from the random share alone, not from the threshold */
     uint32_t drift;    /* 1 while a drift is detected */
     uint32_t drifts;   /* times the flag rose */
 } odl_stream_t;

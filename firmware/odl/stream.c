@@ -19,9 +19,11 @@ odl_status_t odl_stream_init(odl_stream_t *stream, const odl_stream_config_t *co
     }
     const odl_stream_config_t *c = config;
     const int thresholded = c->policy == ODL_QUERY_BUDGET || c->policy == ODL_QUERY_AGREEMENT;
+    const int draws = c->policy == ODL_QUERY_RANDOM || (thresholded && c->explore > 0.0f);
     if (c->policy >= ODL_QUERY_POLICIES || !in_unit(c->rate) || !in_unit(c->threshold) ||
-        !in_unit(c->disagree_target) || (thresholded && !(c->step > 0.0f && c->step <= 1.0f)) ||
-        (c->policy == ODL_QUERY_RANDOM && c->seed == 0u) || c->drift_window > ODL_DRIFT_WINDOW_MAX ||
+        !in_unit(c->disagree_target) || !in_unit(c->explore) ||
+        (thresholded && !(c->step > 0.0f && c->step <= 1.0f)) || (draws && c->seed == 0u) ||
+        c->drift_window > ODL_DRIFT_WINDOW_MAX ||
         (c->drift_window > 0u && !(c->drift_on >= 1u && c->drift_on <= c->drift_window && c->drift_off < c->drift_on))) {
         return ODL_ERR_SIZE;
     }
@@ -71,8 +73,12 @@ int odl_stream_decide(odl_stream_t *stream, float confidence)
         break;
     }
     case ODL_QUERY_BUDGET:
-    case ODL_QUERY_AGREEMENT:
-        query = s->drift || confidence < s->threshold;
+    case ODL_QUERY_AGREEMENT: {
+        /* Without exploration nothing is drawn; with it, a draw every window, as RANDOM. */
+        const int drawn = s->config.explore > 0.0f && uniform(s) < s->config.explore;
+        const int unsure = confidence < s->threshold;
+        query = s->drift || unsure || drawn;
+        s->explored = (uint32_t)(query && !s->drift && !unsure);
         if (!s->drift) {
             /* AGREEMENT only creeps up between queries; BUDGET also steps down at each query. */
             if (s->config.policy == ODL_QUERY_BUDGET || !query) {
@@ -80,6 +86,7 @@ int odl_stream_decide(odl_stream_t *stream, float confidence)
             }
         }
         break;
+    }
     default:
         query = 1;
         break;
@@ -101,7 +108,7 @@ void odl_stream_feedback(odl_stream_t *stream, int agreed)
 {
     odl_stream_t *s = stream;
     const uint32_t window = s->config.drift_window;
-    if (s->config.policy == ODL_QUERY_AGREEMENT && !s->drift) {
+    if (s->config.policy == ODL_QUERY_AGREEMENT && !s->drift && !s->explored) {
         adapt(s, agreed ? 0.0f : 1.0f, s->config.disagree_target);
     }
     s->answers++;

@@ -11,10 +11,11 @@ decisions from the same confidences.
 
 Runs per subject: static (the general model, no query, no training), always-query, the automatic pruning
 policies (AGREEMENT, and BUDGET at ``budget``), random queries at AGREEMENT's realised rate, AGREEMENT without
-the drift detector, and both pruning policies with self-labels (an unqueried window the device is sure of joins
-its replay buffer with its own class). A drift scenario changes the stream halfway: the other arm (``side``), a
-sensor rotation (``rotation``), another subject (``subject``), or a class the general model never saw
-(``new-class``: pretrained without it, and streamed after every other class).
+the drift detector, both pruning policies with self-labels (an unqueried window the device is sure of joins
+its replay buffer with its own class), and both with exploration (a share of the windows queried at random
+whatever the confidence), with random queries at BUDGET + exploration's rate. A drift scenario changes the
+stream halfway: the other arm (``side``), a sensor rotation (``rotation``), another subject (``subject``), or a
+class the general model never saw (``new-class``: pretrained without it, and streamed after every other class).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Config:
     disagree_target: float = 0.5  # AGREEMENT's target teacher disagreement among queries
     floor: float = 0.02  # AGREEMENT's floor query rate
     self_label: float = 0.9  # the "+ self-labels" runs: unqueried windows this confident join the replay buffer
+    # The "+ exploration" runs: this share of the windows is queried at random whatever the device's confidence,
+    # so the replay buffer holds every activity, not only those the device is unsure of.
+    explore: float = 0.1
     # The detector looks at the teacher's disagreements among the last 16 queries: a pruning policy asks where
     # the device is unsure, so even without a drift about half disagree (AGREEMENT aims at disagree_target).
     drift_window: int = 16
@@ -97,7 +101,7 @@ class Config:
                           ("pretrain_epochs", 0), ("repeats", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        for name in ("budget", "disagree_target", "floor", "self_label"):
+        for name in ("budget", "disagree_target", "floor", "self_label", "explore"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("sweep_targets", "sweep_budgets"):
@@ -108,7 +112,7 @@ class Config:
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1, got {self.max_windows}")
         for policy in Policy:  # every policy parameter, before any work
-            self.setup(policy, rate=0.5).check(self.replay)
+            self.setup(policy, rate=0.5, explore=True).check(self.replay)
 
     def personalize_config(self) -> pers.Config:
         """The general model's recipe: the same as personalize's, so its cache serves both."""
@@ -116,13 +120,15 @@ class Config:
                            pretrain_epochs=self.pretrain_epochs, seed=self.seed, trainer="tf")
 
     def setup(self, policy: Policy, rate: float | None = None, detect: bool = True,
-              target: float | None = None, self_labels: bool = False, repeat: int = 0) -> StreamSetup:
+              target: float | None = None, self_labels: bool = False, explore: bool = False,
+              repeat: int = 0) -> StreamSetup:
         rates = {Policy.ALWAYS: 1.0, Policy.RANDOM: rate or 0.0, Policy.BUDGET: self.budget if rate is None else rate,
                  Policy.AGREEMENT: self.floor}
         drift = dict(drift_window=self.drift_window, drift_on=self.drift_on, drift_off=self.drift_off) if detect \
             else dict(drift_window=0)
         config = StreamConfig(policy, rate=rates[policy], threshold=1.0 if policy == Policy.AGREEMENT else 0.5,
                               step=self.step, seed=self.seed + 1 + repeat,
+                              explore=self.explore if explore and policy in (Policy.BUDGET, Policy.AGREEMENT) else 0.0,
                               disagree_target=self.disagree_target if target is None else target, **drift)
         return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
                            self.drift_learning_rate, replay_seed=self.seed + 7 + repeat,
@@ -341,11 +347,17 @@ def run_plans(cfg: Config, repeat: int) -> list[Plan]:
         ("agreement, no detector", cfg.setup(Policy.AGREEMENT, detect=False, repeat=repeat), None),
         ("budget", cfg.setup(Policy.BUDGET, repeat=repeat), None), ("random", None, "agreement"),
         ("agreement + self-labels", cfg.setup(Policy.AGREEMENT, self_labels=True, repeat=repeat), None),
-        ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True, repeat=repeat), None)]
+        ("budget + self-labels", cfg.setup(Policy.BUDGET, self_labels=True, repeat=repeat), None),
+        ("agreement + exploration", cfg.setup(Policy.AGREEMENT, explore=True, repeat=repeat), None),
+        ("budget + exploration", cfg.setup(Policy.BUDGET, explore=True, repeat=repeat), None),
+        ("random ~ budget + exploration", None, "budget + exploration")]
     for d in cfg.sweep_targets:
         plans += [(f"agreement d={d:g}", cfg.setup(Policy.AGREEMENT, target=d, repeat=repeat), None),
                   (f"random ~ agreement d={d:g}", None, f"agreement d={d:g}")]
-    plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r, repeat=repeat), None) for r in cfg.sweep_budgets]
+    for r in cfg.sweep_budgets:
+        plans += [(f"budget r={r:g}", cfg.setup(Policy.BUDGET, rate=r, repeat=repeat), None),
+                  (f"budget r={r:g} + exploration", cfg.setup(Policy.BUDGET, rate=r, explore=True, repeat=repeat),
+                   None)]
     return plans
 
 
@@ -519,6 +531,17 @@ def run(recordings: list[Recording], classes: list[str], subjects: list[int], cf
     return Report(cfg, dataset, classes, results, time.perf_counter() - t0)
 
 
+def _family(name: str) -> str:
+    """A run's curve in pruning.png: its policy and what was added to it (the sweep's operating points of one
+    rule are one curve; every random run is one)."""
+    if "no detector" in name:
+        return name
+    if name.startswith("random"):
+        return "random"
+    policy, _, added = name.partition(" + ")
+    return policy.split(" ")[0] + (f" + {added}" if added else "")
+
+
 def plot(report: Report, out: Path) -> None:
     """stream.png: rolling accuracy over each subject's stream, per run, with the queries and the drift marked;
     pruning.png: query reduction against accuracy change (vs always-query), per run, with the seed's point."""
@@ -552,8 +575,7 @@ def plot(report: Report, out: Path) -> None:
     for name, m in report.summary().items():
         if name in ("always", "static"):
             continue
-        family = name if "no detector" in name or "self-labels" in name else name.split(" ")[0]
-        families.setdefault(family, []).append((m["query_reduction_pct"], m["accuracy_change_pp"]))
+        families.setdefault(_family(name), []).append((m["query_reduction_pct"], m["accuracy_change_pp"]))
     for family, points in families.items():
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="o", label=family)

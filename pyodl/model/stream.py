@@ -30,19 +30,25 @@ class StreamConfig:
     threshold: float = 0.9  # BUDGET, AGREEMENT: the initial confidence threshold
     step: float = 0.01  # BUDGET, AGREEMENT: the threshold's adaptation step
     disagree_target: float = 0.5  # AGREEMENT: the teacher disagreement rate among queries it aims at
-    seed: int = 1  # RANDOM: xorshift32 seed, not 0
+    explore: float = 0.0  # BUDGET, AGREEMENT: the share of windows queried at random whatever their confidence
+    seed: int = 1  # RANDOM, or explore > 0: xorshift32 seed, not 0
     drift_window: int = 0  # queries the drift detector looks back on (0: none)
     drift_on: int = 1  # disagreements among them that raise the drift flag
     drift_off: int = 0  # disagreements at or below which it falls
 
+    @property
+    def draws(self) -> bool:
+        """Whether the policy draws random numbers (RANDOM, or a threshold policy with exploration)."""
+        return self.policy == Policy.RANDOM or (self.policy in (Policy.BUDGET, Policy.AGREEMENT) and self.explore > 0)
+
     def check(self) -> None:
         """ValueError naming the field, as odl_stream_init refuses it (ODL_ERR_SIZE)."""
-        for name in ("rate", "threshold", "disagree_target"):
+        for name in ("rate", "threshold", "disagree_target", "explore"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.policy in (Policy.BUDGET, Policy.AGREEMENT) and not 0.0 < self.step <= 1.0:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
-        if self.policy == Policy.RANDOM and not 0 < self.seed < 2**32:
+        if self.draws and not 0 < self.seed < 2**32:
             raise ValueError(f"seed must be a nonzero 32-bit number, got {self.seed}")
         if not 0 <= self.drift_window <= DRIFT_WINDOW_MAX:
             raise ValueError(f"drift_window must be in 0..{DRIFT_WINDOW_MAX}, got {self.drift_window}")

@@ -315,8 +315,9 @@ class BoardNetwork(Network):
         policy = setup.policy
         values = {"policy.policy": int(policy.policy), "policy.rate": policy.rate, "policy.threshold": policy.threshold,
                   "policy.step": policy.step, "policy.disagree_target": policy.disagree_target,
-                  "policy.seed": policy.seed, "policy.drift_window": policy.drift_window,
-                  "policy.drift_on": policy.drift_on, "policy.drift_off": policy.drift_off,
+                  "policy.explore": policy.explore, "policy.seed": policy.seed,
+                  "policy.drift_window": policy.drift_window, "policy.drift_on": policy.drift_on,
+                  "policy.drift_off": policy.drift_off,
                   "train_every": setup.train_every, "batch": setup.batch, "replay_seed": setup.replay_seed,
                   "learning_rate": setup.learning_rate, "self_label": setup.self_label,
                   "drift_learning_rate": setup.drift_learning_rate}

@@ -37,6 +37,7 @@ class StreamPolicy:
     queried: int = 0
     history: int = 0  # bit i: the (i+1)-th latest query's label disagreed
     answers: int = 0
+    explored: bool = False  # the latest query came from the random share alone, not from the threshold
     drift: bool = False
     drifts: int = 0
 
@@ -61,7 +62,10 @@ class StreamPolicy:
             u = self._uniform()
             query = self.drift or bool(u < F32(cfg.rate))
         elif cfg.policy in (Policy.BUDGET, Policy.AGREEMENT):
-            query = self.drift or bool(F32(confidence) < self.threshold)
+            drawn = cfg.explore > 0 and bool(self._uniform() < F32(cfg.explore))  # no draw without exploration
+            unsure = bool(F32(confidence) < self.threshold)
+            query = self.drift or unsure or drawn
+            self.explored = query and not self.drift and not unsure
             if not self.drift and (cfg.policy == Policy.BUDGET or not query):
                 self._adapt(cfg.rate, 1.0 if query else 0.0)
         else:
@@ -72,7 +76,7 @@ class StreamPolicy:
     def feedback(self, agreed: bool) -> None:
         """After a query: whether the teacher's label was the prediction (odl_stream_feedback)."""
         cfg = self.config
-        if cfg.policy == Policy.AGREEMENT and not self.drift:
+        if cfg.policy == Policy.AGREEMENT and not self.drift and not self.explored:
             self._adapt(0.0 if agreed else 1.0, cfg.disagree_target)
         self.answers += 1
         if not cfg.drift_window:

@@ -58,6 +58,10 @@ SETUPS = {
     "agreement": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.4, step=0.05,
                                           disagree_target=0.5), train_every=2, batch=REPLAY, learning_rate=0.1),
     "random": StreamSetup(StreamConfig(Policy.RANDOM, rate=0.6, seed=99), train_every=1, batch=4),
+    "agreement-explore": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.3, step=0.05,
+                                                  disagree_target=0.5, explore=0.3, seed=2024, drift_window=8,
+                                                  drift_on=7, drift_off=2), train_every=2, batch=8,
+                                     learning_rate=0.05),
     "self-labels": StreamSetup(StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.5, step=0.05), train_every=2,
                                batch=6, learning_rate=0.05, self_label=0.45),
 }
@@ -74,7 +78,7 @@ def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, B
     setup = SETUPS[name]
     assert board.stream_start(setup) == reference.stream_start(setup) == REPLAY
     xs, teacher = _windows(90)
-    steps, drifted, self_labelled, lost, stale_steps = 0, False, 0, 0, 0
+    steps, drifted, self_labelled, lost, stale_steps, explored = 0, False, 0, 0, 0, 0
     for x, y in zip(xs, teacher, strict=True):
         stale = reference.replay.stale and reference.replay.filled == REPLAY
         got, want = board.stream_window(x), reference.stream_window(x)
@@ -86,6 +90,7 @@ def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, B
         assert np.float32(got.threshold).tobytes() == np.float32(want.threshold).tobytes()
         assert np.float32(got.loss).tobytes() == np.float32(want.loss).tobytes()
         steps += got.trained
+        explored += reference.policy.explored
         stale_steps += got.trained and stale
         if got.query:
             if (reference.policy.queried % LOST_LABEL_EVERY) == 0:
@@ -97,6 +102,7 @@ def test_the_board_streams_as_the_reference_device(boards: tuple[BoardNetwork, B
     # Steps were drawn while a lost label's slot was stale (with self-labels a sure window soon fills it).
     assert stale_steps >= 1 or setup.self_label
     assert drifted == bool(setup.policy.drift_window)  # a random teacher disagrees: the drift rate was used
+    assert explored >= 5 or not setup.policy.explore  # windows the device was sure of were queried at random
     if setup.self_label:  # windows joined the buffer with the device's own class: the comparison covers them
         assert self_labelled >= 10
     for (w, b), (w2, b2) in zip(board.get_params(), other.get_params(), strict=True):

@@ -21,14 +21,16 @@ SIZE_ERROR = 10  # ODL_ERR_SIZE
 
 class _Config(ctypes.Structure):
     _fields_ = [("policy", ctypes.c_uint32), ("rate", ctypes.c_float), ("threshold", ctypes.c_float),
-                ("step", ctypes.c_float), ("disagree_target", ctypes.c_float), ("seed", ctypes.c_uint32),
-                ("drift_window", ctypes.c_uint32), ("drift_on", ctypes.c_uint32), ("drift_off", ctypes.c_uint32)]
+                ("step", ctypes.c_float), ("disagree_target", ctypes.c_float), ("explore", ctypes.c_float),
+                ("seed", ctypes.c_uint32), ("drift_window", ctypes.c_uint32), ("drift_on", ctypes.c_uint32),
+                ("drift_off", ctypes.c_uint32)]
 
 
 class _State(ctypes.Structure):
     _fields_ = [("config", _Config), ("threshold", ctypes.c_float), ("rng", ctypes.c_uint32),
                 ("seen", ctypes.c_uint32), ("queried", ctypes.c_uint32), ("history", ctypes.c_uint32),
-                ("answers", ctypes.c_uint32), ("drift", ctypes.c_uint32), ("drifts", ctypes.c_uint32)]
+                ("answers", ctypes.c_uint32), ("explored", ctypes.c_uint32), ("drift", ctypes.c_uint32),
+                ("drifts", ctypes.c_uint32)]
 
 
 class CStream:
@@ -38,7 +40,7 @@ class CStream:
         self.lib = lib
         self.state = _State()
         c = _Config(int(config.policy), config.rate, config.threshold, config.step, config.disagree_target,
-                    config.seed, config.drift_window, config.drift_on, config.drift_off)
+                    config.explore, config.seed, config.drift_window, config.drift_on, config.drift_off)
         self.status = lib.odl_stream_init(ctypes.byref(self.state), ctypes.byref(c))
 
     def decide(self, confidence: float) -> bool:
@@ -75,6 +77,10 @@ CONFIGS = {
     "agreement": StreamConfig(Policy.AGREEMENT, rate=0.02, threshold=0.5, step=0.02, disagree_target=0.4,
                               drift_window=32, drift_on=14, drift_off=6),
     "budget-no-drift": StreamConfig(Policy.BUDGET, rate=0.1, threshold=0.0, step=0.003),
+    "budget-explore": StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.9, step=0.01, explore=0.1, seed=99,
+                                   drift_window=16, drift_on=8, drift_off=3),
+    "agreement-explore": StreamConfig(Policy.AGREEMENT, rate=0.02, threshold=0.5, step=0.02, disagree_target=0.4,
+                                      explore=0.15, seed=4242, drift_window=32, drift_on=14, drift_off=6),
 }
 
 
@@ -94,6 +100,7 @@ def test_the_reference_makes_the_firmwares_decisions(lib: ctypes.CDLL, name: str
             c.feedback(bool(a))
             py.feedback(bool(a))
             assert (bool(c.state.drift), c.state.drifts) == (py.drift, py.drifts)
+            assert bool(c.state.explored) == py.explored
         decisions.append(q)
     assert (c.state.seen, c.state.queried, c.state.rng, c.state.history) == (py.seen, py.queried, py.rng, py.history)
     if config.policy in (Policy.BUDGET, Policy.AGREEMENT):
@@ -129,6 +136,36 @@ def test_agreement_queries_where_the_teacher_disagrees_at_its_target() -> None:
     assert policy.queried < 0.5 * policy.seen  # it prunes
 
 
+def test_exploration_queries_its_share_at_random_within_budgets_rate() -> None:
+    """BUDGET with exploration: the rate still holds, a share ~explore of the windows is queried whatever its
+    confidence (so the confident ones are queried too), and only those move nothing but the budget."""
+    conf, _ = _stream(3, 20_000)
+    policy = StreamPolicy(StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.5, step=0.005, explore=0.1, seed=7))
+    queried, explored = [], []
+    for x in conf:
+        queried.append(policy.decide(float(x)))
+        explored.append(policy.explored)
+    queried_, explored_ = np.array(queried[5000:]), np.array(explored[5000:])
+    assert abs(queried_.mean() - 0.3) < 0.01
+    # Exploration draws ~10% of all windows; those above the threshold are queried for that alone.
+    above = conf[5000:] >= np.float32(policy.threshold)
+    assert abs(explored_[above].mean() - 0.1) < 0.02
+    assert not explored_[~queried_].any()
+
+
+def test_agreements_threshold_moves_only_on_its_own_queries() -> None:
+    """An explored query's answer is not the threshold's business: a teacher that disagrees with every explored
+    window (the device is sure of them, so the threshold would only rise) leaves it where the unsure ones put it."""
+    config = StreamConfig(Policy.AGREEMENT, rate=0.0, threshold=0.5, step=0.05, disagree_target=0.5, explore=0.5,
+                          seed=3)
+    policy = StreamPolicy(config)
+    for _ in range(200):
+        if policy.decide(0.99):  # above the threshold: only exploration queries it
+            assert policy.explored
+            policy.feedback(False)
+    assert policy.threshold == np.float32(0.5) and policy.queried > 50
+
+
 def test_the_drift_flag_rises_and_falls_on_its_counts() -> None:
     policy = StreamPolicy(StreamConfig(Policy.ALWAYS, drift_window=8, drift_on=5, drift_off=2))
     flags = []
@@ -145,7 +182,8 @@ def test_the_drift_flag_rises_and_falls_on_its_counts() -> None:
 @pytest.mark.parametrize("bad", [
     dict(rate=1.5), dict(threshold=-0.1), dict(step=0.0), dict(disagree_target=2.0), dict(drift_window=33),
     dict(drift_window=8, drift_on=9), dict(drift_window=8, drift_on=4, drift_off=4),
-    dict(policy=Policy.RANDOM, seed=0),
+    dict(policy=Policy.RANDOM, seed=0), dict(explore=1.5), dict(explore=0.1, seed=0),
+    dict(policy=Policy.AGREEMENT, explore=0.1, seed=0),
 ])
 def test_a_bad_configuration_is_refused_on_both_sides(lib: ctypes.CDLL, bad: dict) -> None:
     config = StreamConfig(**{"policy": Policy.BUDGET, **bad})

@@ -58,10 +58,11 @@ SETUPS = {
     "agreement": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.4, step=0.05,
                                           disagree_target=0.5), train_every=2, batch=REPLAY, learning_rate=0.1),
     "random": StreamSetup(StreamConfig(Policy.RANDOM, rate=0.6, seed=99), train_every=1, batch=4),
+    # A random teacher disagrees 5 times in 6: a target above that lowers the threshold, so exploration has
+    # windows above it to query.
     "agreement-explore": StreamSetup(StreamConfig(Policy.AGREEMENT, rate=0.05, threshold=0.3, step=0.05,
-                                                  disagree_target=0.5, explore=0.3, seed=2024, drift_window=8,
-                                                  drift_on=7, drift_off=2), train_every=2, batch=8,
-                                     learning_rate=0.05),
+                                                  disagree_target=0.95, explore=0.3, seed=2024), train_every=2,
+                                     batch=8, learning_rate=0.05),
     "self-labels": StreamSetup(StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.5, step=0.05), train_every=2,
                                batch=6, learning_rate=0.05, self_label=0.45),
 }

@@ -19,7 +19,7 @@
  *   recovers).
  * - Exploration (BUDGET, AGREEMENT): a share `explore` of the windows is queried at random whatever its
  *   confidence (xorshift32 from `seed`). The windows a device is unsure of are no fair sample of its data (on
- *   the watch data they are mostly two activities), and a replay buffer of them alone trains the model below
+ *   the watch data their activities are skewed), and a replay buffer of them alone can train the model below
  *   the one it started from; a random share keeps every activity in it. BUDGET counts these queries in its
  *   rate; AGREEMENT's threshold moves only on the queries it made itself.
  *

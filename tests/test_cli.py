@@ -346,7 +346,8 @@ def test_stream_writes_its_results_and_plots(tmp_path: Path, capsys: pytest.Capt
     runs = json.loads((out / "results.json").read_text())["subjects"][0]["runs"]
     assert set(runs) == {"static", "always", "agreement", "agreement, no detector", "budget", "random",
                          "agreement + self-labels", "budget + self-labels", "agreement + exploration",
-                         "budget + exploration", "random ~ budget + exploration", "agreement d=0.2", "agreement d=0.35", "agreement d=0.65", "random ~ agreement d=0.2",
+                         "budget + exploration", "random ~ budget + exploration", "agreement d=0.2",
+                         "agreement d=0.35", "agreement d=0.65", "random ~ agreement d=0.2",
                          "random ~ agreement d=0.35", "random ~ agreement d=0.65", "budget r=0.1", "budget r=0.2",
                          "budget r=0.45", "budget r=0.6", "budget r=0.1 + exploration",
                          "budget r=0.2 + exploration", "budget r=0.45 + exploration", "budget r=0.6 + exploration"}

@@ -45,6 +45,10 @@ TEACHERS = ("oracle", "general", "wide")
 SEED_QUERY_REDUCTION = 55.7
 SEED_ACCURACY_LOSS = 0.9
 LABEL_BYTES = 1  # the teacher's answer: a class index
+# stream.png draws these runs (every run is in results.md and pruning.png): one line per policy family, so that
+# it reads at a glance.
+STREAM_PLOT_RUNS = ("static", "always", "agreement", "budget", "random", "agreement + exploration",
+                    "budget + exploration")
 # Rotation drift: the watch turned a quarter turn about its z axis, (x, y, z) -> (-y, x, z), on every
 # accelerometer (and gyroscope) triple of channels.
 QUARTER_TURN = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)
@@ -543,7 +547,8 @@ def _family(name: str) -> str:
 
 
 def plot(report: Report, out: Path) -> None:
-    """stream.png: rolling accuracy over each subject's stream, per run, with the queries and the drift marked;
+    """stream.png: rolling accuracy over each subject's stream, for the runs of STREAM_PLOT_RUNS, with their queries and
+    the drift marked;
     pruning.png: query reduction against accuracy change (vs always-query), per run, with the seed's point."""
     import matplotlib
 
@@ -551,22 +556,25 @@ def plot(report: Report, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     subjects = [s for s in report.subjects if s.repeat == 0]
-    fig, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.6 * len(subjects)), squeeze=False)
+    shown = [name for name in STREAM_PLOT_RUNS if name in subjects[0].runs]
+    fig, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.6 * len(subjects) + 0.6), squeeze=False)
     for ax, s in zip(axes[:, 0], subjects, strict=True):
-        for k, (name, r) in enumerate(s.runs.items()):
+        for k, name in enumerate(shown):
+            r, color = s.runs[name], f"C{k}"
             correct = np.array(r.correct, dtype=float)
             width = max(5, len(correct) // 20)
             rolling = np.convolve(correct, np.ones(width) / width, mode="valid")
-            ax.plot(np.arange(len(rolling)) + width - 1, rolling, label=name, lw=1.2)
+            ax.plot(np.arange(len(rolling)) + width - 1, rolling, label=name, lw=1.2, color=color)
             q = np.flatnonzero(np.array(r.queried))
-            ax.scatter(q, np.full(len(q), -0.04 - 0.035 * k), s=2, marker="|")
+            ax.scatter(q, np.full(len(q), -0.04 - 0.035 * k), s=2, marker="|", color=color)
         if s.drift_index is not None:
             ax.axvline(s.drift_index, color="k", ls="--", lw=1)
-        ax.set_ylim(-0.3, 1.05)
+        ax.set_ylim(-0.06 - 0.035 * len(shown), 1.05)
         ax.set_ylabel(f"subject {s.subject}\nrolling acc.")
-    axes[0, 0].legend(fontsize=7, ncol=3, loc="lower left")
-    axes[-1, 0].set_xlabel("window of the stream (ticks below: queries; dashed: the drift)")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncol=len(shown), loc="upper center")
+    axes[-1, 0].set_xlabel("window of the stream (ticks below: queries, in each run's colour; dashed: the drift)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     fig.savefig(out / "stream.png", dpi=110)
     plt.close(fig)
 

@@ -39,7 +39,8 @@ class StreamConfig:
     @property
     def draws(self) -> bool:
         """Whether the policy draws random numbers (RANDOM, or a threshold policy with exploration)."""
-        return self.policy == Policy.RANDOM or (self.policy in (Policy.BUDGET, Policy.AGREEMENT) and self.explore > 0)
+        return self.policy == Policy.RANDOM or (self.policy in (Policy.BUDGET, Policy.AGREEMENT)
+                                                and np.float32(self.explore) > 0)  # as the firmware sees it
 
     def check(self) -> None:
         """ValueError naming the field, as odl_stream_init refuses it (ODL_ERR_SIZE)."""

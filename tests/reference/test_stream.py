@@ -81,6 +81,9 @@ CONFIGS = {
                                    drift_window=16, drift_on=8, drift_off=3),
     "agreement-explore": StreamConfig(Policy.AGREEMENT, rate=0.02, threshold=0.5, step=0.02, disagree_target=0.4,
                                       explore=0.15, seed=4242, drift_window=32, drift_on=14, drift_off=6),
+    # An exploration share below float32's range is none on the device: no draw, so seed 0 is no error.
+    "budget-explore-underflow": StreamConfig(Policy.BUDGET, rate=0.3, threshold=0.9, step=0.01, explore=1e-46,
+                                             seed=0, drift_window=16, drift_on=8, drift_off=3),
 }
 
 

@@ -132,7 +132,7 @@ class Config:
             else dict(drift_window=0)
         config = StreamConfig(policy, rate=rates[policy], threshold=1.0 if policy == Policy.AGREEMENT else 0.5,
                               step=self.step, seed=self.seed + 1 + repeat,
-                              explore=self.explore if explore and policy in (Policy.BUDGET, Policy.AGREEMENT) else 0.0,
+                              explore=self.explore if explore and policy.thresholded else 0.0,
                               disagree_target=self.disagree_target if target is None else target, **drift)
         return StreamSetup(config, self.train_every, self.batch, self.learning_rate,
                            self.drift_learning_rate, replay_seed=self.seed + 7 + repeat,

@@ -20,6 +20,11 @@ class Policy(IntEnum):
     BUDGET = 2
     AGREEMENT = 3
 
+    @property
+    def thresholded(self) -> bool:
+        """BUDGET and AGREEMENT: a confidence threshold decides (odl_stream_init's ``thresholded``)."""
+        return self in (Policy.BUDGET, Policy.AGREEMENT)
+
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -39,15 +44,15 @@ class StreamConfig:
     @property
     def draws(self) -> bool:
         """Whether the policy draws random numbers (RANDOM, or a threshold policy with exploration)."""
-        return self.policy == Policy.RANDOM or (self.policy in (Policy.BUDGET, Policy.AGREEMENT)
-                                                and np.float32(self.explore) > 0)  # as the firmware sees it
+        # explore compared as the firmware's float32 sees it
+        return self.policy == Policy.RANDOM or (self.policy.thresholded and np.float32(self.explore) > 0)
 
     def check(self) -> None:
         """ValueError naming the field, as odl_stream_init refuses it (ODL_ERR_SIZE)."""
         for name in ("rate", "threshold", "disagree_target", "explore"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.policy in (Policy.BUDGET, Policy.AGREEMENT) and not 0.0 < self.step <= 1.0:
+        if self.policy.thresholded and not 0.0 < self.step <= 1.0:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
         if self.draws and not 0 < self.seed < 2**32:
             raise ValueError(f"seed must be a nonzero 32-bit number, got {self.seed}")

@@ -61,7 +61,7 @@ class StreamPolicy:
         if cfg.policy == Policy.RANDOM:
             u = self._uniform()
             query = self.drift or bool(u < F32(cfg.rate))
-        elif cfg.policy in (Policy.BUDGET, Policy.AGREEMENT):
+        elif cfg.policy.thresholded:
             drawn = F32(cfg.explore) > 0 and bool(self._uniform() < F32(cfg.explore))  # no draw without exploration
             unsure = bool(F32(confidence) < self.threshold)
             query = self.drift or unsure or drawn

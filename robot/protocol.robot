@@ -43,6 +43,13 @@ An Access Outside The Memory Map Fails The Test
     Run Keyword And Expect Error    *    Read Outside The Memory Map And Check The Log
     IF    '${BACKEND}' == 'renode'    Start Log Checks
 
+An Access To A Register The Platform Does Not Model Fails The Test
+    [Documentation]    The guard for the platform's own peripherals: a write to PWR past its registers stops
+    ...    the Unicorn board at once, and under Renode the PWR model logs an error that the teardown's log
+    ...    check fails on. The log tester is then started afresh, so the teardown passes on the expected line.
+    Run Keyword And Expect Error    *    Write An Unmodelled Register And Check The Log
+    IF    '${BACKEND}' == 'renode'    Start Log Checks
+
 Malformed Frames Get Error Codes
     [Documentation]    Bad CRC, an impossible length and a payload too short for its fields.
     Use Transport    uart
@@ -127,4 +134,9 @@ Dataset Commands Should Be Refused
 Read Outside The Memory Map And Check The Log
     [Documentation]    What a firmware bug would do, then what every teardown checks.
     Read Outside The Memory Map
-    Unmapped Accesses Should Not Be In The Log
+    Platform Errors Should Not Be In The Log
+
+Write An Unmodelled Register And Check The Log
+    [Documentation]    What a firmware bug would do, then what every teardown checks.
+    Write An Unmodelled Register
+    Platform Errors Should Not Be In The Log

@@ -12,10 +12,28 @@ from __future__ import annotations
 import abc
 from pathlib import Path
 
+import numpy as np
+
+from pyodl.toolchain.memory_map import SRAM1_BASE, SRAM1_SIZE, SRAM2_BASE, SRAM2_SIZE
+
 IDLE_SYMBOL = "odl_idle"
 MAILBOX_SYMBOL = "odl_mailbox"
 DATASET_SYMBOL = "odl_dataset"  # the dataset region's records (firmware/app/dataset.c); absent without one
 CONSOLE_SYMBOL = "odl_console_uart"  # a const word: the base address of the firmware's console UART
+
+
+# Seeds the power-up contents of SRAM (see power_up_sram); any fixed value would do.
+POWER_UP_SEED = 0x0D1_5EED
+
+
+def power_up_sram(power_up: int) -> tuple[bytes, bytes]:
+    """What SRAM1 and SRAM2 hold when power comes up: undefined on the silicon (RM0351 says nothing of them,
+    and a short power cut leaves part of the old contents), zeros on a fresh simulator, the last run's bytes
+    after Renode's ``machine Reset``. Modelled alike on every backend as pseudo-random bytes, other ones at
+    every power-up of a board and the same ones in every run (seeded by the power-up's number), so firmware or
+    host code that trusts RAM it did not write fails, and fails reproducibly."""
+    data = np.random.default_rng((POWER_UP_SEED, power_up)).bytes(SRAM1_SIZE + SRAM2_SIZE)
+    return data[:SRAM1_SIZE], data[SRAM1_SIZE:]
 
 
 class BoardError(RuntimeError):
@@ -27,11 +45,19 @@ class PowerCutError(BoardError):
 
 
 class Board(abc.ABC):
-    """A board running one firmware ELF. Addresses are the target's; data is raw little-endian bytes."""
+    """A board running one firmware ELF. Addresses are the target's; data is raw little-endian bytes.
+
+    Power: a new board powers up (SRAM as :func:`power_up_sram` says, flash bank 2 erased); :meth:`reset` is a
+    power cycle (SRAM undefined again, flash kept); :meth:`load_elf` on a board that has run is a debugger's
+    load and reset, which keeps SRAM as well as flash (Renode's ``machine Reset`` and ``LoadELF``)."""
+
+    # Power-ups so far (the first is the board's creation): the seed of the next SRAM contents.
+    power_ups = 0
 
     @abc.abstractmethod
     def load_elf(self, elf: Path) -> None:
-        """Load the firmware and reset the CPU to its reset vector (not yet run)."""
+        """Load the firmware and reset the CPU to its reset vector (not yet run). SRAM and flash keep their
+        bytes; on a new board they hold their power-up contents."""
 
     @abc.abstractmethod
     def symbol_address(self, name: str) -> int:
@@ -53,6 +79,11 @@ class Board(abc.ABC):
         simulator that runs in slices."""
 
     @abc.abstractmethod
+    def parked(self) -> bool:
+        """The CPU waits in ``odl_idle``: the firmware has booted and finished its last command. False after a
+        load or a reset (the firmware has not run yet), whatever RAM holds."""
+
+    @abc.abstractmethod
     def executed_instructions(self) -> int:
         """Instructions executed since the ELF was loaded."""
 
@@ -71,9 +102,14 @@ class Board(abc.ABC):
         raise BoardError(f"{type(self).__name__} cannot let time pass")
 
     def reset(self) -> None:
-        """A power cycle: the ELF loaded again, the CPU at the reset vector, the firmware's RAM state gone
-        (it initialises what it uses at boot); flash bank 2, the persistence slots, keeps its bytes."""
-        self.load_elf(self.elf)
+        """A power cycle: SRAM's contents undefined (the next :func:`power_up_sram`), the ELF loaded again,
+        the CPU at the reset vector; flash bank 2, the persistence slots, keeps its bytes."""
+        elf = self.elf
+        self.power_ups += 1
+        sram1, sram2 = power_up_sram(self.power_ups)
+        self.write(SRAM1_BASE, sram1)
+        self.write(SRAM2_BASE, sram2)
+        self.load_elf(elf)
 
     @property
     @abc.abstractmethod

@@ -35,12 +35,13 @@ class MailboxTransport:
         self.budget = budget
         self.address = board.symbol_address(MAILBOX_SYMBOL)
         board.symbol_address(IDLE_SYMBOL)  # fails early, with the symbol's name, for a foreign ELF
+        # Boot first unless the CPU already waits in odl_idle: after a load or a reset, RAM may still hold a
+        # ready mailbox from before (Renode's reset keeps RAM), which the boot is about to wipe.
+        if not board.parked():
+            board.run_until_idle(budget)
         magic, version = self._words("magic", "version")
         if magic != MAILBOX_MAGIC:
-            board.run_until_idle(budget)
-            magic, version = self._words("magic", "version")
-        if magic != MAILBOX_MAGIC:
-            raise ProtocolError(f"the firmware never marked its mailbox ready (magic 0x{magic:08x})")
+            raise ProtocolError(f"the firmware parked without marking its mailbox ready (magic 0x{magic:08x})")
         if version != PROTOCOL_VERSION:
             raise ProtocolError(f"firmware speaks protocol {version}, this pyodl speaks {PROTOCOL_VERSION}")
         (self.capacity,) = self._words("data_capacity")

@@ -24,13 +24,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError
+from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, power_up_sram
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
     LPUART1_BASE,
     SRAM1_BASE,
     SRAM2_ALIAS,
+    SRAM2_BASE,
     SRAM2_SIZE,
     SRAM_SIZE,
     USART2_BASE,
@@ -125,6 +126,7 @@ class RenodeBoard(Board):
         self._uart_pos = 0
         self._loads = 0
         self._mips: int | None = None  # the CPU's PerformanceInMips, read at the first run after a load
+        self._created = False  # this board's machine exists (created by its first load)
 
     @classmethod
     def from_robot(cls, machine: str = "stm32l496", platform: Path = PLATFORM,
@@ -169,10 +171,12 @@ class RenodeBoard(Board):
         return self._elf
 
     def load_elf(self, elf: Path) -> None:
-        """On a machine that exists this is a power cycle, as on the Unicorn board: ``machine Reset`` resets
-        every peripheral but keeps the memories' bytes, so flash bank 2 (the persistence slots, held by the
-        platform's ``flashctl``) survives; the reset also drops the ELF's symbols (``SystemBus.Reset``), so
-        the ELF is loaded again, and the hooks are set afresh for its addresses."""
+        """The first load creates this board's machine afresh (one of the same name left by an earlier board,
+        e.g. an earlier row of a templated test, is removed: a new board has erased flash) and fills SRAM
+        with its power-up contents. Later loads are ``machine Reset``: it resets every peripheral but keeps the
+        memories' bytes, so SRAM and flash bank 2 (the persistence slots, held by the platform's ``flashctl``)
+        keep theirs; the reset also drops the ELF's symbols (``SystemBus.Reset``), so the ELF is loaded again,
+        and the hooks are set afresh for its addresses."""
         elf = Path(elf)
         if not elf.is_file():
             raise BoardError(f"no ELF at {elf}")
@@ -181,11 +185,16 @@ class RenodeBoard(Board):
         self._mips = None
         # Pin the output format the parsers expect; it is the monitor's default but a global setting.
         self.execute("numbersMode Hexadecimal")
-        fresh = not self._machine_exists()
-        if fresh:
+        exists = self._machine_exists()
+        if not self._created or not exists:
+            if exists:
+                self.execute(f'mach rem "{self.machine}"')
             self._uart_file = None
             self.execute(f'mach create "{self.machine}"')
             self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
+            self._created = True
+            for base, data in zip((SRAM1_BASE, SRAM2_BASE), power_up_sram(self.power_ups), strict=True):
+                self._write(base, data)
         else:
             self.execute(f'mach set "{self.machine}"')
             self.execute("machine Reset")
@@ -268,6 +277,9 @@ class RenodeBoard(Board):
             # flashctl takes bank-2 writes as the CPU's: refused (PGSERR) unless programming is set up.
             raise BoardError(f"{len(data)} bytes at {address:#010x} reach flash bank 2, which only the "
                              "firmware programs (SAVE), through the flash controller")
+        self._write(address, data)
+
+    def _write(self, address: int, data: bytes) -> None:
         if len(data) > self.WRITE_CHUNK:
             # One command for any size (a batch of windows is tens of KB): Renode reads the file itself
             # (FileLoaderExtensions.LoadBinary), instead of parsing six characters of array literal per byte.
@@ -278,6 +290,17 @@ class RenodeBoard(Board):
         if data:
             listing = ", ".join(f"0x{b:02x}" for b in data)
             self.execute(f"sysbus WriteBytes [{listing}] {address:#x}")
+
+    def bus_write(self, address: int, value: int) -> None:
+        """A word written on the system bus as the CPU writes it: the peripheral there takes it (and logs what
+        it does not model), where `write` only reaches memory."""
+        self._require_loaded()
+        self.execute(f"sysbus WriteDoubleWord {address:#x} {value & 0xFFFF_FFFF:#x}")
+
+    def parked(self) -> bool:
+        self._require_loaded()
+        return (_parse_bool(self.execute(f"{CPU} IsHalted"), "IsHalted")
+                and self.pc() == self._idle)
 
     def executed_instructions(self) -> int:
         self._require_loaded()

@@ -38,6 +38,7 @@ import hashlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
@@ -51,7 +52,7 @@ from elftools.elf.elffile import ELFFile
 from unicorn import arm_const
 from unicorn.unicorn_py3.unicorn import uclib
 
-from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, PowerCutError
+from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, PowerCutError, power_up_sram
 from pyodl.board.clocks import PWR_BASE, RCC_BASE, Pwr, Rcc
 from pyodl.board.console import WIRING, ConsoleWiring, GpioPort, Uart, console_problem
 from pyodl.board.cycle_counter import DEMCR_OFFSET, DEMCR_TRCENA, DWT_BASE, DWT_SIZE, CycleCounter
@@ -280,8 +281,12 @@ class UnicornBoard(Board):
         self._describe_error = ""
         self._describe_fn: object = None
         self._last_run: tuple[int, float] = (0, 0.0)
-        # Flash bank 2 (the persistence slots) outlives resets and ELF loads, as flash does; erased.
+        # Flash bank 2 (the persistence slots) outlives resets and ELF loads, as flash does; erased. SRAM
+        # outlives ELF loads too, as under Renode's `machine Reset`; a power cycle (reset) refills it.
         self._bank2 = bytearray(b"\xff" * BANK_BYTES)
+        sram1, sram2 = power_up_sram(self.power_ups)
+        self._sram1 = ctypes.create_string_buffer(sram1, SRAM1_SIZE)
+        self._sram2 = ctypes.create_string_buffer(sram2, SRAM2_SIZE)
         self._flashctl: FlashController | None = None
         if elf is not None:
             self.load_elf(elf)
@@ -344,10 +349,9 @@ class UnicornBoard(Board):
         uc.ctl_set_cpu_model(arm_const.UC_CPU_ARM_CORTEX_M4)
         # Host buffers mapped with mem_map_ptr: SRAM2 is one buffer seen at two addresses, like the silicon.
         # Bank 1 (code) is host memory the guest can read and run but never write; bank 2 goes through the
-        # flash controller model, which programs and erases it.
+        # flash controller model, which programs and erases it. The SRAM buffers are the board's, not the
+        # engine's: a new engine (an ELF load) finds them as the last one left them.
         self._flash = ctypes.create_string_buffer(BANK_BYTES)
-        self._sram1 = ctypes.create_string_buffer(SRAM1_SIZE)
-        self._sram2 = ctypes.create_string_buffer(SRAM2_SIZE)
         rx = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
         uc.mem_map_ptr(FLASH_BASE, BANK_BYTES, rx, ctypes.addressof(self._flash))
         uc.mem_map_ptr(SRAM1_BASE, SRAM1_SIZE, unicorn.UC_PROT_ALL, ctypes.addressof(self._sram1))
@@ -580,15 +584,41 @@ class UnicornBoard(Board):
         return bytes(uc.mem_read(address, size))
 
     def write(self, address: int, data: bytes) -> None:
-        """The host's (debugger's) write: RAM, or flash as a programmer writes it."""
-        uc = self._engine()
+        """The host's (debugger's) write: RAM, or flash as a programmer writes it. Before any ELF is loaded,
+        SRAM and flash bank 2 only (as Renode takes writes into a machine's memories before its LoadELF)."""
         self._check_range(address, len(data))
         if address >= FLASH_BASE + BANK_BYTES and address < FLASH_BASE + FLASH_SIZE:
             offset = address - FLASH_BASE - BANK_BYTES
             self._bank2[offset : offset + len(data)] = data
             return
-        # Through Unicorn (not the host buffers) so that translated blocks of overwritten code are dropped.
-        uc.mem_write(address, bytes(data))
+        if self._uc is not None:
+            # Through Unicorn (not the host buffers) so that translated blocks of overwritten code are dropped.
+            self._uc.mem_write(address, bytes(data))
+            return
+        if SRAM2_ALIAS <= address < SRAM2_ALIAS + SRAM2_SIZE:
+            address += SRAM2_BASE - SRAM2_ALIAS
+        if not SRAM1_BASE <= address < SRAM1_BASE + SRAM1_SIZE + SRAM2_SIZE:
+            raise BoardError("no ELF loaded")
+        offset = address - SRAM1_BASE
+        in_sram1 = max(0, min(len(data), SRAM1_SIZE - offset))
+        if in_sram1:
+            ctypes.memmove(ctypes.addressof(self._sram1) + offset, bytes(data[:in_sram1]), in_sram1)
+        if in_sram1 < len(data):
+            start = max(0, offset - SRAM1_SIZE)
+            ctypes.memmove(ctypes.addressof(self._sram2) + start, bytes(data[in_sram1:]), len(data) - in_sram1)
+
+    def bus_write(self, address: int, value: int) -> None:
+        """A word written on the system bus as the CPU writes it (a debugger's bus access): a peripheral's
+        model takes it with all its checks, and what would stop the firmware fails the board here too."""
+        uc = self._engine()
+        self._error = None
+        try:
+            uc.mem_write(address, struct.pack("<I", value & 0xFFFF_FFFF))
+        except unicorn.UcError as exc:
+            self._error = BoardError(f"bus write of 0x{address:08x}: {exc}")
+        if self._error is not None:
+            self._broken = str(self._error)
+            raise self._error
 
     @property
     def flash(self) -> FlashController:
@@ -664,6 +694,9 @@ class UnicornBoard(Board):
             f"emulation stopped at PC 0x{pc:08x} before reaching {IDLE_SYMBOL} (a WFI, or an exit Unicorn "
             "does not report)"
         )
+
+    def parked(self) -> bool:
+        return self._uc is not None and self._broken is None and self._resume_pc == self._idle
 
     def executed_instructions(self) -> int:
         return 0 if self._header is None else int(self._header.executed)

@@ -31,6 +31,8 @@ from pyodl.toolchain.memory_map import SRAM_SIZE
 
 # Reserved on the STM32L496 (RM0351 table 1): past the 1 MB of flash, nothing answers.
 UNMAPPED_ADDRESS = 0x0900_0000
+# Inside PWR's 1 KB window but past its registers (RM0351 5.4.26: the last is at 0x64).
+UNMODELLED_REGISTER = 0x4000_7100
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 # The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of
@@ -486,7 +488,7 @@ class BoardKeywords:
     def read_outside_the_memory_map(self, address: int = UNMAPPED_ADDRESS) -> None:
         """Read a word where the STM32L496 has nothing (reserved space past flash), as a firmware bug would.
         The Unicorn board refuses it at once (BoardError); Renode answers 0 and only logs "ReadDoubleWord
-        from non existing peripheral", which `Unmapped Accesses Should Not Be In The Log` then fails on."""
+        from non existing peripheral", which `Platform Errors Should Not Be In The Log` then fails on."""
         board = self.board
         if board is None:
             raise AssertionError("call `Start Board` first")
@@ -497,6 +499,19 @@ class BoardKeywords:
             board.execute(f"sysbus ReadDoubleWord {address:#x}")  # past the host-side range check, as the CPU
         else:
             board.read(address, 4)
+
+    def write_an_unmodelled_register(self, address: int = UNMODELLED_REGISTER) -> None:
+        """Write a word where the platform has a peripheral but not this register (PWR offset 0x100, past
+        RM0351's PWR map), as a firmware bug would. The Unicorn board fails at once; Renode's PWR model logs an
+        error ("does not model"), which `Platform Errors Should Not Be In The Log` then fails on."""
+        board = self.board
+        if board is None:
+            raise AssertionError("call `Start Board` first")
+        from pyodl.board.renode import RenodeBoard
+        from pyodl.board.unicorn import UnicornBoard
+
+        assert isinstance(board, RenodeBoard | UnicornBoard)
+        board.bus_write(int(address), 0)
 
     def board_should_not_have_faulted(self) -> None:
         """The board answers INFO. An access outside the memory map fails the test too: Unicorn raises at the

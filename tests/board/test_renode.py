@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pyodl.board.base import BoardError
+from pyodl.board.base import BoardError, power_up_sram
 from pyodl.board.renode import PLATFORM, RenodeBoard, _run_for
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
@@ -205,6 +205,8 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
         "emulation Names",
         'mach create "stm32l496"',
         f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
+        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20000000",  # SRAM's power-up contents
+        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20040000",
         "sysbus.cpu VectorTableOffset 0x8000000",
         f"sysbus LoadELF @{escaped}",
         *HOOKS_AND_CONSOLE,
@@ -221,11 +223,16 @@ def test_idle_hook_lands_on_the_instruction_even_for_a_thumb_address(renode: Fak
 
 
 def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: RenodeBoard, renode: FakeRenode,
-                                                                     elf: Path) -> None:
+                                                                     elf: Path, tmp_path: Path) -> None:
     renode.poke(0x0808_0000, b"\x01\x02")  # a saved slot
     renode.commands.clear()
     board.reset()
+    sram1, sram2 = power_up_sram(1)
+    assert bytes(renode.memory[SRAM1_BASE + i] for i in range(16)) == sram1[:16]  # SRAM undefined again
+    assert bytes(renode.memory[SRAM2_BASE + i] for i in range(16)) == sram2[:16]
     assert renode.commands == [
+        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20000000",
+        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20040000",
         "numbersMode Hexadecimal",
         "emulation Names",
         'mach set "stm32l496"',
@@ -236,6 +243,18 @@ def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: Reno
         *HOOKS_AND_CONSOLE,
     ]  # the same console: its file backend stays attached; no second machine
     assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
+
+
+def test_a_new_board_replaces_a_machine_of_the_same_name_so_its_flash_is_erased(board: RenodeBoard,
+                                                                                renode: FakeRenode, elf: Path,
+                                                                                tmp_path: Path) -> None:
+    """Rows of a templated Robot test share one emulation: each `Start Board` must not find the last row's
+    persistence slots."""
+    renode.commands.clear()
+    RenodeBoard(renode, workdir=tmp_path).load_elf(elf)
+    assert renode.commands[1:5] == ["emulation Names", 'mach rem "stm32l496"', 'mach create "stm32l496"',
+                                    f"machine LoadPlatformDescription @{PLATFORM.resolve()}"]
+    assert renode.machines == ["stm32l496"]
 
 
 def test_the_host_cannot_write_flash_bank_2(board: RenodeBoard, renode: FakeRenode) -> None:

@@ -29,9 +29,9 @@ BANK2 = 0x0808_0000
 SR_OPERR = 1 << 1
 
 
-def _script() -> str:
-    match = re.search(r"\nflashctl: Python\.PythonPeripheral @ .*?script: '''\n(.*?)'''", REPL, re.S)
-    assert match, "no flashctl script in the repl"
+def _script(name: str = "flashctl") -> str:
+    match = re.search(rf"\n{name}: Python\.PythonPeripheral @ .*?script: '''\n(.*?)'''", REPL, re.S)
+    assert match, f"no {name} script in the repl"
     return match[1]
 
 
@@ -148,6 +148,47 @@ def test_the_script_answers_every_access_as_the_unicorn_model_does() -> None:
     assert [f.replace("platform", "board") for f in faults] == 2 * [
         "write of FLASH register offset 0x04, which the board does not model"] + 2 * [
         "read of FLASH register offset 0x20, which the board does not model"]
+
+
+# Set by Renode in every script's scope (PythonEngine and PeripheralPythonEngine's reserved variables): not saved.
+RESERVED = {"__builtins__", "request", "self", "size", "logger", "LogLevel"}
+
+
+def _saveable(value: object) -> bool:
+    """What Renode's serializer takes from a script's scope: plain data. A function (def, lambda), a class or
+    a module fails `Save` ("Pointer or ThreadLocal or SpinLock encountered during serialization")."""
+    if value is None or isinstance(value, int | float | str | bytes | bytearray):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_saveable(v) for v in value)
+    if isinstance(value, dict):
+        return all(_saveable(k) and _saveable(v) for k, v in value.items())
+    return False
+
+
+def test_every_python_peripheral_keeps_only_data_that_renode_can_save() -> None:
+    """Every variable a script leaves in its scope after init, register accesses and (flashctl) a power cut."""
+    _, flash, _ = _pair()
+    for window, offset, size, value in ACCESSES:
+        if window == "reg":
+            flash.read(offset, size) if value is None else flash.write(offset, size, value)
+        else:
+            flash.read_bank(offset, size) if value is None else flash.write_bank(offset, size, value)
+    flash.cut_power(1, True)
+    flash.write(fc.CR, 4, fc.CR_PER | fc.CR_BKER | fc.CR_STRT)
+    scopes = {"flashctl": flash._scope}
+    for name in ("pwr", "rcc"):
+        code = compile(_script(name), f"stm32l496.repl:{name}", "exec")
+        scope: dict[str, object] = {"self": SimpleNamespace(Log=lambda *_: None),
+                                    "LogLevel": SimpleNamespace(Error="Error")}
+        for request in (_Request("init"), _Request("write", value=0x100, offset=0x00),
+                        _Request("read", offset=0x00), _Request("write", value=1, offset=0x08)):
+            scope["request"] = request
+            exec(code, scope)
+        scopes[name] = scope
+    for name, scope in scopes.items():
+        kept = {k: type(v).__name__ for k, v in scope.items() if k not in RESERVED and not _saveable(v)}
+        assert not kept, f"{name} keeps what Renode cannot save: {kept}"
 
 
 @pytest.mark.parametrize("halfway", [False, True], ids=["before", "halfway"])

@@ -17,14 +17,14 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from pyodl.board import unicorn as uc_board
-from pyodl.board.base import BoardError
+from pyodl.board.base import BoardError, power_up_sram
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard, native_counter_library
 from pyodl.model.architecture import paper_model
 from pyodl.network.board import BoardNetwork
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
-from pyodl.toolchain.memory_map import SRAM2_ALIAS, SRAM2_BASE
+from pyodl.toolchain.memory_map import SRAM1_BASE, SRAM1_SIZE, SRAM2_ALIAS, SRAM2_BASE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CFLAGS = [
@@ -156,15 +156,39 @@ def test_instruction_count_is_exact(images: Images) -> None:
         assert board.last_run_mips > 0
 
 
-def test_load_elf_starts_afresh(images: Images) -> None:
+def test_a_power_cycle_boots_afresh_from_undefined_sram(images: Images) -> None:
     with UnicornBoard(images.count) as board:
         board.run_until_idle()
         iterations = board.symbol_address("iterations")
         board.write(iterations, struct.pack("<I", 5))
         board.reset()
-        assert board.executed_instructions() == 0
+        assert board.executed_instructions() == 0 and not board.parked()
+        # Neither kept nor zeroed: the power-up contents, which the boot's .bss clear then overwrites.
+        offset = iterations - SRAM1_BASE
+        assert board.read(iterations, 4) == power_up_sram(1)[0][offset:offset + 4] != bytes(4)
+        assert board.run_until_idle() == 22 and board.parked()
         assert board.read(iterations, 4) == bytes(4)
-        assert board.run_until_idle() == 22
+
+
+def test_sram_powers_up_to_other_contents_each_time_and_the_same_in_every_run(images: Images) -> None:
+    first = [UnicornBoard(images.count) for _ in range(2)]
+    contents = [b.read(SRAM1_BASE + SRAM1_SIZE - 64, 64 + 64) for b in first]
+    assert contents[0] == contents[1] == power_up_sram(0)[0][-64:] + power_up_sram(0)[1][:64]
+    first[0].reset()
+    assert first[0].read(SRAM1_BASE + SRAM1_SIZE - 64, 128) not in (contents[0], bytes(128))
+    for b in first:
+        b.close()
+
+
+def test_an_elf_load_keeps_sram_as_renodes_machine_reset_does(images: Images) -> None:
+    """Renode's `machine Reset` and `LoadELF` leave the memories' bytes alone; so does the Unicorn board, or
+    host code that trusts a reset to clear RAM would pass here and fail under Renode."""
+    with UnicornBoard(images.count) as board:
+        board.run_until_idle()
+        marker = SRAM1_BASE + SRAM1_SIZE - 16
+        board.write(marker, b"kept across load")
+        board.load_elf(images.count)
+        assert board.read(marker, 16) == b"kept across load" and not board.parked()
 
 
 # ------------------------------------------------------------------ memory map

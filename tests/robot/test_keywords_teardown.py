@@ -1,4 +1,5 @@
-"""Every Robot test ends with the check that fails it on an access outside the memory map under Renode.
+"""Every Robot test ends with the check that fails it, under Renode, on an access outside the memory map or on
+any error logged (the platform's peripherals log an access to a register they do not model).
 
 Renode only logs such an access ("... from non existing peripheral"), and a failing log string registered
 with `Register Failing Log String` is checked only when one of Renode's log keywords runs: without an
@@ -15,7 +16,7 @@ from robot.running.builder import ResourceFileBuilder
 
 ROBOT = Path(__file__).parents[2] / "robot"
 TEARDOWN = "Test Teardown For Backend"
-CHECK = "Unmapped Accesses Should Not Be In The Log"
+CHECK = "Platform Errors Should Not Be In The Log"
 
 
 def _keywords() -> dict[str, object]:
@@ -36,7 +37,8 @@ def test_the_teardown_checks_the_log_first_and_under_renode_only() -> None:
     (renode,) = branch.body
     assert renode.condition == "'${BACKEND}' == 'renode'"
     assert [(step.name, tuple(step.args)) for step in renode.body] == [
-        ("Should Not Be In Log", ("non.existing peripheral", "timeout=0", "treatAsRegex=True"))]
+        ("Should Not Be In Log", ("non.existing peripheral", "timeout=0", "treatAsRegex=True")),
+        ("Should Not Be In Log", (".", "timeout=0", "treatAsRegex=True", "level=Error"))]
 
 
 def test_the_checked_pattern_is_the_registered_failing_string() -> None:

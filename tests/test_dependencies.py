@@ -64,8 +64,6 @@ from pathlib import Path
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.toolchain.firmware import Firmware
-
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 assert elftools.__version__ == {version!r}, elftools.__file__
 elf = Path({str(paper_firmware.elf)!r})
 firmware = Firmware(elf, Path({str(paper_firmware.map_file)!r}))

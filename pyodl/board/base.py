@@ -10,6 +10,8 @@ Robot keywords, ``golden-check``) is backend-agnostic.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,33 @@ def power_up_sram(power_up: int) -> tuple[bytes, bytes]:
     host code that trusts RAM it did not write fails, and fails reproducibly."""
     data = np.random.default_rng((POWER_UP_SEED, power_up)).bytes(SRAM1_SIZE + SRAM2_SIZE)
     return data[:SRAM1_SIZE], data[SRAM1_SIZE:]
+
+
+@dataclass(frozen=True)
+class Write:
+    """A step of :meth:`Board.transact`: write ``data`` at ``address``."""
+
+    address: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Read:
+    """A step of :meth:`Board.transact`: read ``size`` bytes at ``address``."""
+
+    address: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """A step of :meth:`Board.transact`: :meth:`Board.run_until_idle` with these arguments."""
+
+    budget: int | None = None
+    expected: int | None = None
+
+
+Step = Write | Read | Run
 
 
 class BoardError(RuntimeError):
@@ -95,6 +124,20 @@ class Board(abc.ABC):
     def uart_input(self, data: bytes) -> None:
         """Queue bytes on the console UART's receive line; the firmware reads them when it next runs."""
 
+    def transact(self, steps: Sequence[Step]) -> list[bytes | int]:
+        """The steps in order, as one exchange with the board where the backend can (Renode: one monitor round
+        trip instead of one per step). Returns what each Read read and what each Run executed, in order; an
+        error of a step is raised as that step's method raises it, and the steps after it are not taken."""
+        results: list[bytes | int] = []
+        for step in steps:
+            if isinstance(step, Write):
+                self.write(step.address, step.data)
+            elif isinstance(step, Read):
+                results.append(self.read(step.address, step.size))
+            else:
+                results.append(self.run_until_idle(step.budget, step.expected))
+        return results
+
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` of the board's time pass while the firmware waits for input, then run it until it
         parks again (so it notices, e.g. that a partial frame is overdue). A real board's time passes by
@@ -107,8 +150,7 @@ class Board(abc.ABC):
         elf = self.elf
         self.power_ups += 1
         sram1, sram2 = power_up_sram(self.power_ups)
-        self.write(SRAM1_BASE, sram1)
-        self.write(SRAM2_BASE, sram2)
+        self.transact([Write(SRAM1_BASE, sram1), Write(SRAM2_BASE, sram2)])
         self.load_elf(elf)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from pyodl.board.base import DATASET_SYMBOL, IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError
+from pyodl.board.base import DATASET_SYMBOL, IDLE_SYMBOL, MAILBOX_SYMBOL, Board, BoardError, Read, Run, Step, Write
 from pyodl.board.protocol import (
     MAILBOX,
     MAILBOX_HEADER_BYTES,
@@ -62,21 +62,29 @@ class MailboxTransport:
     def execute(self, request: Request) -> Reply:
         if len(request.data) > self.capacity:
             raise ValueError(f"{len(request.data)} bytes of data exceed the mailbox's {self.capacity}")
-        # data_len, data_capacity (as it is) and the arguments in one write: a simulator's memory write can be a
-        # round trip (Renode's monitor), so there are as few as the layout allows.
+        # data_len, data_capacity (as it is) and the arguments in one write, the command word last, then the
+        # run and the reply: one transaction, which a simulator whose every access is a round trip (Renode's
+        # monitor) takes in one. The whole data area is read back: cheaper than a second exchange for its length.
         fields = struct.pack("<2I", len(request.data), self.capacity) + pack_fields(request)
-        self.board.write(self.address + _offset("data_len"), fields)
+        steps: list[Step] = [Write(self.address + _offset("data_len"), fields)]
         if request.data:
-            self.board.write(self.address + _offset("data"), request.data)
-        (sequence,) = self._words("sequence")
-        self.board.write(self.address + _offset("command"), struct.pack("<I", request.command))
+            steps.append(Write(self.address + _offset("data"), request.data))
         kind = (request.command, request.args[1])
-        self._lengths[kind] = self.board.run_until_idle(self.budget, self._lengths.get(kind))
-        header = self.board.read(self.address, MAILBOX_HEADER_BYTES)
+        steps += [Read(self.address + _offset("sequence"), 4),
+                  Write(self.address + _offset("command"), struct.pack("<I", request.command)),
+                  Run(self.budget, self._lengths.get(kind)),
+                  Read(self.address, MAILBOX_HEADER_BYTES),
+                  Read(self.address + _offset("data"), self.capacity)]
+        before, executed, header, area = self.board.transact(steps)
+        assert isinstance(before, bytes) and isinstance(executed, int) and isinstance(header, bytes)
+        assert isinstance(area, bytes)
+        self._lengths[kind] = executed
+        (sequence,) = struct.unpack("<I", before)
         command, status, new_sequence, data_len = (
             struct.unpack_from("<I", header, _offset(n))[0] for n in ("command", "status", "sequence", "data_len"))
         if command != 0 or new_sequence != (sequence + 1) & 0xFFFF_FFFF:
             raise BoardError(f"the firmware went idle without completing command {request.command}")
+        if data_len > self.capacity:
+            raise ProtocolError(f"the firmware answered {data_len} bytes of data, more than its {self.capacity}")
         *results, result_f, cycles = REPLY_FIELDS.unpack_from(header, _offset("result"))
-        data = self.board.read(self.address + _offset("data"), data_len) if data_len else b""
-        return Reply(status, tuple(results), result_f, data, cycles)  # type: ignore[arg-type]
+        return Reply(status, tuple(results), result_f, area[:data_len], cycles)  # type: ignore[arg-type]

@@ -1,16 +1,19 @@
-"""The simulated STM32L496 in Renode, driven one monitor command at a time.
+"""The simulated STM32L496 in Renode, driven through its monitor.
 
 Renode is not a Python library: everything here is a monitor command string handed to ``execute`` (under
 ``renode-test``, Robot's ``Execute Command`` keyword; see :meth:`RenodeBoard.from_robot`), and every
 answer is parsed from the monitor's printed output (``MonitorCommands.PrintActionResult``: integers in
-hex, byte arrays as ``[0x01, 0x02, ...]``, booleans as ``True``/``False``).
+hex, booleans as ``True``/``False``). Each command is a round trip (about 7 ms under renode-test), so
+memory, runs and UART input go through ``pyodl_transact`` (renode/pyodl_monitor.py, included into the
+monitor's Python once per machine): the steps of a whole exchange in one ``python`` command, with files for
+the bytes both ways. A firmware command through the mailbox is then one round trip.
 
 Running until the firmware parks: a CPU hook at ``odl_idle`` halts the core (``self.IsHalted = True``,
-as Renode's own tests stop a core from a hook), and the host advances virtual time in slices with
-``emulation RunFor`` until the core reports halted. Renode deactivates the hooks at the current PC when a
-hook fires, so un-halting resumes at ``odl_idle`` without re-triggering it; the firmware then runs its
-loop and halts at the next ``odl_idle`` call. Budgets are instructions; a slice of ``n`` instructions is
-``n / PerformanceInMips`` microseconds of virtual time.
+as Renode's own tests stop a core from a hook), and ``pyodl_transact`` advances virtual time in slices with
+the emulation's ``RunFor`` until the core reports halted. Renode deactivates the hooks at the current PC
+when a hook fires, so un-halting resumes at ``odl_idle`` without re-triggering it; the firmware then runs
+its loop and halts at the next ``odl_idle`` call. Budgets are instructions; a slice of ``n`` instructions
+is ``n / PerformanceInMips`` microseconds of virtual time.
 
 The console UART's output (LPUART1, or USART2 in a build for it, as ``odl_console_uart`` says) goes to a
 file Renode appends to (``CreateFileBackend``), read back by the host: Renode and this process must share a
@@ -21,10 +24,20 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pyodl.board.base import CONSOLE_SYMBOL, IDLE_SYMBOL, Board, BoardError, power_up_sram
+from pyodl.board.base import (
+    CONSOLE_SYMBOL,
+    IDLE_SYMBOL,
+    Board,
+    BoardError,
+    Read,
+    Run,
+    Step,
+    Write,
+    power_up_sram,
+)
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
@@ -39,6 +52,7 @@ from pyodl.toolchain.memory_map import (
 from pyodl.toolchain.sources import renode_file
 
 PLATFORM = renode_file("stm32l496.repl")
+MONITOR_HELPER = renode_file("pyodl_monitor.py")  # pyodl_transact, run in Renode's monitor
 
 CPU = "sysbus.cpu"
 # The platform's UARTs by base address; the firmware names its console in `odl_console_uart`.
@@ -56,8 +70,6 @@ MEMORY = (
 BANK2_BASE = FLASH_BASE + FLASH_SIZE // 2
 BANK2_END = FLASH_BASE + FLASH_SIZE
 
-# USART_CR1: UE (bit 0) and RE (bit 2); Renode drops received characters while either is clear.
-USART_CR1_UE_RE = 0b101
 
 _HEX = re.compile(r"0x([0-9A-Fa-f]+)")
 
@@ -85,11 +97,12 @@ def _parse_bool(output: str, what: str) -> bool:
     return word == "true"
 
 
-def _run_for(instructions: int, mips: int) -> str:
-    """``emulation RunFor`` for at least ``instructions``: whole microseconds, so Renode's time-to-
-    instruction conversion (``ns * MIPS / 1000``) is exact."""
-    micros = max(1, -(-instructions // mips))
-    return f'emulation RunFor "{micros // 1_000_000}.{micros % 1_000_000:06d}"'
+def _python_path(path: Path) -> str:
+    """A path as a Python string literal inside the monitor's ``python "..."`` command."""
+    text = str(path.resolve())
+    if any(c in text for c in "'\"\\") or not text.isprintable():
+        raise BoardError(f"Renode's monitor cannot take this path in a Python string: {text!r}")
+    return f"'{text}'"
 
 
 class RenodeBoard(Board):
@@ -104,9 +117,6 @@ class RenodeBoard(Board):
     FIRST_SLICE = 20_000
     SLICE_GROWTH = 2
     MAX_SLICE = 200_000_000
-    READ_CHUNK = 4096
-    WRITE_CHUNK = 1024  # larger writes go through a file and `sysbus LoadBinary`
-    UART_CHUNK = 256  # bytes of UART input per monitor command
 
     def __init__(self, execute: Callable[[str], str], machine: str = "stm32l496",
                  platform: Path = PLATFORM, workdir: Path | None = None) -> None:
@@ -125,7 +135,6 @@ class RenodeBoard(Board):
         self._console_base = LPUART1_BASE
         self._uart_pos = 0
         self._loads = 0
-        self._mips: int | None = None  # the CPU's PerformanceInMips, read at the first run after a load
         self._created = False  # this board's machine exists (created by its first load)
 
     @classmethod
@@ -182,7 +191,6 @@ class RenodeBoard(Board):
             raise BoardError(f"no ELF at {elf}")
         self._elf = None
         self._fault_handler = None
-        self._mips = None
         # Pin the output format the parsers expect; it is the monitor's default but a global setting.
         self.execute("numbersMode Hexadecimal")
         exists = self._machine_exists()
@@ -193,8 +201,9 @@ class RenodeBoard(Board):
             self.execute(f'mach create "{self.machine}"')
             self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
             self._created = True
-            for base, data in zip((SRAM1_BASE, SRAM2_BASE), power_up_sram(self.power_ups), strict=True):
-                self._write(base, data)
+            self.execute(f"include {_path_token(MONITOR_HELPER)}")
+            sram1, sram2 = power_up_sram(self.power_ups)
+            self._transact_steps([Write(SRAM1_BASE, sram1), Write(SRAM2_BASE, sram2)])
         else:
             self.execute(f'mach set "{self.machine}"')
             self.execute("machine Reset")
@@ -258,38 +267,84 @@ class RenodeBoard(Board):
             raise BoardError(f"{size} bytes at {address:#010x} are not all in the STM32L496's memory")
 
     def read(self, address: int, size: int) -> bytes:
-        self._require_loaded()
-        self._check_memory(address, size)
-        data = bytearray()
-        for offset in range(0, size, self.READ_CHUNK):
-            count = min(self.READ_CHUNK, size - offset)
-            output = self.execute(f"sysbus ReadBytes {address + offset:#x} {count}")
-            values = [int(h, 16) for h in _HEX.findall(output)]
-            if len(values) != count or any(v > 0xFF for v in values):
-                raise BoardError(f"ReadBytes {address + offset:#x} {count} printed {output!r}")
-            data += bytes(values)
-        return bytes(data)
+        (data,) = self.transact([Read(address, size)])
+        assert isinstance(data, bytes)
+        return data
 
     def write(self, address: int, data: bytes) -> None:
-        self._require_loaded()
-        self._check_memory(address, len(data))
-        if address < BANK2_END and address + len(data) > BANK2_BASE:
-            # flashctl takes bank-2 writes as the CPU's: refused (PGSERR) unless programming is set up.
-            raise BoardError(f"{len(data)} bytes at {address:#010x} reach flash bank 2, which only the "
-                             "firmware programs (SAVE), through the flash controller")
-        self._write(address, data)
+        self.transact([Write(address, data)])
 
-    def _write(self, address: int, data: bytes) -> None:
-        if len(data) > self.WRITE_CHUNK:
-            # One command for any size (a batch of windows is tens of KB): Renode reads the file itself
-            # (FileLoaderExtensions.LoadBinary), instead of parsing six characters of array literal per byte.
-            staged = self._workdir / "load.bin"
-            staged.write_bytes(data)
-            self.execute(f"sysbus LoadBinary {_path_token(staged)} {address:#x}")
-            return
-        if data:
-            listing = ", ".join(f"0x{b:02x}" for b in data)
-            self.execute(f"sysbus WriteBytes [{listing}] {address:#x}")
+    def run_until_idle(self, budget: int | None = None, expected: int | None = None) -> int:
+        (executed,) = self.transact([Run(budget, expected)])
+        assert isinstance(executed, int)
+        return executed
+
+    def transact(self, steps: Sequence[Step]) -> list[bytes | int]:
+        """All the steps in one monitor round trip: ``pyodl_transact`` (renode/pyodl_monitor.py) reads them from
+        a file, takes the bytes to write from a second and leaves what it read in a third."""
+        self._require_loaded()
+        return self._transact_steps(steps)
+
+    def _transact_steps(self, steps: Sequence[Step]) -> list[bytes | int]:
+        lines: list[str] = []
+        blob = bytearray()
+        for step in steps:
+            if isinstance(step, Write):
+                self._check_memory(step.address, len(step.data))
+                if step.address < BANK2_END and step.address + len(step.data) > BANK2_BASE:
+                    # flashctl takes bank-2 writes as the CPU's: refused (PGSERR) unless programming is set up.
+                    raise BoardError(f"{len(step.data)} bytes at {step.address:#010x} reach flash bank 2, which only "
+                                     "the firmware programs (SAVE), through the flash controller")
+                lines.append(f"W {step.address:#x} {len(blob)} {len(step.data)}")
+                blob += step.data
+            elif isinstance(step, Read):
+                self._check_memory(step.address, step.size)
+                lines.append(f"R {step.address:#x} {step.size}")
+            else:
+                budget = self.DEFAULT_BUDGET if step.budget is None else step.budget
+                if budget <= 0:
+                    raise BoardError(f"budget must be positive, not {budget}")
+                # A command that ran before gets its previous length and a little more as its first slice: a
+                # repeated TRAIN_BATCH is then one RunFor; a shorter guess grows geometrically from there.
+                first = self.FIRST_SLICE if step.expected is None else max(self.FIRST_SLICE,
+                                                                            step.expected + step.expected // 16)
+                lines.append(f"X {budget} {first} {self.SLICE_GROWTH} {self.MAX_SLICE} {self._idle:#x}")
+            # (UART input is a step of its own: uart_input.)
+        return self._transact(lines, blob, steps)
+
+    def _transact(self, lines: list[str], blob: bytes, steps: Sequence[Step]) -> list[bytes | int]:
+        request, data, response = (self._workdir / name for name in ("steps.txt", "blob.bin", "read.bin"))
+        request.write_text("\n".join(lines) + "\n")
+        data.write_bytes(blob)
+        response.unlink(missing_ok=True)  # what a failed exchange leaves must not pass for its answer
+        output = self.execute(f'python "pyodl_transact({_python_path(request)}, {_python_path(data)}, '
+                              f'{_python_path(response)})"')
+        runs = iter(output.split("\n"))
+        read = response.read_bytes() if response.exists() else b""
+        results: list[bytes | int] = []
+        for step in steps:
+            if isinstance(step, Read):
+                if len(read) < step.size:
+                    raise BoardError(f"Renode read {len(read)} bytes of {step.size} at {step.address:#010x}")
+                results.append(read[:step.size])
+                read = read[step.size:]
+            elif isinstance(step, Run):
+                results.append(self._run_result(next(runs, ""), step))
+        return results
+
+    def _run_result(self, line: str, step: Run) -> int:
+        match = re.fullmatch(r"(ran|stopped|budget) (\d+) 0x([0-9a-f]+)", line.strip())
+        if match is None:
+            raise BoardError(f"Renode's run printed {line!r}")
+        kind, done, pc = match[1], int(match[2]), int(match[3], 16)
+        if kind == "budget":
+            raise BoardError(f"budget of {step.budget or self.DEFAULT_BUDGET} instructions ran out before "
+                             f"{IDLE_SYMBOL}; PC={pc:#010x}")
+        if kind == "stopped":
+            what = "HardFault handler" if pc == self._fault_handler else "halted"
+            raise BoardError(f"firmware stopped outside {IDLE_SYMBOL} ({what}) after {done} instructions; "
+                             f"PC={pc:#010x}")
+        return done
 
     def bus_write(self, address: int, value: int) -> None:
         """A word written on the system bus as the CPU writes it: the peripheral there takes it (and logs what
@@ -308,42 +363,6 @@ class RenodeBoard(Board):
 
     def pc(self) -> int:
         return _parse_int(self.execute(f"{CPU} PC"), "PC")
-
-    def run_until_idle(self, budget: int | None = None, expected: int | None = None) -> int:
-        self._require_loaded()
-        budget = self.DEFAULT_BUDGET if budget is None else budget
-        if budget <= 0:
-            raise BoardError(f"budget must be positive, not {budget}")
-        if self._mips is None:
-            self._mips = _parse_int(self.execute(f"{CPU} PerformanceInMips"), "PerformanceInMips")
-            if self._mips <= 0:
-                raise BoardError(f"PerformanceInMips is {self._mips}")
-        start = self.executed_instructions()
-        # The core was halted by the previous visit to odl_idle (or the fault hook); let it go.
-        self.execute(f"{CPU} IsHalted false")
-        # Each slice is two round trips (RunFor, IsHalted); the instruction count is read once at the end,
-        # and the slices granted so far bound it from above, so the budget holds without a read per slice.
-        # A command that ran before gets its previous length and a little more as its first slice: a repeated
-        # TRAIN_BATCH is then one RunFor; a shorter guess grows geometrically from there.
-        slice_ = self.FIRST_SLICE if expected is None else max(self.FIRST_SLICE, expected + expected // 16)
-        granted = 0
-        while True:
-            if granted >= budget:
-                raise BoardError(f"budget of {budget} instructions ran out before {IDLE_SYMBOL}; "
-                                 f"PC={self.pc():#010x}")
-            step = min(slice_, budget - granted)
-            self.execute(_run_for(step, self._mips))
-            granted += step
-            if _parse_bool(self.execute(f"{CPU} IsHalted"), "IsHalted"):
-                break
-            slice_ = min(self.SLICE_GROWTH * slice_, self.MAX_SLICE)
-        done = self.executed_instructions() - start
-        pc = self.pc()
-        if pc != self._idle:
-            kind = "HardFault handler" if pc == self._fault_handler else "halted"
-            raise BoardError(f"firmware stopped outside {IDLE_SYMBOL} ({kind}) after {done} instructions; "
-                             f"PC={pc:#010x}")
-        return done
 
     def wait(self, seconds: float) -> None:
         """The core is halted at ``odl_idle`` while virtual time advances (the DWT cycle counter follows
@@ -367,18 +386,22 @@ class RenodeBoard(Board):
         return data
 
     def uart_input(self, data: bytes) -> None:
+        """The bytes on the console UART's receive line, in one round trip (``pyodl_transact``'s U step, which
+        first checks the receiver is on: Renode would drop the bytes with a debug-level line only)."""
         self._require_loaded()
-        cr1 = _parse_int(self.execute(f"sysbus ReadDoubleWord {self._console_base:#x}"), "CR1")
-        if data and cr1 & USART_CR1_UE_RE != USART_CR1_UE_RE:
-            # Renode would silently drop the bytes (a debug-level log line only).
-            raise BoardError(f"{self._uart} receiver is not enabled (CR1={cr1:#x}); the bytes would be lost")
-        # One round trip per UART_CHUNK bytes instead of one per byte: the monitor runs the `;`-separated
-        # WriteChar commands of one `Execute Command` in turn (Monitor.Parse splits on `;`), and the UART model
-        # queues them (UARTBase's unbounded queue). Chunks bound the command's length: the monitor's tokenizer
-        # copies the rest of the line at every token, so its cost grows with the square of the length.
-        for start in range(0, len(data), self.UART_CHUNK):
-            chunk = data[start:start + self.UART_CHUNK]
-            self.execute("; ".join(f"{self._uart} WriteChar {byte:#04x}" for byte in chunk))
+        if not data:
+            return
+        output = self._execute_uart(data)
+        if output.strip().startswith("rx-off"):
+            raise BoardError(f"{self._uart} receiver is not enabled (CR1={output.split()[-1]}); the bytes would be "
+                             "lost")
+
+    def _execute_uart(self, data: bytes) -> str:
+        request, blob, response = (self._workdir / name for name in ("steps.txt", "blob.bin", "read.bin"))
+        request.write_text(f"U {self._uart} {self._console_base:#x} 0 {len(data)}\n")
+        blob.write_bytes(data)
+        return self.execute(f'python "pyodl_transact({_python_path(request)}, {_python_path(blob)}, '
+                            f'{_python_path(response)})"')
 
     def close(self) -> None:
         # Renode keeps the UART file open until its backend closes; close it while the machine lives.

@@ -13,11 +13,12 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pyodl.board.base import BoardError, power_up_sram
-from pyodl.board.renode import PLATFORM, RenodeBoard, _run_for
+from pyodl.board.base import BoardError, Read, Run, Write, power_up_sram
+from pyodl.board.renode import MONITOR_HELPER, PLATFORM, RenodeBoard
 from pyodl.toolchain.memory_map import (
     FLASH_BASE,
     FLASH_SIZE,
@@ -31,7 +32,8 @@ from pyodl.toolchain.memory_map import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from unicorn_monitor import renode_list  # fixtures/ is not a package
+from monitor_python import MonitorPython  # fixtures/ is not a package
+from unicorn_monitor import renode_list
 
 REPO = Path(__file__).resolve().parents[2]
 IDLE = 0x0800_0124
@@ -62,6 +64,8 @@ class FakeRenode:
         self.uart_file: Path | None = None
         self.usart_cr1 = 0x0D
         self.received: list[int] = []
+        self.run_for: list[int] = []  # microseconds of every RunFor pyodl_transact took
+        self.python = MonitorPython(_FakeMachine(self), self._run_for)
         # vector table: initial SP, reset, NMI, HardFault
         for i, word in enumerate([0x2004_0000, 0x0800_0101, 0x0800_0201, HARDFAULT | 1]):
             self.poke(FLASH_BASE + 4 * i, word.to_bytes(4, "little"))
@@ -76,6 +80,10 @@ class FakeRenode:
         with self.uart_file.open("ab") as f:
             f.write(data)
 
+    def _run_for(self, micros: int) -> None:
+        self.run_for.append(micros)
+        self.run(micros)
+
     def __call__(self, command: str) -> str:
         self.commands.append(command)
         # The monitor runs `;`-separated commands in turn and prints their outputs one after the other.
@@ -84,6 +92,11 @@ class FakeRenode:
     def answer(self, command: str) -> str:
         if command == "numbersMode Hexadecimal":
             return ""
+        if command.startswith("include @"):
+            self.python.include(Path(command[len("include @"):].replace("\\ ", " ")))
+            return ""
+        if m := re.fullmatch(r'python "(.*)"', command):
+            return self.python.python(m[1])
         if command == "emulation Names":
             return renode_list([]).replace("[\r\n", "[\r\n" + "".join(f"{m}, " for m in self.machines))
         if m := re.fullmatch(r'mach (create|rem) "(\w+)"', command):
@@ -163,6 +176,46 @@ class FakeRenode:
         self.pc = BUSY_PC
 
 
+class _FakeMachine:
+    """``monitor.Machine`` for the helper: the fake's memory, CPU and console UART."""
+
+    def __init__(self, fake: FakeRenode) -> None:
+        self.SystemBus = SimpleNamespace(
+            WriteBytes=lambda data, address, start, count: fake.poke(address, bytes(data[start:start + count])),
+            ReadBytes=lambda address, count: bytes(fake.memory.get(address + i, 0) for i in range(count)),
+            ReadDoubleWord=lambda address: fake.usart_cr1 if address == LPUART1_BASE else 0)
+        self._fake = fake
+
+    def __getitem__(self, name: str) -> object:
+        fake = self._fake
+        if name == "sysbus.lpuart1":
+            return SimpleNamespace(WriteChar=fake.received.append)
+        assert name == "sysbus.cpu", name
+        return _FakeCpu(fake)
+
+
+class _FakeCpu:
+    def __init__(self, fake: FakeRenode) -> None:
+        self._fake = fake
+        self.PerformanceInMips = fake.mips
+
+    @property
+    def ExecutedInstructions(self) -> int:  # noqa: N802 - Renode's names
+        return self._fake.executed
+
+    @property
+    def IsHalted(self) -> bool:  # noqa: N802
+        return self._fake.halted
+
+    @IsHalted.setter
+    def IsHalted(self, value: bool) -> None:  # noqa: N802
+        self._fake.halted = value
+
+    @property
+    def PC(self) -> SimpleNamespace:  # noqa: N802
+        return SimpleNamespace(RawValue=self._fake.pc)
+
+
 @pytest.fixture
 def elf(tmp_path: Path) -> Path:
     path = tmp_path / "fw dir" / "pyodl.elf"  # a space: the monitor's @path needs it escaped
@@ -184,15 +237,17 @@ def board(renode: FakeRenode, elf: Path, tmp_path: Path) -> RenodeBoard:
     return b
 
 
+# Every read, write and run: one pyodl_transact (renode/pyodl_monitor.py) on the board's files.
+TRANSACT = "python \"pyodl_transact('{0}/steps.txt', '{0}/blob.bin', '{0}/read.bin')\""
 # After every LoadELF: halt hooks at odl_idle and at the HardFault handler (read from the vector table), then
 # the console UART the firmware names.
 HOOKS_AND_CONSOLE = [
         'sysbus GetSymbolAddress "odl_idle"',
         f"sysbus.cpu AddHook {IDLE:#x} \"self.IsHalted = True\"",
-        "sysbus ReadBytes 0x800000c 4",
+        TRANSACT,
         f"sysbus.cpu AddHook {HARDFAULT:#x} \"self.IsHalted = True\"",
         'sysbus GetSymbolAddress "odl_console_uart"',
-        "sysbus ReadBytes 0x8000400 4",
+        TRANSACT,
 ]
 
 
@@ -200,17 +255,17 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
     board = RenodeBoard(renode, workdir=tmp_path)
     board.load_elf(elf)
     escaped = str(elf.resolve()).replace(" ", "\\ ")
-    assert renode.commands == [
+    assert [c.replace(str(tmp_path), "{0}") for c in renode.commands] == [
         "numbersMode Hexadecimal",
         "emulation Names",
         'mach create "stm32l496"',
         f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
-        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20000000",  # SRAM's power-up contents
-        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20040000",
+        f"include @{MONITOR_HELPER.resolve()}",
+        TRANSACT,  # SRAM's power-up contents
         "sysbus.cpu VectorTableOffset 0x8000000",
-        f"sysbus LoadELF @{escaped}",
+        f"sysbus LoadELF @{escaped}".replace(str(tmp_path), "{0}"),
         *HOOKS_AND_CONSOLE,
-        f"sysbus.lpuart1 CreateFileBackend @{tmp_path / 'lpuart1-1.bin'} true",
+        "sysbus.lpuart1 CreateFileBackend @{0}/lpuart1-1.bin true",
     ]
     assert board.elf == elf
 
@@ -230,16 +285,15 @@ def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: Reno
     sram1, sram2 = power_up_sram(1)
     assert bytes(renode.memory[SRAM1_BASE + i] for i in range(16)) == sram1[:16]  # SRAM undefined again
     assert bytes(renode.memory[SRAM2_BASE + i] for i in range(16)) == sram2[:16]
-    assert renode.commands == [
-        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20000000",
-        f"sysbus LoadBinary @{tmp_path / 'load.bin'} 0x20040000",
+    assert [c.replace(str(tmp_path), "{0}") for c in renode.commands] == [
+        TRANSACT,  # SRAM's power-up contents
         "numbersMode Hexadecimal",
         "emulation Names",
         'mach set "stm32l496"',
         "machine Reset",
         "sysbus.cpu RemoveAllHooks",
         "sysbus.cpu VectorTableOffset 0x8000000",
-        f"sysbus LoadELF @{str(elf).replace(' ', chr(92) + ' ')}",
+        f"sysbus LoadELF @{str(elf).replace(' ', chr(92) + ' ')}".replace(str(tmp_path), "{0}"),
         *HOOKS_AND_CONSOLE,
     ]  # the same console: its file backend stays attached; no second machine
     assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
@@ -255,12 +309,6 @@ def test_a_new_board_replaces_a_machine_of_the_same_name_so_its_flash_is_erased(
     assert renode.commands[1:5] == ["emulation Names", 'mach rem "stm32l496"', 'mach create "stm32l496"',
                                     f"machine LoadPlatformDescription @{PLATFORM.resolve()}"]
     assert renode.machines == ["stm32l496"]
-
-
-def test_the_host_cannot_write_flash_bank_2(board: RenodeBoard, renode: FakeRenode) -> None:
-    with pytest.raises(BoardError, match="reach flash bank 2, which only the firmware programs"):
-        board.write(0x0807_FFFF, b"\x00\x00")
-    assert not any("WriteBytes" in c for c in renode.commands)
 
 
 def test_missing_elf_and_unloaded_board_are_errors(renode: FakeRenode, tmp_path: Path) -> None:
@@ -280,27 +328,28 @@ def test_symbol_address_parses_renode_hex_and_reports_missing_symbols(board: Ren
         board.symbol_address('x" ; quit')
 
 
-def test_read_is_chunked_and_parses_renode_lists(board: RenodeBoard, renode: FakeRenode) -> None:
+def test_reads_and_writes_of_any_size_are_one_command(board: RenodeBoard, renode: FakeRenode) -> None:
     data = bytes(i * 7 % 256 for i in range(5000))
     renode.poke(SRAM1_BASE + 3, data)
     assert board.read(SRAM1_BASE + 3, 5000) == data
-    assert renode.commands == ["sysbus ReadBytes 0x20000003 4096", "sysbus ReadBytes 0x20001003 904"]
+    large = bytes(range(255, -1, -1)) * 200  # a batch of windows
+    board.write(SRAM2_BASE + 8, large)
+    assert bytes(renode.memory[SRAM2_BASE + 8 + i] for i in range(len(large))) == large
+    assert len(renode.commands) == 2 and all("pyodl_transact" in c for c in renode.commands)
 
 
-def test_small_writes_are_array_literals_and_large_ones_a_file_load(board: RenodeBoard, renode: FakeRenode) -> None:
-    small = bytes(range(256)) * 4
-    board.write(SRAM2_BASE, small)
-    assert len(renode.commands) == 1
-    assert renode.commands[0].startswith("sysbus WriteBytes [0x00, 0x01, 0x02, ")
-    assert renode.commands[0].endswith(f", 0xff] {SRAM2_BASE:#x}")
-    large = bytes(range(255, -1, -1)) * 200  # a batch of windows: one command whatever its size
-    board.write(SRAM1_BASE + 8, large)
-    assert len(renode.commands) == 2
-    assert re.fullmatch(rf"sysbus LoadBinary @\S+/load\.bin {SRAM1_BASE + 8:#x}", renode.commands[1])
-    assert bytes(renode.memory[SRAM2_BASE + i] for i in range(len(small))) == small
-    assert bytes(renode.memory[SRAM1_BASE + 8 + i] for i in range(len(large))) == large
-    board.write(SRAM1_BASE, b"")
-    assert len(renode.commands) == 2
+def test_a_transaction_takes_its_steps_in_order_in_one_command(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.halted, renode.pc, renode.steps_to_idle = True, IDLE, 5000
+    got = board.transact([Write(MAILBOX, b"\x01\x02"), Read(MAILBOX, 2), Run(budget=10**6), Read(MAILBOX + 1, 1)])
+    assert got == [b"\x01\x02", 5000, b"\x02"] and len(renode.commands) == 1
+
+
+def test_a_short_response_is_an_error(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.python.scope["File"] = SimpleNamespace(ReadAllBytes=lambda path: Path(path).read_bytes(),
+                                                  Create=lambda path: SimpleNamespace(Write=lambda *a: None,
+                                                                                      Close=lambda: None))
+    with pytest.raises(BoardError, match="Renode read 0 bytes of 2"):
+        board.read(SRAM1_BASE, 2)
 
 
 def test_accesses_outside_memory_are_refused_before_reaching_renode(board: RenodeBoard,
@@ -315,34 +364,41 @@ def test_accesses_outside_memory_are_refused_before_reaching_renode(board: Renod
             board.read(address, size)
     with pytest.raises(BoardError):
         board.write(SRAM2_ALIAS + SRAM2_SIZE, b"\x00")
+    with pytest.raises(BoardError, match="reach flash bank 2, which only the firmware programs"):
+        board.write(0x0807_FFFF, b"\x00\x00")
     assert renode.commands == []
-
-
-def test_malformed_read_output_is_an_error(board: RenodeBoard, renode: FakeRenode) -> None:
-    renode.answer = lambda command: "[\r\n0x01, \r\n]\r\n"  # type: ignore[method-assign]
-    with pytest.raises(BoardError, match="ReadBytes"):
-        board.read(SRAM1_BASE, 2)
 
 
 def test_run_until_idle_unhalts_then_runs_growing_slices(board: RenodeBoard, renode: FakeRenode) -> None:
     renode.halted, renode.pc, renode.executed = True, IDLE, 500
     renode.steps_to_idle = 100_000
     assert board.run_until_idle(budget=1_000_000) == 100_000
-    assert renode.commands.index("sysbus.cpu IsHalted false") < renode.commands.index(
-        'emulation RunFor "0.000200"')
-    runs = [c for c in renode.commands if c.startswith("emulation RunFor")]
-    # 20k, 40k, 80k instructions at 100 MIPS
-    assert runs == ['emulation RunFor "0.000200"', 'emulation RunFor "0.000400"', 'emulation RunFor "0.000800"']
+    assert renode.run_for == [200, 400, 800]  # 20k, 40k, 80k instructions at 100 MIPS
     assert board.executed_instructions() == 100_500
+
+
+def test_a_command_that_ran_before_starts_with_a_slice_of_its_last_length(board: RenodeBoard,
+                                                                          renode: FakeRenode) -> None:
+    renode.steps_to_idle = 2_000_000
+    assert board.run_until_idle(budget=10**9, expected=2_000_000) == 2_000_000
+    assert renode.run_for == [21_250]  # 2M + 1/16: one RunFor
 
 
 def test_run_until_idle_last_slice_is_cut_to_the_budget(board: RenodeBoard, renode: FakeRenode) -> None:
     renode.steps_to_idle = 10**9
     with pytest.raises(BoardError, match=r"budget of 50000 instructions ran out .*PC=0x08000180"):
         board.run_until_idle(budget=50_000)
-    runs = [c for c in renode.commands if c.startswith("emulation RunFor")]
-    assert runs == ['emulation RunFor "0.000200"', 'emulation RunFor "0.000300"']
+    assert renode.run_for == [200, 300]
     assert renode.executed == 50_000
+
+
+def test_slices_are_whole_microseconds(board: RenodeBoard, renode: FakeRenode) -> None:
+    renode.mips = 4
+    renode.python.scope["monitor"].Machine._fake.mips = 4  # type: ignore[attr-defined]
+    renode.steps_to_idle = 10**9
+    with pytest.raises(BoardError, match="budget of 7 instructions"):
+        board.run_until_idle(budget=7)
+    assert renode.run_for == [2]  # 7 instructions at 4 MIPS: 1.75 us, rounded up
 
 
 def test_run_until_idle_reports_a_hardfault(board: RenodeBoard, renode: FakeRenode) -> None:
@@ -356,13 +412,6 @@ def test_run_until_idle_rejects_a_bad_budget(board: RenodeBoard) -> None:
         board.run_until_idle(budget=0)
 
 
-def test_run_for_uses_whole_microseconds() -> None:
-    assert _run_for(150, 100) == 'emulation RunFor "0.000002"'
-    assert _run_for(1, 100) == 'emulation RunFor "0.000001"'
-    assert _run_for(250_000_000, 100) == 'emulation RunFor "2.500000"'
-    assert _run_for(7, 4) == 'emulation RunFor "0.000002"'
-
-
 def test_uart_output_is_consumed_from_renodes_file_backend(board: RenodeBoard, renode: FakeRenode) -> None:
     assert board.uart_output() == b""  # Renode has not created the file yet
     renode.emit(b"hello ")
@@ -373,22 +422,13 @@ def test_uart_output_is_consumed_from_renodes_file_backend(board: RenodeBoard, r
     assert board.uart_output() == b"\x00\xff"
 
 
-def test_uart_input_writes_chars_only_when_the_receiver_is_on(board: RenodeBoard, renode: FakeRenode) -> None:
-    board.uart_input(b"A\x00\xff")
-    assert renode.commands == [f"sysbus ReadDoubleWord {LPUART1_BASE:#x}", "sysbus.lpuart1 WriteChar 0x41; "
-                               "sysbus.lpuart1 WriteChar 0x00; sysbus.lpuart1 WriteChar 0xff"]
-    assert renode.received == [0x41, 0x00, 0xFF]
-    renode.usart_cr1 = 0x09  # UE and TE, no RE
-    with pytest.raises(BoardError, match="receiver is not enabled"):
-        board.uart_input(b"B")
-    assert renode.received == [0x41, 0x00, 0xFF]
-
-
-def test_a_frame_goes_to_the_uart_in_a_few_commands(board: RenodeBoard, renode: FakeRenode) -> None:
-    frame = bytes(range(256)) * 3  # every byte value, each as its own WriteChar
+def test_uart_input_is_one_command_and_only_when_the_receiver_is_on(board: RenodeBoard, renode: FakeRenode) -> None:
+    frame = bytes(range(256)) * 3  # every byte value
     board.uart_input(frame)
-    assert len(renode.commands) == 1 + 3  # the receiver check, then 256 bytes per command
-    assert renode.commands[1].count("; sysbus.lpuart1 WriteChar ") == 255
+    assert len(renode.commands) == 1 and bytes(renode.received) == frame
+    renode.usart_cr1 = 0x09  # UE and TE, no RE
+    with pytest.raises(BoardError, match=r"receiver is not enabled \(CR1=0x9\)"):
+        board.uart_input(b"B")
     assert bytes(renode.received) == frame
 
 
@@ -539,6 +579,6 @@ def test_pwr_stub_keeps_vddio2_and_reports_the_regulator_ready() -> None:
 def test_wait_lets_virtual_time_pass_between_two_runs(board: RenodeBoard, renode: FakeRenode) -> None:
     renode.commands.clear()
     board.wait(0.04)
-    runs = [i for i, c in enumerate(renode.commands) if c == "sysbus.cpu IsHalted false"]
+    runs = [i for i, c in enumerate(renode.commands) if "pyodl_transact" in c]
     pause = renode.commands.index('emulation RunFor "0.040000"')
     assert len(runs) == 2 and runs[0] < pause < runs[1]

@@ -26,6 +26,23 @@ Saved Weights Survive A Power Cycle
     Board Should Have Booted From    slot B
     Weights Should Be Unchanged
 
+The Emulation Saves And Loads With Its Flash Slots
+    [Documentation]    Renode's `Save` takes every peripheral, flashctl's bank (its script's variables) among
+    ...    them: a board whose slot A holds a SAVE is saved to a file, cleared and loaded, goes on where it
+    ...    was, and boots that copy after a power cycle. Renode only: the Unicorn board has no snapshots;
+    ...    what `Save` needs of the platform (scripts that keep only data) is checked without Renode by
+    ...    tests/board/test_renode_flash.py.
+    Skip If    '${BACKEND}' != 'renode'    the Unicorn board has no emulation snapshots
+    Start Paper Model Board In TL Mode
+    Run Training Steps    steps=1    batch=4
+    Save Should Write Slot    0    1
+    Take Weight Snapshot
+    Save And Load The Emulation
+    Weights Should Be Unchanged
+    Power Cycle Board
+    Board Should Have Booted From    slot A
+    Weights Should Be Unchanged
+
 A Power Cut During Save Keeps The Previous Copy
     [Documentation]    The third SAVE (into slot A) loses power; the board boots copy 2 from slot B.
     [Template]    Power Cut Should Keep The Previous Copy

@@ -214,6 +214,10 @@ class RenodeBoard(Board):
         self._idle = self.symbol_address(IDLE_SYMBOL) & ~1  # a Thumb function's address has bit 0 set
         self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
         self._hook_fault_handler()
+        self._attach_console()
+
+    def _attach_console(self) -> None:
+        """The console UART's output into a file of this board's (a new one after a change of UART)."""
         console = self._console()
         if self._uart_file is None or console != self._console_base:
             if self._uart_file is not None:  # another firmware, another console UART
@@ -345,6 +349,18 @@ class RenodeBoard(Board):
             raise BoardError(f"firmware stopped outside {IDLE_SYMBOL} ({what}) after {done} instructions; "
                              f"PC={pc:#010x}")
         return done
+
+    def save_and_load(self, path: Path) -> None:
+        """``Save`` the emulation to ``path``, ``Clear`` it and ``Load`` it back: the machine goes on from the
+        same state (memories, flashctl's bank, the CPU where it halted). What the host set up on the machine
+        outside its state is set up again: the console's file backend; the CPU hooks come back with it."""
+        self._require_loaded()
+        self.execute(f"Save {_path_token(path)}")
+        self.execute("Clear")
+        self.execute(f"Load {_path_token(path)}")
+        self.execute(f'mach set "{self.machine}"')
+        self._uart_file = None
+        self._attach_console()
 
     def bus_write(self, address: int, value: int) -> None:
         """A word written on the system bus as the CPU writes it: the peripheral there takes it (and logs what

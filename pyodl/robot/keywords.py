@@ -379,6 +379,19 @@ class BoardKeywords:
             raise AssertionError(f"the board booted from {got}, expected {source}")
         logger.info(f"booted from {got}, copy {info.boot_sequence}")
 
+    def save_and_load_the_emulation(self) -> None:
+        """Renode only: `Save` the whole emulation to a file (every peripheral, the platform's Python
+        peripherals' script variables among them: flashctl's bank), clear it, `Load` the file and go on with
+        the same board. The Unicorn board has no snapshots."""
+        board = self.board
+        if board is None:
+            raise AssertionError("call `Start Board` first")
+        from pyodl.board.renode import RenodeBoard
+
+        if not isinstance(board, RenodeBoard):
+            raise AssertionError("only Renode saves and loads emulations")
+        board.save_and_load(self._work / "emulation.save")
+
     def flash_operation_of_save(self, point: str) -> int:
         """The number (from 1) of a flash operation of one SAVE of this firmware, which erases its slot's
         pages, then programs the state's double-words, then the header's four (the commit word last).

@@ -156,8 +156,9 @@ RESERVED = {"__builtins__", "request", "self", "size", "logger", "LogLevel"}
 
 def _saveable(value: object) -> bool:
     """What Renode's serializer takes from a script's scope: plain data. A function (def, lambda), a class or
-    a module fails `Save` ("Pointer or ThreadLocal or SpinLock encountered during serialization")."""
-    if value is None or isinstance(value, int | float | str | bytes | bytearray):
+    a module fails `Save` ("Pointer or ThreadLocal or SpinLock encountered during serialization"), and so does
+    None (PythonEngine asks every value for its type: a NullReferenceException); both seen on Renode 1.16.1."""
+    if isinstance(value, int | float | str | bytes | bytearray):
         return True
     if isinstance(value, list | tuple):
         return all(_saveable(v) for v in value)

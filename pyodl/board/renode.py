@@ -136,6 +136,8 @@ class RenodeBoard(Board):
         self._uart_pos = 0
         self._loads = 0
         self._created = False  # this board's machine exists (created by its first load)
+        self._reset_elf: Path | None = None  # the ELF the machine's reset macro loads
+        self._reset_runs_macro = True  # `machine Reset` runs that macro (not for a loaded emulation's machine)
 
     @classmethod
     def from_robot(cls, machine: str = "stm32l496", platform: Path = PLATFORM,
@@ -182,10 +184,10 @@ class RenodeBoard(Board):
     def load_elf(self, elf: Path) -> None:
         """The first load creates this board's machine afresh (one of the same name left by an earlier board,
         e.g. an earlier row of a templated test, is removed: a new board has erased flash) and fills SRAM
-        with its power-up contents. Later loads are ``machine Reset``: it resets every peripheral but keeps the
-        memories' bytes, so SRAM and flash bank 2 (the persistence slots, held by the platform's ``flashctl``)
-        keep theirs; the reset also drops the ELF's symbols (``SystemBus.Reset``), so the ELF is loaded again,
-        and the hooks are set afresh for its addresses."""
+        with its power-up contents. Every load is then ``machine Reset``, whose macro loads the ELF: it resets
+        every peripheral but keeps the memories' bytes, so SRAM and flash bank 2 (the persistence slots, held by
+        the platform's ``flashctl``) keep theirs; the reset also drops the ELF's symbols (``SystemBus.Reset``),
+        which the macro's LoadELF brings back, and the hooks are set afresh for the ELF's addresses."""
         elf = Path(elf)
         if not elf.is_file():
             raise BoardError(f"no ELF at {elf}")
@@ -201,15 +203,24 @@ class RenodeBoard(Board):
             self.execute(f'mach create "{self.machine}"')
             self.execute(f"machine LoadPlatformDescription {_path_token(self.platform)}")
             self._created = True
+            self._reset_runs_macro = True
             self.execute(f"include {_path_token(MONITOR_HELPER)}")
             sram1, sram2 = power_up_sram(self.power_ups)
             self._transact_steps([Write(SRAM1_BASE, sram1), Write(SRAM2_BASE, sram2)])
+            self._reset_elf = None
         else:
             self.execute(f'mach set "{self.machine}"')
-            self.execute("machine Reset")
-            self.execute(f"{CPU} RemoveAllHooks")
-        self.execute(f"{CPU} VectorTableOffset {FLASH_BASE:#x}")
-        self.execute(f"sysbus LoadELF {_path_token(elf)}")
+        load = f"{CPU} VectorTableOffset {FLASH_BASE:#x}; sysbus LoadELF {_path_token(elf)}"
+        if self._reset_runs_macro and self._reset_elf != elf:
+            # The machine's reset macro, which Renode runs after every `machine Reset` (renode/pyodl.resc
+            # registers the same; without one each reset logs "No action for reset"): load the ELF, its vector
+            # table at the start of flash, so a reset from the monitor boots the firmware too.
+            self.execute(f'macro reset "{load}"')
+            self._reset_elf = elf
+        self.execute("machine Reset")
+        self.execute(f"{CPU} RemoveAllHooks")
+        if not self._reset_runs_macro:
+            self.execute(load)
         self._elf = elf
         self._idle = self.symbol_address(IDLE_SYMBOL) & ~1  # a Thumb function's address has bit 0 set
         self.execute(f'{CPU} AddHook {self._idle:#x} "self.IsHalted = True"')
@@ -352,13 +363,17 @@ class RenodeBoard(Board):
 
     def save_and_load(self, path: Path) -> None:
         """``Save`` the emulation to ``path``, ``Clear`` it and ``Load`` it back: the machine goes on from the
-        same state (memories, flashctl's bank, the CPU where it halted). What the host set up on the machine
-        outside its state is set up again: the console's file backend; the CPU hooks come back with it."""
+        same state (memories, flashctl's bank, the CPU where it halted). What the host set up outside the
+        machine's state is set up again (the console's file backend) or done otherwise (the ELF's load after a
+        reset); the CPU hooks come back with the machine."""
         self._require_loaded()
         self.execute(f"Save {_path_token(path)}")
         self.execute("Clear")
         self.execute(f"Load {_path_token(path)}")
         self.execute(f'mach set "{self.machine}"')
+        # Renode 1.16.1 runs no reset macro for a loaded machine (its monitor handles the reset of the machines
+        # it created): from now on the ELF is loaded after each reset by a command of its own.
+        self._reset_runs_macro = False
         self._uart_file = None
         self._attach_console()
 

@@ -33,7 +33,7 @@ from pyodl.toolchain.memory_map import (
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from monitor_python import MonitorPython  # fixtures/ is not a package
-from unicorn_monitor import renode_list
+from unicorn_monitor import renode_list, split_commands
 
 REPO = Path(__file__).resolve().parents[2]
 IDLE = 0x0800_0124
@@ -65,6 +65,9 @@ class FakeRenode:
         self.usart_cr1 = 0x0D
         self.received: list[int] = []
         self.run_for: list[int] = []  # microseconds of every RunFor pyodl_transact took
+        self.reset_macro = ""
+        self.reset_runs: list[str] = []  # the reset macro as it was at each `machine Reset`
+        self.loaded = False  # the emulation came from `Load`
         self.python = MonitorPython(_FakeMachine(self), self._run_for)
         # vector table: initial SP, reset, NMI, HardFault
         for i, word in enumerate([0x2004_0000, 0x0800_0101, 0x0800_0201, HARDFAULT | 1]):
@@ -87,7 +90,7 @@ class FakeRenode:
     def __call__(self, command: str) -> str:
         self.commands.append(command)
         # The monitor runs `;`-separated commands in turn and prints their outputs one after the other.
-        return "".join(self.answer(part.strip()) for part in command.split(";"))
+        return "".join(self.answer(part) for part in split_commands(command))
 
     def answer(self, command: str) -> str:
         if command == "numbersMode Hexadecimal":
@@ -110,8 +113,17 @@ class FakeRenode:
             if m[1] not in self.machines:
                 raise MonitorError(f"machine {m[1]} not found")
             return ""
-        if command == "machine Reset":  # peripherals reset, memories kept
+        if m := re.fullmatch(r'macro reset "(.*)"', command):
+            self.reset_macro = m[1]
+            return ""
+        if command == "machine Reset":  # peripherals reset, memories kept; then the machine's reset macro
             self.executed, self.halted = 0, False
+            if not self.loaded:  # Renode 1.16.1 runs no reset macro for a machine of a loaded emulation
+                self.reset_runs.append(self.reset_macro)
+                return "".join(self.answer(part) for part in split_commands(self.reset_macro))
+            return ""
+        if command.startswith(("Save @", "Load @")) or command == "Clear":
+            self.loaded |= command.startswith("Load")
             return ""
         if command == "sysbus.cpu RemoveAllHooks":
             self.hooks = {}
@@ -262,12 +274,15 @@ def test_load_elf_builds_the_machine_and_halts_at_idle(renode: FakeRenode, elf: 
         f"machine LoadPlatformDescription @{PLATFORM.resolve()}",
         f"include @{MONITOR_HELPER.resolve()}",
         TRANSACT,  # SRAM's power-up contents
-        "sysbus.cpu VectorTableOffset 0x8000000",
-        f"sysbus LoadELF @{escaped}".replace(str(tmp_path), "{0}"),
+        # The machine's reset macro loads the ELF, so a reset from the monitor boots the firmware too.
+        f'macro reset "sysbus.cpu VectorTableOffset 0x8000000; sysbus LoadELF @{escaped}"'.replace(str(tmp_path),
+                                                                                                   "{0}"),
+        "machine Reset",
+        "sysbus.cpu RemoveAllHooks",
         *HOOKS_AND_CONSOLE,
         "sysbus.lpuart1 CreateFileBackend @{0}/lpuart1-1.bin true",
     ]
-    assert board.elf == elf
+    assert board.elf == elf and renode.reset_runs == [renode.reset_macro]
 
 
 def test_idle_hook_lands_on_the_instruction_even_for_a_thumb_address(renode: FakeRenode, elf: Path,
@@ -290,13 +305,33 @@ def test_reset_is_a_power_cycle_that_keeps_the_machine_and_its_flash(board: Reno
         "numbersMode Hexadecimal",
         "emulation Names",
         'mach set "stm32l496"',
-        "machine Reset",
+        "machine Reset",  # the macro of the first load: the same ELF
         "sysbus.cpu RemoveAllHooks",
-        "sysbus.cpu VectorTableOffset 0x8000000",
-        f"sysbus LoadELF @{str(elf).replace(' ', chr(92) + ' ')}".replace(str(tmp_path), "{0}"),
         *HOOKS_AND_CONSOLE,
     ]  # the same console: its file backend stays attached; no second machine
     assert renode.machines == ["stm32l496"] and board.read(0x0808_0000, 2) == b"\x01\x02"
+
+
+def test_another_elf_gets_its_own_reset_macro(board: RenodeBoard, renode: FakeRenode, tmp_path: Path) -> None:
+    other = tmp_path / "other.elf"
+    other.write_bytes(b"\x7fELF")
+    board.load_elf(other)
+    assert renode.reset_runs[-1] == f"sysbus.cpu VectorTableOffset 0x8000000; sysbus LoadELF @{other.resolve()}"
+    assert renode.commands.index(f'macro reset "{renode.reset_runs[-1]}"') < renode.commands.index("machine Reset")
+    assert board.elf == other
+
+
+def test_after_a_save_and_load_the_elf_is_loaded_after_each_reset_by_a_command(board: RenodeBoard,
+                                                                                 renode: FakeRenode,
+                                                                                 tmp_path: Path) -> None:
+    board.save_and_load(tmp_path / "emulation.save")
+    assert renode.commands[:4] == [f"Save @{tmp_path / 'emulation.save'}", "Clear",
+                                   f"Load @{tmp_path / 'emulation.save'}", 'mach set "stm32l496"']
+    renode.commands.clear()
+    board.reset()
+    reset = renode.commands.index("machine Reset")
+    assert renode.commands[reset + 2].startswith("sysbus.cpu VectorTableOffset 0x8000000; sysbus LoadELF @")
+    assert len(renode.reset_runs) == 1  # the first load's, not this one's
 
 
 def test_a_new_board_replaces_a_machine_of_the_same_name_so_its_flash_is_erased(board: RenodeBoard,

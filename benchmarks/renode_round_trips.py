@@ -1,16 +1,16 @@
 """Monitor commands per Robot test on the Renode path: each is a round trip through Robot's `Execute Command` to
-Renode, which is where a Renode run's wall time goes (the firmware's work is seconds of virtual time).
+Renode (about 7 ms on a real Renode 1.16.1, more with a Python peripheral or a run behind it).
 
-Renode cannot run here, so the suites run with ``--variable BACKEND:renode`` on the stand-in for Renode's
-keywords (tests/robot/fixtures/renode_standin.py: the real firmware on the Unicorn board behind the same
-monitor commands), and every command the keyword library sends is counted. ``--before CHECKOUT`` also runs an
-older checkout's suites and keyword library (e.g. a ``git worktree`` of the commit before the batch commands)
-for a before/after table.
+The count needs no Renode: the suites run with ``--variable BACKEND:renode`` on the stand-in for Renode's keywords
+(tests/robot/fixtures/renode_standin.py: the real firmware on the Unicorn board behind the same monitor commands,
+renode/pyodl_monitor.py run by CPython), and every command the keyword library sends is counted. ``--before
+CHECKOUT`` also runs an older checkout's suites and keyword library (e.g. a ``git worktree`` of an older commit)
+for a before/after table. Wall times need a real Renode: benchmarks/RESULTS.md ("The Renode path") has both.
 
     .venv/bin/python benchmarks/renode_round_trips.py [--before /path/to/old/checkout]
 
-Prints a Markdown table. The persistence suite is left out: the stand-in has no model of Renode's flash
-controller cut (``flashctl ControlWrite``).
+Prints a Markdown table of the golden, protocol and ram suites. The persistence suite is left out: the stand-in
+has no model of Renode's flash controller cut (``flashctl ControlWrite``) or of Save and Load.
 """
 
 from __future__ import annotations

@@ -328,14 +328,8 @@ class RenodeBoard(Board):
         return self._transact(lines, blob, steps)
 
     def _transact(self, lines: list[str], blob: bytes, steps: Sequence[Step]) -> list[bytes | int]:
-        request, data, response = (self._workdir / name for name in ("steps.txt", "blob.bin", "read.bin"))
-        request.write_text("\n".join(lines) + "\n")
-        data.write_bytes(blob)
-        response.unlink(missing_ok=True)  # what a failed exchange leaves must not pass for its answer
-        output = self.execute(f'python "pyodl_transact({_python_path(request)}, {_python_path(data)}, '
-                              f'{_python_path(response)})"')
+        output, read = self._exchange(lines, blob)
         runs = iter(output.split("\n"))
-        read = response.read_bytes() if response.exists() else b""
         results: list[bytes | int] = []
         for step in steps:
             if isinstance(step, Read):
@@ -346,6 +340,17 @@ class RenodeBoard(Board):
             elif isinstance(step, Run):
                 results.append(self._run_result(next(runs, ""), step))
         return results
+
+    def _exchange(self, lines: list[str], blob: bytes) -> tuple[str, bytes]:
+        """One ``pyodl_transact``: the steps' lines and the bytes they write go in files; returns what it
+        printed and what it read."""
+        request, data, response = (self._workdir / name for name in ("steps.txt", "blob.bin", "read.bin"))
+        request.write_text("\n".join(lines) + "\n")
+        data.write_bytes(blob)
+        response.unlink(missing_ok=True)  # what a failed exchange leaves must not pass for its answer
+        output = self.execute(f'python "pyodl_transact({_python_path(request)}, {_python_path(data)}, '
+                              f'{_python_path(response)})"')
+        return output, response.read_bytes() if response.exists() else b""
 
     def _run_result(self, line: str, step: Run) -> int:
         match = re.fullmatch(r"(ran|stopped|budget) (\d+) 0x([0-9a-f]+)", line.strip())
@@ -422,17 +427,10 @@ class RenodeBoard(Board):
         self._require_loaded()
         if not data:
             return
-        output = self._execute_uart(data)
+        output, _ = self._exchange([f"U {self._uart} {self._console_base:#x} 0 {len(data)}"], data)
         if output.strip().startswith("rx-off"):
             raise BoardError(f"{self._uart} receiver is not enabled (CR1={output.split()[-1]}); the bytes would be "
                              "lost")
-
-    def _execute_uart(self, data: bytes) -> str:
-        request, blob, response = (self._workdir / name for name in ("steps.txt", "blob.bin", "read.bin"))
-        request.write_text(f"U {self._uart} {self._console_base:#x} 0 {len(data)}\n")
-        blob.write_bytes(data)
-        return self.execute(f'python "pyodl_transact({_python_path(request)}, {_python_path(blob)}, '
-                            f'{_python_path(response)})"')
 
     def close(self) -> None:
         # Renode keeps the UART file open until its backend closes; close it while the machine lives.

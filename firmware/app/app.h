@@ -1,7 +1,8 @@
 /*
  * The STM32L496 application around the odl library: one command set served over two transports, the RAM
  * mailbox (simulators: the host writes a command into `odl_mailbox` and runs the CPU until it parks in
- * `odl_idle`) and framed UART messages on USART2 (real boards, Renode socket terminals).
+ * `odl_idle`) and framed UART messages on the console UART, LPUART1 by default or USART2 (-DODL_CONSOLE;
+ * real boards, Renode socket terminals).
  *
  * pyodl/board/protocol.py reads every number and layout it needs from this file (and odl.h's statuses):
  * there is no second copy to keep in step.
@@ -14,7 +15,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 6u
+#define ODL_PROTOCOL_VERSION 7u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -63,6 +64,11 @@ typedef enum {
                                    (probability * 256; 256: always the whole window) -> result0 class, result1 1 if
                                    the whole window ran, result2 the cheap class, result3 its confidence
                                    (probability * 256); data the last mode's int8 logits, then probabilities */
+    /* The optimizer's state (odl_read_optim_slice): what resumes a training run exactly where another left it. */
+    ODL_CMD_GET_OPTIM = 25,     /* arg0 table index, arg1 offset, arg2 count -> data that part of the layer's slots
+                                   (floats), result0 the step count, result1 the layer's slot floats */
+    ODL_CMD_SET_OPTIM = 26,     /* arg0 table index, arg1 offset, arg2 the step count, data floats: written into
+                                   the layer's slots, then the step count (after SET_PARAMS, which clears both) */
     ODL_CMD_COUNT
 } odl_command_t;
 
@@ -180,21 +186,10 @@ int odl_uart_rx_ready(void);
 uint8_t odl_uart_getc(void);
 void odl_uart_putc(uint8_t byte);
 
-/* commands.c: every float of an input window is finite (what LOAD_SAMPLE and the others require). */
-int odl_window_finite(const float *window);
-
-/* dataset.c: the dataset region's commands; a record of the region (NULL past its end). */
-odl_record_t *odl_dataset_record(uint32_t index);
-/* One SGD step on `count` records, the k-th being record `pick(k, context)`: each accumulated in turn, then the
-   step at `learning_rate`; a refused sample drops the whole batch. The mean loss is the float32 sum of the
-   losses in order over the count, as pyodl.network.base.mean_loss computes it. */
-uint32_t odl_dataset_step(uint32_t count, uint32_t (*pick)(uint32_t k, const void *context), const void *context,
-                          float learning_rate, float *mean_loss);
+/* dataset.c: the dataset region's commands (its records: records.h). */
 uint32_t odl_dataset_store(odl_mailbox_t *mb);
 uint32_t odl_dataset_train_batch(odl_mailbox_t *mb);
 uint32_t odl_dataset_evaluate(odl_mailbox_t *mb);
-/* EVALUATE's checks and answer with another predictor (EVALUATE_Q: the int8 copy's). */
-uint32_t odl_dataset_evaluate_with(odl_mailbox_t *mb, odl_status_t (*predict)(const float *window, uint16_t *cls));
 
 /* stream_commands.c */
 uint32_t odl_stream_start(odl_mailbox_t *mb);

@@ -2,11 +2,10 @@
  * The command set, executed on the mailbox whatever the transport. Every refusal leaves the model as it
  * was: the library validates before it writes, and this file validates lengths and ranges before it calls.
  */
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "app.h"
+#include "records.h"
 
 /* C99 has no static_assert: a negative array size stops the build if the layout drifts from the host's. */
 typedef char odl_mailbox_header_is_80_bytes[(offsetof(odl_mailbox_t, data) == ODL_MAILBOX_HEADER_BYTES) ? 1 : -1];
@@ -113,14 +112,35 @@ static uint32_t cmd_set_params(odl_mailbox_t *mb)
     return odl_write_param_slice(&odl_model, mb->arg[0], mb->arg[1], mb->data, mb->data_len / 4u);
 }
 
-int odl_window_finite(const float *window)
+static uint32_t cmd_get_optim(odl_mailbox_t *mb)
 {
-    for (unsigned i = 0; i < ODL_INPUT_SIZE; ++i) {
-        if (!isfinite(window[i])) {
-            return 0;
-        }
+    if (mb->arg[2] > ODL_DATA_FLOATS) {
+        return ODL_APP_ERR_LENGTH;
     }
-    return 1;
+    uint32_t total = 0;
+    odl_status_t st = odl_optim_size(&odl_model, mb->arg[0], &total);
+    if (st == ODL_OK) {
+        st = odl_read_optim_slice(&odl_model, mb->arg[0], mb->arg[1], mb->data, mb->arg[2]);
+    }
+    if (st == ODL_OK) {
+        mb->data_len = mb->arg[2] * 4u;
+        mb->result[0] = odl_optimizer_steps(&odl_model);
+        mb->result[1] = total;
+    }
+    return st;
+}
+
+/* The step count is written only with the slots it belongs to: a refused write changes neither. */
+static uint32_t cmd_set_optim(odl_mailbox_t *mb)
+{
+    if (mb->data_len % 4u != 0 || mb->data_len > ODL_DATA_BYTES) {
+        return ODL_APP_ERR_LENGTH;
+    }
+    const odl_status_t st = odl_write_optim_slice(&odl_model, mb->arg[0], mb->arg[1], mb->data, mb->data_len / 4u);
+    if (st == ODL_OK) {
+        odl_set_optimizer_steps(&odl_model, mb->arg[2]);
+    }
+    return st;
 }
 
 static uint32_t cmd_load_sample(odl_mailbox_t *mb)
@@ -220,6 +240,10 @@ static uint32_t dispatch(odl_mailbox_t *mb, uint32_t command)
         return odl_int8_image_command(mb);
     case ODL_CMD_PREDICT_A:
         return odl_int8_adaptive_command(mb);
+    case ODL_CMD_GET_OPTIM:
+        return cmd_get_optim(mb);
+    case ODL_CMD_SET_OPTIM:
+        return cmd_set_optim(mb);
     default:
         return ODL_APP_ERR_COMMAND;
     }
@@ -229,7 +253,7 @@ static int answers_with_data(uint32_t command)
 {
     return command == ODL_CMD_INFO || command == ODL_CMD_GET_PARAMS || command == ODL_CMD_PREDICT ||
            command == ODL_CMD_EVALUATE || command == ODL_CMD_PREDICT_Q || command == ODL_CMD_EVALUATE_Q ||
-           command == ODL_CMD_GET_QIMAGE || command == ODL_CMD_PREDICT_A;
+           command == ODL_CMD_GET_QIMAGE || command == ODL_CMD_PREDICT_A || command == ODL_CMD_GET_OPTIM;
 }
 
 void odl_app_execute(void)

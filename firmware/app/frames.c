@@ -96,7 +96,7 @@ static void respond(uint32_t status)
 static int replayable(uint32_t command)
 {
     return command != ODL_CMD_INFO && command != ODL_CMD_GET_PARAMS && command != ODL_CMD_PREDICT &&
-           command != ODL_CMD_LAYER_INFO && command != ODL_CMD_EVALUATE;
+           command != ODL_CMD_LAYER_INFO && command != ODL_CMD_EVALUATE && command != ODL_CMD_GET_OPTIM;
 }
 
 /* Byte i of the body: the fields, then the data (in the mailbox), then the CRC. */

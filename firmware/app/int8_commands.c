@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "app.h"
+#include "records.h"
 
 uint32_t odl_int8_calibrate_command(odl_mailbox_t *mb)
 {

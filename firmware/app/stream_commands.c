@@ -19,7 +19,7 @@
  */
 #include <string.h>
 
-#include "app.h"
+#include "records.h"
 
 /* The ring's length; a build without a dataset region refuses STREAM_START, but must still compile. */
 #define RING (ODL_DATASET_WINDOWS > 0u ? ODL_DATASET_WINDOWS : 1u)

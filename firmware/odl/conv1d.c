@@ -1,4 +1,5 @@
-/* Conv1D (Table I, row 2): cross-correlation with valid padding and stride 1, as Keras computes it. */
+/* Conv1D (Table I, row 2): cross-correlation as Keras computes it. The valid, stride-1 case (the paper's) has
+ * register-tiled kernels beside their _ref twins; strides, dilation and padding take the _general kernels. */
 #include <stddef.h>
 
 #include "odl_layers.h"

@@ -125,6 +125,7 @@ static int shapes_ok(const odl_layer_t *l)
     case ODL_LAYER_MAXPOOL1D:
         return l->size >= 1u && l->out_ch == l->in_ch && l->dilation == 1u && windows_ok(l, l->size);
     case ODL_LAYER_GAP1D:
+    case ODL_LAYER_GMP1D:
         return l->out_len == 1 && l->out_ch == l->in_ch;
     case ODL_LAYER_FLATTEN:
         return l->out_len == 1 && l->out_ch == in_size(l) && l->out == l->in;
@@ -218,6 +219,9 @@ static odl_status_t check_table(const odl_net_t *net)
         }
         if (l->kind == ODL_LAYER_MAXPOOL1D && i >= first_capacity && ODL_INDEX_BITS(l->size) != 0u &&
             l->argmax == NULL) {
+            return ODL_ERR_MODEL;
+        }
+        if (l->kind == ODL_LAYER_GMP1D && i >= first_capacity && l->argmax == NULL) {
             return ODL_ERR_MODEL;
         }
         if (i >= first_capacity && out_size(l) > net->error_capacity && !last) {
@@ -384,6 +388,9 @@ static void layer_forward(const odl_net_t *net, const odl_layer_t *l, const floa
         break;
     case ODL_LAYER_GAP1D:
         odl_gap1d_forward(in, l->in_len, l->in_ch, out);
+        break;
+    case ODL_LAYER_GMP1D:
+        odl_gmp1d_forward(in, l->in_len, l->in_ch, out, l->argmax);
         break;
     case ODL_LAYER_RELU:
     case ODL_LAYER_ACTIVATION:
@@ -567,6 +574,9 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
         break;
     case ODL_LAYER_GAP1D:
         odl_gap1d_backward_input(da, l->in_len, l->in_ch, dx);
+        break;
+    case ODL_LAYER_GMP1D:
+        odl_gmp1d_backward_input(da, l->in_len, l->in_ch, l->argmax, dx);
         break;
     default: /* Flatten, ReLU and the final softmax leave the gradient in place. */
         return;
@@ -809,6 +819,84 @@ odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offs
     odl_zero_grads(net);
     odl_reset_optimizer(net);
     return ODL_OK;
+}
+
+/* The checks every optimizer-state accessor starts with; on success *out is the layer and *total its floats. */
+static odl_status_t optim_layer(const odl_net_t *net, unsigned layer, const odl_layer_t **out, uint32_t *total)
+{
+    if (net == NULL || out == NULL || total == NULL) {
+        return ODL_ERR_NULL;
+    }
+    if (layer >= net->num_layers || !has_params(&net->layers[layer])) {
+        return ODL_ERR_LAYER;
+    }
+    const odl_layer_t *l = &net->layers[layer];
+    const unsigned slots = odl_optimizer_slots(&net->optimizer);
+    if (slots > 0u && l->optim_state == NULL) {
+        return ODL_ERR_FROZEN;
+    }
+    *out = l;
+    *total = slots * (weight_count(l) + bias_count(l));
+    return ODL_OK;
+}
+
+odl_status_t odl_optim_size(const odl_net_t *net, unsigned layer, uint32_t *floats)
+{
+    const odl_layer_t *l = NULL;
+    return optim_layer(net, layer, &l, floats);
+}
+
+static odl_status_t optim_slice(const odl_net_t *net, unsigned layer, uint32_t offset, const float *data,
+                                uint32_t count, const odl_layer_t **out)
+{
+    uint32_t total = 0;
+    if (data == NULL) {
+        return ODL_ERR_NULL;
+    }
+    const odl_status_t st = optim_layer(net, layer, out, &total);
+    if (st != ODL_OK) {
+        return st;
+    }
+    /* Written so that no sum can wrap around. */
+    return offset > total || count > total - offset ? ODL_ERR_SIZE : ODL_OK;
+}
+
+odl_status_t odl_read_optim_slice(const odl_net_t *net, unsigned layer, uint32_t offset, float *dst,
+                                  uint32_t count)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = optim_slice(net, layer, offset, dst, count, &l);
+    if (st == ODL_OK && count > 0u) {
+        copy_floats(dst, l->optim_state + offset, count);
+    }
+    return st;
+}
+
+odl_status_t odl_write_optim_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
+                                   uint32_t count)
+{
+    const odl_layer_t *l = NULL;
+    const odl_status_t st = optim_slice(net, layer, offset, src, count, &l);
+    if (st != ODL_OK) {
+        return st;
+    }
+    if (!all_finite(src, count)) {
+        return ODL_ERR_NONFINITE;
+    }
+    if (count > 0u) {
+        copy_floats(l->optim_state + offset, src, count);
+    }
+    return ODL_OK;
+}
+
+uint32_t odl_optimizer_steps(const odl_net_t *net)
+{
+    return net->steps;
+}
+
+void odl_set_optimizer_steps(odl_net_t *net, uint32_t steps)
+{
+    net->steps = steps;
 }
 
 odl_status_t odl_get_grads(const odl_net_t *net, unsigned layer, float *weights, uint32_t n_weights,

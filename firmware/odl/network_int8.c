@@ -39,6 +39,7 @@ static unsigned out_rows(const odl_layer_t *l, unsigned n)
         return unpadded && n >= span ? (n - span) / l->stride + 1u : 0u;
     }
     case ODL_LAYER_GAP1D:
+    case ODL_LAYER_GMP1D:
         return 1u;
     case ODL_LAYER_DENSE:
     case ODL_LAYER_FLATTEN:
@@ -86,6 +87,9 @@ static int8_t *layer_forward(const odl_int8_t *q, unsigned i, const odl_layer_t 
     case ODL_LAYER_GAP1D: /* 1 / n folded into the multiplier: the table's length's, or n's from the base */
         odl_gap1d_forward_int8(x, n, l->in_ch, n == l->in_len ? qb->mult[0] : odl_mean_multiplier(qb->mult[1], n),
                                &io, y);
+        return y;
+    case ODL_LAYER_GMP1D:
+        odl_gmp1d_forward_int8(x, n, l->in_ch, &io, y);
         return y;
     case ODL_LAYER_RELU:
     case ODL_LAYER_ACTIVATION:

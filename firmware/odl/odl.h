@@ -62,7 +62,8 @@ typedef enum {
     ODL_LAYER_MAXPOOL1D = 7,
     ODL_LAYER_ACTIVATION = 8, /* standalone ReLU6, LeakyReLU, tanh or sigmoid (act), in place */
     ODL_LAYER_BATCHNORM = 9,  /* inference mode; weights = gamma, bias = beta, statistics in bn_* */
-    ODL_LAYER_DEPTHWISE1D = 10 /* size = K; out_ch = in_ch * depth multiplier */
+    ODL_LAYER_DEPTHWISE1D = 10, /* size = K; out_ch = in_ch * depth multiplier */
+    ODL_LAYER_GMP1D = 11        /* GlobalMaxPooling1D; `argmax` holds its tie mask */
 } odl_layer_kind_t;
 
 /* The update a training step applies: Keras's SGD (momentum 0), SGD with momentum, with Nesterov momentum,
@@ -122,7 +123,9 @@ typedef struct {
     float *saved_act;    /* tanh, sigmoid: a copy of the output, which their gradients are computed from */
     const float *bn_mean;    /* BatchNormalization: moving mean per channel */
     const float *bn_inv_std; /* ... and 1 / sqrt(moving variance + epsilon) */
-    uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each */
+    uint32_t *argmax;    /* MaxPool1D: each output's offset in its window, ODL_INDEX_BITS(size) bits each;
+                          * GlobalMaxPooling1D: a bit per input element, set where it equals its channel's
+                          * maximum (ODL_MASK_WORDS(in_len * in_ch) words) */
     /* Trainable layers under a stateful optimizer: its slots, each weights then bias, slot after slot
      * (odl_optimizer_slots(&net->optimizer) * (weights + bias) floats). NULL otherwise. */
     float *optim_state;
@@ -211,6 +214,23 @@ odl_status_t odl_read_param_slice(const odl_net_t *net, unsigned layer, uint32_t
                                   uint32_t count);
 odl_status_t odl_write_param_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
                                    uint32_t count);
+
+/*
+ * The optimizer's state, so that a caller can resume a training run exactly where another (TensorFlow, a
+ * lockstep check) left it: per trained layer the slots as odl_layer_t.optim_state holds them (momentum: the
+ * velocity; Adam: the first moment, then the second; each the layer's weights followed by its bias), and the
+ * step count Adam's bias correction reads. Writing parameters restarts the optimizer, so write them first.
+ * odl_optim_size gives a layer's floats (0 under plain SGD); a layer that keeps no state under a stateful
+ * optimizer (frozen in flash) is ODL_ERR_FROZEN. A write refuses a value that is not finite (ODL_ERR_NONFINITE,
+ * nothing written) and leaves the gradients: they were summed for the same weights.
+ */
+odl_status_t odl_optim_size(const odl_net_t *net, unsigned layer, uint32_t *floats);
+odl_status_t odl_read_optim_slice(const odl_net_t *net, unsigned layer, uint32_t offset, float *dst,
+                                  uint32_t count);
+odl_status_t odl_write_optim_slice(odl_net_t *net, unsigned layer, uint32_t offset, const float *src,
+                                   uint32_t count);
+uint32_t odl_optimizer_steps(const odl_net_t *net);
+void odl_set_optimizer_steps(odl_net_t *net, uint32_t steps);
 
 /*
  * What a device keeps across power cycles (its personalization): the trained layer count, the optimizer's

@@ -12,7 +12,8 @@
  * Every quantized layer corresponds to one float layer, one TFLite operator:
  *   Conv1D -> CONV_2D, DepthwiseConv1D -> DEPTHWISE_CONV_2D, Dense -> FULLY_CONNECTED,
  *   BatchNorm -> DEPTHWISE_CONV_2D of kernel 1 (weights gamma * inv_std, bias beta - mean * gamma * inv_std),
- *   AvgPool1D -> AVERAGE_POOL_2D, MaxPool1D -> MAX_POOL_2D, GlobalAvgPool1D -> MEAN, Flatten -> RESHAPE,
+ *   AvgPool1D -> AVERAGE_POOL_2D, MaxPool1D -> MAX_POOL_2D, GlobalAvgPool1D -> MEAN,
+ *   GlobalMaxPool1D -> REDUCE_MAX, Flatten -> RESHAPE,
  *   ReLU -> RELU, ReLU6 -> RELU6 (a clamp, fused or alone), tanh -> TANH, sigmoid -> LOGISTIC,
  *   LeakyReLU -> LEAKY_RELU (a table of 256 outputs, after the layer they are fused into, whose output then
  *   has its own scale), the final softmax -> SOFTMAX.
@@ -112,8 +113,8 @@ int8_t odl_int8_quantize_value(float x, odl_qparams_t p);
 odl_status_t odl_int8_predict(odl_int8_t *q, const odl_net_t *net, const float *x, uint16_t *predicted_class);
 /* The same on the newest `len` rows of the window only (the rest must be finite too): the cheap mode of
  * adaptive inference, for a model whose window layers are unpadded and that reaches its Dense layers through
- * GlobalAveragePooling1D. ODL_ERR_UNSUPPORTED when a layer cannot take `len` rows (padded windows, a Flatten,
- * windows that do not fit), ODL_ERR_SIZE for 0 or more rows than the input's. */
+ * GlobalAveragePooling1D or GlobalMaxPooling1D. ODL_ERR_UNSUPPORTED when a layer cannot take `len` rows
+ * (padded windows, a Flatten, windows that do not fit), ODL_ERR_SIZE for 0 or more rows than the input's. */
 odl_status_t odl_int8_predict_newest(odl_int8_t *q, const odl_net_t *net, const float *x, unsigned len,
                                      uint16_t *predicted_class);
 /* The last prediction's largest int8 probability, as probability * 256 (0..255). */

@@ -105,14 +105,15 @@ void odl_dense_forward_int8_ref(const int8_t *x, unsigned n_in, const int8_t *w,
                                 const int32_t *bias, const double *real_scale, unsigned n_out,
                                 const odl_int8_io_t *io, int8_t *y);
 
-/* pool1d_int8.c: input and output share scale and zero point. AvgPool rounds half away from zero over the
- * window's existing rows; GAP is TFLite's MEAN with 1/n folded into mult. */
+/* pool1d_int8.c: input and output share scale and zero point (GAP aside). AvgPool rounds half away from zero
+ * over the window's existing rows; GAP is TFLite's MEAN with 1/n folded into mult; GMP is REDUCE_MAX. */
 void odl_avgpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
                                 unsigned m_out, const odl_int8_io_t *io, int8_t *y);
 void odl_maxpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigned p, const odl_window_t *g,
                                 unsigned m_out, const odl_int8_io_t *io, int8_t *y);
 void odl_gap1d_forward_int8(const int8_t *x, unsigned n, unsigned c, odl_qmult_t mult, const odl_int8_io_t *io,
                             int8_t *y);
+void odl_gmp1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const odl_int8_io_t *io, int8_t *y);
 /* (1 / n) folded into a multiplier, as TFLite's MEAN folds it. */
 odl_qmult_t odl_mean_multiplier(odl_qmult_t m, uint32_t n);
 

@@ -98,8 +98,8 @@ static inline int odl_is_power_of_two(unsigned n)
     return n != 0u && (n & (n - 1u)) == 0u;
 }
 
-/* pool1d.c: AvgPool1D with stride = pool size p, rounding the output length down like Keras, and
- * GlobalAveragePooling1D. x: (n, c). */
+/* pool1d.c: AvgPool1D with stride = pool size p, rounding the output length down like Keras,
+ * GlobalAveragePooling1D and GlobalMaxPooling1D. x: (n, c). */
 void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, float *a);
 void odl_avgpool1d_forward_ref(const float *x, unsigned n, unsigned c, unsigned p, float *a);
 void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, float *dx);
@@ -116,6 +116,10 @@ void odl_maxpool1d_backward_input(const float *da, unsigned n, unsigned c, unsig
                                   unsigned m_out, const uint32_t *argmax, float *dx);
 void odl_gap1d_forward(const float *x, unsigned n, unsigned c, float *a);
 void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx);
+/* GlobalMaxPooling1D: `ties` marks, one bit per input element (ODL_MASK_WORDS(n * c) words), every input equal
+ * to its channel's maximum; the backward pass shares dL/da evenly between them, as TensorFlow does. */
+void odl_gmp1d_forward(const float *x, unsigned n, unsigned c, float *a, uint32_t *ties);
+void odl_gmp1d_backward_input(const float *da, unsigned n, unsigned c, const uint32_t *ties, float *dx);
 
 /* activation.c: ReLU keeps a bit mask (1 bit per element) instead of a copy of its input; x may equal a. */
 void odl_relu_forward(const float *x, unsigned n, float *a, uint32_t *mask);

@@ -1,7 +1,7 @@
-/* AvgPool1D and GlobalAveragePooling1D (Table I, rows 4 and 5). Both divide by the window length,
- * as TensorFlow's AvgPool, Mean and their gradients do, rather than multiplying by a reciprocal; except that
- * for a power-of-two length the reciprocal is exact and v * (1/p) == v / p for every v, so the kernels
- * multiply (VMUL 1 cycle, VDIV 14). */
+/* AvgPool1D and GlobalAveragePooling1D (Table I, rows 4 and 5), MaxPool1D and GlobalMaxPooling1D. The
+ * averages divide by the window length, as TensorFlow's AvgPool, Mean and their gradients do, rather than
+ * multiplying by a reciprocal; except that for a power-of-two length the reciprocal is exact and
+ * v * (1/p) == v / p for every v, so the kernels multiply (VMUL 1 cycle, VDIV 14). */
 #include "odl_layers.h"
 
 /* a[m, c] = (1/p) sum_{i<p} x[m p + i, c] for m < floor(n / p); trailing inputs are dropped (Keras
@@ -117,6 +117,53 @@ void odl_gap1d_backward_input(const float *da, unsigned n, unsigned c, float *dx
         const float g = da[ch] / div;
         for (unsigned t = 0; t < n; ++t) {
             dx[t * c + ch] = g;
+        }
+    }
+}
+
+/* a[c] = max_t x[t, c]. `ties` (ODL_MASK_WORDS(n * c) words, may be NULL when no backward pass will need
+ * it) gets bit t * c + ch set where x[t, ch] equals its channel's maximum: TensorFlow's gradient of a
+ * reduce_max splits dL/da evenly between every input equal to the maximum, not only the first (unlike its
+ * MaxPool gradient), so the backward pass needs all of them, which an argmax cannot hold. */
+void odl_gmp1d_forward(const float *x, unsigned n, unsigned c, float *a, uint32_t *ties)
+{
+    for (unsigned ch = 0; ch < c; ++ch) {
+        float best = x[ch];
+        for (unsigned t = 1; t < n; ++t) {
+            best = x[t * c + ch] > best ? x[t * c + ch] : best;
+        }
+        a[ch] = best;
+    }
+    if (ties == 0) {
+        return;
+    }
+    for (unsigned w = 0; w < ODL_MASK_WORDS(n * c); ++w) {
+        ties[w] = 0u;
+    }
+    unsigned i = 0;
+    for (unsigned t = 0; t < n; ++t) {
+        for (unsigned ch = 0; ch < c; ++ch, ++i) {
+            if (x[i] == a[ch]) {
+                ties[i / 32u] |= 1u << (i % 32u);
+            }
+        }
+    }
+}
+
+/* dL/dx[t, c] = (1 / k) dL/da[c] where x[t, c] is one of the k maxima of channel c, 0 elsewhere: TensorFlow's
+ * (indicator / k) * grad, in that order, so a single maximum passes dL/da unchanged. */
+void odl_gmp1d_backward_input(const float *da, unsigned n, unsigned c, const uint32_t *ties, float *dx)
+{
+    for (unsigned ch = 0; ch < c; ++ch) {
+        unsigned k = 0;
+        for (unsigned t = 0; t < n; ++t) {
+            const unsigned i = t * c + ch;
+            k += (ties[i / 32u] >> (i % 32u)) & 1u;
+        }
+        const float share = (1.0f / (float)k) * da[ch];
+        for (unsigned t = 0; t < n; ++t) {
+            const unsigned i = t * c + ch;
+            dx[i] = ((ties[i / 32u] >> (i % 32u)) & 1u) ? share : 0.0f;
         }
     }
 }

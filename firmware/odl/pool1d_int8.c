@@ -1,6 +1,7 @@
 /*
- * pool1d_int8.c - int8 AvgPool1D, MaxPool1D and GlobalAveragePooling1D, as TFLite's reference
- * AVERAGE_POOL_2D, MAX_POOL_2D (input and output share scale and zero point) and MEAN compute them.
+ * pool1d_int8.c - int8 AvgPool1D, MaxPool1D, GlobalAveragePooling1D and GlobalMaxPooling1D, as TFLite's
+ * reference AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and REDUCE_MAX compute them (the max pools' input and output
+ * share scale and zero point).
  */
 #include "odl_int8_layers.h"
 
@@ -36,6 +37,19 @@ void odl_maxpool1d_forward_int8(const int8_t *x, unsigned n, unsigned c, unsigne
             }
             y[m * c + ch] = odl_int8_saturate(best, io);
         }
+    }
+}
+
+/* REDUCE_MAX over the rows: the largest int8 value, no requantization (its output keeps the input's
+ * parameters); clamped to the layer's activation range as the other kernels' outputs are. */
+void odl_gmp1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const odl_int8_io_t *io, int8_t *y)
+{
+    for (unsigned ch = 0; ch < c; ++ch) {
+        int32_t best = -128;
+        for (unsigned r = 0; r < n; ++r) {
+            best = x[r * c + ch] > best ? x[r * c + ch] : best;
+        }
+        y[ch] = odl_int8_saturate(best, io);
     }
 }
 

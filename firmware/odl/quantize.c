@@ -211,6 +211,7 @@ static odl_status_t layer_qparams(const odl_int8_t *q, const odl_layer_t *l, uns
     switch (l->kind) {
     case ODL_LAYER_AVGPOOL1D:
     case ODL_LAYER_MAXPOOL1D:
+    case ODL_LAYER_GMP1D:
     case ODL_LAYER_FLATTEN:
     case ODL_LAYER_RELU:
         out = in;

@@ -8,7 +8,7 @@
  * Accumulators are pre-filled with a known value to check that parameter gradients are ADDED, and
  * input-gradient buffers are pre-filled with NaN to check that every element is written.
  *
- * Usage: test_layers_gradcheck <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|
+ * Usage: test_layers_gradcheck <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|gmp1d|relu|
  *                              activations|batchnorm|softmax_xent>
  */
 #include <math.h>
@@ -522,6 +522,51 @@ static void check_softmax_xent(test_rng_t *rng)
     test_expect(isfinite(l) && fabsf(l - 250.0f) < 1e-3f, "cross-entropy from logits does not overflow");
 }
 
+static double gmp_loss(void *ctx)
+{
+    (void)ctx;
+    odl_gmp1d_forward(cs.x, cs.n, cs.c, cs.a, NULL);
+    return weighted_sum(cs.a, cs.c);
+}
+
+static void check_gmp1d(test_rng_t *rng)
+{
+    static float dx[MAXN];
+    static uint32_t ties[ODL_MASK_WORDS(MAXN)];
+    for (int t = 0; t < 4 * CASES; ++t) {
+        cs.n = test_int(rng, 1, 40); /* masks of one word and of several, a channel's bits across words */
+        cs.c = test_int(rng, 1, 6);
+        /* Distinct values at least 0.05 apart, so the maximum stays where it is within the step h. */
+        for (unsigned i = 0; i < cs.n * cs.c; ++i) {
+            cs.x[i] = 0.05f * (float)i;
+        }
+        for (unsigned i = cs.n * cs.c; i-- > 1u;) {
+            const unsigned j = test_int(rng, 0, i);
+            const float tmp = cs.x[i];
+            cs.x[i] = cs.x[j];
+            cs.x[j] = tmp;
+        }
+        test_fill(rng, cs.coef, cs.c, -1.0f, 1.0f);
+        memset(ties, 0xA5, sizeof ties); /* garbage: every bit of the mask must be written */
+        odl_gmp1d_forward(cs.x, cs.n, cs.c, cs.a, ties);
+        fill_nan(dx, cs.n * cs.c);
+        odl_gmp1d_backward_input(cs.coef, cs.n, cs.c, ties, dx);
+        test_fd_check("gmp1d dL/dx", cs.x, cs.n * cs.c, dx, gmp_loss, NULL, H, ATOL, RTOL, 0);
+    }
+    /* Ties share the gradient evenly, as TensorFlow's reduce_max gradient does ((1 / k) * grad, in float32):
+     * channel 0 has its maximum 3 twice, channel 1 its maximum 5 three times, channel 2 once, in the last row. */
+    const float x[12] = {1.0f, 5.0f, -4.0f, 3.0f, 5.0f, -2.0f, 3.0f, 4.0f, -3.0f, 2.0f, 5.0f, -1.0f};
+    const float da[3] = {1.0f, 0.7f, -2.0f};
+    float a[3], dx12[12];
+    fill_nan(dx12, 12);
+    odl_gmp1d_forward(x, 4, 3, a, ties);
+    odl_gmp1d_backward_input(da, 4, 3, ties, dx12);
+    const float third = (1.0f / 3.0f) * 0.7f;
+    const float want[12] = {0.0f, third, 0.0f, 0.5f, third, 0.0f, 0.5f, 0.0f, 0.0f, 0.0f, third, -2.0f};
+    test_expect(a[0] == 3.0f && a[1] == 5.0f && a[2] == -1.0f, "global max pool forward");
+    test_expect(memcmp(dx12, want, sizeof want) == 0, "global max pool ties share the gradient evenly");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -536,6 +581,7 @@ int main(int argc, char **argv)
         {"pool1d_general", check_pool1d_general},
         {"maxpool1d", check_maxpool1d},
         {"gap1d", check_gap1d},
+        {"gmp1d", check_gmp1d},
         {"batchnorm", check_batchnorm},
         {"relu", check_relu},
         {"activations", check_activations},
@@ -549,7 +595,7 @@ int main(int argc, char **argv)
             return test_failures() == 0 ? 0 : 1;
         }
     }
-    fprintf(stderr, "usage: %s <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|relu|"
+    fprintf(stderr, "usage: %s <conv1d|conv1d_general|depthwise1d|dense|avgpool1d|pool1d_general|maxpool1d|gap1d|gmp1d|relu|"
                     "activations|batchnorm|softmax_xent>\n", argv[0]);
     return 2;
 }

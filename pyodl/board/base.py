@@ -20,7 +20,7 @@ from pyodl.toolchain.memory_map import SRAM1_BASE, SRAM1_SIZE, SRAM2_BASE, SRAM2
 
 IDLE_SYMBOL = "odl_idle"
 MAILBOX_SYMBOL = "odl_mailbox"
-DATASET_SYMBOL = "odl_dataset"  # the dataset region's records (firmware/app/dataset.c); absent without one
+DATASET_SYMBOL = "odl_dataset"  # the dataset region's records (firmware/app/records.c); absent without one
 CONSOLE_SYMBOL = "odl_console_uart"  # a const word: the base address of the firmware's console UART
 
 

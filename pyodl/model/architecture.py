@@ -26,6 +26,7 @@ class Kind(str, Enum):
     AVGPOOL1D = "avgpool1d"
     MAXPOOL1D = "maxpool1d"
     GAP1D = "gap1d"
+    GMP1D = "gmp1d"  # GlobalMaxPooling1D
     FLATTEN = "flatten"
     RELU = "relu"
     ACTIVATION = "activation"  # a standalone ReLU6, LeakyReLU, tanh or sigmoid
@@ -176,8 +177,8 @@ class Layer:
         elif self.kind is Kind.BATCHNORM:
             what = "BatchNorm (inference)"
         else:
-            what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.FLATTEN: "Flatten", Kind.RELU: "ReLU",
-                    Kind.SOFTMAX: "Softmax"}[self.kind]
+            what = {Kind.GAP1D: "GlobalAvgPool1D", Kind.GMP1D: "GlobalMaxPool1D", Kind.FLATTEN: "Flatten",
+                    Kind.RELU: "ReLU", Kind.SOFTMAX: "Softmax"}[self.kind]
         slope = f"({self.alpha:g})" if self.activation == "leaky_relu" else ""
         act = f" {self.activation}{slope}" if self.activation != "none" else ""
         return f"{self.name}: {what}{act} ({self.in_len}, {self.in_ch}) -> ({self.out_len}, {self.out_ch})"
@@ -251,7 +252,7 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
         if in_len != 1:
             raise ModelError(
                 f"{where}: Dense on a ({in_len}, {in_ch}) input acts per time step, which is not supported; "
-                "put Flatten or GlobalAveragePooling1D before it"
+                "put Flatten, GlobalAveragePooling1D or GlobalMaxPooling1D before it"
             )
         return 1, spec.units, None
     if spec.kind in POOL_KINDS:
@@ -263,7 +264,7 @@ def _out_shape(spec: LayerSpec, in_len: int, in_ch: int) -> tuple[int, int, Wind
             raise ModelError(f"{where}: pool_size {spec.size} is larger than the library's 65535")
         window = _window(spec, in_len, where)
         return window.out_len, in_ch, window
-    if spec.kind in (Kind.GAP1D,):
+    if spec.kind in (Kind.GAP1D, Kind.GMP1D):
         return 1, in_ch, None
     if spec.kind in (Kind.FLATTEN, Kind.SOFTMAX):
         return 1, in_len * in_ch, None
@@ -469,7 +470,9 @@ def random_architecture(rng: np.random.Generator, name: str = "random", wide: bo
     """A HAR-sized 1-D CNN drawn from ``rng``: 1-3 Conv1D blocks (K 2-7, F 4-64, optional AvgPool 2-3),
     GAP or Flatten, an optional hidden Dense, 2-12 classes, C 1-6, T 20-100. For calibration and benchmarks.
     ``wide``: the layers users bring as well: Conv1D strides, dilation, padding and HAR activations
-    (ReLU6, LeakyReLU, tanh, sigmoid), BatchNormalization, strided and padded Avg/MaxPool1D."""
+    (ReLU6, LeakyReLU, tanh, sigmoid), BatchNormalization, strided and padded Avg/MaxPool1D, and
+    GlobalMaxPool1D in half of the global pools (drawn from the same number, so that every other layer
+    of a seed's architecture is the one it drew before GlobalMaxPool1D existed)."""
     while True:
         specs: list[LayerSpec] = []
         for b in range(int(rng.integers(1, 4))):
@@ -486,7 +489,11 @@ def random_architecture(rng: np.random.Generator, name: str = "random", wide: bo
             if rng.random() < 0.7:
                 pool = LayerSpec(Kind.AVGPOOL1D, f"pool{b}", size=int(rng.integers(2, 4)))
                 specs.append(_random_window(rng, pool) if wide else pool)
-        specs.append(LayerSpec(Kind.GAP1D, "gap") if rng.random() < 0.6 else LayerSpec(Kind.FLATTEN, "flatten"))
+        pick = rng.random()
+        if pick >= 0.6:
+            specs.append(LayerSpec(Kind.FLATTEN, "flatten"))
+        else:
+            specs.append(LayerSpec(Kind.GMP1D, "gmp") if wide and pick < 0.3 else LayerSpec(Kind.GAP1D, "gap"))
         if rng.random() < 0.7:
             specs.append(LayerSpec(Kind.DENSE, "hidden", units=int(rng.integers(8, 65)), activation="relu"))
         specs.append(LayerSpec(Kind.DENSE, "out", units=int(rng.integers(2, 13)), activation="softmax"))

@@ -7,8 +7,13 @@ once. Dropout and SpatialDropout1D are imported as the identity, and say so (:at
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,34 @@ from pyodl.model.optimizer import Optimizer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras
+
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """TensorFlow's C++ start-up lines (absl's "All log messages before absl::InitializeLog()", oneDNN's
+    notice) are written to file descriptor 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says: they are
+    caught aside and shown only if the import fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as aside:
+        os.dup2(aside.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            aside.seek(0)
+            sys.stderr.write(aside.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+with _native_stderr_quiet():
+    import keras
+    import tensorflow as tf
+
+# Keras's "triggered tf.function retracing" warnings are about TensorFlow's speed, not the user's run.
+tf.get_logger().setLevel("ERROR")
 
 _NO_EXTRAS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
               "bias_constraint")
@@ -162,6 +194,10 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         if config.get("keepdims"):
             raise _refuse(layer, "keepdims=True is not supported")
         return LayerSpec(Kind.GAP1D, name)
+    if type(layer) is keras.layers.GlobalMaxPooling1D:
+        if config.get("keepdims"):
+            raise _refuse(layer, "keepdims=True is not supported")
+        return LayerSpec(Kind.GMP1D, name)
     if type(layer) is keras.layers.Flatten:
         return LayerSpec(Kind.FLATTEN, name)
     if type(layer) is keras.layers.ReLU:
@@ -202,8 +238,9 @@ def _spec(layer: Any, notes: list[str]) -> LayerSpec | None:
         return LayerSpec(Kind.ACTIVATION, name, activation=act,
                          alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else 0.0)
     raise _refuse(layer, "this layer type is not supported (supported: Conv1D, DepthwiseConv1D, SeparableConv1D, "
-                         "Dense, AveragePooling1D, MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, Flatten, "
-                         "ReLU, LeakyReLU, Softmax, Activation, Dropout, SpatialDropout1D)")
+                         "Dense, AveragePooling1D, MaxPooling1D, BatchNormalization, GlobalAveragePooling1D, "
+                         "GlobalMaxPooling1D, Flatten, ReLU, LeakyReLU, Softmax, Activation, Dropout, "
+                         "SpatialDropout1D)")
 
 
 def _chain(model: Any) -> list[Any]:
@@ -228,8 +265,13 @@ def _chain(model: Any) -> list[Any]:
 def from_keras(model: Any, name: str = "keras") -> Model:
     """Translate a built Keras model (Sequential or a functional chain) with its current weights."""
     shape = model.inputs[0].shape if model.inputs else None
-    if shape is None or len(shape) != 3 or shape[1] is None or shape[2] is None:
-        raise ModelError(f"the model input must have a fixed shape (length, channels), got {shape}")
+    # Every problem is listed at once: the input's, each layer's, the head's.
+    problems: list[str] = []
+    if shape is None or len(shape) != 3:
+        problems.append(f"input: shape {None if shape is None else tuple(shape[1:])}: the device takes windows "
+                        "of (length, channels), a 1-D CNN's input (Conv2D and other 2-D models are not supported)")
+    elif shape[1] is None or shape[2] is None:
+        problems.append(f"input: shape {tuple(shape[1:])}: the window length and the channels must be fixed")
     layers = _chain(model)
     specs: list[LayerSpec] = []
     params = []
@@ -255,12 +297,49 @@ def from_keras(model: Any, name: str = "keras") -> Model:
         if spec.kind in PARAM_KINDS:
             w, b = layer_params(layer)  # a BatchNormalization's gamma and beta
             params.append((np.asarray(w, np.float32), np.asarray(b, np.float32)))
-    if len(refusals) == 1:
-        raise ModelError(refusals[0])
-    if refusals:
-        raise ModelError(f"{len(refusals)} layers cannot run on the device:\n  " + "\n  ".join(refusals))
-    arch = Architecture.build(name, int(shape[1]), int(shape[2]), specs)
+    problems += sorted(refusals, key=lambda line: line.partition("(")[2])  # by layer type
+    if problems and layers and not _ends_in_softmax(layers[-1]):
+        problems.append(f"layer '{layers[-1].name}': the model must end in softmax (the training loss is "
+                        "categorical cross-entropy on class probabilities)")
+    if len(problems) == 1:
+        raise ModelError(problems[0])
+    if problems:
+        raise ModelError(f"{len(problems)} problems keep this model off the device:\n  " + "\n  ".join(problems))
+    assert shape is not None
+    specs = _tensorflow_names(specs, notes)
+    arch = Architecture.build(_tensorflow_name(name) or "keras", int(shape[1]), int(shape[2]), specs)
     return Model(arch, params, tuple(notes))
+
+
+def _ends_in_softmax(layer: Any) -> bool:
+    config = layer.get_config()
+    return type(layer) is keras.layers.Softmax or config.get("activation") == "softmax"
+
+
+def _tensorflow_name(name: str) -> str:
+    """``name`` as TensorFlow takes it for a scope (letters, digits, ``_.-``; the golden model and the
+    pretraining run in TensorFlow): other characters become ``_``."""
+    clean = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+    return clean if not clean or re.match(r"[A-Za-z0-9.]", clean) else f"layer{clean}"
+
+
+def _tensorflow_names(specs: list[LayerSpec], notes: list[str]) -> list[LayerSpec]:
+    """The layers renamed where TensorFlow would refuse their names, each rename noted; still unique."""
+    taken = {spec.name for spec in specs}
+    renamed = []
+    for spec in specs:
+        name = _tensorflow_name(spec.name)
+        if name != spec.name:
+            base, k = name, 1
+            while name in taken:
+                k += 1
+                name = f"{base}_{k}"
+            taken.add(name)
+            notes.append(f"layer '{spec.name}' is named '{name}' here: TensorFlow, which the golden model and the "
+                         "pretraining run in, takes only letters, digits and _.- in a layer's name")
+            spec = replace(spec, name=name)
+        renamed.append(spec)
+    return renamed
 
 
 def load(path: Path) -> Model:
@@ -301,6 +380,8 @@ def to_keras(model: Model) -> Any:
                                                     name=layer.name))
         elif layer.kind is Kind.GAP1D:
             layers.append(keras.layers.GlobalAveragePooling1D(name=layer.name))
+        elif layer.kind is Kind.GMP1D:
+            layers.append(keras.layers.GlobalMaxPooling1D(name=layer.name))
         elif layer.kind is Kind.FLATTEN:
             layers.append(keras.layers.Flatten(name=layer.name))
         elif layer.kind is Kind.RELU:

@@ -6,8 +6,9 @@ The plan decides, for a build that can train the last ``trainable_layers`` param
   pass, so whatever produces that input writes into a dedicated ``.odl_saved`` buffer; every other
   activation lives in one of two ``.odl_scratch`` buffers used alternately;
 - ReLU/ReLU6/LeakyReLU masks (one bit per element) only for activations at or above the lowest trainable
-  layer, and likewise a copy of a tanh's or sigmoid's output, and a MaxPool1D's argmax (each output's
-  offset in its window, in as few bits as the pool size allows);
+  layer, and likewise a copy of a tanh's or sigmoid's output, a MaxPool1D's argmax (each output's
+  offset in its window, in as few bits as the pool size allows) and a GlobalMaxPool1D's tie mask (a bit per
+  input element: every maximum of a channel shares its gradient, as in TensorFlow);
 - gradient buffers, and a stateful optimizer's slots (``.odl_optim``), only for trainable layers; frozen
   layers' parameters stay const (flash);
 - the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
@@ -21,7 +22,7 @@ calibration ranges, two int8 activation buffers, and int8 logits and probabiliti
 a multiple of 8 bytes, so the section holds them without padding.
 
 A build may also hold a dataset region (``.odl_dataset``): ``dataset_windows`` records of a window and its
-label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/dataset.c).
+label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/records.c, dataset.c).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def index_bits(pool: int) -> int:
 
 
 def argmax_words(layer: Layer) -> int:
-    """32-bit words of a MaxPool1D's argmax buffer (ODL_INDEX_WORDS)."""
+    """32-bit words of a MaxPool1D's argmax buffer (ODL_INDEX_WORDS), or of a GlobalMaxPool1D's tie mask
+    (ODL_MASK_WORDS of its input)."""
+    if layer.kind is Kind.GMP1D:
+        return -(-layer.in_size // 32)
     bits = index_bits(layer.size)
     return 0 if bits == 0 else -(-layer.out_size // (32 // bits))
 
@@ -181,7 +185,7 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimiz
             saved_act = f"act_{i}"
             buffers.append(Buffer(saved_act, ".odl_saved", layer.out_size))
         argmax = None
-        if layer.kind is Kind.MAXPOOL1D and i >= first and argmax_words(layer):
+        if layer.kind in (Kind.MAXPOOL1D, Kind.GMP1D) and i >= first and argmax_words(layer):
             argmax = f"argmax_{i}"
             buffers.append(Buffer(argmax, ".odl_saved", argmax_words(layer), "uint32_t"))
         in_place = layer.kind is Kind.FLATTEN or (layer.kind in (Kind.RELU, Kind.ACTIVATION) and cur != INPUT)

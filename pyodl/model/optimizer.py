@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from pyodl.model.architecture import Params
+
 OPTIMIZER_HELP = ("the on-device optimizer, as Keras defines it: sgd (default), sgd:momentum=M[,nesterov], or "
                   "adam[:beta_1=B1,beta_2=B2,epsilon=E] (Keras defaults 0.9, 0.999, 1e-7). Momentum and Adam "
                   "keep 1 and 2 floats of state per trained parameter in RAM (.odl_optim); the state starts at "
@@ -94,3 +98,35 @@ class Optimizer:
 
 
 SGD = Optimizer()
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """What an optimizer carries from one step to the next besides the weights: ``steps``, the updates applied
+    since it started (Keras's ``iterations``, which Adam's bias correction reads), and ``slots``: per slot
+    (momentum's velocity; Adam's first moment ``m``, then its second ``v``), a (weights, bias) pair per trained
+    parameter layer from the lowest, in the layer's Keras layouts. Plain SGD has no slot."""
+
+    steps: int
+    slots: tuple[Params, ...]
+
+    def layer_floats(self, j: int) -> np.ndarray:
+        """Trained layer ``j``'s slots as the firmware holds them (odl_layer_t.optim_state): slot after slot,
+        each the weights then the bias, float32."""
+        parts = [np.ravel(part) for slot in self.slots for part in slot[j]]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+    @staticmethod
+    def from_layer_floats(steps: int, slots: int, shapes: list[tuple[tuple[int, ...], tuple[int, ...]]],
+                          flats: list[np.ndarray]) -> OptimizerState:
+        """The inverse of :meth:`layer_floats`: ``flats[j]`` of trained layer ``j``, whose (weights, bias)
+        shapes are ``shapes[j]``."""
+        out: list[Params] = [[] for _ in range(slots)]
+        for (w_shape, b_shape), flat in zip(shapes, flats, strict=True):
+            n_w, n = int(np.prod(w_shape)), int(np.prod(w_shape)) + int(np.prod(b_shape))
+            if flat.size != slots * n:
+                raise ValueError(f"a layer of {n} parameters keeps {slots * n} floats of state, got {flat.size}")
+            for k in range(slots):
+                part = flat[k * n:(k + 1) * n]
+                out[k].append((part[:n_w].reshape(w_shape).copy(), part[n_w:].reshape(b_shape).copy()))
+        return OptimizerState(int(steps), tuple(out))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyodl.model.architecture import Architecture, Params
+from pyodl.model.optimizer import OptimizerState
 
 
 def mean_loss(losses: list[float]) -> float:
@@ -69,6 +70,15 @@ class Network(abc.ABC):
     @abc.abstractmethod
     def set_params(self, params: Params) -> None:
         """Overwrite the parameters (clears the accumulated batch)."""
+
+    @abc.abstractmethod
+    def get_optimizer_state(self, trainable_layers: int) -> OptimizerState:
+        """The optimizer's step count and the slots of the last ``trainable_layers`` parameter layers."""
+
+    @abc.abstractmethod
+    def set_optimizer_state(self, state: OptimizerState) -> None:
+        """Overwrite the step count and the slots of the last ``len(state.slots[0])`` parameter layers; after
+        :meth:`set_params`, which restarts the optimizer. Leaves the accumulated batch."""
 
     def train_step(self, xs: np.ndarray, labels: np.ndarray, learning_rate: float) -> float:
         """One SGD step on a batch ``(B, input_len, input_ch)``: accumulate every sample, then update.

@@ -30,7 +30,7 @@ from pyodl.board.protocol import (
 )
 from pyodl.model.architecture import Architecture, Params
 from pyodl.model.memory_plan import FLOAT_BYTES, LABEL_BYTES
-from pyodl.model.optimizer import Optimizer
+from pyodl.model.optimizer import Optimizer, OptimizerState
 from pyodl.model.stream import Answer, Decision, StreamSetup
 from pyodl.network.base import Adaptive, Network
 
@@ -361,6 +361,47 @@ class BoardNetwork(Network):
             spec = self.arch.layers[layer.index]
             out.append((flat[: layer.weights].reshape(spec.weight_shape), flat[layer.weights :].copy()))
         return out
+
+    def _read_optim(self, layer: ParamLayer) -> tuple[int, np.ndarray]:
+        """GET_OPTIM a data area at a time: the step count and the layer's slots."""
+        first = self._run(Request(Command.GET_OPTIM, (layer.index, 0, 0, 0))).results
+        steps, total = first[0], first[1]
+        parts = [np.zeros(0, np.float32)]
+        for offset in range(0, total, self._chunk):
+            count = min(self._chunk, total - offset)
+            reply = self._run(Request(Command.GET_OPTIM, (layer.index, offset, count, 0)))
+            if len(reply.data) != 4 * count:
+                raise ProtocolError(f"GET_OPTIM at {offset} answered {len(reply.data)} of {4 * count} bytes")
+            parts.append(floats(reply.data))
+        return steps, np.concatenate(parts)
+
+    def get_optimizer_state(self, trainable_layers: int) -> OptimizerState:
+        layers = self.layers[len(self.layers) - trainable_layers:]
+        read = [self._read_optim(layer) for layer in layers]
+        shapes = [(self.arch.layers[layer.index].weight_shape, self.arch.layers[layer.index].bias_shape)
+                  for layer in layers]
+        n = layers[0].weights + layers[0].bias
+        return OptimizerState.from_layer_floats(read[-1][0], read[0][1].size // n if n else 0, shapes,
+                                                [flat for _, flat in read])
+
+    def set_optimizer_state(self, state: OptimizerState) -> None:
+        """SET_OPTIM a data area at a time, every layer checked first; the step count travels with each write
+        (and alone, with no data, when there is no slot)."""
+        trained = len(state.slots[0]) if state.slots else 0
+        layers = self.layers[len(self.layers) - trained:] if trained else []
+        flats = [state.layer_floats(j).astype("<f4") for j in range(trained)]
+        for layer, flat in zip(layers, flats, strict=True):
+            total = self._run(Request(Command.GET_OPTIM, (layer.index, 0, 0, 0))).results[1]
+            if flat.size != total:
+                raise ValueError(f"layer {layer.index} keeps {total} floats of optimizer state, got {flat.size}")
+            if not np.isfinite(flat).all():
+                raise ValueError(f"layer {layer.index}: optimizer state must be finite")
+        steps = int(state.steps)
+        self._run(Request(Command.SET_OPTIM, (self.layers[-1].index, 0, steps, 0)))
+        for layer, flat in zip(layers, flats, strict=True):
+            for offset in range(0, flat.size, self._chunk):
+                chunk = flat[offset:offset + self._chunk]
+                self._run(Request(Command.SET_OPTIM, (layer.index, offset, steps, 0), data=chunk.tobytes()))
 
     def save(self) -> tuple[int, int]:
         """Store the personalization (every parameter layer kept in RAM, the optimizer state, the trained

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pyodl.model.architecture import Architecture, Params
+from pyodl.model.optimizer import OptimizerState
 from pyodl.network.base import Adaptive, Network
 from pyodl.toolchain import headers
 
@@ -43,6 +44,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         "odl_get_params": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
         "odl_set_params": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
         "odl_get_grads": [net, ctypes.c_uint, _F32P, ctypes.c_uint32, _F32P, ctypes.c_uint32],
+        "odl_optim_size": [net, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint32)],
+        "odl_read_optim_slice": [net, ctypes.c_uint, ctypes.c_uint32, _F32P, ctypes.c_uint32],
+        "odl_write_optim_slice": [net, ctypes.c_uint, ctypes.c_uint32, _F32P, ctypes.c_uint32],
     }
     for name, args in sigs.items():
         fn = getattr(lib, name)
@@ -52,6 +56,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.odl_status_str.restype = ctypes.c_char_p
     lib.odl_zero_grads.argtypes = [net]
     lib.odl_zero_grads.restype = None
+    lib.odl_optimizer_steps.argtypes = [net]
+    lib.odl_optimizer_steps.restype = ctypes.c_uint32
+    lib.odl_set_optimizer_steps.argtypes = [net, ctypes.c_uint32]
+    lib.odl_set_optimizer_steps.restype = None
     lib.odl_host_flush_subnormals.argtypes = []
     lib.odl_host_flush_subnormals.restype = ctypes.c_uint64
     lib.odl_host_restore_fp_mode.argtypes = [ctypes.c_uint64]
@@ -165,6 +173,37 @@ class HostNetwork(Network):
                 current_w, current_b = self._layer_arrays("odl_get_params", i)
                 if exc.status != FROZEN_STATUS or not (np.array_equal(current_w, w) and np.array_equal(current_b, b)):
                     raise
+
+    def _optim_size(self, index: int) -> int:
+        size = ctypes.c_uint32()
+        self._call("odl_optim_size", index, ctypes.byref(size))
+        return int(size.value)
+
+    def get_optimizer_state(self, trainable_layers: int) -> OptimizerState:
+        indices = self.arch.param_layers[len(self.arch.param_layers) - trainable_layers:]
+        flats, shapes = [], []
+        for i in indices:
+            flat = np.empty(self._optim_size(i), dtype=np.float32)
+            self._call("odl_read_optim_slice", i, 0, _ptr(flat), flat.size)
+            flats.append(flat)
+            shapes.append((self.arch.layers[i].weight_shape, self.arch.layers[i].bias_shape))
+        params = sum(int(np.prod(w)) + int(np.prod(b)) for w, b in shapes)
+        slots = sum(f.size for f in flats) // params if params else 0
+        return OptimizerState.from_layer_floats(int(self._lib.odl_optimizer_steps(self._net)), slots, shapes, flats)
+
+    def set_optimizer_state(self, state: OptimizerState) -> None:
+        """Every layer is checked before any is written, so a refusal leaves the state as it was."""
+        trained = len(state.slots[0]) if state.slots else 0
+        indices = self.arch.param_layers[len(self.arch.param_layers) - trained:] if trained else []
+        flats = [np.ascontiguousarray(state.layer_floats(j)) for j in range(trained)]
+        for i, flat in zip(indices, flats, strict=True):
+            if flat.size != self._optim_size(i):
+                raise ValueError(f"layer {i} keeps {self._optim_size(i)} floats of optimizer state, got {flat.size}")
+            if not np.isfinite(flat).all():
+                raise ValueError(f"layer {i}: optimizer state must be finite")
+        for i, flat in zip(indices, flats, strict=True):
+            self._call("odl_write_optim_slice", i, 0, _ptr(flat), flat.size)
+        self._lib.odl_set_optimizer_steps(self._net, int(state.steps))
 
     # The int8 copy (firmware/odl/odl_int8.h).
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from pyodl.model.architecture import MASKED, Architecture, Kind, LayerSpec, Model, Params
 from pyodl.model.keras_io import keras, keras_optimizer, layer_params, set_layer_params, to_keras
-from pyodl.model.optimizer import SGD, Optimizer
+from pyodl.model.optimizer import SGD, Optimizer, OptimizerState
 from pyodl.network.base import Network
 
 # Golden tolerance of DESIGN.md: float32 C vs TF after up to 100 SGD steps. The only differences are
@@ -141,6 +141,48 @@ class KerasReference:
     def get_params(self) -> Params:
         return [layer_params(self.km.get_layer(self.arch.layers[i].name)) for i in self.arch.param_layers]
 
+    def _trained_variables(self) -> list[list[Any]]:
+        """Per trained parameter layer from the lowest, its Keras variables: the weights (a BatchNormalization's
+        gamma), then the bias (beta) when it has one, the order of :func:`layer_params`."""
+        layers = [self.km.get_layer(self.arch.layers[i].name) for i in self.arch.param_layers]
+        return [list(layer.trainable_variables) for layer in layers if layer.trainable]
+
+    def _slot_lists(self) -> list[list[Any]]:
+        """Keras's slot variables, one list per slot in the firmware's order, each indexed as the optimizer
+        indexes the variables it was built with: SGD's ``momentums`` (the velocity, which Keras 3 keeps as
+        ``m = momentum * m - lr * g`` for plain and Nesterov momentum alike, as optimizer.c), Adam's
+        ``_momentums`` (m) and ``_velocities`` (v), both without bias correction, as optimizer.c keeps them."""
+        optimizer = self._optimizer
+        if not optimizer.built:  # Keras builds the slots at the first step; a state may be written before it
+            optimizer.build(self.km.trainable_variables)
+        if self.optimizer.kind == "adam":
+            return [optimizer._momentums, optimizer._velocities]
+        return [optimizer.momentums] if self.optimizer.momentum else []
+
+    def get_optimizer_state(self) -> OptimizerState:
+        """The optimizer's step count (``iterations``) and slots of the trained layers, as the firmware keeps
+        them (:meth:`pyodl.network.base.Network.get_optimizer_state`)."""
+        optimizer, empty = self._optimizer, np.zeros(0, np.float32)
+        slots = tuple(
+            [(np.array(slot[optimizer._get_variable_index(v[0])].numpy()),
+              np.array(slot[optimizer._get_variable_index(v[1])].numpy()) if len(v) > 1 else empty)
+             for v in self._trained_variables()]
+            for slot in self._slot_lists())
+        return OptimizerState(int(np.asarray(optimizer.iterations)), slots)
+
+    def set_optimizer_state(self, state: OptimizerState) -> None:
+        """Writes the step count and the trained layers' slots (after :meth:`set_params`, which clears them)."""
+        optimizer, lists, variables = self._optimizer, self._slot_lists(), self._trained_variables()
+        if len(state.slots) != len(lists) or any(len(slot) != len(variables) for slot in state.slots):
+            raise ValueError(f"{self.optimizer.describe()} on {len(variables)} trained layers keeps "
+                             f"{len(lists)} slots per layer, got {len(state.slots)}")
+        for slot, values in zip(lists, state.slots, strict=True):
+            for v, (w, b) in zip(variables, values, strict=True):
+                slot[optimizer._get_variable_index(v[0])].assign(w)
+                if len(v) > 1:
+                    slot[optimizer._get_variable_index(v[1])].assign(b)
+        optimizer.iterations.assign(int(state.steps))
+
 
 def train(model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
           trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> GoldenRun:
@@ -173,7 +215,7 @@ def _split_activations(arch: Architecture) -> tuple[Architecture, list[tuple[int
     for layer in arch.layers:
         fused = layer.activation in MASKED and layer.kind is not Kind.ACTIVATION  # not a standalone layer
         specs.append(replace(layer.spec(), activation="none") if fused else layer.spec())
-        if layer.kind is Kind.MAXPOOL1D:
+        if layer.kind in (Kind.MAXPOOL1D, Kind.GMP1D):
             watch.append((len(specs) - 1, ()))
         kinks = (0.0, 6.0) if layer.activation == "relu6" else (0.0,)
         if layer.masked and not fused:  # a standalone ReLU, ReLU6 or LeakyReLU
@@ -205,55 +247,120 @@ def kink_samples(model: Model, xs: np.ndarray) -> np.ndarray:
         layer = twin_arch.layers[i]  # a max pool: the gap between each window's two largest inputs
         grid = np.asarray(value, dtype=np.float64)
         for m in range(layer.out_len):
-            rows = layer.rows_read(m)
+            # A global max pool's one window is the whole sequence.
+            rows = list(range(layer.in_len)) if layer.kind is Kind.GMP1D else layer.rows_read(m)
             if len(rows) < 2:
                 continue
             top = np.sort(grid[:, rows, :], axis=1)
             gap = top[:, -1, :] - top[:, -2, :]
-            # An exact tie (two ReLU zeros) goes to the first on both sides; a near one may not.
+            # An exact tie (two ReLU zeros) goes to the first on both sides (a global max pool's is shared
+            # alike on both sides); a near one may not.
             flagged |= np.any((gap <= scale) & (gap > 0), axis=1)
     return flagged
 
 
 def lockstep(net: Network, model: Model, windows: np.ndarray, labels: np.ndarray, learning_rate: float = 0.01,
              trainable_layers: int | None = None, optimizer: Optimizer = SGD) -> tuple[np.ndarray, int]:
-    """Every step from the same weights: TensorFlow's weights are written into ``net`` (the C library on the
-    host or a board), both take the step on batch ``windows[s]``, and the results are compared. Returns
-    each step's worst ratio to the tolerance (<= 1 passes).
+    """Every step from the same whole training state: TensorFlow trains on the batches ``windows`` as
+    :func:`train` does, and before its step s its state (the weights, and the optimizer's slots and step count:
+    momentum's velocity, Adam's m, v and iterations) is written into ``net`` (the C library on the host or a
+    board) and back into TensorFlow; both take step s, and the weights (tolerance of one step,
+    :func:`tolerance`) and the slots and step count (:func:`compare_slots`) are compared. Returns each step's
+    worst ratio to the tolerance (<= 1 passes) and how many samples were left out (below).
 
     Two float32 trajectories of a network with ReLUs or max pools part for good once a pre-activation or a
     pool's two largest inputs sit within a rounding of each other and the two sides decide differently; the
-    weights then differ by a gradient's worth, which no tolerance for rounding allows. Lockstep compares
-    what the C code computes, one step at a time, with the same tolerance, so that such a flip is told
-    apart from a wrong formula (whose error shows at every step). A step that still fails is taken again
-    without the samples that put a decision within rounding (:func:`kink_samples`); returns the worst ratios
-    and how many samples were left out that way.
-
-    Writing the weights starts the optimizer afresh on both sides, so with momentum or Adam each step is a
-    first update: lockstep then checks that update, not the state carried from step to step."""
+    weights then differ by a gradient's worth, which no tolerance for rounding allows. A stateful optimizer
+    carries every rounding into the steps after it (Adam divides by the gradient's own size, so a rounding-level
+    decision moves a weight by up to a learning rate). Lockstep compares what the C code computes, one step at a
+    time from TensorFlow's whole state, with the same tolerance, so that such a flip is told apart from a wrong
+    formula (whose error shows at every step): SGD, momentum and Adam get the same verdict, and an update that
+    reads or keeps its state wrong (a step count, a bias correction, a beta, a slot not stored) fails as an
+    update computed wrong does. A step that still fails is taken again without the samples that put a decision
+    within rounding (:func:`kink_samples`); TensorFlow's trajectory goes on with the whole batch's step."""
     check_batches(model, windows, labels)
     reference = KerasReference(model, optimizer)
     net.set_trainable(len(model.arch.param_layers) if trainable_layers is None else trainable_layers)
     if trainable_layers is not None:
         reference.set_trainable(trainable_layers)
+    trained = len(model.arch.param_layers) if trainable_layers is None else trainable_layers
     ratios, left_out = [], 0
     for s in range(windows.shape[0]):
-        start = reference.get_params()
+        start, state = reference.get_params(), reference.get_optimizer_state()
         xs, ys = windows[s], labels[s]
+        trajectory: tuple[Params, OptimizerState] | None = None
         for attempt in range(2):
-            net.set_params(start)
+            for side in (net, reference):
+                side.set_params(start)  # restarts the optimizer: its state goes in after the weights
+                side.set_optimizer_state(state)
             net.train_step(xs, ys, learning_rate)
-            reference.set_params(start)
             reference.train_step(xs, ys, learning_rate)
-            ratio = max(d.worst_ratio for d in compare(model, net.get_params(), reference.get_params(),
-                                                       *tolerance(optimizer, learning_rate, 1)))
+            if attempt == 0:
+                trajectory = reference.get_params(), reference.get_optimizer_state()
+            weights = compare(model, net.get_params(), reference.get_params(), *tolerance(optimizer, learning_rate, 1))
+            slots = compare_slots(model, optimizer, net.get_optimizer_state(trained), reference.get_optimizer_state(),
+                                  reference.gradients, learning_rate)
+            ratio = max(d.worst_ratio for d in weights + slots)
             kinks = kink_samples(Model(model.arch, start), xs) if attempt == 0 and ratio > 1.0 else None
             if kinks is None or not kinks.any() or kinks.all():
                 break
             xs, ys = xs[~kinks], ys[~kinks]
             left_out += int(kinks.sum())
+        if attempt and trajectory is not None:  # back on TensorFlow's own trajectory, the whole batch's step
+            reference.set_params(trajectory[0])
+            reference.set_optimizer_state(trajectory[1])
         ratios.append(ratio)
     return np.asarray(ratios), left_out
+
+
+# The optimizer's slots after one step from the same state are linear in that step's gradient g: momentum's
+# velocity takes lr * g, Adam's m takes (1 - beta_1) g and its v (1 - beta_2) g^2, whose error is up to
+# (2 |g| + dg) times g's error dg. Given the same state, the two sides' gradients differ by summation order
+# only, within GRAD_ATOL + GRAD_RTOL |g| (looser than the weights' tolerance because a gradient element can be
+# a small difference of large terms; the first-step gradient checks of tests/reference hold the C library to
+# it), so a slot may differ by its coefficient times that, plus the float32 rounding of the slot itself
+# (RTOL |slot|). A wrong slot update (a swapped beta, a missing term, a slot not kept) is off by a sizeable part
+# of the gradient's term, orders of magnitude more.
+GRAD_ATOL = 1e-6
+GRAD_RTOL = 1e-4
+
+
+def slot_names(optimizer: Optimizer) -> tuple[str, ...]:
+    """The firmware's slots, in order: momentum's velocity, Adam's first and second moments."""
+    return ("m", "v") if optimizer.kind == "adam" else ("velocity",) if optimizer.momentum else ()
+
+
+def compare_slots(model: Model, optimizer: Optimizer, candidate: OptimizerState, golden: OptimizerState,
+                  gradients: Params, learning_rate: float) -> list[LayerDiff]:
+    """Per trained layer and slot, how far ``candidate``'s slots are from ``golden``'s after one step from the
+    same state whose (golden) batch-mean gradients were ``gradients``, as a fraction of the tolerance (see
+    GRAD_ATOL); a step count that differs fails whole ("step count", ratio infinity)."""
+    names = slot_names(optimizer)
+    if len(candidate.slots) != len(names) or len(golden.slots) != len(names):
+        raise ValueError(f"{optimizer.describe()} keeps {len(names)} slots, got {len(candidate.slots)} and "
+                         f"{len(golden.slots)}")
+    trained = [model.arch.layers[i].name for i in model.arch.param_layers[len(model.arch.param_layers)
+                                                                             - len(gradients):]]
+    diffs = []
+    if candidate.steps != golden.steps:
+        diffs.append(LayerDiff("step count", float(abs(candidate.steps - golden.steps)), float("inf"), float("inf")))
+    for k, name in enumerate(names):
+        for j, layer in enumerate(trained):
+            c = np.concatenate([np.ravel(part) for part in candidate.slots[k][j]]).astype(np.float64)
+            g = np.concatenate([np.ravel(part) for part in golden.slots[k][j]]).astype(np.float64)
+            grad = np.abs(np.concatenate([np.ravel(part) for part in gradients[j]]).astype(np.float64))
+            if c.shape != g.shape or g.shape != grad.shape:
+                raise ValueError(f"layer '{layer}' {name}: {c.size} values against {g.size} ({grad.size} gradients)")
+            dg = GRAD_ATOL + GRAD_RTOL * grad
+            coefficient = {"velocity": learning_rate, "m": 1.0 - optimizer.beta_1,
+                           "v": (1.0 - optimizer.beta_2) * (2.0 * grad + dg)}[name]
+            diff = np.abs(c - g)
+            ratio = diff / (coefficient * dg + RTOL * np.abs(g))
+            worst = float(np.max(ratio, initial=0.0)) if np.isfinite(ratio).all() else float("inf")
+            rel = diff / np.maximum(np.abs(g), np.finfo(np.float32).tiny)
+            diffs.append(LayerDiff(f"{layer} {name}", float(np.max(diff, initial=0.0)),
+                                   float(np.max(rel, initial=0.0)), worst))
+    return diffs
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ back from its int8 image). One float layer becomes the operators the TFLite conv
 - DepthwiseConv1D, and BatchNormalization as a kernel of one tap: the same around DEPTHWISE_CONV_2D;
 - Dense: RESHAPE to (1, N), FULLY_CONNECTED; Flatten: RESHAPE;
 - AvgPool1D / MaxPool1D: AVERAGE_POOL_2D / MAX_POOL_2D with SAME or VALID padding (TFLite, like Keras,
-  averages only what exists of a window); GlobalAveragePooling1D: MEAN over the length;
+  averages only what exists of a window); GlobalAveragePooling1D: MEAN over the length; GlobalMaxPooling1D:
+  REDUCE_MAX over the length (what the converter makes of Keras's reduce_max; output parameters the input's);
 - ReLU, ReLU6: RELU, RELU6 (fused into the layer before when Keras fused them); tanh, sigmoid, LeakyReLU:
   TANH, LOGISTIC, LEAKY_RELU, after the layer they were fused into (whose output then has its own scale);
 - the final softmax: SOFTMAX (output 1/256, -128).
@@ -219,8 +220,8 @@ def _pool(b: _Builder, layer: Layer, index: int, qm: QuantizedModel, x: int) -> 
 
 
 def _shape(layer: Layer) -> tuple[int, ...]:
-    """A layer output's tensor shape: (1, N) after Dense, GAP and Flatten, (1, L, C) otherwise."""
-    if layer.kind in (Kind.DENSE, Kind.GAP1D, Kind.FLATTEN, Kind.SOFTMAX):
+    """A layer output's tensor shape: (1, N) after Dense, GAP, GMP and Flatten, (1, L, C) otherwise."""
+    if layer.kind in (Kind.DENSE, Kind.GAP1D, Kind.GMP1D, Kind.FLATTEN, Kind.SOFTMAX):
         return (1, layer.out_size)
     return (1, layer.out_len, layer.out_ch)
 
@@ -244,12 +245,12 @@ def build_flatbuffer(qm: QuantizedModel) -> tuple[bytes, list[int], int]:
             x = _dense(b, layer, i, qm, x)
         elif layer.kind in (Kind.AVGPOOL1D, Kind.MAXPOOL1D):
             x = _pool(b, layer, i, qm, x)
-        elif layer.kind is Kind.GAP1D:
+        elif layer.kind in (Kind.GAP1D, Kind.GMP1D):
             y = b.act((1, layer.out_ch), q.out, layer.name)
             opts = s.ReducerOptionsT()
             opts.keepDims = False
-            b.op(s.BuiltinOperator.MEAN, 2, [x, b.const_i32([1], layer.name + "/axis")], [y],
-                 s.BuiltinOptions.ReducerOptions, opts)
+            code = s.BuiltinOperator.MEAN if layer.kind is Kind.GAP1D else s.BuiltinOperator.REDUCE_MAX
+            b.op(code, 2, [x, b.const_i32([1], layer.name + "/axis")], [y], s.BuiltinOptions.ReducerOptions, opts)
             x = y
         elif layer.kind is Kind.FLATTEN:
             x = b.reshape(x, (1, layer.out_size), q.out, layer.name)

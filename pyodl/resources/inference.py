@@ -39,7 +39,7 @@ INT8_COEFFICIENTS: dict[str, float] = {
     "dw_subbyte_mac": 36.673,  # ... of sub-byte weights
     "dense_mac": 1.950,
     "dense_output": 792.991,  # a Dense output, requantized in double precision
-    "pool_read": 3.093,  # an AvgPool1D or MaxPool1D input read
+    "pool_read": 3.093,  # an AvgPool1D, MaxPool1D or GlobalMaxPool1D input read
     "pool_output": 24.481,
     "gap_read": 0.000,
     "element": 4.968,  # a ReLU/ReLU6 clamp or a tanh/sigmoid/LeakyReLU table lookup
@@ -105,6 +105,9 @@ def int8_features(arch: Architecture, bits: list[int]) -> dict[str, float]:
         elif layer.kind in (Kind.AVGPOOL1D, Kind.MAXPOOL1D):
             f["pool_read"] += window_rows(layer) * layer.in_ch
             f["pool_output"] += layer.out_size
+        elif layer.kind is Kind.GMP1D:
+            f["pool_read"] += layer.in_size
+            f["pool_output"] += layer.out_ch
         elif layer.kind is Kind.GAP1D:
             f["gap_read"] += layer.in_size
             f["requant_output"] += layer.out_ch

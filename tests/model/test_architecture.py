@@ -44,7 +44,10 @@ def _arch(specs: list[LayerSpec], t: int = 10, c: int = 3) -> Architecture:
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4, 0, "softmax"), LayerSpec(Kind.DENSE, "e", 2)],
          "softmax is only supported as the last layer"),
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4)], "must end in softmax"),
-        ([LayerSpec(Kind.DENSE, "d", 4, 0, "softmax")], "put Flatten or GlobalAveragePooling1D before it"),
+        ([LayerSpec(Kind.DENSE, "d", 4, 0, "softmax")],
+         "put Flatten, GlobalAveragePooling1D or GlobalMaxPooling1D before it"),
+        ([LayerSpec(Kind.GMP1D, "g", stride=2), LayerSpec(Kind.DENSE, "d", 2, 0, "softmax")],
+         "strides, dilation_rate and padding apply to Conv1D and pools only"),
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.DENSE, "d", 4, 0, "elu")], "activation 'elu'"),
         ([LayerSpec(Kind.FLATTEN, "f"), LayerSpec(Kind.SOFTMAX, "s")], "nothing to train"),
     ],
@@ -52,6 +55,19 @@ def _arch(specs: list[LayerSpec], t: int = 10, c: int = 3) -> Architecture:
 def test_unsupported_architectures_are_refused_by_name(specs: list[LayerSpec], message: str) -> None:
     with pytest.raises(ModelError, match=message):
         _arch(specs)
+
+
+def test_global_max_pool_keeps_the_channels_of_any_length() -> None:
+    arch = _arch([LayerSpec(Kind.CONV1D, "c", 5, 3), LayerSpec(Kind.GMP1D, "g"),
+                  LayerSpec(Kind.DENSE, "d", 2, 0, "softmax")], t=13)
+    gmp = arch.layers[1]
+    assert (gmp.in_len, gmp.in_ch, gmp.out_len, gmp.out_ch, gmp.size) == (11, 5, 1, 5, 0)
+    assert gmp.describe() == "g: GlobalMaxPool1D (11, 5) -> (1, 5)"
+    assert not gmp.has_params and arch.param_layers == [0, 2]
+    gap = _arch([LayerSpec(Kind.CONV1D, "c", 5, 3), LayerSpec(Kind.GAP1D, "g"),
+                 LayerSpec(Kind.DENSE, "d", 2, 0, "softmax")], t=13)
+    params = glorot_params(arch, 0)
+    assert Model(arch, params).digest() != Model(gap, params).digest()  # another model on the device
 
 
 def test_glorot_init_is_deterministic_and_in_keras_range() -> None:

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,21 @@ def test_unsupported_layers_and_options_are_refused_by_name(layer: keras.layers.
     km = _seq(layer, L.Flatten(), L.Dense(3, activation="softmax"))
     with pytest.raises(ModelError, match=f"layer '{layer.name}'.*{message}"):
         from_keras(km)
+
+
+def test_global_max_pooling_is_imported_and_exported_as_keras_computes_it(tmp_path: Path) -> None:
+    km = _seq(L.Conv1D(6, 3, activation="relu"), L.GlobalMaxPooling1D(), L.Dense(3, activation="softmax"))
+    model = from_keras(km)
+    assert [la.kind for la in model.arch.layers] == [Kind.CONV1D, Kind.GMP1D, Kind.DENSE]
+    path = tmp_path / "gmp.keras"
+    to_keras(model).save(path)
+    back = load(path)
+    assert back.arch.layers == model.arch.layers
+    x = np.random.default_rng(0).standard_normal((4, 20, 3)).astype(np.float32)
+    np.testing.assert_array_equal(to_keras(back).predict(x, verbose=0), km.predict(x, verbose=0))
+    with pytest.raises(ModelError, match="keepdims=True is not supported"):
+        from_keras(_seq(L.Conv1D(6, 3), L.GlobalMaxPooling1D(keepdims=True), L.Flatten(),
+                        L.Dense(3, activation="softmax")))
 
 
 def test_har_activations_fused_and_standalone() -> None:
@@ -141,8 +159,41 @@ def test_every_unsupported_layer_is_reported_at_once() -> None:
     with pytest.raises(ModelError) as err:
         from_keras(km)
     lines = str(err.value).splitlines()
-    assert lines[0] == "3 layers cannot run on the device:" and len(lines) == 4
-    assert "activation 'elu'" in lines[1] and "scale=False" in lines[2] and "kernel_regularizer" in lines[3]
+    assert lines[0] == "3 problems keep this model off the device:" and len(lines) == 4
+    # By layer type: BatchNormalization's before the two Conv1D's.
+    assert "scale=False" in lines[1] and "activation 'elu'" in lines[2] and "kernel_regularizer" in lines[3]
+
+
+def test_a_conv2d_model_is_told_why_with_every_problem() -> None:
+    """It used to get 'the model input must have a fixed shape', naming neither Conv2D nor the reason, and a
+    missing softmax was reported only when it was the only problem."""
+    km = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(4, 3, name="c2d"), L.Flatten(), L.Dense(3)])
+    with pytest.raises(ModelError) as err:
+        from_keras(km)
+    lines = [line.strip() for line in str(err.value).splitlines()]
+    assert lines[0] == "3 problems keep this model off the device:", lines
+    assert lines[1].startswith("input: shape (28, 28, 1)") and "Conv2D and other 2-D models" in lines[1]
+    assert lines[2].startswith("layer 'c2d' (Conv2D): this layer type is not supported")
+    assert "must end in softmax" in lines[3]
+
+
+def test_layer_names_tensorflow_refuses_are_renamed_and_noted(tmp_path: Path) -> None:
+    """'my-conv 1' built and trained on the board, then failed in TensorFlow ("not a valid scope name")."""
+    from pyodl.reference.golden import KerasReference
+
+    km = keras.Sequential([keras.Input((20, 3)), L.Conv1D(4, 3, activation="relu", name="my-conv 1"),
+                           L.Conv1D(4, 3, activation="relu", name="my-conv_1"), L.Flatten(name="flat"),
+                           L.Dense(3, activation="softmax", name="head (out)")])
+    km.save(tmp_path / "spaced.keras")
+    model = load(tmp_path / "spaced.keras")
+    assert [la.name for la in model.arch.layers] == ["my-conv_1_2", "my-conv_1", "flat", "head__out_"]
+    assert any("'my-conv 1' is named 'my-conv_1_2' here" in note for note in model.notes)
+    x = np.random.default_rng(0).standard_normal((2, 20, 3)).astype(np.float32)
+    reference = KerasReference(model)
+    reference.train_step(x, np.array([0, 2]), 0.01)  # TensorFlow takes the names (Keras's own model does not run)
+    for (w, b), layer in zip(model.params, [km.layers[0], km.layers[1], km.layers[3]], strict=True):
+        np.testing.assert_array_equal(w, layer.get_weights()[0])
+        np.testing.assert_array_equal(b, layer.get_weights()[1])
 
 
 def test_strides_dilation_padding_and_max_pooling_are_imported_as_keras_computes_them() -> None:
@@ -171,7 +222,7 @@ def test_branching_and_variable_length_models_are_refused() -> None:
     with pytest.raises(ModelError, match="chain"):
         from_keras(keras.Model(inp, out))
     km = _seq(L.Conv1D(4, 3), L.GlobalAveragePooling1D(), L.Dense(3, activation="softmax"), shape=(None, 3))
-    with pytest.raises(ModelError, match="fixed shape"):
+    with pytest.raises(ModelError, match="the window length and the channels must be fixed"):
         from_keras(km)
 
 
@@ -182,3 +233,14 @@ def test_missing_and_wrong_files(tmp_path: Path) -> None:
     h5.write_bytes(b"")
     with pytest.raises(ModelError, match=r"'\.keras' file"):
         load(h5)
+
+
+def test_tensorflow_start_up_lines_and_retracing_warnings_do_not_reach_the_user() -> None:
+    """absl's and oneDNN's start-up lines went to the terminal of every command that loads TensorFlow, and a
+    retracing warning to every run that predicts batches of several sizes."""
+    code = ("import numpy as np; from pyodl.model.architecture import paper_model; "
+            "from pyodl.model.keras_io import to_keras; km = to_keras(paper_model(20, 0)); "
+            "[km.predict(np.zeros((n, 20, 3), np.float32), verbose=0) for n in range(1, 9)]")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert proc.stderr == ""

@@ -64,6 +64,24 @@ def test_standalone_relu_flatten_and_softmax_layers() -> None:
     assert plan.layers[4].output == LOGITS and plan.layers[5].output == PROBS
 
 
+def test_a_global_max_pool_keeps_a_tie_mask_only_where_the_backward_pass_reaches() -> None:
+    """A bit per input element (every maximum shares the gradient, so an index would not do), in .odl_saved, for
+    a GlobalMaxPool1D at or above the lowest trained layer."""
+    arch = Architecture.build("gmp", 40, 3, [
+        LayerSpec(Kind.CONV1D, "c", 7, 3, activation="relu"),  # 38 x 7 = 266 elements: 9 words
+        LayerSpec(Kind.GMP1D, "g"),
+        LayerSpec(Kind.DENSE, "d", 2, 0, "softmax"),
+    ])
+    for trainable in (None, 1):
+        _check_invariants(arch, trainable)
+    full, tl = plan_memory(arch), plan_memory(arch, 1)
+    assert full.layers[1].argmax == "argmax_1"
+    mask = full.buffer("argmax_1")
+    assert (mask.section, mask.ctype, mask.elements) == (".odl_saved", "uint32_t", 9)
+    assert tl.layers[1].argmax is None
+    assert full.section_bytes()[".odl_saved"] - tl.section_bytes()[".odl_saved"] == 4 * 9 + 4 * 9  # and the ReLU's
+
+
 @pytest.mark.parametrize("text, slots", [("sgd", 0), ("sgd:momentum=0.9,nesterov", 1), ("adam", 2)])
 def test_optimizer_state_is_planned_for_trained_parameters_only(text: str, slots: int) -> None:
     arch = paper_architecture(40)

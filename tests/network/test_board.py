@@ -185,6 +185,47 @@ def test_adam_state_survives_so_training_goes_on_as_without_the_reset(firmware_b
     assert _same(*runs)  # moments and step count restored bit for bit
 
 
+def test_optimizer_state_goes_through_get_optim_and_set_optim(firmware_builder: FirmwareBuilder,
+                                                             tmp_path: Path) -> None:
+    """Adam's m, v and step count over the mailbox (GET_OPTIM, SET_OPTIM, a data area at a time: Dense 64x50
+    holds 6,500 floats of state) and the UART alike: a run resumed from weights and state takes its next
+    step bit for bit as if it had gone on. A NaN, a slice past the layer's end and a frozen layer are refused,
+    changing nothing."""
+    adam = Optimizer.parse("adam")
+    model = paper_model(40, 0)
+    firmware: Firmware = firmware_builder.export_and_build(model, tmp_path / "adam", 2, adam)
+    with UnicornBoard(firmware.elf) as board:
+        net = BoardNetwork(MailboxTransport(board), model.arch, optimizer=adam)
+        for seed in (1, 2):
+            net.train_step(*_batch(seed), 0.01)
+        params, state = net.get_params(), net.get_optimizer_state(2)
+        assert state.steps == 2 and [part.shape for part in state.slots[1][0]] == [p.shape for p in params[2]]
+        assert all(np.any(part != 0) for slot in state.slots for layer in slot for part in layer)
+        over_uart = BoardNetwork(UartTransport(BoardUart(board)), model.arch).get_optimizer_state(2)
+        assert over_uart.steps == 2 and all(np.array_equal(a, b) for sa, sb in zip(over_uart.slots, state.slots,
+                                                                                   strict=True)
+                                            for la, lb in zip(sa, sb, strict=True) for a, b in zip(la, lb, strict=True))
+        net.train_step(*_batch(3), 0.01)
+        went_on = net.get_params()
+
+        net.set_params(params)  # restarts the optimizer: the step count and the slots back to 0
+        assert net.get_optimizer_state(2).steps == 0
+        net.set_optimizer_state(state)
+        transport, last = MailboxTransport(board), net.layers[-1]
+        refused = {"ODL_ERR_NONFINITE": Request(Command.SET_OPTIM, (last.index, 0, 9, 0),
+                                                data=np.full(3, np.nan, "<f4").tobytes()),
+                   "ODL_ERR_SIZE": Request(Command.SET_OPTIM, (last.index, 2 * (last.weights + last.bias) - 1, 9, 0),
+                                           data=np.zeros(2, "<f4").tobytes()),
+                   "ODL_ERR_FROZEN": Request(Command.GET_OPTIM, (net.layers[0].index, 0, 1, 0))}
+        for status, request in refused.items():
+            assert transport.execute(request).status == STATUS_CODES[status], status
+        back = net.get_optimizer_state(2)
+        assert back.steps == 2 and all(np.array_equal(a, b) for sa, sb in zip(back.slots, state.slots, strict=True)
+                                       for la, lb in zip(sa, sb, strict=True) for a, b in zip(la, lb, strict=True))
+        net.train_step(*_batch(3), 0.01)
+        assert _same(net.get_params(), went_on)
+
+
 BANK2 = 0x0808_0000
 CHUNKS = 4
 

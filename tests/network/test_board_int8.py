@@ -131,13 +131,15 @@ def test_refusals_change_nothing(board: UnicornBoard) -> None:
     assert net.int8_image() == image
 
 
-def test_tabled_activations_on_the_board_match_tflite(firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", [Kind.GAP1D, Kind.GMP1D])
+def test_tabled_activations_on_the_board_match_tflite(pool: Kind, firmware_builder: FirmwareBuilder,
+                                                      tmp_path: Path) -> None:
     """tanh, sigmoid and LeakyReLU tables computed on the Cortex-M4 with newlib's tanhf and expf, where TFLite
     uses glibc's: the same tables for these scales (a last-bit difference in a libm result moves an entry
-    only where t / scale lies within that bit of a rounding tie)."""
+    only where t / scale lies within that bit of a rounding tie); the global pool as MEAN or REDUCE_MAX."""
     specs = [LayerSpec(Kind.CONV1D, "c1", units=8, size=3, activation="tanh"),
              LayerSpec(Kind.ACTIVATION, "lk", activation="leaky_relu", alpha=0.2),
-             LayerSpec(Kind.CONV1D, "c2", units=6, size=3, activation="sigmoid"), LayerSpec(Kind.GAP1D, "gap"),
+             LayerSpec(Kind.CONV1D, "c2", units=6, size=3, activation="sigmoid"), LayerSpec(pool, pool.value),
              LayerSpec(Kind.DENSE, "hid", units=12, activation="leaky_relu", alpha=0.1),
              LayerSpec(Kind.DENSE, "out", units=4, activation="softmax")]
     arch = Architecture.build("tabled", 24, 3, specs)

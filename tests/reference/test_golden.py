@@ -1,5 +1,6 @@
 """The golden model itself: it must be what Keras' own training does, or comparing with it proves nothing."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, paper_model
 from pyodl.model.keras_io import keras, to_keras
+from pyodl.model.optimizer import Optimizer
 from pyodl.network.host import HostNetwork
 from pyodl.reference import golden
 from pyodl.toolchain.host_library import HostBuilder
@@ -93,6 +95,22 @@ def test_kink_samples_are_the_near_misses_of_a_decision() -> None:
     assert golden.kink_samples(_dense_model("sigmoid", pool=True), ties).tolist() == [True, False, False]
 
 
+def test_kink_samples_flag_a_near_tie_of_a_global_max_pool() -> None:
+    """A GlobalMaxPool1D's window is the whole sequence: its two largest inputs within rounding of each other
+    are flagged, wherever they sit; an exact tie (both sides share the gradient alike), two values apart, or a
+    near tie below the maximum is not."""
+    arch = Architecture.build("gmp", 4, 2, [LayerSpec(Kind.GMP1D, "gmp"),
+                                            LayerSpec(Kind.DENSE, "out", units=2, activation="softmax")])
+    model = Model(arch, [(np.eye(2, dtype=np.float32), np.zeros(2, np.float32))])
+    channel = [[0.0, 2.0, -1.0, 2.0 + 1e-6],  # near tie, first and last rows
+               [2.0, 0.0, 2.0, 1.0],  # exact tie
+               [2.0, 1.0, 0.5, 0.0],  # a clear maximum
+               [3.0, 1.0, 1.0 + 1e-7, 0.0]]  # the near tie is below the maximum: it decides nothing
+    xs = np.zeros((4, 4, 2), np.float32)
+    xs[:, :, 1] = np.asarray(channel, np.float32)  # channel 0 all zeros: an exact tie throughout
+    assert golden.kink_samples(model, xs).tolist() == [True, False, False, False]
+
+
 def test_lockstep_passes_a_correct_build_and_fails_a_wrong_one(tmp_path: Path) -> None:
     model = paper_model(20, seed=2)
     x, y = golden.random_batches(model.arch, steps=3, batch=4, seed=5)
@@ -104,3 +122,118 @@ def test_lockstep_passes_a_correct_build_and_fails_a_wrong_one(tmp_path: Path) -
     net.sgd_step = lambda lr: real(lr * 1.001)  # type: ignore[method-assign]  # a wrong update
     ratios, _ = golden.lockstep(net, model, x, y, 0.01)
     assert (ratios > 1).all()
+
+
+OPTIMIZERS = [Optimizer.parse(text) for text in ("sgd:momentum=0.9", "sgd:momentum=0.8,nesterov", "adam",
+                                                 "adam:beta_1=0.8,beta_2=0.99,epsilon=1e-5")]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=Optimizer.describe)
+def test_keras_reference_optimizer_state_is_keras_own_and_resumes_a_run(optimizer: Optimizer) -> None:
+    """The slots KerasReference reads are the ones Keras updates, in the firmware's order (the velocity
+    m = momentum m - lr g; Adam's m and v without bias correction) with its step count; written into another
+    reference after the weights, they make its next step Keras's own next step, bit for bit."""
+    model = paper_model(20, seed=4)
+    x, y = golden.random_batches(model.arch, steps=3, batch=4, seed=6)
+    a = golden.KerasReference(model, optimizer)
+    a.set_trainable(2)
+    grads = []
+    for s in range(2):
+        a.train_step(x[s], y[s], 0.01)
+        grads.append([g for layer in a.gradients for g in layer])
+    state = a.get_optimizer_state()
+    assert state.steps == 2 and len(state.slots) == len(golden.slot_names(optimizer))
+    assert all(len(slot) == 2 for slot in state.slots)
+    got = [[part for layer in slot for part in layer] for slot in state.slots]
+    f32 = np.float32
+    for k, (g1, g2) in enumerate(zip(*grads, strict=True)):  # Keras's recurrences, in float32 as it runs them
+        if optimizer.kind == "adam":
+            m = v = np.zeros_like(g1)
+            for g in (g1, g2):
+                m = m + (g - m) * f32(1 - optimizer.beta_1)
+                v = v + (g * g - v) * f32(1 - optimizer.beta_2)
+            np.testing.assert_allclose(got[0][k], m, rtol=1e-6, atol=1e-12)
+            np.testing.assert_allclose(got[1][k], v, rtol=1e-6, atol=1e-18)
+        else:
+            velocity = np.zeros_like(g1)
+            for g in (g1, g2):
+                velocity = velocity * f32(optimizer.momentum) - g * f32(0.01)
+            np.testing.assert_allclose(got[0][k], velocity, rtol=1e-6, atol=1e-12)
+    params = a.get_params()
+    a.train_step(x[2], y[2], 0.01)
+
+    b = golden.KerasReference(model, optimizer)
+    b.set_trainable(2)
+    b.set_params(params)
+    b.set_optimizer_state(state)
+    resumed = b.get_optimizer_state()
+    assert resumed.steps == 2 and all(np.array_equal(p, q) for sp, sq in zip(resumed.slots, state.slots, strict=True)
+                                      for lp, lq in zip(sp, sq, strict=True) for p, q in zip(lp, lq, strict=True))
+    b.train_step(x[2], y[2], 0.01)
+    assert all(d.max_abs == 0.0 for d in golden.compare(model, b.get_params(), a.get_params()))
+    b.set_params(params)  # the weights alone: a fresh optimizer, another step
+    b.train_step(x[2], y[2], 0.01)
+    assert not all(d.max_abs == 0.0 for d in golden.compare(model, b.get_params(), a.get_params()))
+
+
+@pytest.fixture(scope="module")
+def adam_net(tmp_path_factory: pytest.TempPathFactory) -> HostNetwork:
+    model = paper_model(20, seed=2)
+    tmp = tmp_path_factory.mktemp("adam")
+    return HostNetwork(HostBuilder(tmp / "b").export_and_build(model, tmp / "m", None, Optimizer.parse("adam")),
+                       model.arch)
+
+
+def test_lockstep_restarts_the_whole_state_and_catches_what_a_restarted_optimizer_hides(adam_net: HostNetwork) -> None:
+    """Each step starts both sides from TensorFlow's weights, m, v and step count: a correct Adam build passes
+    every step at once (the state read back matches too). A build that restarts the optimizer at each step
+    (the old lockstep, the slots not restored), ignores the step count (the bias correction of a first step
+    every time), or keeps a wrong m while updating its weights right, computes every first step right: each
+    fails from the second step on."""
+    model, adam = Model(adam_net.arch, paper_model(20, seed=2).params), Optimizer.parse("adam")
+    x, y = golden.random_batches(model.arch, steps=4, batch=8, seed=5)
+    ratios, left_out = golden.lockstep(adam_net, model, x, y, 0.01, None, adam)
+    assert ratios.shape == (4,) and (ratios < 0.5).all() and left_out == 0
+
+    real_set, real_step = adam_net.set_optimizer_state, adam_net.sgd_step
+
+    def wrong_m_kept(lr: float) -> None:
+        real_step(lr)
+        state = adam_net.get_optimizer_state(4)
+        real_set(replace(state, slots=([(w * np.float32(1.001), b) for w, b in state.slots[0]], state.slots[1])))
+
+    plants = {"slots not restored": {"set_optimizer_state": lambda state: None},
+              "step count ignored": {"set_optimizer_state": lambda state: real_set(replace(state, steps=0))},
+              "a wrong m kept": {"sgd_step": wrong_m_kept}}
+    for name, patches in plants.items():
+        for attr, fn in patches.items():
+            setattr(adam_net, attr, fn)
+        try:
+            ratios, _ = golden.lockstep(adam_net, model, x, y, 0.01, None, adam)
+        finally:
+            for attr in patches:
+                delattr(adam_net, attr)
+        assert (ratios[1:] > 1).all(), (name, ratios)
+        if name != "a wrong m kept":  # its first step already stores the wrong m
+            assert ratios[0] <= 1, (name, ratios)
+
+
+def test_lockstep_gives_adam_a_verdict_where_its_trajectories_part(host_builder: HostBuilder, model_dir: Path) -> None:
+    """The paper's model (T=20, seed 5), 30 Adam steps of batch 16: the C library's trajectory leaves
+    TensorFlow's (a rounding-level decision that Adam, dividing by the gradient's own size, carries on), yet every
+    step taken from TensorFlow's whole state agrees, weights and slots. Restoring the weights alone, the slots
+    left as the weights' write cleared them, fails the same steps."""
+    model, adam = paper_model(20, seed=5), Optimizer.parse("adam")
+    net = HostNetwork(host_builder.export_and_build(model, model_dir, None, adam), model.arch)
+    x, y = golden.random_batches(model.arch, steps=30, batch=16, seed=6)
+    for s in range(30):
+        net.train_step(x[s], y[s], 0.01)
+    trajectory = golden.compare(model, net.get_params(), golden.train(model, x, y, 0.01, None, adam).params,
+                                *golden.tolerance(adam, 0.01, 30))
+    assert max(d.worst_ratio for d in trajectory) > 2
+    ratios, _ = golden.lockstep(net, model, x, y, 0.01, None, adam)
+    assert (ratios <= 1).all(), ratios.max()
+
+    net.set_optimizer_state = lambda state: None  # type: ignore[method-assign]
+    ratios, _ = golden.lockstep(net, model, x, y, 0.01, None, adam)
+    assert (ratios[1:] > 1).all(), ratios

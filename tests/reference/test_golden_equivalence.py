@@ -1,5 +1,6 @@
-"""The C library trains exactly like TensorFlow: same batches, same weights within DESIGN.md's tolerance
-|w_c - w_tf| <= 1e-6 + 1e-5 |w_tf| (float32 summation order is the only difference; ~3e-8 measured).
+"""The C library trains exactly like TensorFlow: same batches, same weights within the golden tolerance
+(docs/architecture.md) |w_c - w_tf| <= 1e-6 + 1e-5 |w_tf| (float32 summation order is the only difference;
+~3e-8 measured).
 Where a ReLU or max-pool decision flips on a rounding difference the two trajectories part for good; every
 step must then still agree from shared weights (pyodl.reference.golden.lockstep), as golden-check decides."""
 
@@ -76,9 +77,15 @@ def test_paper_model_100_steps_of_batch_32(t: int, mode: str, host_builder: Host
     _assert_equivalent(model, net, x, y, trainable)
 
 
+def _global(draw: st.DrawFn) -> LayerSpec:
+    """What takes the conv blocks to the Dense head: GlobalAvgPool1D, GlobalMaxPool1D or Flatten."""
+    kind = draw(st.sampled_from([Kind.GAP1D, Kind.GMP1D, Kind.FLATTEN]))
+    return LayerSpec(kind, kind.value)
+
+
 @st.composite
 def architectures(draw: st.DrawFn) -> Architecture:
-    """1-3 conv blocks (K 1-7, F 1-64, optional AvgPool 1-4), GAP or Flatten, 1-2 Dense, 2-12 classes,
+    """1-3 conv blocks (K 1-7, F 1-64, optional AvgPool 1-4), GAP, GMP or Flatten, 1-2 Dense, 2-12 classes,
     C 1-6, and T long enough that every length stays >= 1."""
     blocks = []
     for b in range(draw(st.integers(1, 3))):
@@ -90,7 +97,7 @@ def architectures(draw: st.DrawFn) -> Architecture:
     for conv, pool in reversed(blocks):  # the shortest input that leaves every length >= 1
         t_min = (t_min * pool.size if pool else t_min) + conv.size - 1
     specs = [layer for block in blocks for layer in block if layer is not None]
-    specs.append(LayerSpec(Kind.GAP1D, "gap") if draw(st.booleans()) else LayerSpec(Kind.FLATTEN, "flatten"))
+    specs.append(_global(draw))
     if draw(st.booleans()):
         specs.append(LayerSpec(Kind.DENSE, "hidden", units=draw(st.integers(1, 64)), activation="relu"))
     specs.append(LayerSpec(Kind.DENSE, "out", units=draw(st.integers(2, 12)), activation="softmax"))
@@ -129,7 +136,8 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
     """Conv1D with strides, dilation, valid/same/causal padding and use_bias=False, DepthwiseConv1D (alone or
     as the first half of a SeparableConv1D), AvgPool1D and MaxPool1D with any
     stride and valid/same padding, BatchNormalization, the HAR activations (ReLU6, LeakyReLU, tanh,
-    sigmoid; fused and as layers) and the unfused ReLU -> Softmax head, mixed with the paper's layers. A
+    sigmoid; fused and as layers), GlobalMaxPool1D and the unfused ReLU -> Softmax head, mixed with the paper's
+    layers. A
     valid window that would not fit the length left by the layers before it is drawn 'same' instead."""
     length = draw(st.integers(8, 72))
     t = length
@@ -177,7 +185,7 @@ def window_architectures(draw: st.DrawFn) -> Architecture:
                 padding = "same"
             specs.append(LayerSpec(kind, f"pool{b}", size=pool, stride=stride, padding=padding))
             length = _window_length(length, pool, stride, padding)
-    specs.append(LayerSpec(Kind.GAP1D, "gap") if draw(st.booleans()) else LayerSpec(Kind.FLATTEN, "flatten"))
+    specs.append(_global(draw))
     if draw(st.booleans()):
         specs.append(LayerSpec(Kind.DENSE, "hidden", units=draw(st.integers(1, 32)),
                                activation=draw(st.sampled_from(["relu", "tanh", "sigmoid"]))))
@@ -233,6 +241,50 @@ def test_random_window_architectures_on_the_board(arch: Architecture, data: st.D
                 assert (ratios <= 1.0).all(), "\n".join(map(str, diffs))
 
 
+def _ties_model() -> Model:
+    """Input (5, 1) -> Conv1D(1, 2) with kernel (1, 1) and no bias -> GlobalMaxPool1D -> Dense(3, softmax): the
+    conv sums two neighbouring rows exactly, so integer windows make exact ties of different inputs."""
+    arch = Architecture.build("ties", 5, 1, [LayerSpec(Kind.CONV1D, "conv", units=1, size=2, use_bias=False),
+                                             LayerSpec(Kind.GMP1D, "gmp"),
+                                             LayerSpec(Kind.DENSE, "out", units=3, activation="softmax")])
+    dense_w, dense_b = glorot_params(arch, 4)[1]
+    return Model(arch, [(np.ones((2, 1, 1), np.float32), np.zeros(0, np.float32)), (dense_w, dense_b)])
+
+
+# Window sums of two rows: (3, 3, 1, 0) ties twice, (3, 3, 3, 3) four times, (3, 3, 3, 2) three times,
+# (3, 1, 0, 5) has one maximum.
+TIES = np.array([[1, 2, 1, 0, 0], [1, 2, 1, 2, 1], [0, 3, 0, 3, -1], [2, 1, 0, 0, 5]], np.float32)[None, :, :, None]
+
+
+@pytest.mark.parametrize("backend", ["host", "board"])
+def test_global_max_pool_ties_share_the_gradient_as_in_tensorflow(backend: str, host_builder: HostBuilder,
+                                                                   firmware_builder: FirmwareBuilder,
+                                                                   model_dir: Path) -> None:
+    """TensorFlow's reduce_max gradient splits dL/da evenly between every maximum of a channel (unlike its
+    MaxPool's, which routes it to the first): windows (1, 2) and (2, 1) tied at 3 give the conv kernel
+    1.5 dL/da per tap, where the first maximum alone would give (1, 2) dL/da. The conv gradient must be
+    TensorFlow's within the first-step gradient tolerance (summation order only), and the weights after the
+    step within the golden tolerance."""
+    model = _ties_model()
+    labels = np.array([[0, 1, 2, 0]])
+    run = golden.train(model, TIES, labels, 0.1)
+    if backend == "host":
+        net: Network = HostNetwork(host_builder.export_and_build(model, model_dir), model.arch)
+        for xi, yi in zip(TIES[0], labels[0], strict=True):
+            net.accumulate(xi, yi)
+        (conv_grad, _), _ = net.get_grads(2)
+        np.testing.assert_allclose(conv_grad, run.gradients[0][0][0], rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        net.sgd_step(0.1)
+        params = net.get_params()
+    else:
+        with UnicornBoard(firmware_builder.export_and_build(model, model_dir).elf) as board:
+            net = BoardNetwork(MailboxTransport(board), model.arch)
+            net.train_step(TIES[0], labels[0], 0.1)
+            params = net.get_params()
+    diffs = golden.compare(model, params, run.params)
+    assert all(d.ok for d in diffs), "\n".join(map(str, diffs))
+
+
 def _subnormal_model() -> Model:
     """A ReLU6 whose input is a subnormal where TensorFlow has 0: a BatchNormalization with moving mean
     -FLT_MIN (its shift, 0.5 FLT_MIN, is flushed in TensorFlow) after a ReLU; and a ReLU Dense unit whose only
@@ -279,14 +331,15 @@ OPTIMIZERS = [Optimizer.parse(text) for text in ("sgd:momentum=0.9", "sgd:moment
 
 def _smooth(arch: Architecture) -> Architecture:
     """``arch`` with no decision that float rounding can flip: ReLU-type activations become tanh or sigmoid and
-    max pools average pools. A stateful optimizer carries every step's rounding into the next, so a flipped
-    ReLU cannot be told apart from a wrong update by lockstep (which restarts the optimizer); on a smooth
-    network the trajectory itself must hold."""
+    max pools (global ones too) average pools. A stateful optimizer carries every step's rounding into the next,
+    so the trajectory itself must hold on a smooth network; with decisions, lockstep from TensorFlow's whole state
+    tells a flip from a wrong update (tests/reference/test_golden.py)."""
     specs = []
     for i, layer in enumerate(arch.layers):
         smooth = "tanh" if i % 2 else "sigmoid"
         act = smooth if layer.activation in MASKED else layer.activation
-        kind = {Kind.MAXPOOL1D: Kind.AVGPOOL1D, Kind.RELU: Kind.ACTIVATION}.get(layer.kind, layer.kind)
+        kind = {Kind.MAXPOOL1D: Kind.AVGPOOL1D, Kind.GMP1D: Kind.GAP1D, Kind.RELU: Kind.ACTIVATION}.get(
+            layer.kind, layer.kind)
         if layer.kind is Kind.RELU or (layer.kind is Kind.ACTIVATION and layer.activation in MASKED):
             act = smooth
         specs.append(replace(layer.spec(), kind=kind, activation=act, alpha=0.0))

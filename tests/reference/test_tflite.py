@@ -6,6 +6,7 @@ Dense requantization, is the same IEEE product on both)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def host(host_builder: HostBuilder, tmp_path: Path):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_random_architectures_match_tflite_bit_for_bit(seed: int, host) -> None:
-    """Every layer kind (strides, dilation, padding, depthwise, BatchNorm, pools, GAP, Flatten, ReLU6, LeakyReLU,
+    """Every layer kind (strides, dilation, padding, depthwise, BatchNorm, pools, GAP, GMP, Flatten, ReLU6, LeakyReLU,
     tanh, sigmoid), with 8-, 4- and 2-bit weights mixed."""
     rng = np.random.default_rng(seed)
     arch = random_architecture(rng, f"q{seed}", wide=True)
@@ -187,11 +188,21 @@ def test_logits_too_finely_scaled_for_the_softmax_are_refused(host) -> None:
         net.int8_quantize([8, 8, 8, 8])
 
 
+def _global_max(arch: Architecture) -> Architecture:
+    """``arch`` with its GlobalAvgPool1D a GlobalMaxPool1D."""
+    specs = [replace(layer.spec(), kind=Kind.GMP1D) if layer.kind is Kind.GAP1D else layer.spec()
+             for layer in arch.layers]
+    return Architecture.build(f"{arch.name}_gmp", arch.input_len, arch.input_ch, specs)
+
+
+@pytest.mark.parametrize("pool", ["gap", "gmp"])
 @pytest.mark.parametrize("length", [12, 20, 33])
-def test_adaptive_cheap_mode_is_the_model_on_the_newest_rows(length: int, host) -> None:
+def test_adaptive_cheap_mode_is_the_model_on_the_newest_rows(length: int, pool: str, host) -> None:
     """The cheap mode (the newest rows only) equals TFLite's run of the same int8 model at that input length,
-    GAP's 1 / n folded for the shorter n; the threshold decides whether the whole window runs."""
-    model = _model(paper_model().arch, 9)
+    GAP's 1 / n folded for the shorter n (GMP's REDUCE_MAX over the n rows); the threshold decides whether the
+    whole window runs."""
+    arch = paper_model().arch
+    model = _model(arch if pool == "gap" else _global_max(arch), 9)
     net = host(model)
     rng = np.random.default_rng(length)
     xs = rng.normal(size=(16, 40, 3)).astype(np.float32)

@@ -1,6 +1,7 @@
 """The int8 kernels one by one against TFLite's reference kernels, on quantization parameters chosen to reach
 the corners a calibrated model rarely reaches: Dense outputs exactly halfway between two integers, a MEAN
-whose multiplier has no room for log2(n) more bits, and softmax inputs just inside and outside its radius.
+whose multiplier has no room for log2(n) more bits, a REDUCE_MAX over rows at the int8 extremes, and softmax
+inputs just inside and outside its radius.
 
 Each case is a hand-made :class:`QuantizedModel` run by TFLite, and the same int8 values run through the C
 kernels by ctypes. Tolerance: none (integer arithmetic on both sides)."""
@@ -49,6 +50,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     library.odl_int8_activation_table.restype = ctypes.c_int
     library.odl_softmax_forward_int8.argtypes = [I8, ctypes.c_uint, QMult, ctypes.c_int32, I8]
     library.odl_gap1d_forward_int8.argtypes = [I8, ctypes.c_uint, ctypes.c_uint, QMult, ctypes.POINTER(IO), I8]
+    library.odl_gmp1d_forward_int8.argtypes = [I8, ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(IO), I8]
     dense = [I8, ctypes.c_uint, I8, ctypes.c_uint, I32, F64, ctypes.c_uint, ctypes.POINTER(IO)]
     library.odl_dense_forward_int8.argtypes = [*dense, I8, I8]
     library.odl_dense_forward_int8_ref.argtypes = [*dense, I8]
@@ -129,6 +131,34 @@ def test_mean_with_little_room_in_its_multiplier(lib: ctypes.CDLL, n: int, in_sc
         y = np.zeros(c, np.int8)
         lib.odl_gap1d_forward_int8(_i8(np.ascontiguousarray(x)), n, c, m, ctypes.byref(io), _i8(y))
         np.testing.assert_array_equal(y, tfl.run(_window(x, p_in)).layer_outputs[0])
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 300])
+def test_reduce_max_over_rows_at_the_int8_extremes(lib: ctypes.CDLL, n: int) -> None:
+    """GlobalMaxPool1D as REDUCE_MAX (output parameters the input's): channels that are -128 throughout, that
+    reach 127, whose maximum sits in the first or the last row only, or ties."""
+    c = 6
+    arch = Architecture.build("max", n, c, [LayerSpec(Kind.GMP1D, "gmp"),
+                                            LayerSpec(Kind.DENSE, "d", units=2, activation="softmax")])
+    p = QParams(0.05, -3)
+    dense = QuantizedLayer(p, -128, 127, 8, np.ones(2, np.float32), np.zeros(2, np.int32),
+                           np.ones((2, c), np.int8))  # any Dense after it: only the REDUCE_MAX is compared
+    tfl = TFLiteModel(QuantizedModel(arch, p, QParams(*SOFTMAX_OUT), (QuantizedLayer(p, -128, 127), dense)))
+    io = IO(p.zero_point, p.zero_point, -128, 127)
+    rng = np.random.default_rng(n)
+    for k in range(40):
+        x = rng.integers(-128, 128, size=(n, c)).astype(np.int8)
+        x[:, 0] = -128
+        x[rng.integers(0, n), 1] = 127
+        x[:, 2] = np.minimum(x[:, 2], 100)
+        x[0, 2] = 101  # the first row alone
+        x[:, 3] = np.minimum(x[:, 3], 100)
+        x[-1, 3] = 101  # the last row alone
+        x[:, 4] = rng.integers(-2, 1, size=n)  # ties at 0 (a ReLU's zeros)
+        y = np.zeros(c, np.int8)
+        lib.odl_gmp1d_forward_int8(_i8(np.ascontiguousarray(x)), n, c, ctypes.byref(io), _i8(y))
+        np.testing.assert_array_equal(y, tfl.run(_window(x, p)).layer_outputs[0], err_msg=f"window {k}")
+        np.testing.assert_array_equal(y, x.max(axis=0))  # and the maximum itself, should both be wrong alike
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.25, 0.0625, 1 / 300])

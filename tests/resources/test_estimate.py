@@ -7,6 +7,7 @@ rather than re-check its fit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 
 from pyodl.model.architecture import (
     PAPER_INPUT_LENGTHS,
+    Architecture,
+    Kind,
     Model,
     glorot_params,
     paper_architecture,
@@ -69,6 +72,16 @@ def test_random_window_architectures(seed: int, firmware_builder: FirmwareBuilde
         if estimate(arch, trainable).fits:
             break
     _check(Model(arch, glorot_params(arch, seed)), trainable, firmware_builder, tmp_path)
+
+
+@pytest.mark.parametrize("trainable", [None, 2])
+def test_a_global_max_pool_model(trainable: int | None, firmware_builder: FirmwareBuilder, tmp_path: Path) -> None:
+    """The paper's model with GlobalMaxPool1D for its GAP: the tie mask (a bit per input element, Full only: in
+    TL the pool is below the trained layers) counted exactly, the kernels' cost within the tolerance."""
+    specs = [replace(layer.spec(), kind=Kind.GMP1D) if layer.kind is Kind.GAP1D else layer.spec()
+             for layer in paper_architecture(40).layers]
+    arch = Architecture.build("paper_gmp", 40, 3, specs)
+    _check(Model(arch, glorot_params(arch, 0)), trainable, firmware_builder, tmp_path)
 
 
 def test_paper_training_macs_match_the_measured_facts() -> None:

@@ -22,7 +22,7 @@ cmake --build build-arm
 
 echo "== pytest"
 workers=$(( $(nproc) > 1 ? $(nproc) : 1 ))
-.venv/bin/python -m pytest -n "$workers" "$@"
+.venv/bin/python -m pytest -n "$workers" --durations=20 "$@"
 
 echo "== robot (Unicorn backend)"
 .venv/bin/robot --outputdir build/robot --variable BACKEND:unicorn robot

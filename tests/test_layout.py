@@ -118,7 +118,7 @@ def test_imports_only_go_down_the_data_path() -> None:
 
 def test_every_folder_of_the_package_is_a_layer() -> None:
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == set(LAYERS) - {"cli"}
+    assert folders == set(LAYERS)
     # pytest never collects a folder it takes for build output (its default norecursedirs), so a layer
     # named like one would have its tests mirrored but silently not run.
     assert not folders & {"build", "dist", "venv", "node_modules", "CVS", "_darcs"}
@@ -184,7 +184,7 @@ def test_tests_mirror_the_package() -> None:
     for test in TESTS.rglob("test_*.py"):
         folder = test.parent.relative_to(TESTS)
         if test.parent == TESTS:
-            if test.stem not in ("test_cli", "test_layout", "test_packaging"):
+            if test.stem not in ("test_layout", "test_packaging"):
                 strays.append(str(test.relative_to(TESTS)))
             continue
         modules = {p.stem for p in (PACKAGE / folder).glob("*.py")}
@@ -192,3 +192,30 @@ def test_tests_mirror_the_package() -> None:
         if not any(tested == m or tested.startswith(f"{m}_") for m in modules):
             strays.append(str(test.relative_to(TESTS)))
     assert strays == [], f"tests with no module of that name in pyodl/<same folder>: {strays}"
+
+
+def test_every_path_the_architecture_document_names_exists() -> None:
+    """docs/architecture.md names modules and files by path, in backticks or as relative links: each must exist,
+    so the document cannot keep naming a module that was moved, renamed or split (as the old design notes did)."""
+    import re
+
+    root = PACKAGE.parent
+    document = root / "docs" / "architecture.md"
+    # A repository path: a top-level folder of the project, then a file with an extension or a folder ('/').
+    looks_like_a_path = re.compile(r"(?:pyodl|firmware|renode|robot|tests|benchmarks|scripts|cmake|docs|\.github)/"
+                                   r"[\w./-]*(?:\.\w+|/)")
+    text = re.sub(r"```.*?```", "", document.read_text(), flags=re.S)  # a fenced block's ``` is no code span
+    named: set[str] = set()
+    # Code spans: delimited by runs of equal length (``a `b` c``), and they may wrap across lines.
+    for _, span in re.findall(r"(`+)(.+?)(?<!`)\1(?!`)", text, flags=re.S):
+        if looks_like_a_path.fullmatch(span.strip()):
+            named.add(span.strip())
+    for label, target in re.findall(r"\[([^\]]+)\]\(([^)\s]+)\)", text):
+        if looks_like_a_path.fullmatch(label):
+            named.add(label)
+        if not re.match(r"[a-z]+:|#", target):  # a relative link, resolved from docs/ as a renderer does
+            resolved = (document.parent / target.split("#")[0]).resolve()
+            named.add(resolved.relative_to(root).as_posix() + ("/" if target.endswith("/") else ""))
+    missing = sorted(p for p in named if not (root / p).exists() or (p.endswith("/") and not (root / p).is_dir()))
+    assert len(named) > 50, f"only {len(named)} paths found in {document}: is the parser still reading it?"
+    assert missing == [], f"docs/architecture.md names paths that do not exist: {missing}"

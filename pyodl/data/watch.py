@@ -10,6 +10,17 @@ from pyodl.data.recording import Recording
 
 RATE_HZ = 50.0
 ACCELEROMETER = [0, 1, 2]
+# What the dataset's class abbreviations stand for: seglearn ships the abbreviations only. The names are those
+# of the author's SPAR dataset (github.com/dmbee/SPAR-dataset), the same seven exercises of Burns et al. (2018).
+EXERCISES = {
+    "PEN": "pendulum",
+    "ABD": "abduction",
+    "FEL": "forward elevation",
+    "IR": "internal rotation (resistance band)",
+    "ER": "external rotation (resistance band)",
+    "TRAP": "lower trapezius row (resistance band)",
+    "ROW": "bent-over row (3 lb dumbbell)",
+}
 
 
 def load_watch() -> tuple[list[Recording], list[str], list[str]]:

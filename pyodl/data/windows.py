@@ -123,8 +123,16 @@ class Normalizer:
     mean: np.ndarray
     std: np.ndarray
 
+    def __post_init__(self) -> None:
+        # A NaN here turns every window fed to the model into NaN: refused where it is made or read.
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
+            raise ValueError(f"a normalisation needs finite means and positive finite deviations, got mean "
+                             f"{self.mean.tolist()} and std {self.std.tolist()}")
+
     @staticmethod
     def fit(x: np.ndarray) -> Normalizer:
+        if x.shape[0] == 0:
+            raise ValueError("no window to fit a normalisation on")
         flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
         std = flat.std(axis=0)
         return Normalizer(flat.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
@@ -138,4 +146,7 @@ class Normalizer:
     @staticmethod
     def load(path: Path) -> Normalizer:
         d = json.loads(path.read_text())
-        return Normalizer(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+        try:
+            return Normalizer(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None

@@ -45,6 +45,8 @@ from pyodl.model.architecture import Architecture, Model, Params, glorot_params
 from pyodl.model.memory_plan import FLOAT_BYTES
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from pyodl.board.board_process import BoardProcess
 
 FAULTS = ("crash", "hang")
@@ -556,13 +558,19 @@ def _evaluate_with_progress(setup: ClientSetup, client: ClientData, params: Para
 
 
 def plot(report: Report, out: Path) -> None:
-    import matplotlib
+    from pyodl.experiments.plots import save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    save(rounds_figure(report), out / "rounds.png")
+
+
+def rounds_figure(report: Report) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    from pyodl.experiments.plots import figure, legend_right
+
+    cfg = report.config
+    names = {"fedavg": "FedAvg", "fedavgm": "FedAvgM", "fedadam": "FedAdam"}  # as the papers write them
+    fig, ax = figure(8.5, 4.2)
     xs = [r.round for r in report.rounds]
     ax.plot(xs, [r.mean_global_f1() for r in report.rounds], "o-", label="federated, global model")
     personal = [(r.round, r.mean_personal_f1()) for r in report.rounds if r.mean_personal_f1() is not None]
@@ -573,13 +581,13 @@ def plot(report: Report, out: Path) -> None:
     central_p = [c.personal_f1 for c in report.centralised if c.personal_f1 is not None]
     if central_p:
         ax.axhline(float(np.mean(central_p)), color="gray", linestyle=":", label="centralised, personalized")
-    for r in report.rounds:
-        if r.dropped:
-            ax.axvline(r.round, color="red", alpha=0.3)
+    dropped = [r.round for r in report.rounds if r.dropped]
+    for k, r in enumerate(dropped):
+        ax.axvline(r, color="red", alpha=0.3, label="a client dropped\nin this round" if k == 0 else None)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="round", ylabel="macro F1 (mean over clients)", ylim=(0, 1),
-           title=f"{report.config.strategy} over {len(report.subjects)} clients")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "rounds.png", dpi=100)
-    plt.close(fig)
+    ax.set(xlabel="federated round", ylabel="macro F1 (mean over clients)", ylim=(0, 1),
+           title=f"{names.get(cfg.strategy, cfg.strategy)} over {len(report.subjects)} clients, "
+                 f"{cfg.local_epochs} local epoch{'s' if cfg.local_epochs != 1 else ''} per round")
+    ax.grid(alpha=0.3)
+    legend_right(ax)
+    return fig

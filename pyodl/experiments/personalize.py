@@ -20,18 +20,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from pyodl.board.protocol import STATUS_CODES, CommandError
 from pyodl.data import Normalizer, Recording, Windows, windows_of
-from pyodl.data.windows import SPLITS, subject_split
+from pyodl.data.windows import SPLITS, resample, subject_split
+from pyodl.experiments.checkpoint import Checkpoint
 from pyodl.experiments.trainer import TRAINERS, Progress, Trainer, open_trainer
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import (
     PAPER_TL_LAYERS,
+    WINDOW_KINDS,
     Architecture,
     Kind,
     Model,
@@ -43,6 +45,9 @@ from pyodl.model.fold import fold_frozen_batchnorm
 from pyodl.model.optimizer import Optimizer
 from pyodl.model.quantized import check_bits_spec, parse_image, weight_bits
 from pyodl.network.host import OdlError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CONDITIONS = ("No Pers.", "TL", "Full", "No Pretrain")
 ADAPTIVE_SPEC = "8"  # adaptive inference runs the 8-bit model
@@ -123,6 +128,10 @@ class GeneralModel:
     pretrain: bool = True
     norm: Normalizer | None = None
 
+    def fitted_on_others(self) -> str | None:
+        """How this general model depends on the other subjects' windows (None: it does not)."""
+        return fitted_on_others(self.name, self.model is None or self.pretrain, self.norm is not None)
+
     def architecture(self, input_len: int, channels: int, num_classes: int) -> Architecture:
         if self.model is None:
             return paper_architecture(input_len, channels, num_classes)
@@ -132,6 +141,16 @@ class GeneralModel:
                              f"{arch.num_classes} classes; the data gives ({input_len}, {channels}) windows of "
                              f"{num_classes} classes (choose --input and --channels to match)")
         return arch
+
+
+def fitted_on_others(name: str, pretrained_here: bool, norm_given: bool) -> str | None:
+    """How a general model named ``name`` depends on the other subjects' windows (None: not at all)."""
+    if pretrained_here:
+        return "the general model is pretrained on the other subjects"
+    if not norm_given:
+        return (f"{name}'s inputs are normalised with the other subjects' statistics (no "
+                f"{Path(name).with_suffix('.norm.json').name} beside it)")
+    return None
 
 
 def default_tl_layers(general: GeneralModel, arch: Architecture) -> int:
@@ -197,6 +216,17 @@ class SubjectResult:
     general_model: str  # its cache key ('' for a user model used as is)
     general_model_cached: bool  # loaded from the cache rather than pretrained by this run
     untested_classes: list[int] = field(default_factory=list)  # --split recording: a single recording
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> SubjectResult:
+        """The inverse of ``asdict``: a result saved by :class:`~pyodl.experiments.checkpoint.Checkpoint`."""
+        conditions = {}
+        for name, c in d["conditions"].items():
+            quantized = {spec: QuantizedResult(**{**q, "adaptive": None if q["adaptive"] is None
+                                                  else AdaptiveWindows(**q["adaptive"])})
+                         for spec, q in c["quantized"].items()}
+            conditions[name] = ConditionResult(**{**c, "quantized": quantized})
+        return SubjectResult(**{**d, "conditions": conditions})
 
 
 def _evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: int, losses: list[float]) -> ConditionResult:
@@ -325,6 +355,10 @@ def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | 
     onehot = np.eye(arch.num_classes, dtype=np.float32)[train.y]
     km.fit(train.x, onehot, epochs=cfg.pretrain_epochs, batch_size=PRETRAIN_BATCH, verbose=0,
            callbacks=[_Epochs()])
+    try:  # translated before it is cached: a model that is not finite is refused here, never cached
+        model = from_keras(km, name="general")
+    except ModelError as exc:
+        raise ModelError(f"pretraining the general model on {len(train)} windows diverged: {exc}") from None
     if path:
         # Written aside and renamed, so an interrupted run never leaves a half-written model to be loaded.
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +371,7 @@ def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | 
         finally:  # interrupted or failed: no partial file stays behind
             partial.unlink(missing_ok=True)
             partial.with_suffix(".norm.json").unlink(missing_ok=True)
-    return from_keras(km, name="general"), False
+    return model, False
 
 
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config,
@@ -412,6 +446,7 @@ class Report:
     setup: list[str] = field(default_factory=list)  # what the run chose that the command did not say
     # Estimated int8 cost per window (pyodl.resources.inference): the cheap mode's and the whole window's.
     adaptive_cost: dict[str, float] = field(default_factory=dict)
+    adaptive_skipped: str = ""  # why the models have no cheap mode (adaptive_obstacle), '' when they have one
 
     def adaptive_curve(self, condition: str) -> list[dict[str, float]]:
         """Adaptive inference of ``condition``'s 8-bit model at each threshold: the share of windows run whole,
@@ -454,23 +489,24 @@ class Report:
     def to_json(self) -> dict[str, object]:
         return {"config": asdict(self.config), "dataset": self.dataset, "classes": self.classes,
                 "summary": self.summary(), "subjects": [asdict(s) for s in self.subjects], "seconds": self.seconds,
-                "setup": self.setup, "adaptive_cost": self.adaptive_cost,
+                "setup": self.setup, "adaptive_cost": self.adaptive_cost, "adaptive_skipped": self.adaptive_skipped,
                 "adaptive": {c: self.adaptive_curve(c) for c in CONDITIONS}}
 
     def markdown(self, command: str) -> str:
         cfg = self.config
-        where = {"board": "the firmware on the simulated STM32L496", "tf": "TensorFlow",
-                 "serial": f"the firmware on the board at {cfg.port}",
-                 "renode": "the firmware on Renode's STM32L496"}[cfg.trainer]
+        where = _trained_by(cfg)
+        # A model given with --model and used as is has no cache key: this run trained it for no epoch.
+        general = ("general model given with --model and used as is (not pretrained by this run)"
+                   if all(not s.general_model for s in self.subjects) else
+                   f"general model pretrained {cfg.pretrain_epochs} epochs (Adam)")
         lines = [f"# Personalization on {self.dataset}", "",
                  f"`{command}`: leave-one-subject-out over subjects {[s.subject for s in self.subjects]}, input "
                  f"({cfg.input_len}, {len(cfg.channels)}), TL/Full/No Pretrain trained by {where}: {cfg.epochs} "
                  f"epochs of {'SGD' if cfg.optimizer == 'sgd' else cfg.optimizer} (lr {cfg.learning_rate}, batch "
                  f"{cfg.batch}; Full after {cfg.warmup_epochs} "
-                 f"warm-up epochs of the last layer"
+                 f"warm-up epoch{'s' if cfg.warmup_epochs != 1 else ''} of the last layer"
                  + f"; No Pretrain {cfg.no_pretrain_epochs} epochs"
-                 + f"), general model pretrained {cfg.pretrain_epochs} epochs "
-                 f"(Adam). Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
+                 + f"), {general}. Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
                  *([""] if self.setup else [])]
         specs = cfg.quantize
         heads = "".join(f" {_spec_name(q)} F1 | agrees |" for q in specs)
@@ -519,8 +555,22 @@ class Report:
                       f"{c['full_cycles'] / 80e3:.2f} | {whole:.3f} |", "",
                       "Threshold 1.000 runs both modes on every window; the last row is the 8-bit model without "
                       "adaptive inference.", "", "![adaptive inference](adaptive.png)"]
-        lines += ["", "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
+        elif cfg.cheap_length:
+            lines += ["", f"Adaptive inference (a cheap mode on the newest {cfg.cheap_length} of the {cfg.input_len} "
+                      "rows) was skipped: " + (self.adaptive_skipped or "the firmware refused the cheap mode "
+                                               "(ODL_ERR_UNSUPPORTED)") + "."]
+        from pyodl.experiments.plots import class_key
+
+        key = class_key(self.classes)
+        lines += ["", *([f"Classes: {key}.", ""] if key else []),
+                  "![confusion matrices](confusion.png)", "", "![loss curves](losses.png)", ""]
         return "\n".join(lines)
+
+
+def _trained_by(cfg: Config) -> str:
+    return {"board": "the firmware on the simulated STM32L496", "tf": "TensorFlow",
+            "serial": f"the firmware on the board at {cfg.port}",
+            "renode": "the firmware on Renode's STM32L496"}[cfg.trainer]
 
 
 def _spec_name(spec: str) -> str:
@@ -529,23 +579,77 @@ def _spec_name(spec: str) -> str:
 
 def run(recordings: list[Recording], classes: list[str], subjects: list[int], cfg: Config, dataset: str,
         cache_dir: Path | None, progress: Progress, general: GeneralModel = GeneralModel(),
-        setup: list[str] | None = None, workers: int = 1, ray_address: str | None = None) -> Report:
+        setup: list[str] | None = None, workers: int = 1, ray_address: str | None = None,
+        checkpoint: Checkpoint | None = None) -> Report:
     """``setup``: lines for the report saying what the run chose by default (channels, TL layers, ...);
     ``workers``: subjects run in that many processes at once, or ``ray_address``: as tasks on that Ray
-    cluster (the same report either way)."""
-    known = sorted({r.subject for r in recordings})
-    missing = [s for s in subjects if s not in known]
-    if missing:
-        raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
+    cluster (the same report either way); ``checkpoint``: each subject's result saved as it finishes, and
+    those of an earlier run of the same settings taken up when it resumes."""
+    check_data(recordings, subjects, cfg, general.fitted_on_others(), dataset)
     arch = general.architecture(cfg.input_len, len(cfg.channels), len(classes))
     arch.first_trained(cfg.trainable_layers or default_tl_layers(general, arch))  # before any training
     fingerprint = dataset_fingerprint(recordings, classes)
     start = time.perf_counter()
+    taken_up: dict[int, SubjectResult] = {}
+    if checkpoint is not None:
+        saved = checkpoint.start(run_identity(cfg, fingerprint, general), "settings, data or general model")
+        taken_up = {s: SubjectResult.from_json(saved[s]) for s in subjects if s in saved}
+    todo = [s for s in subjects if s not in taken_up]
     jobs = [dict(recordings=recordings, subject=s, num_classes=len(classes), cfg=cfg, cache_dir=cache_dir,
-                 fingerprint=fingerprint, general_source=general) for s in subjects]
-    results = run_each(run_subject, jobs, workers, progress, ray_address=ray_address)
-    return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []),
-                  adaptive_cost(arch, cfg.cheap_length))
+                 fingerprint=fingerprint, general_source=general) for s in todo]
+    saving = None if checkpoint is None else (lambda i, result: checkpoint.save(todo[i], asdict(result)))
+    computed = dict(zip(todo, run_each(run_subject, jobs, workers, progress, ray_address=ray_address,
+                                       on_result=saving), strict=True))
+    results = [taken_up[s] if s in taken_up else computed[s] for s in subjects]
+    resumed = [f"resumed: subjects {sorted(taken_up)} taken up from the results an earlier run saved"] \
+        if taken_up else []
+    return Report(cfg, dataset, classes, results, time.perf_counter() - start, list(setup or []) + resumed,
+                  adaptive_cost(arch, cfg.cheap_length), adaptive_obstacle(arch, cfg.cheap_length))
+
+
+def run_identity(cfg: Config, fingerprint: str, general: GeneralModel) -> str:
+    """What a subject's result depends on: the settings (not where the board is), the data, the general
+    model (its weights and normalisation when given) and pyodl's version."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("port", "tool")}
+    digest = hashlib.sha256()
+    if general.model is not None:
+        for w, b in general.model.params:
+            digest.update(np.ascontiguousarray(w, np.float32).tobytes())
+            digest.update(np.ascontiguousarray(b, np.float32).tobytes())
+        digest.update(json.dumps([layer.describe() for layer in general.model.arch.layers]).encode())
+    norm = None if general.norm is None else [general.norm.mean.tolist(), general.norm.std.tolist()]
+    parts = [CACHE_FORMAT, _pyodl_version(), settings, fingerprint, general.name, general.pretrain,
+             digest.hexdigest(), norm]
+    return hashlib.sha256(json.dumps(parts, default=list).encode()).hexdigest()[:16]
+
+
+def check_data(recordings: list[Recording], subjects: list[int], cfg: Config, fitted_on_others: str | None,
+               dataset: str) -> None:
+    """Before any work (TensorFlow, builds, pretraining): the subjects are in the data, each has
+    personalization and test windows, and, where the general model is fitted to the other subjects
+    (``fitted_on_others`` says how, :meth:`GeneralModel.fitted_on_others`), those have windows."""
+    known = sorted({r.subject for r in recordings})
+    missing = [s for s in subjects if s not in known]
+    if missing:
+        raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
+    for subject in subjects:
+        mine = [r for r in recordings if r.subject == subject]
+        pers, test, _ = subject_split(mine, cfg.input_len, cfg.stride, cfg.fraction, list(cfg.channels), cfg.split)
+        if len(pers) == 0 or len(test) == 0:
+            longest = max(len(resample(r.signal, r.rate_hz)) for r in mine)
+            raise ValueError(f"subject {subject}: no {'personalization' if len(pers) == 0 else 'test'} window of "
+                             f"{cfg.input_len} samples with --split {cfg.split} (its longest recording has "
+                             f"{longest} samples at 20 Hz): choose a shorter --input")
+        if fitted_on_others is None:
+            continue
+        others = [r for r in recordings if r.subject != subject]
+        if not others:
+            raise ValueError(f"leave-one-subject-out needs recordings of at least 2 subjects, and {dataset} has "
+                             f"only subject {subject}: {fitted_on_others}. To personalize a single subject, give "
+                             "a trained model with --model MODEL.keras and its MODEL.norm.json beside it")
+        if len(windows_of(others, cfg.input_len, cfg.stride, list(cfg.channels))) == 0:
+            raise ValueError(f"held out subject {subject}, the other subjects' recordings hold no window of "
+                             f"{cfg.input_len} samples, and {fitted_on_others}: choose a shorter --input")
 
 
 def adaptive_cost(arch: Architecture, cheap_length: int) -> dict[str, float]:
@@ -563,49 +667,151 @@ def adaptive_cost(arch: Architecture, cheap_length: int) -> dict[str, float]:
             "cheap_cycles": cheap.cycles, "full_cycles": full.cycles}
 
 
+def adaptive_obstacle(arch: Architecture, cheap_length: int) -> str:
+    """Why the firmware cannot run ``arch`` on its newest ``cheap_length`` rows, the cheap mode of adaptive
+    inference ('' when it can, or without a cheap mode), by the firmware's own rule (out_rows in
+    firmware/odl/network_int8.c): on fewer rows a sliding layer must pad nothing, and no Flatten or Dense may
+    see them."""
+    if not cheap_length:
+        return ""
+    rows = cheap_length
+    for layer in arch.layers:
+        if rows == layer.in_len:  # the rest of the network sees what it sees on a whole window
+            return ""
+        if layer.kind in WINDOW_KINDS:
+            span = layer.dilation * (layer.size - 1) + 1
+            if layer.pad or layer.in_len < span or layer.out_len != (layer.in_len - span) // layer.stride + 1:
+                return (f"layer '{layer.name}' pads its input (padding='{layer.padding}'), and the firmware runs a "
+                        "layer on fewer rows than the window only when it pads nothing: the padded rows, and so "
+                        "every output, would depend on the window's length")
+            if rows < span:
+                return f"layer '{layer.name}' reads {span} rows at a time, more than the cheap mode leaves it ({rows})"
+            rows = (rows - span) // layer.stride + 1
+        elif layer.kind in (Kind.GAP1D, Kind.GMP1D):
+            rows = 1
+        elif layer.kind in (Kind.DENSE, Kind.FLATTEN):
+            return (f"layer '{layer.name}' ({'Flatten' if layer.kind is Kind.FLATTEN else 'Dense'}) takes a fixed "
+                    f"number of rows ({layer.in_len}), and the cheap mode would give it {rows}")
+    return ""
+
+
 def plot(report: Report, out: Path) -> None:
-    import matplotlib
+    """confusion.png, losses.png and, when the models have a cheap mode, adaptive.png."""
+    from pyodl.experiments.plots import save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    save(confusion_figure(report), out / "confusion.png")
+    save(losses_figure(report), out / "losses.png")
+    adaptive = adaptive_figure(report)
+    if adaptive is not None:
+        save(adaptive, out / "adaptive.png")
 
-    fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(4 * len(CONDITIONS), 4))
-    for ax, c in zip(axes, CONDITIONS, strict=True):
-        cm = np.sum([np.array(s.conditions[c].confusion) for s in report.subjects], axis=0)
-        ax.imshow(cm, cmap="Blues")
-        ax.set(title=f"{c} (all subjects)", xlabel="predicted", ylabel="true",
-               xticks=range(len(report.classes)), yticks=range(len(report.classes)))
-        ax.set_xticklabels(report.classes, rotation=90, fontsize=7)
-        ax.set_yticklabels(report.classes, fontsize=7)
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for s in report.subjects:
-        for c, style in (("TL", "--"), ("Full", "-"), ("No Pretrain", ":")):
-            ax.plot(s.conditions[c].losses, style, label=f"subject {s.subject} {c}")
-    ax.set(xlabel="epoch", ylabel="mean training loss", title="On-device training loss")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=100)
-    plt.close(fig)
+
+def _subject_list(report: Report) -> str:
+    ids = [str(s.subject) for s in report.subjects]
+    return f"subject {ids[0]}" if len(ids) == 1 else f"subjects {', '.join(ids)}"
+
+
+def confusion_figure(report: Report) -> Figure:
+    """Each condition's confusion matrix, summed over the subjects, on one colour scale with its colour bar;
+    every count in black or white, whichever reads on its cell; the class abbreviations spelled out below."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    from pyodl.experiments.plots import SMALL_FONT_SIZE, class_key, figure, text_colour, wrap
+
+    classes, n = report.classes, len(report.classes)
+    matrices = {c: np.sum([np.array(s.conditions[c].confusion) for s in report.subjects], axis=0)
+                for c in CONDITIONS}
+    # One scale for all: every condition is scored on the same test windows, so one colour is one count.
+    norm = Normalize(0, max(1, max(int(m.max()) for m in matrices.values())))
+    cmap = colormaps["Blues"]
+    panel = max(3.6, 0.5 * n + 1.4)  # inches per matrix: room for a 3-digit count in each cell
+    cols = 2
+    rows = -(-len(CONDITIONS) // cols)
+    fig, axes = figure(cols * panel + 1.2, rows * panel + 1.4, nrows=rows, ncols=cols, squeeze=False)
+    summary = report.summary()
+    long_names = max(len(c) for c in classes) > 4
+    image = None
+    for ax, c in zip(axes.flat, CONDITIONS, strict=True):
+        m = matrices[c]
+        image = ax.imshow(m, cmap=cmap, norm=norm)
+        ax.set_title(f"{c}: macro F1 {summary[c]['f1_mean']:.3f}")
+        ax.set_xticks(range(n), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center",
+                      rotation_mode="anchor")
+        ax.set_yticks(range(n), classes)
+        ax.set(xlabel="predicted class", ylabel="true class")
+        size = SMALL_FONT_SIZE if n <= 10 else max(6.0, SMALL_FONT_SIZE * 10 / n)
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=size, color=text_colour(cmap(norm(v))))
+    for ax in axes.flat[len(CONDITIONS):]:
+        ax.set_axis_off()
+    assert image is not None
+    fig.colorbar(image, ax=axes, shrink=0.6, label="test windows in the cell")
+    fig.suptitle(f"Confusion matrices on the test windows of {_subject_list(report)}"
+                 + (", summed" if len(report.subjects) > 1 else "") + " (macro F1: mean over subjects)")
+    key = class_key(classes)
+    if key:
+        fig.supxlabel(wrap(key, cols * panel + 1.2), fontsize=SMALL_FONT_SIZE)
+    return fig
+
+
+def losses_figure(report: Report) -> Figure:
+    """The training loss per epoch of each trained condition, a panel each (No Pretrain trains far longer), a
+    colour per subject; Full's warm-up epochs shaded."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    from pyodl.experiments.plots import LEGEND_FONT_SIZE, figure, pyplot
+
+    trained = [c for c in CONDITIONS if any(s.conditions[c].losses for s in report.subjects)]
+    what = {"TL": "TL: the last layers", "Full": "Full: every layer",
+            "No Pretrain": "No Pretrain: every layer, from random weights"}
+    fig, axes = figure(3.6 * len(trained) + 2.0, 4.0, ncols=max(1, len(trained)), squeeze=False, sharey=True)
+    many = len(report.subjects) > 10
+    colours = pyplot().get_cmap("viridis" if many else "tab10")
+    for ax, c in zip(axes[0], trained, strict=False):
+        for k, s in enumerate(report.subjects):
+            losses = s.conditions[c].losses
+            colour = colours(k / max(1, len(report.subjects) - 1)) if many else colours(k)
+            ax.plot(range(1, len(losses) + 1), losses, color=colour, lw=1.4, label=f"subject {s.subject}")
+        if c == "Full" and report.config.warmup_epochs:
+            ax.axvspan(0.5, report.config.warmup_epochs + 0.5, color="0.88", lw=0)
+        longest = max(len(s.conditions[c].losses) for s in report.subjects)
+        ax.set(title=what.get(c, c), xlabel="epoch", xlim=(0.5, longest + 0.5))  # no tick at an epoch 0
+        ax.title.set_fontsize(LEGEND_FONT_SIZE + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("mean training loss (cross-entropy)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if "Full" in trained and report.config.warmup_epochs:
+        handles.append(Patch(color="0.88"))
+        n = report.config.warmup_epochs
+        labels.append(f"Full's warm-up: the last\nlayer only ({n} epoch{'s' if n != 1 else ''})")
+    fig.legend(handles, labels, loc="outside right upper", fontsize=LEGEND_FONT_SIZE)
+    fig.suptitle(f"Training loss per epoch, trained by {_trained_by(report.config)}")
+    return fig
+
+
+def adaptive_figure(report: Report) -> Figure | None:
+    """Macro F1 against instructions per window for each threshold of adaptive inference (None without a
+    cheap mode)."""
+    from pyodl.experiments.plots import figure, legend_right
+
     curves = {c: report.adaptive_curve(c) for c in CONDITIONS}
-    if any(curves.values()):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for c, curve in curves.items():
-            if curve:
-                line, = ax.plot([p["instructions"] / 1e3 for p in curve], [p["f1_mean"] for p in curve], "o-", ms=3,
-                                label=f"{c} (8-bit)")
-                ax.plot(report.adaptive_cost["full_instructions"] / 1e3,
-                        report.summary()[c][f"int8 {ADAPTIVE_SPEC}"]["f1_mean"], "*", ms=10, color=line.get_color())
-        ax.plot([], [], "*", color="gray", ms=10, label="the whole window alone (no cheap mode)")
-        ax.set(xlabel="average instructions per window (thousands)", ylabel="macro F1 (mean over subjects)",
-               title=f"Adaptive int8 inference: a cheap mode on the newest {report.config.cheap_length} rows,\n"
-                     f"the whole window when its confidence is below a threshold")
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "adaptive.png", dpi=100)
-        plt.close(fig)
+    if not any(curves.values()):
+        return None
+    fig, ax = figure(8.5, 4.5)
+    for c, curve in curves.items():
+        if curve:
+            line, = ax.plot([p["instructions"] / 1e3 for p in curve], [p["f1_mean"] for p in curve], "o-", ms=3,
+                            label=f"{c} (8-bit)")
+            ax.plot(report.adaptive_cost["full_instructions"] / 1e3,
+                    report.summary()[c][f"int8 {ADAPTIVE_SPEC}"]["f1_mean"], "*", ms=10, color=line.get_color())
+    ax.plot([], [], "o-", color="gray", ms=3, label="adaptive: one point\nper confidence threshold")
+    ax.plot([], [], "*", color="gray", ms=10, label="the whole window alone\n(no cheap mode)")
+    ax.set(xlabel="average instructions per window (thousands)", ylabel="macro F1 (mean over subjects)",
+           title=f"Adaptive int8 inference: a cheap mode on the newest {report.config.cheap_length} of "
+                 f"{report.config.input_len} rows,\nthe whole window too when its confidence is below a threshold")
+    ax.grid(alpha=0.3)
+    legend_right(ax)
+    return fig

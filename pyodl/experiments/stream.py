@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -37,6 +37,9 @@ from pyodl.experiments.trainer import Progress, StepCost, step_cost
 from pyodl.experiments.workers import run_each
 from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model
 from pyodl.model.stream import Answer, Decision, Policy, StreamConfig, StreamSetup
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DRIFTS = ("none", "side", "rotation", "subject", "new-class")
 TRAINERS = ("board", "tf")
@@ -466,11 +469,12 @@ class Report:
             }
         return out
 
-    def _standard_error(self, name: str) -> float:
+    def _standard_error(self, name: str) -> float | None:
+        """The standard error over subjects of the accuracy change; None for one subject, which has none."""
         per_subject = [np.mean([100 * (s.runs[name].test_accuracy - s.runs["always"].test_accuracy)
                                 for s in self.subjects if s.subject == subject]) for subject in self.subject_ids()]
         if len(per_subject) < 2:
-            return float("nan")
+            return None
         return float(np.std(per_subject, ddof=1) / np.sqrt(len(per_subject)))
 
     def to_json(self) -> dict[str, object]:
@@ -496,8 +500,10 @@ class Report:
                  f"(SGD lr {cfg.learning_rate}, {cfg.drift_learning_rate} while a drift is "
                  "detected). Radio: each query sends the window (float32) and gets a one-byte label. Training "
                  "instructions and mJ (at 80 MHz) per run are the estimator's for the steps taken. "
-                 "Means over subjects and repeats; ± is the standard error over subjects. "
-                 f"Wall time {self.seconds:.0f} s.", "",
+                 "Means over subjects and repeats" + ("; ± is the standard error over subjects. "
+                                                       if len(self.subject_ids()) > 1 else
+                                                       " (one subject: no standard error). ")
+                 + f"Wall time {self.seconds:.0f} s.", "",
                  "| run | queries | fewer than always | radio KB | stream acc. | stream F1 | test acc. | test F1 | "
                  "acc. vs always | steps | training instr. | training mJ | drifts |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -505,7 +511,8 @@ class Report:
             lines.append(f"| {name} | {m['query_rate']:.0%} | {m['query_reduction_pct']:.1f}% | "
                          f"{m['radio_bytes'] / 1024:.1f} | {m['stream_accuracy']:.3f} | {m['stream_f1']:.3f} | "
                          f"{m['test_accuracy']:.3f} | {m['test_f1']:.3f} | {m['accuracy_change_pp']:+.1f} "
-                         f"± {m['accuracy_change_se_pp']:.1f} pp | "
+                         + ("" if m["accuracy_change_se_pp"] is None else f"± {m['accuracy_change_se_pp']:.1f} ")
+                         + "pp | "
                          f"{m['steps']:.0f} | {m['training_instructions'] / 1e6:.0f} M | "
                          f"{m['training_millijoules']:.0f} | {m['drifts']:.1f} |")
         lines += ["", f"The seed (ODL-core with automatic data pruning) reports {SEED_QUERY_REDUCTION}% fewer queries "
@@ -550,15 +557,22 @@ def plot(report: Report, out: Path) -> None:
     """stream.png: rolling accuracy over each subject's stream, for the runs of STREAM_PLOT_RUNS, with their queries and
     the drift marked;
     pruning.png: query reduction against accuracy change (vs always-query), per run, with the seed's point."""
-    import matplotlib
+    from pyodl.experiments.plots import save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    save(stream_figure(report), out / "stream.png", dpi=110)
+    save(pruning_figure(report), out / "pruning.png", dpi=110)
+
+
+def stream_figure(report: Report) -> Figure:
+    from matplotlib.transforms import blended_transform_factory
+
+    from pyodl.experiments.plots import LEGEND_FONT_SIZE, SMALL_FONT_SIZE, figure
 
     subjects = [s for s in report.subjects if s.repeat == 0]
     shown = [name for name in STREAM_PLOT_RUNS if name in subjects[0].runs]
-    fig, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.6 * len(subjects) + 0.6), squeeze=False)
+    fig, axes = figure(10, 2.6 * len(subjects) + 1.6, nrows=len(subjects), squeeze=False)
     for ax, s in zip(axes[:, 0], subjects, strict=True):
+        width = 5
         for k, name in enumerate(shown):
             r, color = s.runs[name], f"C{k}"
             correct = np.array(r.correct, dtype=float)
@@ -570,15 +584,26 @@ def plot(report: Report, out: Path) -> None:
         if s.drift_index is not None:
             ax.axvline(s.drift_index, color="k", ls="--", lw=1)
         ax.set_ylim(-0.06 - 0.035 * len(shown), 1.05)
-        ax.set_ylabel(f"subject {s.subject}\nrolling acc.")
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])  # none beside the query ticks, which are no accuracy
+        ax.text(-0.01, -0.04 - 0.035 * (len(shown) - 1) / 2, "queries", ha="right", va="center",
+                fontsize=SMALL_FONT_SIZE, transform=blended_transform_factory(ax.transAxes, ax.transData))
+        ax.set_ylabel(f"subject {s.subject}\naccuracy over the\nlast {width} windows")
+        ax.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xlabel("window of the stream, in arrival order")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, ncol=len(shown), loc="upper center")
-    axes[-1, 0].set_xlabel("window of the stream (ticks below: queries, in each run's colour; dashed: the drift)")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
-    fig.savefig(out / "stream.png", dpi=110)
-    plt.close(fig)
+    fig.legend(handles, labels, fontsize=LEGEND_FONT_SIZE, loc="outside right upper")
+    # Over the panels, not the figure: a figure title runs into the legend beside them.
+    axes[0, 0].set_title("Accuracy on the stream (each window predicted before any label for it)")
+    drift = any(s.drift_index is not None for s in subjects)
+    fig.supxlabel("Ticks under the curves: the windows each run queried, one row per run in its colour"
+                  + ("; dashed line: the drift" if drift else ""), fontsize=SMALL_FONT_SIZE)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+
+def pruning_figure(report: Report) -> Figure:
+    from pyodl.experiments.plots import figure, legend_right
+
+    fig, ax = figure(8.5, 4.5)
     families: dict[str, list[tuple[float, float]]] = {}
     for name, m in report.summary().items():
         if name in ("always", "static"):
@@ -587,12 +612,15 @@ def plot(report: Report, out: Path) -> None:
     for family, points in families.items():
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="o", label=family)
-    ax.scatter(SEED_QUERY_REDUCTION, -SEED_ACCURACY_LOSS, marker="*", s=120, color="k", label="seed (ODL-core)")
+    ax.scatter(SEED_QUERY_REDUCTION, -SEED_ACCURACY_LOSS, marker="*", s=120, color="k",
+               label=f"the seed's ODL-core:\n{SEED_QUERY_REDUCTION}% fewer, -{SEED_ACCURACY_LOSS}%")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("fewer queries than always-query (%)")
     ax.set_ylabel("test accuracy vs always-query (pp)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pruning.png", dpi=110)
-    plt.close(fig)
-
+    repeats = len({s.repeat for s in report.subjects})
+    ax.set_title(f"Labels saved against accuracy, mean over {len(report.subject_ids())} subject"
+                 f"{'s' if len(report.subject_ids()) != 1 else ''}"
+                 + (f" x {repeats} draws" if repeats > 1 else ""))
+    ax.grid(alpha=0.3)
+    legend_right(ax)
+    return fig

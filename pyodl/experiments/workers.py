@@ -30,19 +30,27 @@ def quiet(what: str, done: int, total: int) -> None:
 
 
 def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int, progress: Progress,
-             what: str = "subjects", ray_address: str | None = None) -> list[T]:
+             what: str = "subjects", ray_address: str | None = None,
+             on_result: Callable[[int, T], None] | None = None) -> list[T]:
     """``[fn(**job, progress=...) for job in jobs]``, in the jobs' order: here with ``progress`` when
     ``workers`` is 1, else in up to ``workers`` processes with :func:`quiet` (``fn`` and every argument must
     then pickle: a module-level function), or as one Ray task each on the cluster at ``ray_address`` (its
     nodes need pyodl installed). The first failure is raised here once the running jobs stop, the queued ones
     cancelled and the running ones interrupted (SIGINT, then SIGTERM), so each leaves through its own cleanup
-    whether the parent got Ctrl-C (the whole process group) or a SIGTERM of its own."""
+    whether the parent got Ctrl-C (the whole process group) or a SIGTERM of its own. ``on_result(index,
+    result)`` is called here as each job finishes, in the order they finish (a run's results are kept as they
+    come, so that an interrupted run loses only the jobs in flight)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    done_with = on_result or (lambda _index, _result: None)
     if ray_address:
-        return _on_ray(fn, jobs, ray_address, progress, what)
+        return _on_ray(fn, jobs, ray_address, progress, what, done_with)
     if workers == 1:
-        return [fn(**job, progress=progress) for job in jobs]
+        results = []
+        for index, job in enumerate(jobs):
+            results.append(fn(**job, progress=progress))
+            done_with(index, results[-1])
+        return results
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context) as pool:
         futures: list[Future[T]] = [pool.submit(fn, **job, progress=quiet) for job in jobs]
@@ -55,6 +63,8 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
                 for future in done:
                     if future.exception() is not None:
                         raise future.exception()  # type: ignore[misc]
+                for future in sorted(done, key=futures.index):
+                    done_with(futures.index(future), future.result())
             return [f.result() for f in futures]
         except BaseException:
             for f in futures:
@@ -86,7 +96,7 @@ def _call(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
 
 
 def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, progress: Progress,
-            what: str) -> list[T]:
+            what: str, done_with: Callable[[int, T], None]) -> list[T]:
     """One task per job on the Ray cluster at ``address``, one CPU each; results in the jobs' order."""
     fleet.require("ray")
     import ray
@@ -104,8 +114,9 @@ def _on_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], address: str, 
             progress(what, 0, len(refs))
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)  # the task's own exception, raised here
+                (result,) = ray.get(done)  # the task's own exception, raised here
                 progress(what, len(refs) - len(pending), len(refs))
+                done_with(refs.index(done[0]), result)
             return list(ray.get(refs))
         except BaseException:
             # Only the tasks still pending, and not forced: Ray 2.55 aborts the driver when asked to cancel a

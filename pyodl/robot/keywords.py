@@ -203,7 +203,7 @@ class BoardKeywords:
 
     def weights_should_match_golden_model(self) -> None:
         """Train the same initial weights on the same batches in TensorFlow and compare every weight:
-        |w_board - w_tf| <= 1e-6 + 1e-5 |w_tf| (DESIGN.md)."""
+        |w_board - w_tf| <= 1e-6 + 1e-5 |w_tf| (docs/architecture.md, the golden contract)."""
         if self._batches is None or self.model is None:
             raise AssertionError("call `Run Training Steps` first")
         windows, labels = self._batches

@@ -101,7 +101,7 @@ def test_a_crashed_and_a_hung_board_are_dropped_and_the_federation_goes_on(tmp_p
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--rounds", "0"], "argument --rounds: must be >= 1"),
     (["--fault", "boom:1@1"], "the kind must be one of crash, hang"),
     (["--fault", "crash:1"], "write KIND:CLIENT@ROUND"),
     (["--trainer", "tf", "--fault", "crash:1@1"], "a fault is played on a simulated board"),

@@ -155,18 +155,102 @@ def test_a_cached_model_is_not_reused_when_only_the_labels_change(tmp_path: Path
     assert f"subject 1 `{other.subjects[0].general_model}` pretrained" in other.markdown("pyodl personalize")
 
 
+def _without_tensorflow(calls: list[list[str]], cwd: Path | None = None) -> tuple[list[int], str, float]:
+    """Runs ``main`` on each argument list in a fresh interpreter; returns the statuses and the stderr, and
+    checks that TensorFlow was never imported. The seconds it took are returned for a loose bound: loading
+    TensorFlow alone takes 5-20 s here."""
+    code = ("import sys, time; t0 = time.perf_counter(); from pyodl.cli import main; "
+            f"codes = [main(a) for a in {calls!r}]; "
+            "print(codes, 'tensorflow' in sys.modules, time.perf_counter() - t0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd)
+    codes, loaded, seconds = proc.stdout.strip().rsplit(" ", 2)
+    assert loaded == "False", proc.stdout + proc.stderr
+    return json.loads(codes), proc.stderr, float(seconds)
+
+
 def test_argument_errors_come_before_tensorflow() -> None:
     """A typo is reported in about a second: neither the refusal nor the dataset check loads TensorFlow."""
-    code = ("import sys; from pyodl.cli import main; "
-            "codes = [main(['personalize', '--subjects', '42']), main(['personalize', '--subjects', 'one']), "
-            "main(['personalize', '--dataset', 'mnist']), main(['personalize', '--optimizer', 'adam:beta_1=2']), "
-            "main(['personalize', '--lr', '-1']), main(['export', '--optimizer', 'rmsprop'])]; "
-            "print(codes, 'tensorflow' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", proc.stdout + proc.stderr
-    assert "subjects [42] are not in" in proc.stderr and "comma-separated subject numbers" in proc.stderr
-    assert "--optimizer: beta_1 must be in [0, 1)" in proc.stderr and "unknown optimizer 'rmsprop'" in proc.stderr
-    assert "--lr must be a finite number > 0" in proc.stderr
+    codes, err, seconds = _without_tensorflow([
+        ["personalize", "--subjects", "42"], ["personalize", "--subjects", "one"],
+        ["personalize", "--dataset", "mnist"],
+        ["personalize", "--optimizer", "adam:beta_1=2"], ["personalize", "--lr", "-1"],
+        ["export", "--optimizer", "rmsprop"]])
+    assert codes == [2, 2, 2, 2, 2, 2]
+    assert "subjects [42] are not in" in err and "comma-separated subject numbers" in err
+    assert "--optimizer: beta_1 must be in [0, 1)" in err and "unknown optimizer 'rmsprop'" in err
+    assert "argument --lr: must be > 0" in err
+    assert seconds < 10, seconds
+
+
+def test_a_missing_model_file_is_reported_before_tensorflow(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere.keras")
+    codes, err, _ = _without_tensorflow([["export", missing], ["golden-check", missing], ["estimate", missing],
+                                         ["fuzz", missing], ["personalize", "--model", missing]])
+    assert codes == [2] * 5
+    assert err.count("nowhere.keras: no such model file") == 5, err
+    (tmp_path / "model.h5").write_bytes(b"")
+    codes, err, _ = _without_tensorflow([["estimate", str(tmp_path / "model.h5")]])
+    assert codes == [2] and "model.h5: expected a Keras 3 '.keras' file" in err
+
+
+def _one_subject_csv(path: Path, seconds: int = 60) -> Path:
+    rng = np.random.default_rng(0)
+    rows = ["subject,label,ax,ay,az"]
+    for label in ("sit", "walk"):
+        rows += [f"7,{label},{a:.4f},{b:.4f},{c:.4f}" for a, b, c in rng.standard_normal((20 * seconds, 3))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_one_subject_dataset_is_refused_before_any_pretraining(tmp_path: Path) -> None:
+    """It used to pretrain on zero windows for 30 epochs, fail after 152 s, and cache a NaN normalisation."""
+    csv = _one_subject_csv(tmp_path / "me.csv")
+    codes, err, _ = _without_tensorflow([["personalize", "--dataset", f"table:{csv}", "--rate", "20", "--out",
+                                          str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]])
+    assert codes == [2]
+    assert "leave-one-subject-out needs recordings of at least 2 subjects" in err and "only subject 7" in err
+    assert "--model MODEL.keras" in err and "Warning" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_data_too_short_for_a_models_window_is_refused_before_tensorflow(tmp_path: Path) -> None:
+    from pyodl.model.keras_io import keras
+
+    km = keras.Sequential([keras.Input((400, 3)), keras.layers.Conv1D(4, 3, activation="relu"),
+                           keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation="softmax")])
+    km.save(tmp_path / "long.keras")
+    csv = _one_subject_csv(tmp_path / "me.csv", seconds=30)  # 600 samples a recording: halves of 300 < 400
+    codes, err, _ = _without_tensorflow([["personalize", "--dataset", f"table:{csv}", "--rate", "20", "--model",
+                                          str(tmp_path / "long.keras"), "--out", str(tmp_path / "out")]])
+    assert codes == [2]
+    assert "subject 7: no personalization window of 400 samples with --split time" in err
+    assert "its longest recording has 600 samples" in err
+
+
+def test_a_window_longer_than_any_recording_is_refused_without_numpy_warnings() -> None:
+    codes, err, _ = _without_tensorflow([["personalize", "--input", "4000", "--trainer", "tf"]])
+    assert codes == [2] and "choose a shorter --input" in err and "Warning" not in err, err
+
+
+def test_a_diverged_general_model_is_not_cached(tmp_path: Path) -> None:
+    cfg = pers.Config(input_len=20, stride=10, pretrain_epochs=1, trainer="tf")
+    arch = paper_architecture(20, 3, 2)
+    x = np.full((8, 20, 3), 3e38, np.float32)  # finite inputs whose products overflow to inf, then NaN
+    train = pers.Windows(x, np.zeros(8, np.int64), np.ones(8, np.int64))
+    norm = pers.Normalizer(np.zeros(3, np.float32), np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="diverged"):
+        pers.pretrain(train, arch, cfg, tmp_path, "k", norm, _silent)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_normalisation_that_is_not_finite_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="finite means"):
+        pers.Normalizer(np.array([np.nan], np.float32), np.ones(1, np.float32))
+    with pytest.raises(ValueError, match="no window"):
+        pers.Normalizer.fit(np.zeros((0, 20, 3), np.float32))
+    (tmp_path / "m.norm.json").write_text('{"mean": [NaN], "std": [1.0]}')
+    with pytest.raises(ValueError, match=r"m\.norm\.json: a normalisation needs"):
+        pers.Normalizer.load(tmp_path / "m.norm.json")
 
 
 def test_your_model_through_the_board_and_tensorflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -210,7 +294,7 @@ def test_personalize_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["personalize", "--pretrain"]) == 2
     assert "--pretrain applies to --model" in capsys.readouterr().err
     assert main(["personalize", "--model", str(tmp_path / "none.keras")]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "none.keras: no such model file" in capsys.readouterr().err
     assert main(["personalize", "--channels", "ax,gravity"]) == 2
     assert "'gravity' is neither a channel index below 6 nor one of ax, ay, az" in capsys.readouterr().err
     assert main(["personalize", "--trainable-layers", "9", "--subjects", "1"]) == 2
@@ -250,3 +334,48 @@ def test_a_real_board_over_serial_trains_exactly_as_the_simulated_one(
     # No Pers. and Full run the general model's Full build (its parameters set again in between); TL and No
     # Pretrain need builds of their own.
     assert len(programmed) == 3
+
+
+def test_an_interrupted_run_is_taken_up_subject_by_subject(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 17-minute run used to lose everything to a Ctrl-C: each subject is now saved as it finishes, and
+    --resume computes only the missing ones, for the same settings only."""
+    from dataclasses import asdict, replace
+
+    from pyodl.experiments.checkpoint import Checkpoint
+
+    recordings, classes = _tiny_dataset()
+    cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1,
+                      trainer="tf", quantize=("8",))
+    folder = tmp_path / "out" / "subjects"
+    first = pers.run(recordings, classes, [1, 2], cfg, "tiny", tmp_path / "cache", _silent,
+                     checkpoint=Checkpoint(folder, resume=False))
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json", "subject-1.json", "subject-2.json"]
+    assert pers.SubjectResult.from_json(json.loads((folder / "subject-2.json").read_text())) == first.subjects[1]
+    assert asdict(pers.SubjectResult.from_json(asdict(first.subjects[0]))) == asdict(first.subjects[0])
+
+    # As if interrupted during subject 2; subject 1's saved result marked, to see it taken up, not recomputed.
+    (folder / "subject-2.json").unlink()
+    saved = json.loads((folder / "subject-1.json").read_text())
+    saved["conditions"]["TL"]["f1"] = 0.125
+    (folder / "subject-1.json").write_text(json.dumps(saved))
+    computed: list[int] = []
+    real = pers.run_subject
+    monkeypatch.setattr(pers, "run_subject", lambda **job: computed.append(job["subject"]) or real(**job))
+    again = pers.run(recordings, classes, [1, 2], cfg, "tiny", tmp_path / "cache", _silent,
+                     checkpoint=Checkpoint(folder, resume=True))
+    assert computed == [2] and again.subjects[0].conditions["TL"].f1 == 0.125
+    assert again.subjects[1].conditions["TL"].f1 == first.subjects[1].conditions["TL"].f1
+    assert "resumed: subjects [1] taken up from the results an earlier run saved" in again.setup
+    assert (folder / "subject-2.json").is_file()
+
+    with pytest.raises(ValueError, match="written by a run with other settings, data or general model"):
+        pers.run(recordings, classes, [1, 2], replace(cfg, epochs=2), "tiny", tmp_path / "cache", _silent,
+                 checkpoint=Checkpoint(folder, resume=True))
+    with pytest.raises(ValueError, match="holds no saved subject"):
+        pers.run(recordings, classes, [1], cfg, "tiny", tmp_path / "cache", _silent,
+                 checkpoint=Checkpoint(tmp_path / "elsewhere", resume=True))
+    # A new run into the folder replaces the earlier run's subjects at its first save.
+    pers.run(recordings, classes, [2], replace(cfg, epochs=2), "tiny", tmp_path / "cache", _silent,
+             checkpoint=Checkpoint(folder, resume=False))
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json", "subject-2.json"]

@@ -1,0 +1,3 @@
+from pyodl.cli.program import run
+
+run()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyodl.cli import main
+from pyodl.model.keras_io import keras
+
+
+def test_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    km = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, kernel_regularizer="l2"),
+                           keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    path = tmp_path / "regularized.keras"
+    km.save(path)
+    assert main(["export", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "kernel_regularizer is not supported" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(["export", str(tmp_path / "missing.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    assert main(["golden-check", "--mode", "tl", "--trainable-layers", "9"]) == 2
+    assert "between 1 and 4" in capsys.readouterr().err
+    assert main(["golden-check", "--lr", "nan"]) == 2
+    assert main(["export", str(path), "--input", "40"]) == 2
+    assert "--input apply to the paper model only" in capsys.readouterr().err
+    assert main(["golden-check", "--classes", "1"]) == 2
+    assert "argument --classes: must be >= 2" in capsys.readouterr().err
+
+
+def test_readmes_command_table_lists_every_option_of_every_command() -> None:
+    """A newcomer reads README's table, not --help: an option missing there does not exist for them."""
+    import argparse
+
+    from pyodl.cli.program import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {line.split("`")[1].split()[1]: line.split("`")[1] for line in readme.splitlines()
+            if line.startswith("| `pyodl ")}
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, parser in sub.choices.items():
+        usage = rows.get(name)
+        if usage is None:
+            missing.append(f"pyodl {name} (no row)")
+            continue
+        for action in parser._actions:
+            long = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if long and not any(f"[{o}" in usage or f" {o}" in usage for o in long):
+                missing.append(f"pyodl {name} {long[0]}")
+    assert missing == []
+
+
+def test_version_names_the_installed_pyodl(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pyodl {version('pyodl')}"

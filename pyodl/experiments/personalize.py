@@ -511,11 +511,18 @@ class Report:
         specs = cfg.quantize
         heads = "".join(f" {_spec_name(q)} F1 | agrees |" for q in specs)
         lines += ["| condition | macro F1 | accuracy |" + heads, "|---|---|---|" + "---|---|" * len(specs)]
+        several = len(self.subjects) > 1  # one subject has no spread: no "± 0.000"
+
+        def spread(mean: float, std: float) -> str:
+            return f"{mean:.3f} ± {std:.3f}" if several else f"{mean:.3f}"
+
         for c, s in self.summary().items():
-            q = "".join(f" {s[f'int8 {spec}']['f1_mean']:.3f} ± {s[f'int8 {spec}']['f1_std']:.3f} | "
+            q = "".join(f" {spread(s[f'int8 {spec}']['f1_mean'], s[f'int8 {spec}']['f1_std'])} | "
                         f"{s[f'int8 {spec}']['agreement_mean']:.1%} |" for spec in specs)
-            lines.append(f"| {c} | {s['f1_mean']:.3f} ± {s['f1_std']:.3f} | "
-                         f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |" + q)
+            lines.append(f"| {c} | {spread(s['f1_mean'], s['f1_std'])} | "
+                         f"{spread(s['accuracy_mean'], s['accuracy_std'])} |" + q)
+        lines += ["", "Means over subjects; ± is the standard deviation over subjects." if several else
+                  "One subject: its own scores, no spread."]
         if specs:
             wbytes = {spec: self.subjects[0].conditions["TL"].quantized[spec].weight_bytes for spec in specs}
             where = "the firmware on the board" if cfg.trainer != "tf" else "the C library built for this computer"

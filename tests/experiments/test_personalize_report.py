@@ -72,3 +72,12 @@ def test_a_padded_model_used_as_is_end_to_end(tmp_path: Path) -> None:
     assert "used as is (not pretrained by this run)" in text and "pretrained 30 epochs" not in text
     assert "Adaptive inference (a cheap mode on the newest 10 of the 20 rows) was skipped: layer 'same_conv'" in text
     assert report.to_json()["adaptive_skipped"] == report.adaptive_skipped != ""
+
+
+def test_one_subject_has_no_spread_to_show(personalize_report: Callable[..., pers.Report]) -> None:
+    """One subject printed "0.742 ± 0.000" in every cell, as if it had been measured to have no spread."""
+    one = personalize_report(subjects=1).markdown("pyodl personalize --subjects 1")
+    assert "±" not in one and "One subject: its own scores, no spread." in one
+    three = personalize_report(subjects=3).markdown("pyodl personalize")
+    assert "| No Pers. | " in three and " ± " in three.split("| No Pers. | ")[1].split("\n")[0]
+    assert "Means over subjects; ± is the standard deviation over subjects." in three

@@ -63,7 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the watch's accelerometer, or as many as --model takes)")
     p.add_argument("--split", choices=("time", "recording"), default="time",
                    help="time: each recording's first half personalizes, its second half tests (default); "
-                        "recording: whole recordings, so no test window comes from a bout trained on")
+                        "recording: whole recordings, so no test window comes from a bout trained on (where the "
+                        "data names the wrist, as the watch set does, every activity personalizes on the same one "
+                        "and tests on the other)")
     p.add_argument("--input", type=WINDOW, default=None,
                    help="window length at 20 Hz (default 40, or --model's input length)")
     p.add_argument("--stride", type=WINDOW, default=None, help="window stride (default: half the window)")
@@ -186,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     setup.append(f"split: {args.split} (" + ("each recording's first half personalizes, its second half tests"
                                                 if args.split == "time" else
                                                 "of each activity's recordings, the first half personalize, the "
-                                                "others test") + ")")
+                                                "others test; the same wrist first for every activity where the "
+                                                "data names it") + ")")
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with progress_bars("epoch", args.signals) as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers,

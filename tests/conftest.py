@@ -1,4 +1,6 @@
-"""Shared fixtures: one host build directory per test process (pytest-xdist workers each get their own)."""
+"""Shared fixtures: one host build directory per test process (pytest-xdist workers each get their own), and
+one build cache for the whole run (every worker and every process a test starts), so that a model built by
+many tests is compiled once."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from pyodl.board.unicorn import UnicornBoard
 from pyodl.model.architecture import paper_model
+from pyodl.toolchain.build_cache import ENVIRONMENT
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 from pyodl.toolchain.host_library import HostBuilder
 
@@ -20,6 +23,21 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The run's build cache (:mod:`pyodl.toolchain.build_cache`): under pytest-xdist the session folder that
+    holds every worker's, else this process's. Processes the tests start inherit it."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "build-cache"
+    previous = os.environ.get(ENVIRONMENT)
+    os.environ[ENVIRONMENT] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ[ENVIRONMENT]
+    else:
+        os.environ[ENVIRONMENT] = previous
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pyodl.model.architecture import Model
 from pyodl.model.export import export
 from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.toolchain import tools
+from pyodl.toolchain.build_cache import BuildCache
 from pyodl.toolchain.memory_map import FLASH_BASE, FLASH_SIZE, SRAM1_BASE, SRAM_SIZE
 from pyodl.toolchain.sources import source_root, toolchain_file
 from pyodl.toolchain.tools import ToolchainError
@@ -119,7 +120,16 @@ class FirmwareBuilder:
             raise
 
     def build(self, model_dir: Path) -> Firmware:
-        """Link the model exported in ``model_dir``; the ELF and map are copied next to it."""
+        """Link the model exported in ``model_dir``; the ELF and map are copied next to it (from the build
+        cache when one is set and holds this very build: :mod:`pyodl.toolchain.build_cache`)."""
+        cache = BuildCache.from_environment()
+        key = None if cache is None else cache.key(
+            model_dir, ["firmware", "Release", str(self.stack_bytes), self.clock, self.console], "arm-none-eabi-gcc")
+        if cache is not None and key is not None:
+            log = cache.fetch(key, (ELF_NAME, MAP_NAME), model_dir)
+            if log is not None:
+                self.log = log
+                return Firmware(model_dir / ELF_NAME, model_dir / MAP_NAME)
         self._run([
             "cmake", "-S", str(source_root()), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
             f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file()}", f"-DODL_MODEL_DIR={model_dir.resolve()}",
@@ -128,6 +138,8 @@ class FirmwareBuilder:
         self.log = self._run(["cmake", "--build", str(self.build_dir), "--target", ELF_NAME])
         for name in (ELF_NAME, MAP_NAME):
             shutil.copyfile(self.build_dir / name, model_dir / name)
+        if cache is not None and key is not None:
+            cache.store(key, [model_dir / ELF_NAME, model_dir / MAP_NAME], self.log)
         return Firmware(model_dir / ELF_NAME, model_dir / MAP_NAME)
 
     def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None,

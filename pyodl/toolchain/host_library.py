@@ -12,6 +12,7 @@ from pyodl.model.architecture import Model
 from pyodl.model.export import export
 from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.toolchain import tools
+from pyodl.toolchain.build_cache import BuildCache
 from pyodl.toolchain.sources import source_root
 
 LIBRARY_NAME = "libodl_model.so"
@@ -32,14 +33,21 @@ class HostBuilder:
 
     def build(self, model_dir: Path) -> Path:
         """Build the model exported in ``model_dir``; returns the library, copied into ``model_dir``
-        (a distinct path per model, since the dynamic loader caches libraries by path)."""
+        (a distinct path per model, since the dynamic loader caches libraries by path), from the build cache
+        when one is set and holds this very build (:mod:`pyodl.toolchain.build_cache`)."""
+        library = model_dir / LIBRARY_NAME
+        cache = BuildCache.from_environment() if self.source_dir == source_root() else None
+        key = None if cache is None else cache.key(model_dir, ["host", "Release"], "cc")
+        if cache is not None and key is not None and cache.fetch(key, (LIBRARY_NAME,), model_dir) is not None:
+            return library
         tools.run([
             "cmake", "-S", str(self.source_dir), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
             "-DODL_BUILD_TESTS=OFF", f"-DODL_MODEL_DIR={model_dir.resolve()}",
         ])
-        tools.run(["cmake", "--build", str(self.build_dir), "--target", "odl_model"])
-        library = model_dir / LIBRARY_NAME
+        log = tools.run(["cmake", "--build", str(self.build_dir), "--target", "odl_model"])
         shutil.copyfile(self.build_dir / LIBRARY_NAME, library)
+        if cache is not None and key is not None:
+            cache.store(key, [library], log)
         return library
 
     def export_and_build(self, model: Model, model_dir: Path, trainable_layers: int | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,11 +28,22 @@ def add_subject_run_args(p: argparse.ArgumentParser) -> None:
     """Where the general models are cached, and where the held-out subjects run."""
     p.add_argument("--cache", default="~/.cache/pyodl/pretrained", help="where pretrained general models are kept")
     p.add_argument("--no-cache", action="store_true", help="always pretrain again")
-    p.add_argument("--workers", type=WORKERS, default=1, metavar="N",
-                   help="run subjects in N local processes at once (default 1); the results are the same")
+    p.add_argument("--workers", type=WORKERS, default=None, metavar="N",
+                   help="run subjects in N local processes at once (default: one per core, up to one per subject; "
+                        "1 with --trainer serial or renode); the results are the same as one after the other")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run subjects as tasks on the Ray cluster at ADDRESS (what `ray start --head` printed, or "
                         "auto) instead of local processes; its nodes need pyodl and its fleet extra")
+
+
+def subject_workers(requested: int | None, trainer: str, subjects: int) -> int:
+    """--workers, or by default every core, but no more processes than subjects; one board (serial) or one
+    Renode (a heavy program of its own) runs one subject at a time."""
+    if requested is not None:
+        return requested
+    if trainer in ("serial", "renode"):
+        return 1
+    return max(1, min(os.cpu_count() or 1, subjects))
 
 
 def load_dataset(spec: str, rate: float | None) -> tuple[list, list[str], str, list[str]]:
@@ -96,7 +108,8 @@ def progress_bars(unit: str, signals: Signals) -> Iterator[Callable[[str, int, i
         signals.raise_again()
         bar = bars.get(what)
         if bar is None:
-            kind = "step" if "build" in what else "epoch" if "pretrain" in what else unit
+            kind = "step" if "build" in what else "epoch" if "pretrain" in what else \
+                "subject" if what == "subjects" else unit
             bar = bars[what] = tqdm(total=total, desc=what, unit=kind, leave=False, file=sys.stderr)
         bar.update(done - bar.n)
         if done >= total:

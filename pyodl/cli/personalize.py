@@ -13,6 +13,7 @@ from pyodl.cli.experiment_options import (
     parse_subjects,
     pick_channels,
     progress_bars,
+    subject_workers,
     write_results,
 )
 from pyodl.cli.shared import (
@@ -79,9 +80,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=whole(), default=30, help="general model epochs (Adam, default 30)")
     p.add_argument("--no-pretrain-epochs", type=whole(), default=200, metavar="E",
-                   help="No Pretrain's own budget (default 200): it starts from random weights, so a fine-tuning "
-                        "budget leaves it far from converged (20 epochs: training loss 2.0 -> 1.7); on the watch "
-                        "data its training loss flattens around 200 epochs (losses.png shows the curves)")
+                   help="No Pretrain's own budget, at most (default 200): it starts from random weights, so a "
+                        "fine-tuning budget leaves it far from converged (20 epochs: training loss 2.0 -> 1.7)")
+    p.add_argument("--no-pretrain-patience", type=whole(0), default=10, metavar="P",
+                   help="No Pretrain stops once its training loss has not fallen 1%% below its best for P epochs, the "
+                        "same rule for every trainer (default 10; 0: always --no-pretrain-epochs; losses.png shows "
+                        "the curves)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of initial weights and shuffling (default 0)")
     p.add_argument("--trainer", choices=TRAINERS, default="board",
                    help="board: the firmware on the simulated STM32L496, the Unicorn model (default); tf: TensorFlow, "
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     model_path = None if args.model is None else model_file(args.model, "--model")
     if args.all_channels and args.channels:
         raise ModelError("--all-channels and --channels exclude each other")
-    if (args.workers > 1 or args.ray) and args.trainer == "serial":
+    if ((args.workers or 1) > 1 or args.ray) and args.trainer == "serial":
         raise ModelError("--workers N and --ray need a board per worker: --trainer serial trains on the one board at "
                          "--port (use --workers 1)")
     if args.no_quantize and args.quantize:
@@ -171,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = pers.Config(input_len=input_len, stride=stride, channels=channels,
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
-                      no_pretrain_epochs=args.no_pretrain_epochs, learning_rate=args.lr,
+                      no_pretrain_epochs=args.no_pretrain_epochs, no_pretrain_patience=args.no_pretrain_patience,
+                      learning_rate=args.lr,
                       optimizer=optimizer.describe(), port=args.port, tool=args.tool, quantize=quantize,
                       adaptive_length=args.adaptive_length)
     arch = general.architecture(cfg.input_len, len(channels), len(classes))
@@ -192,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
                                                 "data names it") + ")")
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with progress_bars("epoch", args.signals) as progress:
-        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup, args.workers,
-                          args.ray, Checkpoint(Path(args.out) / "subjects", args.resume))
+        report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup,
+                          subject_workers(args.workers, args.trainer, len(subjects)), args.ray,
+                          Checkpoint(Path(args.out) / "subjects", args.resume))
     return write_results(args, report, pers.plot, "confusion.png, losses.png"
                           + (", adaptive.png" if report.adaptive_curve("TL") else ""))

@@ -12,6 +12,7 @@ from pyodl.cli.experiment_options import (
     load_dataset,
     parse_subjects,
     progress_bars,
+    subject_workers,
     write_results,
 )
 from pyodl.cli.shared import (
@@ -132,5 +133,6 @@ def run(args: argparse.Namespace) -> int:
     subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with progress_bars("window", args.signals) as progress:
-        report = st.run(recordings, classes, subjects, cfg, name, cache, progress, args.workers, args.ray)
+        report = st.run(recordings, classes, subjects, cfg, name, cache, progress,
+                        subject_workers(args.workers, args.trainer, len(subjects)), args.ray)
     return write_results(args, report, st.plot, "stream.png, pruning.png")

@@ -71,6 +71,9 @@ class Config:
     # From random weights, SGD at lr 0.01 needs far more than a fine-tuning budget: on the watch data its
     # training loss flattens around 200 epochs (pyodl personalize --help).
     no_pretrain_epochs: int = 200
+    # ... at most: No Pretrain stops once its training loss has not fallen below (1 - NO_PRETRAIN_MIN_GAIN) of
+    # its best so far for this many epochs (0: always the whole budget). The same rule for every trainer.
+    no_pretrain_patience: int = 10
     batch: int = 32
     learning_rate: float = 0.01
     optimizer: str = "sgd"  # on the device and in --trainer tf, as pyodl.model.optimizer.Optimizer.parse reads it
@@ -108,6 +111,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 1")
         if self.no_pretrain_epochs < 1:
             raise ValueError("no_pretrain_epochs must be >= 1")
+        if self.no_pretrain_patience < 0:
+            raise ValueError("no_pretrain_patience must be >= 0")
         Optimizer.parse(self.optimizer)  # ValueError naming the fault
         for spec in self.quantize:
             check_bits_spec(spec)
@@ -289,10 +294,15 @@ def _host_quantized(model: Model, specs: tuple[str, ...], calibration: np.ndarra
         builder.close()
 
 
+NO_PRETRAIN_MIN_GAIN = 0.01  # what counts as the training loss still falling (relative to its best so far)
+
+
 def fit_epochs(trainer: Trainer, data: Windows, epochs: int, batch: int, learning_rate: float,
-               rng: np.random.Generator, progress: Progress, what: str) -> list[float]:
+               rng: np.random.Generator, progress: Progress, what: str, patience: int = 0) -> list[float]:
     """Mini-batches shuffled each epoch, one optimizer step each; the last partial batch is dropped so both
-    trainers see equal batches. Returns each epoch's mean loss."""
+    trainers see equal batches. Returns each epoch's mean loss. ``patience`` > 0: stop early once the loss
+    has not fallen below (1 - NO_PRETRAIN_MIN_GAIN) of its best for that many epochs; the rule reads only
+    the losses, so every trainer stops where its own losses say (the same epoch when they agree)."""
     batch = min(batch, len(data))
     losses: list[float] = []
     progress(what, 0, epochs)  # the bar starts before the first epoch, so its rate is honest
@@ -301,6 +311,10 @@ def fit_epochs(trainer: Trainer, data: Windows, epochs: int, batch: int, learnin
         steps = [order[k:k + batch] for k in range(0, len(order) - batch + 1, batch)]
         losses.append(float(np.mean([trainer.train_step(data.x[s], data.y[s], learning_rate) for s in steps])))
         progress(what, epoch + 1, epochs)
+        if patience and len(losses) > patience and \
+                min(losses[-patience:]) > (1 - NO_PRETRAIN_MIN_GAIN) * min(losses[:-patience]):
+            progress(what, epochs, epochs)  # the bar ends here: the budget was an upper bound
+            break
     return losses
 
 
@@ -413,6 +427,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         "No Pretrain": (Model(general.arch, glorot_params(general.arch, cfg.seed + 1)), None,
                         [(n_params, cfg.no_pretrain_epochs)]),
     }
+    patience = {"No Pretrain": cfg.no_pretrain_patience}
     for name, (start, capacity, phases) in plans.items():
         rng = np.random.default_rng([cfg.seed, subject])
         with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
@@ -422,7 +437,7 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
             for layers, epochs in phases:
                 trainer.set_trainable(layers)
                 losses += fit_epochs(trainer, pers, epochs, cfg.batch, cfg.learning_rate, rng, progress,
-                                     f"subject {subject} {name}")
+                                     f"subject {subject} {name}", patience.get(name, 0))
             float_classes = trainer.predict_classes(test.x)
             results[name] = _evaluate(test.y, float_classes, num_classes, losses)
             if hasattr(trainer, "int8_quantize"):  # a board: the firmware quantizes its own weights
@@ -447,6 +462,11 @@ class Report:
     # Estimated int8 cost per window (pyodl.resources.inference): the cheap mode's and the whole window's.
     adaptive_cost: dict[str, float] = field(default_factory=dict)
     adaptive_skipped: str = ""  # why the models have no cheap mode (adaptive_obstacle), '' when they have one
+
+    def no_pretrain_epochs_used(self) -> str:
+        """How many epochs No Pretrain trained, per subject's range ('37' or '31-52')."""
+        used = sorted(len(s.conditions["No Pretrain"].losses) for s in self.subjects)
+        return f"{used[0]}" if used[0] == used[-1] else f"{used[0]}-{used[-1]}"
 
     def adaptive_curve(self, condition: str) -> list[dict[str, float]]:
         """Adaptive inference of ``condition``'s 8-bit model at each threshold: the share of windows run whole,
@@ -505,7 +525,10 @@ class Report:
                  f"epochs of {'SGD' if cfg.optimizer == 'sgd' else cfg.optimizer} (lr {cfg.learning_rate}, batch "
                  f"{cfg.batch}; Full after {cfg.warmup_epochs} "
                  f"warm-up epoch{'s' if cfg.warmup_epochs != 1 else ''} of the last layer"
-                 + f"; No Pretrain {cfg.no_pretrain_epochs} epochs"
+                 + (f"; No Pretrain {cfg.no_pretrain_epochs} epochs" if not cfg.no_pretrain_patience else
+                    f"; No Pretrain until its training loss stops falling by {NO_PRETRAIN_MIN_GAIN:.0%} in "
+                    f"{cfg.no_pretrain_patience} epochs, at most {cfg.no_pretrain_epochs}: "
+                    f"{self.no_pretrain_epochs_used()} epochs")
                  + f"), {general}. Wall time {self.seconds:.0f} s.", "", *[f"- {line}" for line in self.setup],
                  *([""] if self.setup else [])]
         specs = cfg.quantize

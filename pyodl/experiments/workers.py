@@ -47,9 +47,11 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
         return _on_ray(fn, jobs, ray_address, progress, what, done_with)
     if workers == 1:
         results = []
+        progress(what, 0, len(jobs))  # beside each job's own bars: how many are done, and when all will be
         for index, job in enumerate(jobs):
             results.append(fn(**job, progress=progress))
             done_with(index, results[-1])
+            progress(what, index + 1, len(jobs))
         return results
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context) as pool:

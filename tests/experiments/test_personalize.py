@@ -93,7 +93,8 @@ def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
     text = (out / "results.md").read_text()
     losses = {c: len(v["losses"]) for c, v in json.loads((out / "results.json").read_text())["subjects"][0][
         "conditions"].items()}
-    assert losses == {"No Pers.": 0, "TL": 1, "Full": 1, "No Pretrain": 2} and "No Pretrain 2 epochs" in text
+    assert losses == {"No Pers.": 0, "TL": 1, "Full": 1, "No Pretrain": 2}
+    assert "No Pretrain until its training loss stops falling by 1% in 10 epochs, at most 2: 2 epochs" in text
     for condition in pers.CONDITIONS:
         assert f"| {condition} |" in text
     assert "| condition | macro F1 | accuracy | int8 F1 | agrees | 4-bit F1 | agrees |" in text
@@ -379,3 +380,34 @@ def test_an_interrupted_run_is_taken_up_subject_by_subject(tmp_path: Path,
     pers.run(recordings, classes, [2], replace(cfg, epochs=2), "tiny", tmp_path / "cache", _silent,
              checkpoint=Checkpoint(folder, resume=False))
     assert sorted(p.name for p in folder.iterdir()) == ["run.json", "subject-2.json"]
+
+
+class _ScriptedTrainer:
+    """A trainer whose mean loss per epoch follows a script: what fit_epochs' stopping rule reads."""
+
+    def __init__(self, losses: list[float]) -> None:
+        self.losses, self.epoch, self.steps = losses, 0, 0
+
+    def train_step(self, xs: np.ndarray, ys: np.ndarray, learning_rate: float) -> float:
+        self.steps += 1
+        return self.losses[self.epoch]
+
+
+def test_no_pretrain_stops_once_its_loss_stops_falling() -> None:
+    """The stated rule instead of a fixed 200: stop when the loss has not fallen 1% below its best for
+    `patience` epochs; a loss still falling by more runs the whole budget."""
+    data = pers.Windows(np.zeros((8, 20, 3), np.float32), np.zeros(8, np.int64), np.zeros(8, np.int64))
+    flat = [2.0, 1.5, 1.2] + [1.195] * 20
+    trainer = _ScriptedTrainer(flat)
+
+    def advance(what: str, done: int, total: int) -> None:
+        trainer.epoch = min(done, len(flat) - 1)
+
+    got = pers.fit_epochs(trainer, data, 20, 4, 0.01, np.random.default_rng(0), advance, "np", patience=5)  # type: ignore[arg-type]
+    assert got == flat[:8]  # epochs 4-8 stayed within 1% of 1.2: stopped after the fifth
+    falling = [2.0 * 0.97**k for k in range(30)]
+    trainer = _ScriptedTrainer(falling)
+    got = pers.fit_epochs(trainer, data, 20, 4, 0.01, np.random.default_rng(0), advance, "np", patience=5)  # type: ignore[arg-type]
+    assert len(got) == 20
+    trainer = _ScriptedTrainer(flat)
+    assert len(pers.fit_epochs(trainer, data, 20, 4, 0.01, np.random.default_rng(0), advance, "np")) == 20  # type: ignore[arg-type]

@@ -152,9 +152,8 @@ def run(args: argparse.Namespace) -> int:
         shape = input_shape(model_path)
         if shape is not None and len(shape) == 2 and None not in shape:
             # The data against the model's input in milliseconds, rather than after TensorFlow has loaded.
-            early = pers.Config(input_len=int(shape[0]) if args.input is None else args.input,
-                                stride=(int(shape[0]) if args.input is None else args.input) // 2
-                                if args.stride is None else args.stride,
+            early_len = int(shape[0]) if args.input is None else args.input
+            early = pers.Config(input_len=early_len, stride=early_len // 2 if args.stride is None else args.stride,
                                 channels=pick_channels(args.channels, channel_names, int(shape[1]), "", []),
                                 split=args.split)
             pers.check_data(recordings, subjects, early,

@@ -18,6 +18,7 @@ from pyodl.model.architecture import (
     paper_architecture,
 )
 from pyodl.model.fold import fold_frozen_batchnorm
+from pyodl.model.keras_file import checked_path
 from pyodl.model.optimizer import Optimizer
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -106,13 +107,7 @@ def load_model(args: argparse.Namespace) -> Model:
 
 def model_file(path: str, option: str = "") -> Path:
     """A Keras file that exists, checked before TensorFlow loads (which takes seconds)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ModelError(f"{option + ' ' if option else ''}{path}: "
-                         + ("not a file" if file.exists() else "no such model file"))
-    if file.suffix != ".keras":
-        raise ModelError(f"{option + ' ' if option else ''}{path}: expected a Keras 3 '.keras' file")
-    return file
+    return checked_path(Path(path), option)
 
 
 def trainable_count(mode: str | None, trainable_layers: int | None) -> int | None:

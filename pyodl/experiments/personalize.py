@@ -391,19 +391,15 @@ def pretrain(train: Windows, arch: Architecture, cfg: Config, cache_dir: Path | 
 def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg: Config,
                 cache_dir: Path | None, progress: Progress, fingerprint: str,
                 general_source: GeneralModel = GeneralModel()) -> SubjectResult:
+    """One held-out subject, whose data :func:`run` checked (:func:`check_data`) before any work."""
     others = [r for r in recordings if r.subject != subject]
     mine = [r for r in recordings if r.subject == subject]
-    if not mine:
-        raise ValueError(f"subject {subject} has no recording")
     channels = list(cfg.channels)
     arch = general_source.architecture(cfg.input_len, len(channels), num_classes)
     general_data = windows_of(others, cfg.input_len, cfg.stride, channels)
     norm = general_source.norm if general_source.norm is not None else Normalizer.fit(general_data.x)
     general_data = Windows(norm(general_data.x), general_data.y, general_data.subject)
     pers, test, untested = subject_split(mine, cfg.input_len, cfg.stride, cfg.fraction, channels, cfg.split)
-    if len(pers) == 0 or len(test) == 0:
-        raise ValueError(f"subject {subject}: no personalization or no test window of {cfg.input_len} samples "
-                         f"with --split {cfg.split}")
     pers = Windows(norm(pers.x), pers.y, pers.subject)
     test = Windows(norm(test.x), test.y, test.subject)
     if general_source.model is not None and not general_source.pretrain:
@@ -662,6 +658,9 @@ def check_data(recordings: list[Recording], subjects: list[int], cfg: Config, fi
     missing = [s for s in subjects if s not in known]
     if missing:
         raise ValueError(f"subjects {missing} are not in {dataset} (it has {known})")
+    # Windows never cross recordings: each subject's are counted once, the others' are the rest.
+    windows_by_subject = {s: len(windows_of([r for r in recordings if r.subject == s], cfg.input_len, cfg.stride,
+                                            list(cfg.channels))) for s in known}
     for subject in subjects:
         mine = [r for r in recordings if r.subject == subject]
         pers, test, _ = subject_split(mine, cfg.input_len, cfg.stride, cfg.fraction, list(cfg.channels), cfg.split)
@@ -672,12 +671,11 @@ def check_data(recordings: list[Recording], subjects: list[int], cfg: Config, fi
                              f"{longest} samples at 20 Hz): choose a shorter --input")
         if fitted_on_others is None:
             continue
-        others = [r for r in recordings if r.subject != subject]
-        if not others:
+        if known == [subject]:
             raise ValueError(f"leave-one-subject-out needs recordings of at least 2 subjects, and {dataset} has "
                              f"only subject {subject}: {fitted_on_others}. To personalize a single subject, give "
                              "a trained model with --model MODEL.keras and its MODEL.norm.json beside it")
-        if len(windows_of(others, cfg.input_len, cfg.stride, list(cfg.channels))) == 0:
+        if sum(windows_by_subject.values()) == windows_by_subject[subject]:
             raise ValueError(f"held out subject {subject}, the other subjects' recordings hold no window of "
                              f"{cfg.input_len} samples, and {fitted_on_others}: choose a shorter --input")
 

@@ -15,11 +15,18 @@ from typing import Any
 from pyodl.model.architecture import ModelError
 
 
-def _config(path: Path) -> dict[str, Any]:
+def checked_path(path: Path, option: str = "") -> Path:
+    """``path`` if it names a ``.keras`` file that exists; else a ModelError naming ``option`` and the fault."""
+    named = f"{option} {path}" if option else f"{path}"
     if not path.is_file():
-        raise ModelError(f"{path}: " + ("not a file" if path.exists() else "no such model file"))
+        raise ModelError(f"{named}: " + ("not a file" if path.exists() else "no such model file"))
     if path.suffix != ".keras":
-        raise ModelError(f"{path}: expected a Keras 3 '.keras' file")
+        raise ModelError(f"{named}: expected a Keras 3 '.keras' file")
+    return path
+
+
+def _config(path: Path) -> dict[str, Any]:
+    checked_path(path)
     try:
         with zipfile.ZipFile(path) as archive:
             return dict(json.loads(archive.read("config.json")))

@@ -19,6 +19,7 @@ from pyodl.cli.experiment_options import (
 from pyodl.cli.shared import (
     LEARNING_RATE,
     MAX_WINDOW,
+    SECONDS,
     SEED,
     TRAINABLE_LAYERS,
     WINDOW,
@@ -50,7 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "confusion.png and losses.png to --out (and adaptive.png when the models have a "
                                    "cheap mode), each subject's result to --out/subjects/ as it is done.")
     add_recordings_args(p)
-    p.add_argument("--subjects", default=None, help="comma-separated held-out subjects (default: the first 3)")
+    p.add_argument("--subjects", default=None,
+                   help="comma-separated held-out subjects (default: every subject of the data, each held out in "
+                        "turn)")
     p.add_argument("--model", default=None, metavar="MODEL.keras",
                    help="your general model (default: the paper's CNN, pretrained here): used as is, with "
                         "MODEL.norm.json's normalisation if it is beside it, or with --pretrain trained from "
@@ -63,10 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="channels to use, as indices or names, e.g. 0,1,2 or ax,ay,az (default: the first 3, "
                         "the watch's accelerometer, or as many as --model takes)")
     p.add_argument("--split", choices=("time", "recording"), default="time",
-                   help="time: each recording's first half personalizes, its second half tests (default); "
-                        "recording: whole recordings, so no test window comes from a bout trained on (where the "
-                        "data names the wrist, as the watch set does, every activity personalizes on the same one "
-                        "and tests on the other)")
+                   help="time: each recording's first half personalizes, its second half after --gap tests "
+                        "(default); recording: whole recordings, so no test window comes from a bout trained on "
+                        "(where the data names the wrist, as the watch set does, every activity personalizes on the "
+                        "same one and tests on the other: README says what each measures)")
+    p.add_argument("--gap", type=SECONDS, default=None, metavar="SECONDS",
+                   help="--split time: seconds left out after the cut, so no test window sits right after the "
+                        "trained ones (default: one window, 2 s at --input 40)")
     p.add_argument("--input", type=WINDOW, default=None,
                    help="window length at 20 Hz (default 40, or --model's input length)")
     p.add_argument("--stride", type=WINDOW, default=None, help="window stride (default: half the window)")
@@ -79,9 +85,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-epochs", type=whole(0), default=5,
                    help="Full: epochs training only the last layer first (default 5)")
     p.add_argument("--pretrain-epochs", type=whole(), default=30, help="general model epochs (Adam, default 30)")
-    p.add_argument("--no-pretrain-epochs", type=whole(), default=200, metavar="E",
-                   help="No Pretrain's own budget, at most (default 200): it starts from random weights, so a "
-                        "fine-tuning budget leaves it far from converged (20 epochs: training loss 2.0 -> 1.7)")
+    p.add_argument("--no-pretrain-epochs", type=whole(), default=30, metavar="E",
+                   help="No Pretrain's own budget, at most (default 30)")
+    p.add_argument("--no-pretrain-optimizer", default="adam", metavar="OPTIMIZER",
+                   help="No Pretrain's optimizer, as --optimizer (default adam: from random weights SGD at lr 0.01 "
+                        "needs about 200 epochs, Adam at lr 0.003 scores better after 30)")
+    p.add_argument("--no-pretrain-lr", type=LEARNING_RATE, default=0.003,
+                   help="No Pretrain's learning rate (default 0.003)")
     p.add_argument("--no-pretrain-patience", type=whole(0), default=10, metavar="P",
                    help="No Pretrain stops once its training loss has not fallen 1%% below its best for P epochs, the "
                         "same rule for every trainer (default 10; 0: always --no-pretrain-epochs; losses.png shows "
@@ -125,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None and args.pretrain:
         raise ModelError("--pretrain applies to --model (the paper's model is always pretrained here)")
     optimizer = parse_optimizer(args)
+    no_pretrain_optimizer = parse_optimizer(args, "no_pretrain_optimizer")
+    if args.gap is not None and args.split != "time":
+        raise ModelError("--gap applies to --split time")
     model_path = None if args.model is None else model_file(args.model, "--model")
     if args.all_channels and args.channels:
         raise ModelError("--all-channels and --channels exclude each other")
@@ -137,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in quantize:
         check_bits_spec(spec)
     recordings, classes, name, channel_names = load_dataset(args.dataset, args.rate)
-    subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})[:3]
+    subjects = chosen if chosen is not None else sorted({r.subject for r in recordings})
     setup: list[str] = []
     general = pers.GeneralModel()
     input_len = 40 if args.input is None else args.input
@@ -175,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, pretrain_epochs=args.pretrain_epochs,
                       seed=args.seed, trainer=args.trainer, split=args.split, trainable_layers=args.trainable_layers,
                       no_pretrain_epochs=args.no_pretrain_epochs, no_pretrain_patience=args.no_pretrain_patience,
+                      no_pretrain_optimizer=no_pretrain_optimizer.describe(),
+                      no_pretrain_learning_rate=args.no_pretrain_lr, gap_seconds=args.gap,
                       learning_rate=args.lr,
                       optimizer=optimizer.describe(), port=args.port, tool=args.tool, quantize=quantize,
                       adaptive_length=args.adaptive_length)
@@ -189,11 +204,7 @@ def run(args: argparse.Namespace) -> int:
     folds = [f"{arch.layers[i + 1].name} into {arch.layers[i].name}" for i in foldable(arch, tl)]
     if folds:
         setup.append(f"TL folds the frozen BatchNormalization {', '.join(folds)} (pyodl export explains)")
-    setup.append(f"split: {args.split} (" + ("each recording's first half personalizes, its second half tests"
-                                                if args.split == "time" else
-                                                "of each activity's recordings, the first half personalize, the "
-                                                "others test; the same wrist first for every activity where the "
-                                                "data names it") + ")")
+    setup.append(f"split: {args.split} (--split to choose; README says what each split measures)")
     cache = None if args.no_cache else Path(args.cache).expanduser()
     with progress_bars("epoch", args.signals) as progress:
         report = pers.run(recordings, classes, subjects, cfg, name, cache, progress, general, setup,

@@ -84,6 +84,7 @@ BATCH = whole(1, MAX_BATCH)
 WORKERS = whole(1, MAX_WORKERS)
 LEARNING_RATE = positive(10.0)
 TRAINABLE_LAYERS = whole(1, 1000)
+SECONDS = Bounded(float, 0.0, 3600.0)  # a stretch of a recording
 
 
 def load_model(args: argparse.Namespace) -> Model:
@@ -135,11 +136,11 @@ def device_model(model: Model, trainable: int | None, stream: TextIO | None = No
     return device
 
 
-def parse_optimizer(args: argparse.Namespace) -> Optimizer:
+def parse_optimizer(args: argparse.Namespace, dest: str = "optimizer") -> Optimizer:
     try:
-        return Optimizer.parse(args.optimizer)
+        return Optimizer.parse(getattr(args, dest))
     except ValueError as exc:
-        raise ModelError(f"--optimizer: {exc}") from None
+        raise ModelError(f"--{dest.replace('_', '-')}: {exc}") from None
 
 
 def add_model_args(p: argparse.ArgumentParser, seed_help: str) -> None:

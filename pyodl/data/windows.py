@@ -71,18 +71,22 @@ def windows_of(recordings: list[Recording], length: int, stride: int, channels: 
 
 
 def personalization_split(recordings: list[Recording], length: int, stride: int, fraction: float = 0.5,
-                          channels: list[int] | None = None) -> tuple[Windows, Windows]:
-    """Each recording's first ``fraction`` (in time) gives the personalization windows, the rest the test
-    windows. The two parts are windowed separately, so no sample is in both."""
+                          channels: list[int] | None = None, gap_seconds: float = 0.0) -> tuple[Windows, Windows]:
+    """Each recording's first ``fraction`` (in time) gives the personalization windows, the rest after a gap of
+    ``gap_seconds`` the test windows. The two parts are windowed separately, so no sample is in both; the gap
+    keeps the test windows off the seconds right after the last trained ones, which look most like them."""
     if not 0 < fraction < 1:
         raise ValueError(f"the personalization fraction must be between 0 and 1, got {fraction}")
+    if not (gap_seconds >= 0 and np.isfinite(gap_seconds)):
+        raise ValueError(f"the gap must be a finite number of seconds >= 0, got {gap_seconds}")
     first, rest = [], []
     for rec in recordings:
         cut = int(len(rec.signal) * fraction)
+        resume = cut + round(gap_seconds * rec.rate_hz)
         if cut > 0:
             first.append(Recording(rec.subject, rec.label, rec.signal[:cut], rec.rate_hz, rec.name))
-        if cut < len(rec.signal):
-            rest.append(Recording(rec.subject, rec.label, rec.signal[cut:], rec.rate_hz, rec.name))
+        if resume < len(rec.signal):
+            rest.append(Recording(rec.subject, rec.label, rec.signal[resume:], rec.rate_hz, rec.name))
     return windows_of(first, length, stride, channels), windows_of(rest, length, stride, channels)
 
 
@@ -111,11 +115,11 @@ def recording_split(recordings: list[Recording], length: int, stride: int, fract
 
 
 def subject_split(recordings: list[Recording], length: int, stride: int, fraction: float, channels: list[int],
-                  split: str) -> tuple[Windows, Windows, list[int]]:
+                  split: str, gap_seconds: float = 0.0) -> tuple[Windows, Windows, list[int]]:
     """One subject's personalization and test windows by ``split`` (one of SPLITS), and the labels left
-    without a test recording (``recording`` only)."""
+    without a test recording (``recording`` only). ``gap_seconds``: the time split's gap after the cut."""
     if split == "time":
-        return (*personalization_split(recordings, length, stride, fraction, channels), [])
+        return (*personalization_split(recordings, length, stride, fraction, channels, gap_seconds), [])
     return recording_split(recordings, length, stride, fraction, channels)
 
 

@@ -39,6 +39,18 @@ def test_split_never_shares_a_sample() -> None:
     assert first.x[:, :, 0].max() < 101 <= rest.x[:, :, 0].min()
 
 
+def test_the_gap_leaves_out_its_seconds_after_the_cut() -> None:
+    """At 20 Hz a 2 s gap leaves out samples 101..140 of a 203-sample ramp cut at 101: the test part starts at
+    141 (without the gap, at 101)."""
+    first, rest = personalization_split([_ramp(203)], length=40, stride=20, fraction=0.5, gap_seconds=2.0)
+    assert first.x[:, :, 0].max() == 99 and rest.x[:, :, 0].min() == 141
+    assert len(rest) == 2  # the 62 samples after the gap hold windows at 141 and 161
+    _, none = personalization_split([_ramp(203)], 40, 20, 0.5, gap_seconds=4.0)
+    assert len(none) == 0  # the 22 samples left hold no window
+    with pytest.raises(ValueError, match="gap"):
+        personalization_split([_ramp(203)], 40, 20, 0.5, gap_seconds=float("nan"))
+
+
 def test_split_rejects_a_bad_fraction() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         personalization_split([_ramp(100)], 40, 20, fraction=1.0)

@@ -27,8 +27,9 @@ def _silent(what: str, done: int, total: int) -> None:
 def test_board_and_tensorflow_agree_on_two_subjects(watch: tuple[list, list[str]], tmp_path: Path) -> None:
     recordings, classes = watch
     cfg = dict(input_len=20, stride=10, epochs=2, warmup_epochs=1, pretrain_epochs=2, no_pretrain_epochs=2, seed=3)
-    board = pers.run(recordings, classes, [2, 5], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
-    tf = pers.run(recordings, classes, [2, 5], pers.Config(**cfg, trainer="tf"), "watch", tmp_path, _silent)
+    # Subjects 3 and 4 have the fewest windows (the watch data's shortest recordings).
+    board = pers.run(recordings, classes, [3, 4], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    tf = pers.run(recordings, classes, [3, 4], pers.Config(**cfg, trainer="tf"), "watch", tmp_path, _silent)
     for b, t in zip(board.subjects, tf.subjects, strict=True):
         assert b.personalization_windows > 0 and b.test_windows > 0
         assert set(b.conditions) == set(pers.CONDITIONS)
@@ -78,9 +79,9 @@ def test_the_renode_trainer_gives_the_board_results(watch: tuple[list, list[str]
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     recordings, classes = watch
     cfg = dict(input_len=20, stride=10, epochs=1, warmup_epochs=1, pretrain_epochs=2, no_pretrain_epochs=1, seed=3,
-               batch=16)
-    board = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
-    renode = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="renode"), "watch", tmp_path, _silent)
+               batch=16, quantize=("8",))
+    board = pers.run(recordings, classes, [4], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    renode = pers.run(recordings, classes, [4], pers.Config(**cfg, trainer="renode"), "watch", tmp_path, _silent)
     for c in pers.CONDITIONS:
         assert renode.subjects[0].conditions[c] == board.subjects[0].conditions[c], c
 
@@ -94,7 +95,9 @@ def test_cli_writes_the_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
     losses = {c: len(v["losses"]) for c, v in json.loads((out / "results.json").read_text())["subjects"][0][
         "conditions"].items()}
     assert losses == {"No Pers.": 0, "TL": 1, "Full": 1, "No Pretrain": 2}
-    assert "No Pretrain until its training loss stops falling by 1% in 10 epochs, at most 2: 2 epochs" in text
+    assert ("No Pretrain from random weights with Adam (lr 0.003) until its training loss stops falling by 1% in "
+            "10 epochs, at most 2: 2 epochs") in text
+    assert "Split: in time: each recording's first 50% personalizes and the rest tests, after a gap of 1 s" in text
     for condition in pers.CONDITIONS:
         assert f"| {condition} |" in text
     assert "| condition | macro F1 | accuracy | int8 F1 | agrees | 4-bit F1 | agrees |" in text
@@ -143,7 +146,7 @@ def test_the_cache_key_covers_labels_and_the_class_list() -> None:
 
 def test_a_cached_model_is_not_reused_when_only_the_labels_change(tmp_path: Path) -> None:
     cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1,
-                      trainer="tf")
+                      trainer="tf", quantize=())
     recordings, classes = _tiny_dataset()
     first = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
     again = pers.run(recordings, classes, [1], cfg, "tiny", tmp_path, _silent).subjects[0]
@@ -312,8 +315,9 @@ def test_a_real_board_over_serial_trains_exactly_as_the_simulated_one(
     from pyodl.board.tcp_bridge import TcpBridge
 
     recordings, classes = watch
-    cfg = dict(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1, seed=4)
-    board = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
+    cfg = dict(input_len=20, stride=10, epochs=1, warmup_epochs=0, pretrain_epochs=1, no_pretrain_epochs=1, seed=4,
+               quantize=("8",))
+    board = pers.run(recordings, classes, [4], pers.Config(**cfg, trainer="board"), "watch", tmp_path, _silent)
     bridge = TcpBridge(paper_board)  # the board runs the paper's model at T=40 to begin with
     programmed: list[Path] = []
 
@@ -326,7 +330,7 @@ def test_a_real_board_over_serial_trains_exactly_as_the_simulated_one(
     monkeypatch.setattr(programmer.shutil, "which", lambda name: f"/usr/bin/{name}")
     with bridge as port:
         url = f"socket://127.0.0.1:{port}"
-        serial = pers.run(recordings, classes, [2], pers.Config(**cfg, trainer="serial", port=url, tool="openocd"),
+        serial = pers.run(recordings, classes, [4], pers.Config(**cfg, trainer="serial", port=url, tool="openocd"),
                           "watch", tmp_path, _silent)
     assert bridge.error is None, bridge.error
     for condition in pers.CONDITIONS:
@@ -411,3 +415,32 @@ def test_no_pretrain_stops_once_its_loss_stops_falling() -> None:
     assert len(got) == 20
     trainer = _ScriptedTrainer(flat)
     assert len(pers.fit_epochs(trainer, data, 20, 4, 0.01, np.random.default_rng(0), advance, "np")) == 20  # type: ignore[arg-type]
+
+
+def test_no_pretrain_trains_with_its_own_optimizer_and_learning_rate(
+        watch: tuple[list, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TL and Full fine-tune with --optimizer and --lr (the paper's SGD at 0.01); No Pretrain, from random
+    weights, with --no-pretrain-optimizer and --no-pretrain-lr: each trainer is opened with its condition's
+    optimizer and every epoch runs at its condition's learning rate."""
+    recordings, classes = watch
+    opened: list[str] = []
+    rates: dict[str, set[float]] = {}
+    real_open, real_fit = pers.open_trainer, pers.fit_epochs
+
+    def open_recording(kind: str, model: object, capacity: object, work: Path, progress: object,
+                       optimizer: pers.Optimizer, *rest: object) -> object:
+        opened.append(optimizer.kind)
+        return real_open(kind, model, capacity, work, progress, optimizer, *rest)  # type: ignore[arg-type]
+
+    def fit_recording(trainer: object, data: object, epochs: int, batch: int, learning_rate: float,
+                      *rest: object, **kw: object) -> list[float]:
+        rates.setdefault(str(rest[2]).rsplit(" ", 1)[-1], set()).add(learning_rate)
+        return real_fit(trainer, data, epochs, batch, learning_rate, *rest, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pers, "open_trainer", open_recording)
+    monkeypatch.setattr(pers, "fit_epochs", fit_recording)
+    cfg = pers.Config(input_len=20, stride=10, epochs=1, warmup_epochs=1, pretrain_epochs=1, no_pretrain_epochs=1,
+                      trainer="tf", quantize=(), learning_rate=0.02, no_pretrain_learning_rate=0.005)
+    pers.run(recordings, classes, [3], cfg, "watch", tmp_path, _silent)
+    assert opened == ["sgd", "sgd", "adam"]  # TL, Full, No Pretrain
+    assert rates == {"TL": {0.02}, "Full": {0.02}, "Pretrain": {0.005}}

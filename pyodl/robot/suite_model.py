@@ -1,7 +1,8 @@
 """The model a user gives the Robot suites (``--variable MODEL:path/to/model.keras``) and the windows they train
 it on: from ``DATA`` (a recordings table) when given, else from numpy's seeded generator.
 
-Every variable is checked here, before TensorFlow loads, and a bad one is a ModelError naming the variable.
+Every variable is checked here, before TensorFlow loads (``pyodl ci plan`` checks them so, in a second), and a
+bad one is a ModelError naming the variable.
 Without MODEL the suites run the paper's model and none of the other variables applies.
 """
 
@@ -18,7 +19,6 @@ from pyodl.model.architecture import PAPER_TL_LAYERS, Architecture, Model, Model
 from pyodl.model.fold import fold_frozen_batchnorm
 from pyodl.model.keras_file import checked_path
 from pyodl.model.optimizer import SGD, Optimizer
-from pyodl.reference import golden
 
 MODES = ("full", "tl")
 DATA_SUFFIXES = (".csv", ".npz")
@@ -140,6 +140,8 @@ class SuiteModel:
         """(steps, batch, T, C) windows and (steps, batch) labels: drawn from DATA's windows by
         ``default_rng(seed)``, or the seeded standard-normal windows of the golden check."""
         if self.data is None:
+            from pyodl.reference import golden  # TensorFlow: not for the variables' checks
+
             return golden.random_batches(arch, steps, batch, seed)
         x, y = self.data_windows(arch)
         pick = np.random.default_rng(seed).choice(len(y), size=(steps, batch), replace=len(y) < steps * batch)

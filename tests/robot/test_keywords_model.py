@@ -1,7 +1,7 @@
 """The suites on a user's model that cannot run (``--variable MODEL:...``, Unicorn): a model too large for the
 SRAM fails ram.robot with the link's overflow in bytes, a layer the device lacks fails with export's message,
 a bad variable with the variable named. (That a model that fits passes every suite is
-tests/cli/test_ci.py's: it runs them as the caller workflow does.)"""
+tests/cli/test_github_ci.py's: it runs them as the caller workflow does.)"""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ Test Teardown       Test Teardown For Backend
 *** Test Cases ***
 Saved Weights Survive A Power Cycle
     [Documentation]    Two SAVEs go to slots A then B; after a power cycle the board runs copy 2.
+    [Tags]    power-control
     Start The Suite Model Board
     Board Should Have Booted From    defaults
     Run Training Steps    steps=1    batch=4
@@ -33,6 +34,7 @@ The Emulation Saves And Loads With Its Flash Slots
     ...    was, and boots that copy after a power cycle. Renode only: the Unicorn board has no snapshots;
     ...    what `Save` needs of the platform (scripts that keep only data) is checked without Renode by
     ...    tests/board/test_renode_flash.py.
+    [Tags]    power-control
     Skip If    '${BACKEND}' != 'renode'    the Unicorn board has no emulation snapshots
     Start The Suite Model Board
     Run Training Steps    steps=1    batch=4
@@ -46,6 +48,7 @@ The Emulation Saves And Loads With Its Flash Slots
 
 A Power Cut During Save Keeps The Previous Copy
     [Documentation]    The third SAVE (into slot A) loses power; the board boots copy 2 from slot B.
+    [Tags]    power-control
     [Template]    Power Cut Should Keep The Previous Copy
     first erase             before
     first erase             halfway
@@ -56,6 +59,18 @@ A Power Cut During Save Keeps The Previous Copy
     first header            halfway
     commit                  before
     commit                  halfway
+
+Your Model: LOAD Brings Back The Saved Copy
+    [Documentation]    MODEL trains, SAVEs, trains on, and LOAD restores the saved weights bit for bit: the
+    ...    SAVE and its reload without a power cycle, so a board on a serial line runs it too.
+    [Tags]    model
+    Start The Suite Model Board
+    Run Training Steps    steps=1    batch=4
+    Save Parameters
+    Take Weight Snapshot
+    Run Training Steps    steps=1    batch=4    seed=2
+    Load Should Bring Back The Last Save
+    Weights Should Be Unchanged
 
 
 *** Keywords ***

@@ -9,16 +9,18 @@ Suites never call a backend directly, so the same ``.robot`` file runs on both.
 from __future__ import annotations
 
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-from robot.api import logger
+from robot.api import SkipExecution, logger
+from robot.libraries.BuiltIn import BuiltIn
 
 from pyodl.board.base import Board, BoardError, PowerCutError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, STATUS_NAMES, Command, CommandError, Request
-from pyodl.board.uart import BoardUart, UartTransport, encode_request
+from pyodl.board.uart import BoardUart, UartTransport, encode_request, open_serial
 from pyodl.data import Normalizer
 from pyodl.data.watch import ACCELEROMETER, load_watch
 from pyodl.data.windows import subject_split
@@ -35,10 +37,10 @@ from pyodl.model.architecture import (
 from pyodl.model.memory_plan import FLASH_PAGE_BYTES, SLOT_HEADER_WORDS, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.model.quantized import QuantizedModel, parse_image
-from pyodl.network.board import BoardNetwork
+from pyodl.network.board import BoardNetwork, ModelMismatchError
 from pyodl.reference import golden
 from pyodl.resources.estimate import estimate
-from pyodl.robot.selection import TestSelection
+from pyodl.robot.selection import MODEL_TAG, PAPER_TAG, TestSelection
 from pyodl.robot.suite_model import SuiteModel
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
 from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
@@ -53,6 +55,17 @@ MODES = {"full": None, "tl": PAPER_TL_LAYERS}
 # its windows into simulated RAM and one TRAIN_BATCH command.
 DATASET_WINDOWS = 32
 WATCH_CLASSES = 7  # the bundled watch dataset's exercises
+BACKENDS = ("unicorn", "renode", "serial")
+# What a board on a serial line (BACKEND:serial) cannot do, by the tag of the tests that need it: they are skipped
+# there with this reason.
+SERIAL_SKIPS = {
+    "power-control": "a board on a serial line has no power switch the test controls: power cycles and power cuts "
+                     "during a SAVE need a simulator (Unicorn or Renode)",
+    "memory-access": "over a serial line the host reaches the board only through frames: reading or writing its "
+                     "memory and registers needs a simulator (Unicorn or Renode)",
+    PAPER_TAG: "a board on a serial line runs the one firmware `pyodl flash` put on it, and the paper's rows need one "
+             "per input size: give --variable MODEL:... and flash that model",
+}
 
 
 def _trainable(mode: str) -> int | None:
@@ -62,17 +75,20 @@ def _trainable(mode: str) -> int | None:
 
 
 class BoardKeywords:
-    """Keywords for one suite; ``backend`` is ``unicorn`` (default) or ``renode`` (under renode-test). ``model``
-    and the rest are the suites' variables (robot/README.md): the user's model and how it trains; a bad one
-    fails the first keyword that builds, with the variable named."""
+    """Keywords for one suite; ``backend`` is ``unicorn`` (default), ``renode`` (under renode-test) or ``serial``
+    (a board flashed with ``pyodl flash``, at ``port``). ``model`` and the rest are the suites' variables
+    (robot/README.md): the user's model and how it trains; a bad one fails the first keyword that builds, with
+    the variable named."""
 
     ROBOT_LIBRARY_SCOPE = "SUITE"
 
     def __init__(self, backend: str = "unicorn", model: str = "", data: str = "", mode: str = "",
-                 trainable: str = "", optimizer: str = "", rate: str = "") -> None:
-        if backend not in ("unicorn", "renode"):
-            raise ValueError(f"backend must be unicorn or renode, got {backend!r}")
+                 trainable: str = "", optimizer: str = "", rate: str = "", port: str = "") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
+        self.port = port
+        self._serial: UartTransport | None = None
         self.suite: SuiteModel | None = None
         self._suite_error: ModelError | None = None
         try:
@@ -95,6 +111,7 @@ class BoardKeywords:
         self._batches: tuple[np.ndarray, np.ndarray] | None = None
         self._learning_rate = 0.0
         self._snapshot: Params | None = None
+        self._saved: tuple[int, int] | None = None
         self._reply_status: int | None = None
         self.training_instructions = 0
         self._pers: tuple[np.ndarray, np.ndarray] | None = None
@@ -220,9 +237,26 @@ class BoardKeywords:
 
         return RenodeBoard.from_robot()
 
+    def skip_what_the_backend_cannot_run(self) -> None:
+        """On BACKEND:serial, skip the current test when one of its tags names something a serial line cannot do
+        (SERIAL_SKIPS: power control, memory access, the paper's rows), with the reason; elsewhere nothing."""
+        if self.backend != "serial":
+            return
+        tags = [str(t) for t in BuiltIn().get_variable_value("@{TEST TAGS}", [])]
+        for tag in tags:
+            if tag == PAPER_TAG and MODEL_TAG in tags:  # a user-model row of a suite whose rows are the paper's
+                continue
+            if tag in SERIAL_SKIPS:
+                raise SkipExecution(f"skipped on BACKEND:serial (tag {tag}): {SERIAL_SKIPS[tag]}")
+
     def start_board(self) -> None:
-        """Load the firmware built last on a fresh board and boot it until it waits for commands."""
+        """Load the firmware built last on a fresh board and boot it until it waits for commands. On BACKEND:serial
+        the board must already run this very firmware (`pyodl flash`): its model hash is checked and its
+        parameters are set to the model's, so every test starts from the same weights."""
         firmware = self._current_firmware()
+        if self.backend == "serial":
+            self._start_serial_board(firmware)
+            return
         if self.board is not None:
             self.board.close()
         self.board = self._new_board()
@@ -232,9 +266,32 @@ class BoardKeywords:
         self.net.set_trainable(self._trainable_layers or len(self.model.arch.param_layers))
         logger.info(f"booted on {self.backend} in {self.board.executed_instructions()} instructions")
 
+    def _start_serial_board(self, firmware: Firmware) -> None:
+        assert self.model is not None
+        self.stop_board()
+        if not self.port:
+            raise AssertionError("BACKEND:serial needs the board's port: --variable PORT:/dev/ttyACM0 (or a pyserial "
+                                 "URL such as socket://HOST:PORT)")
+        try:
+            self._serial = open_serial(self.port)
+        except (OSError, ValueError) as exc:
+            raise AssertionError(f"cannot open PORT {self.port}: {exc}") from None
+        try:
+            self.net = BoardNetwork(self._serial, self.model.arch, firmware.model_hash(), self.optimizer)
+        except ModelMismatchError as exc:
+            raise AssertionError(f"{exc} (pyodl flash MODEL --dataset-windows {DATASET_WINDOWS}, with this MODE, "
+                                 "TRAINABLE and OPTIMIZER)") from None
+        self.net.set_params(self.model.params)
+        self.net.set_trainable(self._trainable_layers or len(self.model.arch.param_layers))
+        logger.info(f"the board at {self.port} runs this firmware (model hash 0x{firmware.model_hash():08x}); "
+                    "its parameters set to the model's")
+
     def stop_board(self) -> None:
         if self.board is not None:
             self.board.close()
+        if self._serial is not None:
+            self._serial.close()
+        self._serial = None
         self.board = None
         self.net = None
 
@@ -244,8 +301,13 @@ class BoardKeywords:
         return self.net
 
     def use_transport(self, transport: str) -> None:
-        """Route the following commands through the RAM ``mailbox`` or ``uart`` frames on the console UART."""
+        """Route the following commands through the RAM ``mailbox`` or ``uart`` frames on the console UART (on
+        BACKEND:serial every command goes by UART frames already)."""
         net, board = self._net(), self.board
+        if self.backend == "serial":
+            if transport != "uart":
+                raise AssertionError(f"BACKEND:serial has the UART only, not the {transport}")
+            return
         assert board is not None
         if transport == "mailbox":
             net.transport = MailboxTransport(board)
@@ -263,19 +325,22 @@ class BoardKeywords:
         (window by window through the mailbox when the batch is larger than the region). Returns the last
         step's mean loss; logs instructions per sample."""
         net, board = self._net(), self.board
-        assert self.model is not None and board is not None
+        assert self.model is not None
         if self._suite_built and self.suite is not None:  # DATA's windows, or the seeded generator's
             windows, labels = self.suite.batches(self.model.arch, int(steps), int(batch), int(seed))
         else:
             windows, labels = golden.random_batches(self.model.arch, int(steps), int(batch), int(seed))
         self._batches = (windows, labels)
         self._learning_rate = float(learning_rate)
-        start = board.executed_instructions()
+        start, seconds = (0 if board is None else board.executed_instructions()), time.perf_counter()
         loss = 0.0
         for x, y in zip(windows, labels, strict=True):
             loss = net.train_step(x, y, self._learning_rate)
-        self.training_instructions = board.executed_instructions() - start
         samples = int(steps) * int(batch)
+        if board is None:  # a board on a serial line: no instruction count, the wall time
+            logger.info(f"{samples} samples trained in {time.perf_counter() - seconds:.2f} s over {self.port}")
+            return loss
+        self.training_instructions = board.executed_instructions() - start
         logger.info(f"{samples} samples trained in {self.training_instructions} instructions "
                     f"({self.training_instructions // samples} per sample, protocol included)")
         return loss
@@ -463,6 +528,21 @@ class BoardKeywords:
         got = self._net().save()
         if got != (int(slot), int(sequence)):
             raise AssertionError(f"SAVE wrote slot {got[0]} as copy {got[1]}, expected slot {slot} copy {sequence}")
+
+    def save_parameters(self) -> tuple[int, int]:
+        """SAVE the trained parameters into whichever slot the firmware picks; returns (slot, copy number)."""
+        self._saved = self._net().save()
+        logger.info(f"SAVE wrote slot {'AB'[self._saved[0]]} as copy {self._saved[1]}")
+        return self._saved
+
+    def load_should_bring_back_the_last_save(self) -> None:
+        """LOAD must restore the copy `Save Parameters` wrote: the same slot and copy number."""
+        if self._saved is None:
+            raise AssertionError("call `Save Parameters` first")
+        got = self._net().load()
+        if got != self._saved:
+            raise AssertionError(f"LOAD brought back slot {got[0]} copy {got[1]}, the last SAVE wrote slot "
+                                 f"{self._saved[0]} copy {self._saved[1]}")
 
     def power_cycle_board(self) -> None:
         """Power off and on: RAM is lost, flash (and its persistence slots) kept; the firmware boots again."""

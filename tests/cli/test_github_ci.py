@@ -194,3 +194,16 @@ def test_readmes_caller_yaml_is_what_init_writes() -> None:
     section = readme[readme.index("## Use pyodl in your repository's CI"):]
     shown = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
     assert shown in caller_workflow("models/har.keras", None, "full", None, REPOSITORY, REF)
+
+
+def test_readmes_hardware_in_the_loop_job_passes_actionlint(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Hardware in the loop"):]
+    job = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    assert "--variable BACKEND:serial" in job and "pyodl flash models/har.keras --dataset-windows 32" in job
+    (tmp_path / ".git").mkdir()  # actionlint finds the project, and its config, by the repository
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "hil.yml").write_text(job)
+    (tmp_path / ".github" / "actionlint.yaml").write_text("self-hosted-runner:\n  labels:\n    - nucleo-l496zg\n")
+    lint = subprocess.run([str(BIN / "actionlint")], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

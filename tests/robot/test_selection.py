@@ -45,4 +45,5 @@ def test_with_a_model_every_model_suite_runs_the_users_rows_only() -> None:
     assert selected["golden"] == ["Your Model Trains Like TensorFlow"]
     assert selected["ram"] == ["Your Model Fits And Trains"]
     assert all(name.startswith("Your Model") for name in selected["int8"])
-    assert len(selected["persist"]) == 3  # built by `Build Firmware For Suite Model`: the user's model
+    # Built by `Build Firmware For Suite Model`: the user's model; and the LOAD row, which a serial line runs.
+    assert selected["persist"][-1] == "Your Model: LOAD Brings Back The Saved Copy" and len(selected["persist"]) == 4

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyodl.cli.shared import EXIT_OK, TRAINABLE_LAYERS
 from pyodl.model.architecture import ModelError
+from pyodl.robot.suite_model import DATASET_WINDOWS  # the suites' build: the estimate counts the same
 
 # The repository that publishes odl-ci.yml, and the ref a caller pins by default (--repository and --ref for a
 # fork or a release tag).
@@ -23,8 +24,6 @@ REF = "main"
 CALLER = Path(".github/workflows/pyodl.yml")
 SUITES = ("golden", "ram", "persist", "int8")  # the suites that take a MODEL (robot/README.md)
 BACKENDS = ("unicorn", "renode")
-# The suites' dataset region (pyodl.robot.keywords.DATASET_WINDOWS): the estimate counts the same build.
-DATASET_WINDOWS = 32
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
 _REF = re.compile(r"[A-Za-z0-9_./-]+")
 

@@ -41,7 +41,7 @@ from pyodl.network.board import BoardNetwork, ModelMismatchError
 from pyodl.reference import golden
 from pyodl.resources.estimate import estimate
 from pyodl.robot.selection import MODEL_TAG, PAPER_TAG, TestSelection
-from pyodl.robot.suite_model import SuiteModel
+from pyodl.robot.suite_model import DATASET_WINDOWS, SuiteModel
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
 from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 
@@ -51,9 +51,6 @@ UNMAPPED_ADDRESS = 0x0900_0000
 UNMODELLED_REGISTER = 0x4000_7100
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
-# The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of
-# its windows into simulated RAM and one TRAIN_BATCH command.
-DATASET_WINDOWS = 32
 WATCH_CLASSES = 7  # the bundled watch dataset's exercises
 BACKENDS = ("unicorn", "renode", "serial")
 # What a board on a serial line (BACKEND:serial) cannot do, by the tag of the tests that need it: they are skipped

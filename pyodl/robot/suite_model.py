@@ -22,6 +22,9 @@ from pyodl.model.optimizer import SGD, Optimizer
 
 MODES = ("full", "tl")
 DATA_SUFFIXES = (".csv", ".npz")
+# The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of its
+# windows and one TRAIN_BATCH command. A board for BACKEND:serial is flashed with as many (--dataset-windows).
+DATASET_WINDOWS = 32
 DEFAULT_RATE_HZ = 20.0  # the rate the pipeline resamples every recording to: DATA at 20 Hz is used as it is
 # Without DATA, int8.robot personalizes on this many seeded windows and tests on this many more.
 RANDOM_PERSONALIZATION_WINDOWS = 64

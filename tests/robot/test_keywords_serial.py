@@ -14,7 +14,8 @@ from robot.api import ExecutionResult
 
 from pyodl.board.board_process import BoardProcess
 from pyodl.model.keras_io import load
-from pyodl.robot.keywords import DATASET_WINDOWS, SERIAL_SKIPS
+from pyodl.robot.keywords import SERIAL_SKIPS
+from pyodl.robot.suite_model import DATASET_WINDOWS
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 
 ROBOT = Path(__file__).parents[2] / "robot"

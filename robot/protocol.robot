@@ -40,6 +40,7 @@ An Access Outside The Memory Map Fails The Test
     [Documentation]    The guard itself, on either backend: a read where nothing is mapped is an error at
     ...    once on the Unicorn board, and under Renode a logged warning that the teardown's log check
     ...    fails on. The log tester is then started afresh, so the teardown passes on the expected line.
+    [Tags]    memory-access
     Run Keyword And Expect Error    *    Read Outside The Memory Map And Check The Log
     IF    '${BACKEND}' == 'renode'    Start Log Checks
 
@@ -47,6 +48,7 @@ An Access To A Register The Platform Does Not Model Fails The Test
     [Documentation]    The guard for the platform's own peripherals: a write to PWR past its registers stops
     ...    the Unicorn board at once, and under Renode the PWR model logs an error that the teardown's log
     ...    check fails on. The log tester is then started afresh, so the teardown passes on the expected line.
+    [Tags]    memory-access
     Run Keyword And Expect Error    *    Write An Unmodelled Register And Check The Log
     IF    '${BACKEND}' == 'renode'    Start Log Checks
 

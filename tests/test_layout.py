@@ -170,7 +170,7 @@ def test_the_checker_sees_a_cycle_and_tensorflow(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module", ["pyodl.cli", "pyodl.board.unicorn", "pyodl.resources.estimate",
-                                    "pyodl.network.open", "pyodl.experiments.personalize"])
+                                    "pyodl.network.open", "pyodl.experiments.personalize", "pyodl.robot.suite_model"])
 def test_importing_does_not_load_tensorflow(module: str) -> None:
     """Argument errors come before heavy imports: these modules load in well under a second."""
     code = f"import sys, {module}; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"

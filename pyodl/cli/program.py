@@ -18,6 +18,7 @@ from pyodl.cli import (
     federate,
     flash,
     fuzz,
+    github_ci,
     golden_check,
     personalize,
     stream,
@@ -26,7 +27,7 @@ from pyodl.cli.shared import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
 from pyodl.cli.signals import Signals, Terminated
 
 # In the order of README's command table.
-COMMANDS = (export, golden_check, estimate, fuzz, bench, board_check, flash, personalize, stream, federate)
+COMMANDS = (export, golden_check, estimate, fuzz, bench, board_check, flash, personalize, stream, federate, github_ci)
 
 
 def _version() -> str:

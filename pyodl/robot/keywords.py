@@ -1,6 +1,7 @@
-"""High-level keywords of the Robot suites: build the firmware for the paper's model, start it on a board
-(the Unicorn STM32L496 model under plain ``robot``, Renode under ``renode-test``), load windows into the
-simulated RAM through the mailbox, train, and compare every weight with the TensorFlow golden model.
+"""High-level keywords of the Robot suites: build the firmware for the paper's model or the user's (``MODEL``,
+:mod:`pyodl.robot.suite_model`), start it on a board (the Unicorn STM32L496 model under plain ``robot``, Renode
+under ``renode-test``), load windows into the simulated RAM through the mailbox, train, and compare every
+weight with the TensorFlow golden model.
 
 Suites never call a backend directly, so the same ``.robot`` file runs on both.
 """
@@ -8,26 +9,41 @@ Suites never call a backend directly, so the same ``.robot`` file runs on both.
 from __future__ import annotations
 
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-from robot.api import logger
+from robot.api import SkipExecution, logger
+from robot.libraries.BuiltIn import BuiltIn
 
 from pyodl.board.base import Board, BoardError, PowerCutError
 from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, STATUS_NAMES, Command, CommandError, Request
-from pyodl.board.uart import BoardUart, UartTransport, encode_request
+from pyodl.board.uart import BoardUart, UartTransport, encode_request, open_serial
 from pyodl.data import Normalizer
 from pyodl.data.watch import ACCELEROMETER, load_watch
 from pyodl.data.windows import subject_split
-from pyodl.model.architecture import PAPER_TL_LAYERS, Model, Params, glorot_params, paper_architecture, paper_model
+from pyodl.model.architecture import (
+    PAPER_TL_LAYERS,
+    Kind,
+    Model,
+    ModelError,
+    Params,
+    glorot_params,
+    paper_architecture,
+    paper_model,
+)
 from pyodl.model.memory_plan import FLASH_PAGE_BYTES, SLOT_HEADER_WORDS, plan_memory
+from pyodl.model.optimizer import SGD, Optimizer
 from pyodl.model.quantized import QuantizedModel, parse_image
-from pyodl.network.board import BoardNetwork
+from pyodl.network.board import BoardNetwork, ModelMismatchError
 from pyodl.reference import golden
+from pyodl.resources.estimate import estimate
+from pyodl.robot.selection import MODEL_TAG, PAPER_TAG, TestSelection
+from pyodl.robot.suite_model import DATASET_WINDOWS, SuiteModel
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder, RamOverflowError
-from pyodl.toolchain.memory_map import SRAM_SIZE
+from pyodl.toolchain.memory_map import FLASH_SIZE, SRAM_SIZE
 
 # Reserved on the STM32L496 (RM0351 table 1): past the 1 MB of flash, nothing answers.
 UNMAPPED_ADDRESS = 0x0900_0000
@@ -35,10 +51,18 @@ UNMAPPED_ADDRESS = 0x0900_0000
 UNMODELLED_REGISTER = 0x4000_7100
 
 MODES = {"full": None, "tl": PAPER_TL_LAYERS}
-# The firmware's dataset region holds a batch of the suites (32 windows): each training step is one store of
-# its windows into simulated RAM and one TRAIN_BATCH command.
-DATASET_WINDOWS = 32
 WATCH_CLASSES = 7  # the bundled watch dataset's exercises
+BACKENDS = ("unicorn", "renode", "serial")
+# What a board on a serial line (BACKEND:serial) cannot do, by the tag of the tests that need it: they are skipped
+# there with this reason.
+SERIAL_SKIPS = {
+    "power-control": "a board on a serial line has no power switch the test controls: power cycles and power cuts "
+                     "during a SAVE need a simulator (Unicorn or Renode)",
+    "memory-access": "over a serial line the host reaches the board only through frames: reading or writing its "
+                     "memory and registers needs a simulator (Unicorn or Renode)",
+    PAPER_TAG: "a board on a serial line runs the one firmware `pyodl flash` put on it, and the paper's rows need one "
+             "per input size: give --variable MODEL:... and flash that model",
+}
 
 
 def _trainable(mode: str) -> int | None:
@@ -48,14 +72,30 @@ def _trainable(mode: str) -> int | None:
 
 
 class BoardKeywords:
-    """Keywords for one suite; ``backend`` is ``unicorn`` (default) or ``renode`` (under renode-test)."""
+    """Keywords for one suite; ``backend`` is ``unicorn`` (default), ``renode`` (under renode-test) or ``serial``
+    (a board flashed with ``pyodl flash``, at ``port``). ``model`` and the rest are the suites' variables
+    (robot/README.md): the user's model and how it trains; a bad one fails the first keyword that builds, with
+    the variable named."""
 
     ROBOT_LIBRARY_SCOPE = "SUITE"
 
-    def __init__(self, backend: str = "unicorn") -> None:
-        if backend not in ("unicorn", "renode"):
-            raise ValueError(f"backend must be unicorn or renode, got {backend!r}")
+    def __init__(self, backend: str = "unicorn", model: str = "", data: str = "", mode: str = "",
+                 trainable: str = "", optimizer: str = "", rate: str = "", port: str = "") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
+        self.port = port
+        self._serial: UartTransport | None = None
+        self.suite: SuiteModel | None = None
+        self._suite_error: ModelError | None = None
+        try:
+            self.suite = SuiteModel.from_variables(model, data, mode, trainable, optimizer, rate)
+        except ModelError as exc:
+            self._suite_error = exc
+        self._model_given = bool(model)
+        self._trainable_layers: int | None = None
+        self.optimizer: Optimizer = SGD
+        self._suite_built = False
         self._tmp = tempfile.TemporaryDirectory(prefix="pyodl-robot-")
         self._work = Path(self._tmp.name)
         self._builder: FirmwareBuilder | None = None
@@ -68,41 +108,65 @@ class BoardKeywords:
         self._batches: tuple[np.ndarray, np.ndarray] | None = None
         self._learning_rate = 0.0
         self._snapshot: Params | None = None
+        self._saved: tuple[int, int] | None = None
         self._reply_status: int | None = None
         self.training_instructions = 0
         self._pers: tuple[np.ndarray, np.ndarray] | None = None
         self._test: tuple[np.ndarray, np.ndarray] | None = None
         self._qmodel: QuantizedModel | None = None
         self._int8_classes: np.ndarray | None = None
-        # Robot tells a library's listener when the library goes out of scope (the suite ends).
-        self.ROBOT_LIBRARY_LISTENER = _Cleanup(self)
+        # Robot tells a library's listeners when its suite starts (which of its tests run for this MODEL) and
+        # when the library goes out of scope (the suite ends).
+        self.ROBOT_LIBRARY_LISTENER = [TestSelection(self._model_given), _Cleanup(self)]
 
     # -- building ---------------------------------------------------------------------------------------
 
-    def _build(self, model: Model, mode: str, name: str) -> Firmware:
+    def _build(self, model: Model, trainable: int | None, name: str, optimizer: Optimizer = SGD) -> Firmware:
         if self._builder is None:
             self._builder = FirmwareBuilder(self._work / "build")
-        return self._builder.export_and_build(model, self._work / name, _trainable(mode),
+        return self._builder.export_and_build(model, self._work / name, trainable, optimizer,
                                               dataset_windows=DATASET_WINDOWS)
 
     def build_firmware_for_paper_model(self, input_len: int = 40, mode: str = "full", seed: int = 0) -> str:
         """Export the paper's model at ``input_len`` with initial weights from ``seed``, link the firmware
         for ``mode`` (full or tl) and log the SRAM each section takes. Returns the ELF path."""
         input_len, seed = int(input_len), int(seed)
-        return self._build_for(paper_model(input_len, seed), mode, "paper")
+        return self._build_for(paper_model(input_len, seed), mode, "paper", _trainable(mode))
 
-    def _build_for(self, model: Model, mode: str, name: str) -> str:
+    def build_firmware_for_suite_model(self, input_len: int = 40, mode: str = "tl") -> str:
+        """The user's model (``--variable MODEL:...``) in its MODE (default full) or TRAINABLE, with its OPTIMIZER;
+        without MODEL, the paper's model at ``input_len`` in ``mode``. Fails with the variable's fault, or with
+        export's or the link's message (a layer the device lacks, a model that does not fit). Returns the ELF
+        path."""
+        suite = self._suite()
+        if suite is None:
+            return self.build_firmware_for_paper_model(input_len, mode)
+        model = suite.model()
+        label = "tl" if suite.trainable is not None else "full"
+        return self._build_for(model, f"{label}{suite.trainable or ''}", "model", suite.trainable, suite.optimizer)
+
+    def _suite(self) -> SuiteModel | None:
+        if self._suite_error is not None:
+            raise self._suite_error
+        return self.suite
+
+    def _build_for(self, model: Model, mode: str, name: str, trainable: int | None,
+                   optimizer: Optimizer = SGD) -> str:
         input_len = model.arch.input_len
         key = (name, input_len, mode)
         self.model = model
         self.mode = mode
+        self._trainable_layers = trainable
+        self.optimizer = optimizer
+        self._suite_built = name == "model"
         self._key = key
         if key not in self._firmware:
-            self._firmware[key] = self._build(model, mode, f"{name}-{input_len}-{mode}")
+            self._firmware[key] = self._build(model, trainable, f"{name}-{input_len}-{mode}", optimizer)
         firmware = self._firmware[key]
         sections = firmware.ram_sections()
         table = ", ".join(f"{name} {size}" for name, size in sections.items())
-        logger.info(f"{name} model T={input_len} {mode}: SRAM {firmware.ram_bytes()} of {SRAM_SIZE} bytes ({table}); "
+        what = f"{self.suite.path.name}" if name == "model" and self.suite is not None else f"{name} model"
+        logger.info(f"{what} T={input_len} {mode}: SRAM {firmware.ram_bytes()} of {SRAM_SIZE} bytes ({table}); "
                     f"flash {firmware.flash_bytes()} bytes")
         return str(firmware.elf)
 
@@ -115,12 +179,38 @@ class BoardKeywords:
         logger.info(f"SRAM used: {used} bytes, {SRAM_SIZE - used} bytes free")
         return used
 
+    def suite_model_should_fit_the_chip(self) -> int:
+        """Build the suite's model (MODEL, else the paper's at T=40 in TL) and log its SRAM and flash against the
+        STM32L496's 320 KB and 1 MB, byte by byte per section. A model that does not fit fails with the build's
+        own message (the overflow in bytes), the estimator's bytes per item logged beside it. Returns the SRAM
+        bytes."""
+        try:
+            self.build_firmware_for_suite_model()
+        except RamOverflowError as exc:
+            assert self.model is not None
+            fitted = estimate(self.model.arch, self._trainable_layers, optimizer=self.optimizer,
+                              dataset_windows=DATASET_WINDOWS)
+            logger.info("estimated SRAM per item (bytes): " + ", ".join(f"{k} {v}" for k, v in fitted.ram.items()) +
+                        f"; total {fitted.ram_total} of {SRAM_SIZE}")
+            logger.info(str(exc))
+            raise AssertionError(str(exc).splitlines()[0]) from None
+        firmware = self._current_firmware()
+        ram, flash = firmware.ram_bytes(), firmware.flash_bytes()
+        logger.info(f"SRAM {ram} of {SRAM_SIZE} bytes ({SRAM_SIZE - ram} free): " +
+                    ", ".join(f"{name} {size}" for name, size in firmware.ram_sections().items()))
+        logger.info(f"flash {flash} of {FLASH_SIZE} bytes ({FLASH_SIZE - flash} free): " +
+                    ", ".join(f"{name} {size}" for name, size in firmware.flash_sections().items()))
+        if ram > SRAM_SIZE or flash > FLASH_SIZE:
+            raise AssertionError(f"the firmware takes {ram} bytes of SRAM and {flash} bytes of flash, more than "
+                                 f"the STM32L496's {SRAM_SIZE} and {FLASH_SIZE}")
+        return ram
+
     def oversized_model_should_fail_to_link(self, input_len: int = 4000) -> int:
         """Link the paper's model at an input length whose activations cannot fit in SRAM: the link must
         fail and say by how many bytes it overflows. Returns the overflow."""
         model = paper_model(int(input_len), 0)
         try:
-            self._build(model, "full", f"oversized-{input_len}")
+            self._build(model, None, f"oversized-{input_len}")
         except RamOverflowError as exc:
             logger.info(str(exc).splitlines()[0])
             if exc.overflow <= 0 or f"by {exc.overflow} bytes" not in str(exc):
@@ -130,7 +220,7 @@ class BoardKeywords:
 
     def _current_firmware(self) -> Firmware:
         if self._key is None:
-            raise AssertionError("call `Build Firmware For Paper Model` first")
+            raise AssertionError("call `Build Firmware For Paper Model` or `Build Firmware For Suite Model` first")
         return self._firmware[self._key]
 
     # -- the board --------------------------------------------------------------------------------------
@@ -144,21 +234,61 @@ class BoardKeywords:
 
         return RenodeBoard.from_robot()
 
+    def skip_what_the_backend_cannot_run(self) -> None:
+        """On BACKEND:serial, skip the current test when one of its tags names something a serial line cannot do
+        (SERIAL_SKIPS: power control, memory access, the paper's rows), with the reason; elsewhere nothing."""
+        if self.backend != "serial":
+            return
+        tags = [str(t) for t in BuiltIn().get_variable_value("@{TEST TAGS}", [])]
+        for tag in tags:
+            if tag == PAPER_TAG and MODEL_TAG in tags:  # a user-model row of a suite whose rows are the paper's
+                continue
+            if tag in SERIAL_SKIPS:
+                raise SkipExecution(f"skipped on BACKEND:serial (tag {tag}): {SERIAL_SKIPS[tag]}")
+
     def start_board(self) -> None:
-        """Load the firmware built last on a fresh board and boot it until it waits for commands."""
+        """Load the firmware built last on a fresh board and boot it until it waits for commands. On BACKEND:serial
+        the board must already run this very firmware (`pyodl flash`): its model hash is checked and its
+        parameters are set to the model's, so every test starts from the same weights."""
         firmware = self._current_firmware()
+        if self.backend == "serial":
+            self._start_serial_board(firmware)
+            return
         if self.board is not None:
             self.board.close()
         self.board = self._new_board()
         self.board.load_elf(firmware.elf)
         assert self.model is not None
-        self.net = BoardNetwork(MailboxTransport(self.board), self.model.arch)
-        self.net.set_trainable(_trainable(self.mode) or len(self.model.arch.param_layers))
+        self.net = BoardNetwork(MailboxTransport(self.board), self.model.arch, optimizer=self.optimizer)
+        self.net.set_trainable(self._trainable_layers or len(self.model.arch.param_layers))
         logger.info(f"booted on {self.backend} in {self.board.executed_instructions()} instructions")
+
+    def _start_serial_board(self, firmware: Firmware) -> None:
+        assert self.model is not None
+        self.stop_board()
+        if not self.port:
+            raise AssertionError("BACKEND:serial needs the board's port: --variable PORT:/dev/ttyACM0 (or a pyserial "
+                                 "URL such as socket://HOST:PORT)")
+        try:
+            self._serial = open_serial(self.port)
+        except (OSError, ValueError) as exc:
+            raise AssertionError(f"cannot open PORT {self.port}: {exc}") from None
+        try:
+            self.net = BoardNetwork(self._serial, self.model.arch, firmware.model_hash(), self.optimizer)
+        except ModelMismatchError as exc:
+            raise AssertionError(f"{exc} (pyodl flash MODEL --dataset-windows {DATASET_WINDOWS}, with this MODE, "
+                                 "TRAINABLE and OPTIMIZER)") from None
+        self.net.set_params(self.model.params)
+        self.net.set_trainable(self._trainable_layers or len(self.model.arch.param_layers))
+        logger.info(f"the board at {self.port} runs this firmware (model hash 0x{firmware.model_hash():08x}); "
+                    "its parameters set to the model's")
 
     def stop_board(self) -> None:
         if self.board is not None:
             self.board.close()
+        if self._serial is not None:
+            self._serial.close()
+        self._serial = None
         self.board = None
         self.net = None
 
@@ -168,8 +298,13 @@ class BoardKeywords:
         return self.net
 
     def use_transport(self, transport: str) -> None:
-        """Route the following commands through the RAM ``mailbox`` or ``uart`` frames on the console UART."""
+        """Route the following commands through the RAM ``mailbox`` or ``uart`` frames on the console UART (on
+        BACKEND:serial every command goes by UART frames already)."""
         net, board = self._net(), self.board
+        if self.backend == "serial":
+            if transport != "uart":
+                raise AssertionError(f"BACKEND:serial has the UART only, not the {transport}")
+            return
         assert board is not None
         if transport == "mailbox":
             net.transport = MailboxTransport(board)
@@ -187,16 +322,22 @@ class BoardKeywords:
         (window by window through the mailbox when the batch is larger than the region). Returns the last
         step's mean loss; logs instructions per sample."""
         net, board = self._net(), self.board
-        assert self.model is not None and board is not None
-        windows, labels = golden.random_batches(self.model.arch, int(steps), int(batch), int(seed))
+        assert self.model is not None
+        if self._suite_built and self.suite is not None:  # DATA's windows, or the seeded generator's
+            windows, labels = self.suite.batches(self.model.arch, int(steps), int(batch), int(seed))
+        else:
+            windows, labels = golden.random_batches(self.model.arch, int(steps), int(batch), int(seed))
         self._batches = (windows, labels)
         self._learning_rate = float(learning_rate)
-        start = board.executed_instructions()
+        start, seconds = (0 if board is None else board.executed_instructions()), time.perf_counter()
         loss = 0.0
         for x, y in zip(windows, labels, strict=True):
             loss = net.train_step(x, y, self._learning_rate)
-        self.training_instructions = board.executed_instructions() - start
         samples = int(steps) * int(batch)
+        if board is None:  # a board on a serial line: no instruction count, the wall time
+            logger.info(f"{samples} samples trained in {time.perf_counter() - seconds:.2f} s over {self.port}")
+            return loss
+        self.training_instructions = board.executed_instructions() - start
         logger.info(f"{samples} samples trained in {self.training_instructions} instructions "
                     f"({self.training_instructions // samples} per sample, protocol included)")
         return loss
@@ -207,8 +348,9 @@ class BoardKeywords:
         if self._batches is None or self.model is None:
             raise AssertionError("call `Run Training Steps` first")
         windows, labels = self._batches
-        run = golden.train(self.model, windows, labels, self._learning_rate, _trainable(self.mode))
-        diffs = golden.compare(self.model, self._net().get_params(), run.params)
+        run = golden.train(self.model, windows, labels, self._learning_rate, self._trainable_layers, self.optimizer)
+        atol, rtol = golden.tolerance(self.optimizer, self._learning_rate, len(windows))
+        diffs = golden.compare(self.model, self._net().get_params(), run.params, atol, rtol)
         for d in diffs:
             logger.info(f"{d.name}: max abs {d.max_abs:.3e}, {d.worst_ratio:.2%} of the tolerance")
         bad = [d for d in diffs if not d.ok]
@@ -277,7 +419,7 @@ class BoardKeywords:
         """The paper's architecture for the bundled watch dataset (3 accelerometer channels, 7 exercises) with
         Glorot weights from ``seed``, linked for ``mode``. Returns the ELF path."""
         arch = paper_architecture(int(input_len), len(ACCELEROMETER), WATCH_CLASSES)
-        return self._build_for(Model(arch, glorot_params(arch, int(seed))), mode, "watch")
+        return self._build_for(Model(arch, glorot_params(arch, int(seed))), mode, "watch", _trainable(mode))
 
     def personalize_on_watch_subject(self, subject: int = 1, epochs: int = 5, batch: int = 16,
                                      learning_rate: float = 0.05) -> float:
@@ -303,14 +445,38 @@ class BoardKeywords:
                     f"last loss {loss:.4f}")
         return loss
 
+    def personalize_on_suite_data(self, epochs: int = 3, batch: int = 16, learning_rate: float = 0.05,
+                                  seed: int = 1) -> float:
+        """The suite model's int8 path: train on the personalization windows (DATA's first half of each recording,
+        or seeded standard-normal windows with uniform labels) in TRAIN_BATCH steps, keep the rest as test
+        windows. Returns the last step's mean loss."""
+        if self.suite is None or self.model is None or not self._suite_built:
+            raise AssertionError("call `Build Firmware For Suite Model` with a MODEL first")
+        self._pers, self._test = self.suite.split(self.model.arch, int(seed))
+        net, rng = self._net(), np.random.default_rng(int(seed))
+        loss = 0.0
+        for _ in range(int(epochs)):
+            order = rng.permutation(len(self._pers[1]))
+            for k in range(0, len(order), int(batch)):
+                idx = order[k:k + int(batch)]
+                loss = net.train_step(self._pers[0][idx], self._pers[1][idx], float(learning_rate))
+        logger.info(f"{len(self._pers[1])} personalization windows, {len(self._test[1])} test windows "
+                    f"({'DATA' if self.suite.data else 'seeded generator'}), last loss {loss:.4f}")
+        return loss
+
     def quantize_on_board(self, bits: str = "8,8,8,8") -> int:
         """CALIBRATE on the personalization windows, then QUANTIZE with these weight widths (one per
-        parameter layer). Returns the int8 image's bytes."""
+        parameter layer; a single width applies to every layer, BatchNormalization staying 8-bit, the only
+        width it takes). Returns the int8 image's bytes."""
         if self._pers is None:
-            raise AssertionError("call `Personalize On Watch Subject` first")
+            raise AssertionError("call `Personalize On Watch Subject` or `Personalize On Suite Data` first")
         net = self._net()
+        widths = [int(b) for b in str(bits).split(",")]
+        if len(widths) == 1:
+            layers = [net.arch.layers[i] for i in net.arch.param_layers]
+            widths = [8 if layer.kind is Kind.BATCHNORM else widths[0] for layer in layers]
         net.int8_calibrate(self._pers[0], reset=True)
-        size = net.int8_quantize([int(b) for b in str(bits).split(",")])
+        size = net.int8_quantize(widths)
         self._qmodel = parse_image(net.arch, net.int8_image())
         logger.info(f"quantized with {bits}-bit weights: image {size} bytes, weights {self._qmodel.weight_bytes()} "
                     f"bytes packed")
@@ -360,13 +526,28 @@ class BoardKeywords:
         if got != (int(slot), int(sequence)):
             raise AssertionError(f"SAVE wrote slot {got[0]} as copy {got[1]}, expected slot {slot} copy {sequence}")
 
+    def save_parameters(self) -> tuple[int, int]:
+        """SAVE the trained parameters into whichever slot the firmware picks; returns (slot, copy number)."""
+        self._saved = self._net().save()
+        logger.info(f"SAVE wrote slot {'AB'[self._saved[0]]} as copy {self._saved[1]}")
+        return self._saved
+
+    def load_should_bring_back_the_last_save(self) -> None:
+        """LOAD must restore the copy `Save Parameters` wrote: the same slot and copy number."""
+        if self._saved is None:
+            raise AssertionError("call `Save Parameters` first")
+        got = self._net().load()
+        if got != self._saved:
+            raise AssertionError(f"LOAD brought back slot {got[0]} copy {got[1]}, the last SAVE wrote slot "
+                                 f"{self._saved[0]} copy {self._saved[1]}")
+
     def power_cycle_board(self) -> None:
         """Power off and on: RAM is lost, flash (and its persistence slots) kept; the firmware boots again."""
         board = self.board
         if board is None or self.model is None:
             raise AssertionError("call `Start Board` first")
         board.reset()
-        self.net = BoardNetwork(MailboxTransport(board), self.model.arch)
+        self.net = BoardNetwork(MailboxTransport(board), self.model.arch, optimizer=self.optimizer)
 
     def board_should_have_booted_from(self, source: str) -> None:
         """``source``: ``defaults`` (the exported weights), ``slot A`` or ``slot B``."""
@@ -398,7 +579,7 @@ class BoardKeywords:
         ``point``: first erase, last erase, first state, middle state, last state, first header, commit."""
         self._current_firmware()
         assert self.model is not None
-        plan = plan_memory(self.model.arch, _trainable(self.mode))
+        plan = plan_memory(self.model.arch, self._trainable_layers, self.optimizer)
         erases = plan.slot_bytes() // FLASH_PAGE_BYTES
         state = (plan.state_words() + 1) // 2
         total = erases + state + SLOT_HEADER_WORDS // 2

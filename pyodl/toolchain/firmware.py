@@ -63,6 +63,18 @@ class Firmware:
     def ram_bytes(self) -> int:
         return sum(self.ram_sections().values())
 
+    def flash_sections(self) -> dict[str, int]:
+        """Bytes of flash per section, in address order: what lives in flash (code, constants), then the initial
+        values of each initialised SRAM section (``.data (initial values)``), which the start-up code copies."""
+        with self.elf.open("rb") as f:
+            elf = ELFFile(f)
+            placed = sorted((s["sh_addr"], s.name, s["sh_size"], s["sh_type"]) for s in elf.iter_sections()
+                            if s["sh_flags"] & 0x2 and s["sh_size"] > 0)
+        out = {name: size for addr, name, size, _ in placed if FLASH_BASE <= addr < FLASH_BASE + FLASH_SIZE}
+        out.update({f"{name} (initial values)": size for addr, name, size, kind in placed
+                    if SRAM1_BASE <= addr < SRAM1_BASE + SRAM_SIZE and kind != "SHT_NOBITS"})
+        return out
+
     def model_hash(self) -> int:
         """ODL_MODEL_HASH of the model.h the firmware was built from (next to the ELF, as build() leaves it)."""
         header = self.elf.with_name("model.h")

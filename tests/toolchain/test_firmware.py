@@ -34,6 +34,10 @@ def test_sections_live_in_the_real_memory_map(paper_firmware: Firmware) -> None:
     assert paper_firmware.ram_bytes() < SRAM_SIZE
     # Flash holds the code plus the initial values of the trainable parameters (copied at reset).
     assert paper_firmware.flash_bytes() > sections[".odl_params"][1]
+    # Per section, flash sums to what the load segments hold, but for the alignment between them.
+    per_section = paper_firmware.flash_sections()
+    assert ".text" in per_section and per_section[".odl_params (initial values)"] == sections[".odl_params"][1]
+    assert 0 <= paper_firmware.flash_bytes() - sum(per_section.values()) < 8
 
 
 def test_build_prints_ram_per_section(firmware_builder: FirmwareBuilder, paper_firmware: Firmware) -> None:

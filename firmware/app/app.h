@@ -15,7 +15,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 7u
+#define ODL_PROTOCOL_VERSION 8u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */

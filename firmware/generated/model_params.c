@@ -1847,6 +1847,9 @@ odl_net_t odl_model = {
     .error_b = scratch_b,
     .model_hash = ODL_MODEL_HASH,
     .param_bound = ODL_PARAM_BOUND,
+    /* .odl_int8 shares .odl_grads' RAM (stm32l496.ld): a batch's first sample erases the int8 copy. */
+    .grads_shared = &odl_model_int8,
+    .grads_shared_erase = odl_int8_erase,
     .optimizer = {
         .kind = ODL_OPT_SGD,
         .momentum = 0.00000000e+00f,

@@ -237,8 +237,13 @@ static odl_status_t check_table(const odl_net_t *net)
     return ODL_OK;
 }
 
-void odl_zero_grads(odl_net_t *net)
+/* Zeroes the accumulators: only a batch's first sample does, since the accumulators share their RAM with
+ * the int8 copy between batches (memory_plan.py), which it erases first. */
+static void clear_accumulators(odl_net_t *net)
 {
+    if (net->grads_shared != NULL && net->grads_shared_erase != NULL) {
+        net->grads_shared_erase(net->grads_shared);
+    }
     for (unsigned i = 0; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
         if (l->grad_weights != NULL) {
@@ -251,6 +256,11 @@ void odl_zero_grads(odl_net_t *net)
             }
         }
     }
+}
+
+/* Drops the batch; the next sample starts a new one (and zeroes the accumulators then). */
+void odl_zero_grads(odl_net_t *net)
+{
     net->accumulated = 0;
 }
 
@@ -603,6 +613,9 @@ odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, floa
     }
     if (loss != NULL) {
         *loss = sample_loss;
+    }
+    if (net->accumulated == 0) {
+        clear_accumulators(net);
     }
     float *da = net->error_a;
     float *spare = net->error_b;
@@ -1074,7 +1087,9 @@ const char *odl_status_str(odl_status_t status)
     case ODL_ERR_NO_CALIBRATION:
         return "no calibration window since the last reset: calibrate before quantizing";
     case ODL_ERR_NOT_QUANTIZED:
-        return "no quantized model: calibrate and quantize first";
+        return "no quantized model: calibrate and quantize first (training erases it: quantize again)";
+    case ODL_ERR_BATCH_OPEN:
+        return "a batch is accumulated and the int8 copy shares its RAM: step or zero the gradients first";
     default:
         return "unknown status";
     }

@@ -19,7 +19,11 @@ Flatten and a ReLU that follows a computed activation work in place, so they tak
 Every build also holds the int8 copy of the network that QUANTIZE fills (``.odl_int8``, firmware/odl/odl_int8.h):
 each parameter layer's weights (room for 8 bits each), int32 biases, weight scales and multipliers, the
 calibration ranges, two int8 activation buffers, and int8 logits and probabilities. Each of those arrays is
-a multiple of 8 bytes, so the section holds them without padding.
+a multiple of 8 bytes, so the section holds them without padding. It shares its RAM with the gradient
+accumulators (``.odl_grads``; firmware/app/stm32l496.ld places both at one address): those are live only within
+a batch, from its first training sample to the step, and that first sample erases the int8 copy
+(odl_accumulate), while calibration and quantization are refused mid-batch. So a build's RAM counts the longer
+of the two sections once (:meth:`MemoryPlan.shared_bytes`).
 
 A build may also hold a dataset region (``.odl_dataset``): ``dataset_windows`` records of a window and its
 label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/records.c, dataset.c).
@@ -131,8 +135,13 @@ class MemoryPlan:
             if layer.has_params and not plan.trainable
         )
 
+    def shared_bytes(self) -> int:
+        """RAM that ``.odl_grads`` and ``.odl_int8`` share (the shorter one of them), counted once."""
+        sizes = self.section_bytes()
+        return min(sizes[".odl_grads"], sizes[INT8])
+
     def ram_bytes(self) -> int:
-        return sum(self.section_bytes().values())
+        return sum(self.section_bytes().values()) - self.shared_bytes()
 
     def state_words(self) -> int:
         """32-bit words of what SAVE keeps in a flash slot (odl_state_words): the trained layer count, the

@@ -112,8 +112,10 @@ typedef struct {
      * are padding; the padding after the input follows from out_len); Conv1D taps are dilation apart.
      * stride = dilation = 1, pad = 0 elsewhere. */
     uint16_t stride, dilation, pad;
-    const float *in; /* NULL: the sample passed to odl_forward */
-    float *out;      /* equals `in` for layers computed in place */
+    /* The backward pass keeps dL/d(output) where the output was and writes dL/d(input) over the input
+     * (pyodl/model/memory_plan.py), so `in` is written too, except the sample's. */
+    float *in;  /* NULL: the sample passed to odl_forward */
+    float *out; /* equals `in` for layers computed in place */
     const float *weights;
     const float *bias;
     float *weights_rw; /* same storage as weights when it lives in RAM, NULL when const */
@@ -140,10 +142,8 @@ typedef struct {
     uint16_t input_len, input_ch;
     uint16_t num_classes;
     uint16_t trainable_capacity; /* how many of the last parameter layers this build can train */
-    uint32_t error_capacity;     /* elements in each of error_a / error_b */
     float *logits;               /* input of the final softmax */
     float *probs;                /* output of the final softmax */
-    float *error_a, *error_b;    /* backward ping-pong buffers (the forward scratch, reused) */
     uint32_t model_hash;
     odl_optimizer_t optimizer;
     /* What shares the gradient accumulators' RAM (pyodl/model/memory_plan.py: the int8 copy), or NULL. The

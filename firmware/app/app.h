@@ -52,7 +52,9 @@ typedef enum {
                                    the confidence */
     ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 drift,
                                    result1 replay records */
-    /* The int8 copy (int8_commands.c, odl/odl_int8.h). */
+    /* The int8 copy (int8_commands.c, odl/odl_int8.h). It shares the gradient accumulators' RAM: a batch's first
+       training sample erases it and its calibration (the int8 commands then answer ODL_ERR_NOT_QUANTIZED until
+       the next CALIBRATE and QUANTIZE), and CALIBRATE or QUANTIZE mid-batch answers ODL_ERR_BATCH_OPEN. */
     ODL_CMD_CALIBRATE = 19,     /* arg0 first record, arg1 count of the dataset region, arg2 1: forget the ranges
                                    first -> result0 windows calibrated since the last reset */
     ODL_CMD_QUANTIZE = 20,      /* data the weight bits of each parameter layer, a byte each -> result0 the int8

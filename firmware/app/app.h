@@ -15,7 +15,7 @@
 #include "model.h"
 #include "odl_stream.h"
 
-#define ODL_PROTOCOL_VERSION 7u
+#define ODL_PROTOCOL_VERSION 8u
 #define ODL_MAILBOX_MAGIC 0x4C444F50u /* "PODL" in memory order */
 
 /* The data area carries one input window, or a chunk of parameters, or the class probabilities. */
@@ -52,7 +52,9 @@ typedef enum {
                                    the confidence */
     ODL_CMD_STREAM_LABEL = 18,  /* arg0 the teacher's label for the window queried last -> result0 drift,
                                    result1 replay records */
-    /* The int8 copy (int8_commands.c, odl/odl_int8.h). */
+    /* The int8 copy (int8_commands.c, odl/odl_int8.h). It shares the gradient accumulators' RAM: a batch's first
+       training sample erases it and its calibration (the int8 commands then answer ODL_ERR_NOT_QUANTIZED until
+       the next CALIBRATE and QUANTIZE), and CALIBRATE or QUANTIZE mid-batch answers ODL_ERR_BATCH_OPEN. */
     ODL_CMD_CALIBRATE = 19,     /* arg0 first record, arg1 count of the dataset region, arg2 1: forget the ranges
                                    first -> result0 windows calibrated since the last reset */
     ODL_CMD_QUANTIZE = 20,      /* data the weight bits of each parameter layer, a byte each -> result0 the int8

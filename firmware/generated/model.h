@@ -11,7 +11,7 @@
  * dense_2: Dense(6) softmax (1, 50) -> (1, 6)
  * optimizer: sgd
  * parameter bound: +-10000 (a step or write beyond it is refused)
- * 10084 parameters; RAM 112848 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 3184, .odl_scratch 9728, .odl_io 48, .odl_dataset 3872, .odl_int8 15344
+ * 10084 parameters; RAM 91672 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 296, .odl_scratch 6784, .odl_io 48, .odl_dataset 3872, .odl_int8 15344
  */
 #ifndef ODL_MODEL_H
 #define ODL_MODEL_H
@@ -29,7 +29,6 @@
 #define ODL_PARAM_COUNT 10084u
 /* This build keeps the last ODL_TRAINABLE_CAPACITY parameter layers in RAM with gradient buffers. */
 #define ODL_TRAINABLE_CAPACITY 4u
-#define ODL_ERROR_CAPACITY 1216u
 /* No step or write may take a parameter beyond +-ODL_PARAM_BOUND (pyodl export --param-bound). */
 #define ODL_PARAM_BOUND 1.00000000e+04f
 /* Floats of optimizer state per trained parameter (momentum 1, Adam 2, plain SGD 0). */
@@ -40,13 +39,9 @@
 
 /* Buffer sizes, in elements. */
 #define ODL_MASK_0_SIZE 38u
-#define ODL_SAVED_2_SIZE 608u
 #define ODL_MASK_2_SIZE 34u
-#define ODL_SAVED_5_SIZE 64u
 #define ODL_MASK_5_SIZE 2u
-#define ODL_SAVED_6_SIZE 50u
-#define ODL_SCRATCH_A_SIZE 1216u
-#define ODL_SCRATCH_B_SIZE 1216u
+#define ODL_ARENA_SIZE 1696u
 #define ODL_LOGITS_SIZE 6u
 #define ODL_PROBS_SIZE 6u
 #define ODL_Q0_WEIGHTS_SIZE 288u
@@ -93,12 +88,12 @@
 #define ODL_RAM_PARAMS_BYTES 40336u
 #define ODL_RAM_GRADS_BYTES 40336u
 #define ODL_RAM_OPTIM_BYTES 0u
-#define ODL_RAM_SAVED_BYTES 3184u
-#define ODL_RAM_SCRATCH_BYTES 9728u
+#define ODL_RAM_SAVED_BYTES 296u
+#define ODL_RAM_SCRATCH_BYTES 6784u
 #define ODL_RAM_IO_BYTES 48u
 #define ODL_RAM_DATASET_BYTES 3872u
 #define ODL_RAM_INT8_BYTES 15344u
-#define ODL_RAM_TOTAL_BYTES 112848u
+#define ODL_RAM_TOTAL_BYTES 91672u
 /* One persistence slot in flash bank 2 (two of them, A and B): header, state, whole 2 KB pages. */
 #define ODL_SLOT_BYTES 40960u
 

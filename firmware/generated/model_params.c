@@ -6,16 +6,12 @@
 
 #include "model.h"
 
-/* Activations, ReLU masks, MaxPool1D argmax, the backward pass's error buffers (the scratch, reused), and the
- * int8 copy's arrays (.odl_int8, 8-byte aligned so its doubles are). */
+/* The arena (every activation, and in the backward pass its error, at the offsets the layer table gives),
+ * ReLU masks, MaxPool1D argmax, and the int8 copy's arrays (.odl_int8, 8-byte aligned so its doubles are). */
 ODL_SECTION(".odl_saved") static uint32_t mask_0[ODL_MASK_0_SIZE];
-ODL_SECTION(".odl_saved") static float saved_2[ODL_SAVED_2_SIZE];
 ODL_SECTION(".odl_saved") static uint32_t mask_2[ODL_MASK_2_SIZE];
-ODL_SECTION(".odl_saved") static float saved_5[ODL_SAVED_5_SIZE];
 ODL_SECTION(".odl_saved") static uint32_t mask_5[ODL_MASK_5_SIZE];
-ODL_SECTION(".odl_saved") static float saved_6[ODL_SAVED_6_SIZE];
-ODL_SECTION(".odl_scratch") static float scratch_a[ODL_SCRATCH_A_SIZE];
-ODL_SECTION(".odl_scratch") static float scratch_b[ODL_SCRATCH_B_SIZE];
+ODL_SECTION(".odl_scratch") static float arena[ODL_ARENA_SIZE];
 ODL_SECTION(".odl_io") static float logits[ODL_LOGITS_SIZE];
 ODL_SECTION(".odl_io") static float probs[ODL_PROBS_SIZE];
 ODL_SECTION(".odl_int8") static int8_t q0_weights[ODL_Q0_WEIGHTS_SIZE] ODL_ALIGNED(8);
@@ -1772,7 +1768,7 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         .kind = ODL_LAYER_CONV1D, .act = ODL_ACT_RELU, .size = 3u,
         .in_len = 40u, .in_ch = 3u, .out_len = 38u, .out_ch = 32u,
         .stride = 1u, .dilation = 1u, .pad = 0u,
-        .in = NULL, .out = scratch_a,
+        .in = NULL, .out = arena,
         .weights = l0_weights, .bias = l0_bias,
         .weights_rw = l0_weights, .bias_rw = l0_bias,
         .grad_weights = l0_grad_weights, .grad_bias = l0_grad_bias,
@@ -1783,14 +1779,14 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         .kind = ODL_LAYER_AVGPOOL1D, .act = ODL_ACT_NONE, .size = 2u,
         .in_len = 38u, .in_ch = 32u, .out_len = 19u, .out_ch = 32u,
         .stride = 2u, .dilation = 1u, .pad = 0u,
-        .in = scratch_a, .out = saved_2,
+        .in = arena, .out = arena,
     },
     {
         /* conv1d_2: Conv1D(64, 3) relu (19, 32) -> (17, 64) */
         .kind = ODL_LAYER_CONV1D, .act = ODL_ACT_RELU, .size = 3u,
         .in_len = 19u, .in_ch = 32u, .out_len = 17u, .out_ch = 64u,
         .stride = 1u, .dilation = 1u, .pad = 0u,
-        .in = saved_2, .out = scratch_a,
+        .in = arena, .out = arena + 608,
         .weights = l2_weights, .bias = l2_bias,
         .weights_rw = l2_weights, .bias_rw = l2_bias,
         .grad_weights = l2_grad_weights, .grad_bias = l2_grad_bias,
@@ -1801,21 +1797,21 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         .kind = ODL_LAYER_AVGPOOL1D, .act = ODL_ACT_NONE, .size = 2u,
         .in_len = 17u, .in_ch = 64u, .out_len = 8u, .out_ch = 64u,
         .stride = 2u, .dilation = 1u, .pad = 0u,
-        .in = scratch_a, .out = scratch_b,
+        .in = arena + 608, .out = arena + 608,
     },
     {
         /* gap1d: GlobalAvgPool1D (8, 64) -> (1, 64) */
         .kind = ODL_LAYER_GAP1D, .act = ODL_ACT_NONE, .size = 0u,
         .in_len = 8u, .in_ch = 64u, .out_len = 1u, .out_ch = 64u,
         .stride = 1u, .dilation = 1u, .pad = 0u,
-        .in = scratch_b, .out = saved_5,
+        .in = arena + 608, .out = arena + 1120,
     },
     {
         /* dense_1: Dense(50) relu (1, 64) -> (1, 50) */
         .kind = ODL_LAYER_DENSE, .act = ODL_ACT_RELU, .size = 0u,
         .in_len = 1u, .in_ch = 64u, .out_len = 1u, .out_ch = 50u,
         .stride = 1u, .dilation = 1u, .pad = 0u,
-        .in = saved_5, .out = saved_6,
+        .in = arena + 1120, .out = arena + 1184,
         .weights = l5_weights, .bias = l5_bias,
         .weights_rw = l5_weights, .bias_rw = l5_bias,
         .grad_weights = l5_grad_weights, .grad_bias = l5_grad_bias,
@@ -1826,7 +1822,7 @@ static const odl_layer_t layers[ODL_NUM_LAYERS] = {
         .kind = ODL_LAYER_DENSE, .act = ODL_ACT_SOFTMAX, .size = 0u,
         .in_len = 1u, .in_ch = 50u, .out_len = 1u, .out_ch = 6u,
         .stride = 1u, .dilation = 1u, .pad = 0u,
-        .in = saved_6, .out = logits,
+        .in = arena + 1184, .out = logits,
         .weights = l6_weights, .bias = l6_bias,
         .weights_rw = l6_weights, .bias_rw = l6_bias,
         .grad_weights = l6_grad_weights, .grad_bias = l6_grad_bias,
@@ -1840,13 +1836,13 @@ odl_net_t odl_model = {
     .input_ch = ODL_INPUT_CH,
     .num_classes = ODL_NUM_CLASSES,
     .trainable_capacity = ODL_TRAINABLE_CAPACITY,
-    .error_capacity = ODL_SCRATCH_A_SIZE,
     .logits = logits,
     .probs = probs,
-    .error_a = scratch_a,
-    .error_b = scratch_b,
     .model_hash = ODL_MODEL_HASH,
     .param_bound = ODL_PARAM_BOUND,
+    /* .odl_int8 shares .odl_grads' RAM (stm32l496.ld): a batch's first sample erases the int8 copy. */
+    .grads_shared = &odl_model_int8,
+    .grads_shared_erase = odl_int8_erase,
     .optimizer = {
         .kind = ODL_OPT_SGD,
         .momentum = 0.00000000e+00f,

@@ -3,10 +3,13 @@
  * Full and transfer-learning modes.
  *
  * Memory contract with the generator (pyodl/model/memory_plan.py):
- * - each layer reads `in` (NULL = the sample) and writes `out`; a trained Conv1D/Dense layer's `in` is a
- *   buffer nothing else overwrites during the forward pass, so the backward pass finds it intact;
- * - the scratch buffers the forward pass ping-pongs through are dead once the loss is known, so the
- *   backward pass reuses them as error_a / error_b.
+ * - each layer reads `in` (NULL = the sample) and writes `out`; a trained layer's `in` is a buffer nothing
+ *   else overwrites before that layer's backward pass, so the backward pass finds it intact;
+ * - the backward pass keeps dL/d(tensor) where the forward pass kept the tensor: layer i reads dL/d(output)
+ *   at `out` (the loss gradient lands in `logits`) and writes dL/d(input) over `in`, after its parameter
+ *   gradients, the last use of its input. Nothing else the backward pass needs lies there: the generator
+ *   placed each output clear of the input and of every tensor saved below it. Flatten, activations and a
+ *   tiling AvgPool1D work in place, forward and backward.
  */
 #include <math.h>
 #include <stddef.h>
@@ -152,11 +155,13 @@ static int weight_count_fits(const odl_layer_t *l)
 }
 
 /* A layer reads its whole input while it writes its output: the two may be one buffer only for the layers
- * computed element by element in place (ReLU, activations, Flatten), and must not overlap otherwise. */
+ * computed element by element in place (ReLU, activations, Flatten) and a tiling AvgPool1D (its kernels run
+ * in an order that reads each value before they overwrite it), and must not overlap otherwise. */
 static int buffers_ok(const odl_layer_t *l)
 {
     if (l->out == l->in) {
-        return l->kind == ODL_LAYER_RELU || l->kind == ODL_LAYER_ACTIVATION || l->kind == ODL_LAYER_FLATTEN;
+        return l->kind == ODL_LAYER_RELU || l->kind == ODL_LAYER_ACTIVATION || l->kind == ODL_LAYER_FLATTEN ||
+               (l->kind == ODL_LAYER_AVGPOOL1D && plain_pool(l));
     }
     const uintptr_t in = (uintptr_t)l->in, out = (uintptr_t)l->out;
     return out + out_size(l) * sizeof(float) <= in || in + in_size(l) * sizeof(float) <= out;
@@ -224,21 +229,22 @@ static odl_status_t check_table(const odl_net_t *net)
         if (l->kind == ODL_LAYER_GMP1D && i >= first_capacity && l->argmax == NULL) {
             return ODL_ERR_MODEL;
         }
-        if (i >= first_capacity && out_size(l) > net->error_capacity && !last) {
-            return ODL_ERR_MODEL;
-        }
         prev_size = out_size(l);
         prev_out = l->out;
     }
-    if (prev_size != net->num_classes || net->error_a == NULL || net->error_b == NULL ||
-        net->error_capacity < net->num_classes) {
+    if (prev_size != net->num_classes) {
         return ODL_ERR_MODEL;
     }
     return ODL_OK;
 }
 
-void odl_zero_grads(odl_net_t *net)
+/* Zeroes the accumulators: only a batch's first sample does, since the accumulators share their RAM with
+ * the int8 copy between batches (memory_plan.py), which it erases first. */
+static void clear_accumulators(odl_net_t *net)
 {
+    if (net->grads_shared != NULL && net->grads_shared_erase != NULL) {
+        net->grads_shared_erase(net->grads_shared);
+    }
     for (unsigned i = 0; i < net->num_layers; ++i) {
         const odl_layer_t *l = &net->layers[i];
         if (l->grad_weights != NULL) {
@@ -251,6 +257,11 @@ void odl_zero_grads(odl_net_t *net)
             }
         }
     }
+}
+
+/* Drops the batch; the next sample starts a new one (and zeroes the accumulators then). */
+void odl_zero_grads(odl_net_t *net)
+{
     net->accumulated = 0;
 }
 
@@ -510,15 +521,16 @@ odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n)
     return ODL_OK;
 }
 
-/* Backward through layer i: `da` holds dL/d(output); on return *da_io points at dL/d(input) when the
- * layer below needs it. Parameter gradients are added only for trained layers. */
-static void layer_backward(const odl_net_t *net, unsigned i, const float *x, float **da_io, float **spare_io)
+/* Backward through layer i: dL/d(output) is at its output; dL/d(input), when the layer below needs it,
+ * goes over its input (after the parameter gradients, which read the input). Parameter gradients are added
+ * only for trained layers. */
+static void layer_backward(const odl_net_t *net, unsigned i, const float *x)
 {
     const odl_layer_t *l = &net->layers[i];
     const float *in = (l->in != NULL) ? l->in : x;
     const int need_dx = i > net->first_trained;
-    float *da = *da_io;
-    float *dx = *spare_io;
+    float *da = l->out;
+    float *dx = l->in;
 
     if (masked_activation(l) || saving_activation(l)) {
         activation_backward(l, da);
@@ -581,8 +593,6 @@ static void layer_backward(const odl_net_t *net, unsigned i, const float *x, flo
     default: /* Flatten, ReLU and the final softmax leave the gradient in place. */
         return;
     }
-    *da_io = dx;
-    *spare_io = da;
 }
 
 odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss)
@@ -604,11 +614,13 @@ odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, floa
     if (loss != NULL) {
         *loss = sample_loss;
     }
-    float *da = net->error_a;
-    float *spare = net->error_b;
-    odl_cross_entropy_backward(net->probs, net->num_classes, label, da);
+    if (net->accumulated == 0) {
+        clear_accumulators(net);
+    }
+    /* dL/d(logits) over the logits: the last computing layer's output. */
+    odl_cross_entropy_backward(net->probs, net->num_classes, label, net->logits);
     for (unsigned i = net->num_layers; i-- > net->first_trained;) {
-        layer_backward(net, i, x, &da, &spare);
+        layer_backward(net, i, x);
     }
     net->accumulated++;
     return ODL_OK;
@@ -1074,7 +1086,9 @@ const char *odl_status_str(odl_status_t status)
     case ODL_ERR_NO_CALIBRATION:
         return "no calibration window since the last reset: calibrate before quantizing";
     case ODL_ERR_NOT_QUANTIZED:
-        return "no quantized model: calibrate and quantize first";
+        return "no quantized model: calibrate and quantize first (training erases it: quantize again)";
+    case ODL_ERR_BATCH_OPEN:
+        return "a batch is accumulated and the int8 copy shares its RAM: step or zero the gradients first";
     default:
         return "unknown status";
     }

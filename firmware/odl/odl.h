@@ -48,7 +48,9 @@ typedef enum {
                                 * it does not take: nothing quantized */
     ODL_ERR_QUANT_RANGE = 14,  /* a scale ratio beyond what int8 fixed point represents: nothing quantized */
     ODL_ERR_NO_CALIBRATION = 15, /* quantization asked before any calibration window */
-    ODL_ERR_NOT_QUANTIZED = 16   /* int8 inference asked before a quantization */
+    ODL_ERR_NOT_QUANTIZED = 16,  /* int8 inference asked before a quantization, or after training erased it */
+    ODL_ERR_BATCH_OPEN = 17      /* calibration or quantization while a batch is accumulated: the int8 copy
+                                  * shares the gradient accumulators' RAM (step or zero the gradients first) */
 } odl_status_t;
 
 typedef enum {
@@ -110,8 +112,10 @@ typedef struct {
      * are padding; the padding after the input follows from out_len); Conv1D taps are dilation apart.
      * stride = dilation = 1, pad = 0 elsewhere. */
     uint16_t stride, dilation, pad;
-    const float *in; /* NULL: the sample passed to odl_forward */
-    float *out;      /* equals `in` for layers computed in place */
+    /* The backward pass keeps dL/d(output) where the output was and writes dL/d(input) over the input
+     * (pyodl/model/memory_plan.py), so `in` is written too, except the sample's. */
+    float *in;  /* NULL: the sample passed to odl_forward */
+    float *out; /* equals `in` for layers computed in place */
     const float *weights;
     const float *bias;
     float *weights_rw; /* same storage as weights when it lives in RAM, NULL when const */
@@ -138,12 +142,15 @@ typedef struct {
     uint16_t input_len, input_ch;
     uint16_t num_classes;
     uint16_t trainable_capacity; /* how many of the last parameter layers this build can train */
-    uint32_t error_capacity;     /* elements in each of error_a / error_b */
     float *logits;               /* input of the final softmax */
     float *probs;                /* output of the final softmax */
-    float *error_a, *error_b;    /* backward ping-pong buffers (the forward scratch, reused) */
     uint32_t model_hash;
     odl_optimizer_t optimizer;
+    /* What shares the gradient accumulators' RAM (pyodl/model/memory_plan.py: the int8 copy), or NULL. The
+     * accumulators are live only within a batch: its first sample zeroes them, after calling
+     * grads_shared_erase(grads_shared), and nothing else writes them. */
+    void *grads_shared;
+    void (*grads_shared_erase)(void *shared);
     /* No parameter may leave [-param_bound, param_bound] (pyodl export --param-bound): a step or a write
      * that would is refused whole, so the model stays usable (a weight of 1e37 is finite, but the next
      * forward pass overflows on it). */
@@ -176,7 +183,9 @@ odl_status_t odl_forward_ranges(odl_net_t *net, const float *x, float *lo, float
 odl_status_t odl_get_probs(const odl_net_t *net, float *probs, uint32_t n);
 
 /* Forward + backward of one labelled sample; adds its parameter gradients to the accumulators.
- * `loss` (may be NULL) receives the sample's cross-entropy. */
+ * `loss` (may be NULL) receives the sample's cross-entropy. A batch's first sample (accumulated == 0) first
+ * erases what shares the accumulators' RAM (grads_shared: the int8 copy) and zeroes them; a refused sample
+ * changes nothing. */
 odl_status_t odl_accumulate(odl_net_t *net, const float *x, uint16_t label, float *loss);
 
 /* One update with the batch-mean gradient (accumulated gradient / accumulated samples), by the build's
@@ -192,6 +201,7 @@ int odl_learning_rate_valid(float learning_rate);
  * weights would be applied to the new ones. */
 void odl_reset_optimizer(odl_net_t *net);
 unsigned odl_optimizer_slots(const odl_optimizer_t *opt);
+/* Drops the accumulated batch (accumulated = 0). Writes no RAM: the next sample zeroes the accumulators. */
 void odl_zero_grads(odl_net_t *net);
 
 /* Copies of a parameter layer's data; `layer` indexes net->layers. Counts must match the layer. */

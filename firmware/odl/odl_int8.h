@@ -7,7 +7,8 @@
  * in_scale * w_scale, activations asymmetric int8 per tensor. Inference then runs on integers only, except
  * the requantization of Dense outputs, which TFLite's reference kernel does in double precision.
  *
- * The float model stays untouched: training goes on, and a new QUANTIZE replaces the int8 copy.
+ * The float model stays untouched. The int8 copy lives in the gradient accumulators' RAM, which only a batch
+ * uses: a batch's first training sample erases it (odl_int8_erase), and a new QUANTIZE makes another.
  *
  * Every quantized layer corresponds to one float layer, one TFLite operator:
  *   Conv1D -> CONV_2D, DepthwiseConv1D -> DEPTHWISE_CONV_2D, Dense -> FULLY_CONNECTED,
@@ -95,6 +96,10 @@ typedef struct {
 uint32_t odl_int8_calibrated(const odl_int8_t *q);
 /* Forgets the calibration ranges. */
 void odl_int8_calibrate_reset(odl_int8_t *q, const odl_net_t *net);
+/* Forgets the quantized model and the calibration: the odl_net_t's grads_shared_erase, called when a batch's
+ * first sample claims the RAM the int8 copy shares with the gradient accumulators (pyodl/model/memory_plan.py).
+ * Calibration and quantization are refused (ODL_ERR_BATCH_OPEN) while a batch is accumulated. */
+void odl_int8_erase(void *shared);
 /* One float forward pass of x, widening each tensor's range; refused (nothing changed) if a value is not
  * finite. */
 odl_status_t odl_int8_calibrate(odl_int8_t *q, odl_net_t *net, const float *x);

@@ -5,7 +5,8 @@
 #include "odl_layers.h"
 
 /* a[m, c] = (1/p) sum_{i<p} x[m p + i, c] for m < floor(n / p); trailing inputs are dropped (Keras
- * 'valid' pooling). */
+ * 'valid' pooling). a may be x (the forward pass in place, memory_plan.py): output m lands at or below the
+ * window it reads, which later outputs read no more. */
 /* The references of the two kernels below: the loop over the window for every p, a division for every p. */
 void odl_avgpool1d_forward_ref(const float *x, unsigned n, unsigned c, unsigned p, float *a)
 {
@@ -65,34 +66,36 @@ void odl_avgpool1d_forward(const float *x, unsigned n, unsigned c, unsigned p, f
     }
 }
 
-/* dL/dx[m p + i, c] = dL/da[m, c] / p; the dropped trailing inputs get a zero gradient. */
+/* dL/dx[m p + i, c] = dL/da[m, c] / p; the dropped trailing inputs get a zero gradient. dx may be da (the
+ * backward pass in place, memory_plan.py): the tail is beyond da, and the windows go from the last down,
+ * each reading its gradients before it writes, at or above where it reads. */
 void odl_avgpool1d_backward_input(const float *da, unsigned n, unsigned c, unsigned p, float *dx)
 {
     const unsigned m_out = n / p;
     const float div = (float)p;
     const float inv = 1.0f / div;
     const int exact = odl_is_power_of_two(p);
+    for (unsigned t = m_out * p * c; t < n * c; ++t) {
+        dx[t] = 0.0f;
+    }
     if (p == 2u) {
-        for (unsigned m = 0; m < m_out; ++m) {
+        for (unsigned m = m_out; m-- > 0u;) {
             float *dx0 = dx + 2u * m * c;
-            for (unsigned ch = 0; ch < c; ++ch) {
+            for (unsigned ch = c; ch-- > 0u;) {
                 const float g = da[m * c + ch] * inv;
-                dx0[ch] = g;
                 dx0[c + ch] = g;
+                dx0[ch] = g;
             }
         }
     } else {
-        for (unsigned m = 0; m < m_out; ++m) {
-            for (unsigned ch = 0; ch < c; ++ch) {
+        for (unsigned m = m_out; m-- > 0u;) {
+            for (unsigned ch = c; ch-- > 0u;) {
                 const float g = exact ? da[m * c + ch] * inv : da[m * c + ch] / div;
-                for (unsigned i = 0; i < p; ++i) {
+                for (unsigned i = p; i-- > 0u;) {
                     dx[(m * p + i) * c + ch] = g;
                 }
             }
         }
-    }
-    for (unsigned t = m_out * p * c; t < n * c; ++t) {
-        dx[t] = 0.0f;
     }
 }
 

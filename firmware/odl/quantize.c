@@ -331,6 +331,9 @@ odl_status_t odl_int8_quantize(odl_int8_t *q, const odl_net_t *net, const uint8_
             return ODL_ERR_UNSUPPORTED;
         }
     }
+    if (net->accumulated != 0u) {
+        return ODL_ERR_BATCH_OPEN; /* the int8 copy would overwrite the batch's gradients */
+    }
     if (q->calibrated == 0u) {
         return ODL_ERR_NO_CALIBRATION;
     }
@@ -350,11 +353,21 @@ void odl_int8_calibrate_reset(odl_int8_t *q, const odl_net_t *net)
     q->calibrated = 0u;
 }
 
+void odl_int8_erase(void *shared)
+{
+    odl_int8_t *q = (odl_int8_t *)shared;
+    q->ready = 0u;
+    q->calibrated = 0u;
+}
+
 /* The ranges of one window's tensors, into window_min / window_max. */
 static odl_status_t window_ranges(odl_int8_t *q, odl_net_t *net, const float *x)
 {
     if (q == NULL || net == NULL || x == NULL) {
         return ODL_ERR_NULL;
+    }
+    if (net->accumulated != 0u) {
+        return ODL_ERR_BATCH_OPEN; /* the ranges would overwrite the batch's gradients */
     }
     const uint32_t n = (uint32_t)net->input_len * net->input_ch;
     float a = x[0], b = x[0];

@@ -59,7 +59,10 @@ _MESSAGES = {
     "ODL_ERR_UNSUPPORTED": "no int8 kernel for a layer (LeakyReLU, tanh, sigmoid) or a bit width (nothing quantized)",
     "ODL_ERR_QUANT_RANGE": "a scale ratio beyond int8 fixed point (nothing quantized)",
     "ODL_ERR_NO_CALIBRATION": "no calibration window yet: calibrate before quantizing",
-    "ODL_ERR_NOT_QUANTIZED": "no quantized model yet: calibrate and quantize first",
+    "ODL_ERR_NOT_QUANTIZED": "no quantized model: calibrate and quantize first (a training sample erases it, "
+                             "since it shares the gradients' RAM: quantize again after training)",
+    "ODL_ERR_BATCH_OPEN": "a batch is accumulated and the int8 copy shares its RAM: step (or zero the "
+                          "gradients) before calibrating or quantizing",
     "ODL_APP_ERR_COMMAND": "unknown command",
     "ODL_APP_ERR_ARGS": "argument out of range",
     "ODL_APP_ERR_LENGTH": "data length does not fit the command",

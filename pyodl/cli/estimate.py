@@ -124,7 +124,7 @@ def print_inference(arch: Architecture, bits_spec: str, as_json: bool) -> None:
                           "millijoules": q.millijoules}, indent=2))
         return
     print(f"\nint8 inference (weights of {','.join(map(str, q.bits))} bits per parameter layer, activations int8)")
-    print(f"  {'int8 copy in SRAM (.odl_int8, in the total above)':<52} {q.ram_bytes:>9,} B")
+    print(f"  {'int8 copy in SRAM (.odl_int8, in the gradients RAM)':<52} {q.ram_bytes:>9,} B")
     for name, size in q.model_bytes.items():
         print(f"  {'model: ' + name:<52} {size:>9,} B")
     print(f"  {'model total (float32 parameters: ' + format(q.float_param_bytes, ',') + ' B)':<52} "

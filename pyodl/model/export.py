@@ -9,7 +9,7 @@ import jinja2
 import numpy as np
 
 from pyodl.model.architecture import Architecture, Kind, Layer, Model, ModelError
-from pyodl.model.memory_plan import INPUT, LayerPlan, MemoryPlan, has_int8_table, plan_memory
+from pyodl.model.memory_plan import LayerPlan, MemoryPlan, has_int8_table, plan_memory
 from pyodl.model.optimizer import SGD, Optimizer
 
 GENERATED_FILES = ("model.h", "model_params.c")
@@ -68,10 +68,6 @@ class _LayerView:
     def int8_table(self) -> bool:
         """A tanh, sigmoid or LeakyReLU that int8 inference computes through a table."""
         return has_int8_table(self.layer)
-
-
-def _pointer(buffer: str) -> str:
-    return "NULL" if buffer == INPUT else buffer
 
 
 def _optimizer_fields(optimizer: Optimizer) -> dict[str, str]:
@@ -134,8 +130,8 @@ def render(model: Model, trainable_layers: int | None = None, command: str = "py
     for i, (layer, lplan) in enumerate(zip(model.arch.layers, plan.layers, strict=True)):
         w, b = params.get(i, (np.zeros(0, np.float32), np.zeros(0, np.float32)))
         views.append(
-            _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], _pointer(lplan.input),
-                       _pointer(lplan.output), int(w.size), _rows(w), _rows(b), c_float(np.float32(layer.alpha)),
+            _LayerView(i, layer, lplan, _KIND[layer.kind], _ACT[layer.activation], lplan.pointer("input"),
+                       lplan.pointer("output"), int(w.size), _rows(w), _rows(b), c_float(np.float32(layer.alpha)),
                        *([_rows(np.asarray(v, np.float32)) for v in layer.stats] if layer.stats else ([], [])))
         )
     digest = model.digest()

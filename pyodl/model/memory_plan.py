@@ -2,24 +2,32 @@
 
 The plan decides, for a build that can train the last ``trainable_layers`` parameter layers:
 
-- where each layer writes its output. A trained Conv1D/Dense layer needs its input again in the backward
-  pass, so whatever produces that input writes into a dedicated ``.odl_saved`` buffer; every other
-  activation lives in one of two ``.odl_scratch`` buffers used alternately;
+- where each layer writes its output: every activation lives in one array, the arena (``.odl_scratch``), at an
+  offset the plan chooses. A trained Conv1D/Dense layer needs its input again in the backward pass, so that
+  input is *saved*: it stays where it is until then. Saved tensors stack up from the arena's start in the
+  order the forward pass makes them (the backward pass frees them in the reverse order); every other
+  activation goes right above them, or above the tensor it is computed from when they would overlap;
+- the backward pass keeps dL/d(tensor) where the forward pass kept the tensor (firmware/odl/network.c): a
+  layer reads dL/d(output) at its output and writes dL/d(input) over its input, which it no longer needs
+  then (a trained layer computes its parameter gradients first), so no error buffer is needed;
+- Flatten, a ReLU or other activation that follows a computed activation, and an AvgPool1D whose windows tile
+  its input (stride = size, no padding) work in place: their output starts where their input does, and so do
+  their backward passes;
 - ReLU/ReLU6/LeakyReLU masks (one bit per element) only for activations at or above the lowest trainable
   layer, and likewise a copy of a tanh's or sigmoid's output, a MaxPool1D's argmax (each output's
   offset in its window, in as few bits as the pool size allows) and a GlobalMaxPool1D's tie mask (a bit per
-  input element: every maximum of a channel shares its gradient, as in TensorFlow);
+  input element: every maximum of a channel shares its gradient, as in TensorFlow), all in ``.odl_saved``;
 - gradient buffers, and a stateful optimizer's slots (``.odl_optim``), only for trainable layers; frozen
-  layers' parameters stay const (flash);
-- the backward pass reuses the two scratch buffers for dL/da, so each is as large as the largest
-  activation routed through scratch or the largest error the backward pass can hold.
-
-Flatten and a ReLU that follows a computed activation work in place, so they take no buffer.
+  layers' parameters stay const (flash).
 
 Every build also holds the int8 copy of the network that QUANTIZE fills (``.odl_int8``, firmware/odl/odl_int8.h):
 each parameter layer's weights (room for 8 bits each), int32 biases, weight scales and multipliers, the
 calibration ranges, two int8 activation buffers, and int8 logits and probabilities. Each of those arrays is
-a multiple of 8 bytes, so the section holds them without padding.
+a multiple of 8 bytes, so the section holds them without padding. It shares its RAM with the gradient
+accumulators (``.odl_grads``; firmware/app/stm32l496.ld places both at one address): those are live only within
+a batch, from its first training sample to the step, and that first sample erases the int8 copy
+(odl_accumulate), while calibration and quantization are refused mid-batch. So a build's RAM counts the longer
+of the two sections once (:meth:`MemoryPlan.shared_bytes`).
 
 A build may also hold a dataset region (``.odl_dataset``): ``dataset_windows`` records of a window and its
 label that the host stores in bulk and the firmware trains on or predicts in bulk (firmware/app/records.c, dataset.c).
@@ -40,7 +48,7 @@ MASK_WORD_BYTES = 4
 INPUT = "input"  # the caller's sample buffer (the mailbox window on the board)
 LOGITS = "logits"
 PROBS = "probs"
-SCRATCH = ("scratch_a", "scratch_b")
+ARENA = "arena"  # every activation and its error, at the offsets the plan gives (.odl_scratch)
 
 SECTIONS = (".odl_params", ".odl_grads", ".odl_optim", ".odl_saved", ".odl_scratch", ".odl_io", ".odl_dataset",
             ".odl_int8")
@@ -88,6 +96,16 @@ class LayerPlan:
     trainable: bool  # parameters in RAM with gradient buffers
     argmax: str | None = None
     saved_act: str | None = None  # tanh, sigmoid: a copy of the output for the backward pass
+    in_at: int = 0  # the input's and the output's element offsets into the arena (0 for other buffers)
+    out_at: int = 0
+    saved: bool = False  # the output stays in place for a trained layer's backward pass
+
+    def pointer(self, which: str) -> str:
+        """The C expression of the input's or output's address: NULL for the caller's sample."""
+        name, at = (self.input, self.in_at) if which == "input" else (self.output, self.out_at)
+        if name == INPUT:
+            return "NULL"
+        return f"{name} + {at}" if at else name
 
 
 # The persistence slots (firmware/app/persist.c): a header of 8 words, the state after 2 words of its own.
@@ -102,8 +120,7 @@ class MemoryPlan:
     trainable_layers: int
     first_trainable: int
     layers: tuple[LayerPlan, ...]
-    buffers: tuple[Buffer, ...]  # activations, masks, errors; parameters and gradients are per layer
-    error_capacity: int
+    buffers: tuple[Buffer, ...]  # the arena, masks, logits, the int8 copy; parameters and gradients are per layer
     optimizer: Optimizer = SGD
     dataset_windows: int = 0
 
@@ -131,8 +148,13 @@ class MemoryPlan:
             if layer.has_params and not plan.trainable
         )
 
+    def shared_bytes(self) -> int:
+        """RAM that ``.odl_grads`` and ``.odl_int8`` share (the shorter one of them), counted once."""
+        sizes = self.section_bytes()
+        return min(sizes[".odl_grads"], sizes[INT8])
+
     def ram_bytes(self) -> int:
-        return sum(self.section_bytes().values())
+        return sum(self.section_bytes().values()) - self.shared_bytes()
 
     def state_words(self) -> int:
         """32-bit words of what SAVE keeps in a flash slot (odl_state_words): the trained layer count, the
@@ -161,6 +183,13 @@ def _consumer(arch: Architecture, i: int) -> int | None:
     return j if j < len(arch.layers) else None
 
 
+def tiling_pool(layer: Layer) -> bool:
+    """An AvgPool1D whose windows tile its input (firmware/odl/network.c's plain_pool): its output can be
+    written over its input, as its gradient can be over its output's."""
+    return (layer.kind is Kind.AVGPOOL1D and layer.stride == layer.size and layer.pad == 0
+            and layer.out_len == layer.in_len // layer.size)
+
+
 def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimizer: Optimizer = SGD,
                 dataset_windows: int = 0) -> MemoryPlan:
     """Plan the buffers of a build that can train the last ``trainable_layers`` parameter layers
@@ -173,8 +202,9 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimiz
 
     buffers: list[Buffer] = []
     plans: list[LayerPlan] = []
-    scratch_need = 0
-    cur = INPUT
+    cur, cur_at, cur_size = INPUT, 0, arch.input_size
+    stacked = 0  # the saved tensors occupy arena[0:stacked)
+    arena = 1  # at least one element: the section always exists
     for i, layer in enumerate(arch.layers):
         mask = None
         if layer.masked and i >= first:
@@ -188,35 +218,36 @@ def plan_memory(arch: Architecture, trainable_layers: int | None = None, optimiz
         if layer.kind in (Kind.MAXPOOL1D, Kind.GMP1D) and i >= first and argmax_words(layer):
             argmax = f"argmax_{i}"
             buffers.append(Buffer(argmax, ".odl_saved", argmax_words(layer), "uint32_t"))
-        in_place = layer.kind is Kind.FLATTEN or (layer.kind in (Kind.RELU, Kind.ACTIVATION) and cur != INPUT)
+        consumer = _consumer(arch, i)
+        ends_in_logits = consumer is None or arch.layers[consumer].kind is Kind.SOFTMAX
+        saved = consumer is not None and arch.layers[consumer].has_params and consumer >= first
+        in_place = layer.kind is Kind.FLATTEN or (
+            cur != INPUT and (layer.kind in (Kind.RELU, Kind.ACTIVATION)
+                              or (cur == ARENA and tiling_pool(layer) and not ends_in_logits)))
         if in_place:
-            out = cur
+            out, out_at = cur, cur_at
         elif layer.kind is Kind.SOFTMAX:
-            out = PROBS
-        else:
-            consumer = _consumer(arch, i)
-            if consumer is None or arch.layers[consumer].kind is Kind.SOFTMAX:
-                out = LOGITS
-            elif arch.layers[consumer].has_params and consumer >= first:
-                out = f"saved_{consumer}"
-                buffers.append(Buffer(out, ".odl_saved", layer.out_size))
-            else:
-                out = SCRATCH[1] if cur == SCRATCH[0] else SCRATCH[0]
-                scratch_need = max(scratch_need, layer.out_size)
-        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first, argmax, saved_act))
-        cur = out
+            out, out_at = PROBS, 0
+        elif ends_in_logits:
+            out, out_at = LOGITS, 0
+        else:  # above the saved tensors, and above the input when it lies there
+            out = ARENA
+            out_at = stacked
+            if cur == ARENA and out_at < cur_at + cur_size and cur_at < out_at + layer.out_size:
+                out_at = cur_at + cur_size
+        if out == ARENA:
+            arena = max(arena, out_at + layer.out_size)
+            if saved:
+                stacked = max(stacked, out_at + layer.out_size)
+        plans.append(LayerPlan(cur, out, mask, layer.has_params and i >= first, argmax, saved_act,
+                               cur_at, out_at, saved))
+        cur, cur_at, cur_size = out, out_at, layer.out_size
 
-    # dL/d(output) of every layer from the lowest trainable one up; the last is the logits' gradient.
-    error_capacity = max(
-        [arch.num_classes] + [layer.out_size for layer in arch.layers[first:]]
-    )
-    scratch_elems = max(scratch_need, error_capacity)
-    buffers.extend(Buffer(name, ".odl_scratch", scratch_elems) for name in SCRATCH)
+    buffers.append(Buffer(ARENA, ".odl_scratch", arena))
     buffers.append(Buffer(LOGITS, ".odl_io", arch.num_classes))
     buffers.append(Buffer(PROBS, ".odl_io", arch.num_classes))
     buffers.extend(int8_buffers(arch))
-    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), error_capacity, optimizer,
-                      dataset_windows)
+    return MemoryPlan(arch, trainable_layers, first, tuple(plans), tuple(buffers), optimizer, dataset_windows)
 
 
 def _whole_words(elements: int, ctype: str) -> int:

@@ -22,9 +22,10 @@ FRAME_CRC_BYTES = 4
 # .data and .bss of the application and newlib (odl_model, the frame parser and its last reply, the stream's
 # policy and replay ring state (172 bytes), libc's state):
 # the same for every model. Measured: `arm-none-eabi-size -A build-arm/pyodl.elf`; .data is odl_model (84
-# bytes, its optimizer and parameter bound included), odl_model_int8 (104 bytes), odl_clock_hz, newlib's
-# impure_data and libm's version byte.
-FIRMWARE_DATA_BYTES = 296
+# bytes, its optimizer and parameter bound included; 80 since it names the int8 copy that shares its gradients'
+# RAM and no longer the two error buffers, which the arena replaced), odl_model_int8 (104 bytes), odl_clock_hz,
+# newlib's impure_data and libm's version byte.
+FIRMWARE_DATA_BYTES = 292
 FIRMWARE_BSS_BYTES = 252
 # Flash besides the model: vector table, startup, the odl library, the application, libm: .isr_vector +
 # .text minus the model's layer table and frozen parameters.
@@ -391,10 +392,12 @@ def estimate(arch: Architecture, trainable_layers: int | None = None, batch: int
         "parameters (trained, RAM)": sections[".odl_params"],
         "gradients": sections[".odl_grads"],
         "optimizer state": sections[".odl_optim"],
-        "saved activations and ReLU masks": sections[".odl_saved"],
-        "activation and error buffers": sections[".odl_scratch"],
+        "masks, argmax, tanh/sigmoid outputs": sections[".odl_saved"],
+        # One arena: the activations, the inputs the backward pass needs, and the errors where they were.
+        "activations and errors (arena)": sections[".odl_scratch"],
         "logits and probabilities": sections[".odl_io"],
-        "int8 copy (QUANTIZE: weights, biases, scales, ranges, activations)": sections[".odl_int8"],
+        # The int8 copy shares the gradients' RAM (memory_plan.py): only what is longer than them costs more.
+        "int8 copy (beyond the gradients' RAM)": sections[".odl_int8"] - plan.shared_bytes(),
         "input window": window,
         # The UART parser keeps a frame's fields and CRC; its data goes straight into the mailbox's.
         "transport (mailbox, UART frame)": MAILBOX_HEADER_BYTES + data_bytes + FIELDS_BYTES + FRAME_CRC_BYTES,

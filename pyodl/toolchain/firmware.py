@@ -61,7 +61,14 @@ class Firmware:
         return {name: size for _, size, name in sorted(ram)}
 
     def ram_bytes(self) -> int:
-        return sum(self.ram_sections().values())
+        """Bytes of SRAM the sections occupy: sections that share RAM (.odl_grads and .odl_int8, see
+        firmware/app/stm32l496.ld) count once; alignment gaps between sections do not count."""
+        spans = sorted((a, a + n) for a, n in self.sections().values() if SRAM1_BASE <= a < SRAM1_BASE + SRAM_SIZE)
+        total, reached = 0, 0
+        for start, end in spans:
+            total += max(0, end - max(start, reached))
+            reached = max(reached, end)
+        return total
 
     def flash_sections(self) -> dict[str, int]:
         """Bytes of flash per section, in address order: what lives in flash (code, constants), then the initial

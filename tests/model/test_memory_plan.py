@@ -1,29 +1,73 @@
+import numpy as np
 import pytest
 
-from pyodl.model.architecture import PAPER_INPUT_LENGTHS, Architecture, Kind, LayerSpec, paper_architecture
-from pyodl.model.memory_plan import INPUT, LOGITS, PROBS, SCRATCH, plan_memory
+from pyodl.model.architecture import (
+    PAPER_INPUT_LENGTHS,
+    Architecture,
+    Kind,
+    LayerSpec,
+    paper_architecture,
+    random_architecture,
+)
+from pyodl.model.memory_plan import ARENA, INPUT, LOGITS, PROBS, MemoryPlan, plan_memory, tiling_pool
 from pyodl.model.optimizer import Optimizer
 
 STM32L496_SRAM = 320 * 1024
 
 
+def _region(plan: MemoryPlan, i: int, which: str) -> tuple[int, int] | None:
+    """Layer i's input or output as [start, end) in the arena, None elsewhere."""
+    lp, layer = plan.layers[i], plan.arch.layers[i]
+    name, at, size = (lp.input, lp.in_at, layer.in_size) if which == "in" else (lp.output, lp.out_at, layer.out_size)
+    return (at, at + size) if name == ARENA else None
+
+
+def _overlap(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+
 def _check_invariants(arch: Architecture, trainable: int | None) -> None:
+    """The arena contract firmware/odl/network.c relies on, checked step by step through a forward and a
+    backward pass: nothing a layer writes (its output; in the backward pass dL/d(input), over its input)
+    lands on anything still to be read."""
     plan = plan_memory(arch, trainable)
-    prev = INPUT
+    arena = plan.buffer(ARENA).elements
+    prev, prev_at = INPUT, 0
     for i, (layer, lp) in enumerate(zip(arch.layers, plan.layers, strict=True)):
-        assert lp.input == prev, f"layer {i} does not read what layer {i - 1} wrote"
-        in_place = layer.kind is Kind.FLATTEN or (layer.kind is Kind.RELU and lp.input != INPUT)
-        assert (lp.output == lp.input) == in_place, f"layer {i} would overwrite its own input"
+        assert (lp.input, lp.in_at) == (prev, prev_at), f"layer {i} does not read what layer {i - 1} wrote"
+        in_place = layer.kind is Kind.FLATTEN or (
+            lp.input != INPUT and (layer.kind in (Kind.RELU, Kind.ACTIVATION)
+                                   or (lp.input == ARENA and tiling_pool(layer) and lp.output == ARENA)))
+        assert ((lp.output, lp.out_at) == (lp.input, lp.in_at)) == in_place, f"layer {i} in place or not"
+        if not in_place:
+            assert not _overlap(_region(plan, i, "in"), _region(plan, i, "out")), f"layer {i} overlaps its input"
+        out = _region(plan, i, "out")
+        assert out is None or out[1] <= arena
         if layer.has_params and i >= plan.first_trainable:
-            # The backward pass reads a trained layer's input: it must be a buffer nothing reuses.
-            assert lp.input == INPUT or lp.input.startswith("saved_")
+            # The backward pass reads a trained layer's input: the tensor must be kept (saved) until then.
+            assert lp.input == INPUT or plan.layers[i - 1].saved
         assert (lp.mask is not None) == (layer.masked and i >= plan.first_trainable)
         assert lp.trainable == (layer.has_params and i >= plan.first_trainable)
-        prev = lp.output
+        prev, prev_at = lp.output, lp.out_at
     assert prev in (LOGITS, PROBS)
-    scratch = plan.buffer(SCRATCH[0]).elements
-    assert scratch >= plan.error_capacity
-    assert all(la.out_size <= scratch for la, lp in zip(arch.layers, plan.layers, strict=True) if lp.output in SCRATCH)
+
+    n = len(arch.layers)
+    # Where a saved tensor's reader is: its region must stay intact until that reader's backward pass.
+    readers = {j: next(k for k in range(j + 1, n) if plan.layers[k].trainable) for j in range(n)
+               if plan.layers[j].saved}
+    for i in range(n):  # forward: layer i writes its output
+        if plan.layers[i].output == ARENA and plan.layers[i].output != plan.layers[i].input:
+            for j in readers:  # every saved tensor is still to be read
+                if j < i:
+                    assert not _overlap(_region(plan, i, "out"), _region(plan, j, "out")), (i, j)
+    for i in range(n - 1, plan.first_trainable, -1):  # backward: dL/d(input) over layer i's input
+        dx = _region(plan, i, "in")
+        lp = plan.layers[i]
+        if (lp.input, lp.in_at) != (lp.output, lp.out_at):
+            assert not _overlap(dx, _region(plan, i, "out")), f"layer {i}'s dx overwrites its dL/d(output)"
+        for j, reader in readers.items():
+            if reader < i and _region(plan, j, "out") != dx:
+                assert not _overlap(dx, _region(plan, j, "out")), f"layer {i}'s dx overwrites saved tensor {j}"
 
 
 @pytest.mark.parametrize("t", PAPER_INPUT_LENGTHS)
@@ -42,9 +86,15 @@ def test_tl_keeps_frozen_parameters_in_flash_and_saves_less() -> None:
     assert tl.flash_param_bytes() == conv_params * 4
     assert tl.section_bytes()[".odl_params"] == full.section_bytes()[".odl_params"] - conv_params * 4
     assert tl.section_bytes()[".odl_saved"] < full.section_bytes()[".odl_saved"]
-    # Full at T=100: the conv1d_2 input (49 x 32) is saved, conv1d_1's input is the caller's window.
-    assert full.buffer("saved_2").elements == 49 * 32
     assert full.buffer("mask_0").elements == (98 * 32 + 31) // 32
+    # Full at T=100: conv1d_1's output (98 x 32) first; avgpool1d_1 in place keeps its first 49 x 32 as
+    # conv1d_2's saved input; conv1d_2's output (47 x 64) right above; avgpool1d_2 in place on it; GAP's and
+    # dense_1's outputs (saved for the Dense layers) above its 23 x 64. The arena is the peak: 49 x 32 + 47 x 64.
+    assert [(lp.output, lp.out_at) for lp in full.layers] == [
+        (ARENA, 0), (ARENA, 0), (ARENA, 1568), (ARENA, 1568), (ARENA, 1568 + 1472), (ARENA, 3040 + 64), (LOGITS, 0)]
+    assert [lp.saved for lp in full.layers] == [False, True, False, False, True, True, False]
+    assert full.buffer(ARENA).elements == 1568 + 3008 == 4576
+    assert tl.buffer(ARENA).elements == 4576  # the peak is in the forward pass
 
 
 def test_standalone_relu_flatten_and_softmax_layers() -> None:
@@ -60,7 +110,8 @@ def test_standalone_relu_flatten_and_softmax_layers() -> None:
         _check_invariants(arch, trainable)
     plan = plan_memory(arch)
     assert plan.layers[0].output != INPUT
-    assert plan.layers[2].output == plan.layers[1].output == "saved_4"  # ReLU and Flatten in place
+    assert (plan.layers[2].output, plan.layers[2].out_at) == (plan.layers[1].output, plan.layers[1].out_at)
+    assert plan.layers[1].output == ARENA and plan.layers[1].saved  # ReLU and Flatten in place on the Dense's input
     assert plan.layers[4].output == LOGITS and plan.layers[5].output == PROBS
 
 
@@ -91,3 +142,12 @@ def test_optimizer_state_is_planned_for_trained_parameters_only(text: str, slots
         trained = sum(arch.layers[i].param_count for i in arch.param_layers[-(trainable or 4):])
         assert plan.section_bytes()[".odl_optim"] == slots * trained * 4
         assert plan.ram_bytes() == plan_memory(arch, trainable).ram_bytes() + slots * trained * 4
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_architectures_keep_the_arena_contract(seed: int) -> None:
+    """Strides, padding, max pools, BatchNorm, tanh and sigmoid (their saved outputs), Flatten: every layer
+    the import takes, in Full and TL."""
+    arch = random_architecture(np.random.default_rng(seed), f"arena{seed}", wide=seed % 2 == 1)
+    for trainable in (None, 1, 2):
+        _check_invariants(arch, min(trainable or len(arch.param_layers), len(arch.param_layers)))

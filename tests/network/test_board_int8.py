@@ -157,3 +157,56 @@ def test_tabled_activations_on_the_board_match_tflite(pool: Kind, firmware_build
             run = tfl.run(x)
             np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}")
             np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}")
+
+
+def test_training_erases_the_int8_copy_that_shares_the_gradients_ram(board: UnicornBoard) -> None:
+    """.odl_int8 lies on .odl_grads (firmware/app/stm32l496.ld): PREDICT_Q works from QUANTIZE until a batch's
+    first training sample, is refused after it until the next QUANTIZE, and calibrating or quantizing
+    mid-batch is refused; the int8 model a QUANTIZE makes after training is the one it made before (the same
+    float weights, ranges and bits), bit for bit."""
+    net = BoardNetwork(MailboxTransport(board), ARCH)
+    x, calibration = _windows(9, 1)[0], _windows(10, 4)
+
+    def refused(status: str, call: object, *args: object) -> CommandError:
+        with pytest.raises(CommandError) as exc:
+            call(*args)  # type: ignore[operator]
+        assert _status(exc) == status, exc.value
+        return exc.value
+
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)  # before any QUANTIZE
+    net.int8_calibrate(calibration, reset=True)
+    net.int8_quantize([8, 8, 8, 8])
+    image, first = net.int8_image(), net.int8_predict(x)
+
+    net.accumulate(_windows(11, 1)[0], 3)  # TRAIN_SAMPLE: a batch starts, the int8 copy is gone
+    err = refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)
+    assert "quantize again after training" in str(err)
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_image)
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict_adaptive, x, 20, 256)
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict_classes, calibration[:2])
+    err = refused("ODL_ERR_BATCH_OPEN", net.int8_quantize, [8, 8, 8, 8])  # mid-batch: nothing changes
+    assert "step" in str(err)
+    refused("ODL_ERR_BATCH_OPEN", net.int8_calibrate, calibration, True)
+    assert net.info().accumulated == 1  # the batch survived both refusals
+    net.zero_grads()  # dropping the batch leaves no int8 copy behind either
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)
+    refused("ODL_ERR_NO_CALIBRATION", net.int8_quantize, [8, 8, 8, 8])  # the ranges went with it
+
+    net.int8_calibrate(calibration, reset=True)
+    net.int8_quantize([8, 8, 8, 8])  # no step was taken: the same weights, the same int8 model
+    assert net.int8_image() == image
+    again = net.int8_predict(x)
+    assert again[0] == first[0] and np.array_equal(again[1], first[1]) and np.array_equal(again[2], first[2])
+
+    xs, ys = _windows(12, 4), np.arange(4) % 6
+    net.train_step(xs, ys, 0.05)  # TRAIN_BATCH and its step
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)
+    net.int8_calibrate(calibration, reset=True)
+    net.int8_quantize([8, 8, 8, 8])
+    assert net.int8_image() != image  # the new weights' model
+    net.int8_predict(x)
+    for k in range(2):  # per-window commands, then SGD_STEP
+        net.accumulate(xs[k], int(ys[k]))
+    net.sgd_step(0.05)
+    refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)
+    refused("ODL_ERR_NO_SAMPLES", net.sgd_step, 0.05)  # a refused training command erases nothing more

@@ -134,3 +134,27 @@ def test_bad_optimizer_state_is_refused_before_anything_is_written(host_builder:
     with pytest.raises(OdlError, match="NaN or infinity") as err:  # the library's own check, past the bridge's
         net._call("odl_write_optim_slice", model.arch.param_layers[-1], 0, flat.ctypes.data_as(_F32P), 4)
     assert err.value.status == 4
+
+
+def test_a_training_sample_erases_the_int8_copy(paper_tl_net: HostNetwork) -> None:
+    """The same rule in the host library as on the board (where .odl_int8 lies on .odl_grads): a batch's
+    first sample erases the int8 copy and its calibration, and both are refused while a batch is open."""
+    net = paper_tl_net
+    xs = np.random.default_rng(5).standard_normal((4, 20, 3)).astype(np.float32)
+    net.int8_calibrate(xs, reset=True)
+    net.int8_quantize([8, 8, 8, 8])
+    before = net.int8_predict(xs[0])
+    net.accumulate(xs[1], 2)
+    with pytest.raises(OdlError, match="quantize again") as err:
+        net.int8_predict(xs[0])
+    assert err.value.status == 16
+    with pytest.raises(OdlError, match="a batch is accumulated") as err:
+        net.int8_quantize([8, 8, 8, 8])
+    assert err.value.status == 17
+    with pytest.raises(OdlError, match="a batch is accumulated"):
+        net.int8_calibrate(xs)
+    net.zero_grads()
+    net.int8_calibrate(xs, reset=True)
+    net.int8_quantize([8, 8, 8, 8])
+    after = net.int8_predict(xs[0])
+    assert after[0] == before[0] and all(np.array_equal(a, b) for a, b in zip(after[1:], before[1:], strict=True))

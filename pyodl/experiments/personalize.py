@@ -443,8 +443,8 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
 
     general_classes = KerasReference(general).predict_classes(test.x)
     results = {"No Pers.": _evaluate(test.y, general_classes, num_classes, [])}
-    with tempfile.TemporaryDirectory(prefix="pyodl-pers-q-") as host_tmp:
-        host = HostQuantizer(Path(host_tmp))
+    with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as work:
+        host = HostQuantizer(Path(work) / "host")
         results["No Pers."].quantized = host.score(general, cfg.quantize, pers.x, test, general_classes, num_classes,
                                                    cfg.cheap_length)
         n_params = len(general.arch.param_layers)
@@ -461,9 +461,10 @@ def run_subject(recordings: list[Recording], subject: int, num_classes: int, cfg
         for name, (start, capacity, phases) in plans.items():
             rng = np.random.default_rng([cfg.seed, subject])
             optimizer, learning_rate = recipe[name]
-            with tempfile.TemporaryDirectory(prefix="pyodl-pers-") as tmp, \
-                    open_trainer(cfg.trainer, start, capacity, Path(tmp), progress,
-                                 Optimizer.parse(optimizer), cfg.port, cfg.tool, cfg.batch) as trainer:
+            # One firmware build folder for the subject's conditions, one after the other: the library is
+            # compiled once and each condition recompiles only its model's files.
+            with open_trainer(cfg.trainer, start, capacity, Path(work) / "board", progress,
+                              Optimizer.parse(optimizer), cfg.port, cfg.tool, cfg.batch) as trainer:
                 losses: list[float] = []
                 for layers, epochs in phases:
                     trainer.set_trainable(layers)

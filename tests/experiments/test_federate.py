@@ -19,6 +19,7 @@ if not os.environ.get("CI"):  # CI installs the fleet extra and must run these
     pytest.importorskip("flwr", reason="the fleet extra: pip install -e '.[fleet]'")
 
 SMALL = dict(rounds=2, local_epochs=1, personalize_epochs=1, pretrain_epochs=1, workers=2)
+CLIENTS = [3, 4, 6]  # the watch data's subjects with the fewest windows, for speed
 
 
 def numpy_fedavg(updates: list[fed.TrainReply]) -> list[np.ndarray]:
@@ -42,33 +43,34 @@ def watch() -> tuple[list, list[str]]:
 @pytest.fixture(scope="module")
 def board_run(watch: tuple[list, list[str]]) -> fed.Report:
     recordings, classes = watch
-    return fed.run(recordings, classes, [1, 2, 3], fed.Config(**SMALL), "watch", None, lambda *a: None,
+    return fed.run(recordings, classes, CLIENTS, fed.Config(**SMALL), "watch", None, lambda *a: None,
                    record_updates=True)
 
 
 def test_boards_aggregate_to_the_numpy_fedavg_of_their_weights_bit_for_bit(board_run: fed.Report) -> None:
     assert [r.round for r in board_run.rounds] == [1, 2]
     for r in board_run.rounds:
-        assert r.trained == [1, 2, 3] and not r.dropped
+        assert r.trained == CLIENTS and not r.dropped
         clients = board_run.client_updates[r.round]
-        assert [c.subject for c in clients] == [1, 2, 3]
-        assert [c.windows for c in clients] == [board_run.train_windows[s] for s in (1, 2, 3)]
+        assert [c.subject for c in clients] == CLIENTS
+        assert [c.windows for c in clients] == [board_run.train_windows[s] for s in CLIENTS]
         got = [a for pair in board_run.aggregated[r.round] for a in pair]
         assert all(np.array_equal(g, e) for g, e in zip(got, numpy_fedavg(clients), strict=True))
         # the boards trained: every client's weights moved, and differently
         assert not np.array_equal(clients[0].params[0][0], clients[1].params[0][0])
-        assert r.instructions[1] > 100e6 and r.millijoules[1] > 0 and set(r.global_f1) == {1, 2, 3}
+        assert r.instructions[CLIENTS[0]] > 100e6 and r.millijoules[CLIENTS[0]] > 0
+        assert set(r.global_f1) == set(CLIENTS)
     final = board_run.aggregated[2]
     assert all(np.array_equal(a, b) for pa, pb in zip(final, board_run.final_params, strict=True)
                for a, b in zip(pa, pb, strict=True))
-    assert set(board_run.rounds[-1].personal_f1) == {1, 2, 3}  # the last round personalizes
+    assert set(board_run.rounds[-1].personal_f1) == set(CLIENTS)  # the last round personalizes
     assert board_run.bytes_per_round == 3 * 4 * board_run.parameters
 
 
 def test_tensorflow_trains_the_federation_like_the_boards(watch: tuple[list, list[str]],
                                                            board_run: fed.Report) -> None:
     recordings, classes = watch
-    tf_run = fed.run(recordings, classes, [1, 2, 3], fed.Config(**SMALL, trainer="tf"), "watch", None,
+    tf_run = fed.run(recordings, classes, CLIENTS, fed.Config(**SMALL, trainer="tf"), "watch", None,
                      lambda *a: None)
     # Each client's 2 rounds of SGD steps (16 at most) in float32, C against TF: within the golden tolerance,
     # which holds for up to 100 steps; FedAvg's weighted mean of weights within it stays within it.
@@ -82,20 +84,20 @@ def test_tensorflow_trains_the_federation_like_the_boards(watch: tuple[list, lis
 
 def test_a_crashed_and_a_hung_board_are_dropped_and_the_federation_goes_on(tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["federate", "--subjects", "1,2,3", "--rounds", "2", "--local-epochs", "1", "--personalize-epochs", "1",
-            "--pretrain-epochs", "1", "--fault", "crash:2@1", "--fault", "hang:3@2", "--out", str(tmp_path),
+    args = ["federate", "--subjects", "3,4,6", "--rounds", "2", "--local-epochs", "1", "--personalize-epochs", "1",
+            "--pretrain-epochs", "1", "--fault", "crash:4@1", "--fault", "hang:6@2", "--out", str(tmp_path),
             "--no-cache"]
     assert main(args) == 0
     result = json.loads((tmp_path / "results.json").read_text())
     first, second = result["rounds"]
-    assert first["trained"] == [1, 3] and list(first["dropped"]) == ["2"]
-    assert second["trained"] == [1, 2] and list(second["dropped"]) == ["3"]
+    assert first["trained"] == [3, 6] and list(first["dropped"]) == ["4"]
+    assert second["trained"] == [3, 4] and list(second["dropped"]) == ["6"]
     # killed: its socket closes under the client; frozen: it stops answering
-    assert first["dropped"]["2"].startswith("BoardError: the link to the board at socket://127.0.0.1:")
-    assert second["dropped"]["3"].startswith("ProtocolError: no answer to ")
-    assert set(second["global_f1"]) == {"1", "2", "3"}  # a dropped client still scores the next model
+    assert first["dropped"]["4"].startswith("BoardError: the link to the board at socket://127.0.0.1:")
+    assert second["dropped"]["6"].startswith("ProtocolError: no answer to ")
+    assert set(second["global_f1"]) == {"3", "4", "6"}  # a dropped client still scores the next model
     text = (tmp_path / "results.md").read_text()
-    assert "| 1 | 2 | 2 (BoardError: " in text and "centralised" in text
+    assert "| 1 | 2 | 4 (BoardError: " in text and "centralised" in text
     assert (tmp_path / "rounds.png").read_bytes()[:4] == b"\x89PNG"
     assert "wrote" in capsys.readouterr().err
 

@@ -101,6 +101,10 @@ void odl_depthwise1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const
 void odl_dense_forward_int8(const int8_t *x, unsigned n_in, const int8_t *w, unsigned bits, const int32_t *bias,
                             const double *real_scale, unsigned n_out, const odl_int8_io_t *io, int8_t *row,
                             int8_t *y);
+/* round(acc * real_scale) half away from zero, acc * real_scale rounded to a double first (as the reference's
+ * double product), in integer arithmetic; magnitudes of 512 and more (which saturate any int8 output) come back
+ * as +-512. */
+int32_t odl_dense_round(int32_t acc, double real_scale);
 void odl_dense_forward_int8_ref(const int8_t *x, unsigned n_in, const int8_t *w, unsigned bits,
                                 const int32_t *bias, const double *real_scale, unsigned n_out,
                                 const odl_int8_io_t *io, int8_t *y);

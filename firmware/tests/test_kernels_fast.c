@@ -4,6 +4,7 @@
  * kernels keep each output's accumulator and summation order, so with -ffp-contract=off nothing may differ,
  * not even in the last bit; any difference fails.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -225,6 +226,71 @@ static void dense_forward_int8(test_rng_t *rng)
     test_expect(odl_dot_int8(qx, qw, n_in) == odl_dot_int8_ref(qx, qw, n_in), "int8 dot equals its reference");
 }
 
+/* The reference Dense rounding, restated: the double product, rounded half away from zero, the magnitude held
+ * at 512 as odl_dense_round holds it. */
+static int32_t dense_round_expected(int32_t acc, double real_scale)
+{
+    const double v = (double)acc * real_scale;
+    if (v >= 512.0) {
+        return 512;
+    }
+    if (v <= -512.0) {
+        return -512;
+    }
+    double r = (double)(long long)v;
+    const double frac = v - r;
+    r += frac >= 0.5 ? 1.0 : (frac <= -0.5 ? -1.0 : 0.0);
+    return (int32_t)r;
+}
+
+static unsigned dense_round_failures;
+
+static void check_dense_round(int32_t acc, double real_scale)
+{
+    const int32_t got = odl_dense_round(acc, real_scale), want = dense_round_expected(acc, real_scale);
+    if (got != want && dense_round_failures++ < 5u) {
+        printf("odl_dense_round(%ld, %.17g) = %ld, the double product rounds to %ld\n", (long)acc, real_scale,
+               (long)got, (long)want);
+        test_expect(0, "odl_dense_round equals the double rounding");
+    }
+}
+
+/* The integer Dense requantization against the double one: random accumulators and scales; products exactly
+ * half-way (ties go away from zero); scales one ulp beside (h + 1/2) / acc, whose double product rounds onto
+ * or off the tie (the double's own rounding must be reproduced); the extremes. */
+static void dense_round(test_rng_t *rng)
+{
+    const int32_t extremes[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+    const double scales[] = {1.0, 0.5, 0.25, 1e-9, 3e-5, 0.999999, 1.5, 1048576.0, 3e7, 4.9e-324, 0.0};
+    for (unsigned i = 0; i < sizeof extremes / sizeof extremes[0]; ++i) {
+        for (unsigned j = 0; j < sizeof scales / sizeof scales[0]; ++j) {
+            check_dense_round(extremes[i], scales[j]);
+        }
+    }
+    for (unsigned trial = 0; trial < 200000u; ++trial) {
+        const int e = (int)test_int(rng, 0, 40);
+        const int32_t acc = (int32_t)(((uint32_t)test_int(rng, 0, 0xFFFFu) << 16) | test_int(rng, 0, 0xFFFFu)) >>
+                            test_int(rng, 0, 31);
+        const double mant = 1.0 + (double)test_int(rng, 0, 0x7FFFFFFFu) / 2147483648.0 +
+                            (double)test_int(rng, 0, 0x3FFFFFu) / 9007199254740992.0;
+        check_dense_round(acc, ldexp(mant, -e));
+        /* An exact tie: (2h + 1) 2^(e-1) * 2^-e = h + 1/2. */
+        const int32_t h = (int32_t)test_int(rng, 0, 300);
+        const int te = (int)test_int(rng, 1, 20);
+        const int32_t tie = (2 * h + 1) << (te - 1);
+        check_dense_round(tie, ldexp(1.0, -te));
+        check_dense_round(-tie, ldexp(1.0, -te));
+        /* One ulp beside a tie. */
+        const int32_t a = (int32_t)test_int(rng, 1, 0x7FFFFFFu);
+        const double target = ((double)h + 0.5) / (double)a;
+        check_dense_round(a, nextafter(target, 0.0));
+        check_dense_round(a, target);
+        check_dense_round(a, nextafter(target, 1.0));
+        check_dense_round(-a, nextafter(target, 0.0));
+        check_dense_round(-a, nextafter(target, 1.0));
+    }
+}
+
 int main(void)
 {
     test_rng_t rng = {0xFA57C0DEull};
@@ -237,5 +303,6 @@ int main(void)
         conv1d_forward_int8(&rng);
         dense_forward_int8(&rng);
     }
+    dense_round(&rng);
     return (int)test_failures();
 }

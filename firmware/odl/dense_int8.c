@@ -111,15 +111,43 @@ void odl_dense_forward_int8_ref(const int8_t *x, unsigned n_in, const int8_t *w,
     }
 }
 
-/* sum w * (x - zp) = dot(x, w) - zp * sum w, the dot product on contiguous rows; the rounding in integers. */
+/* sum w (x - zp) over `groups` groups of four: the inputs widened with -zp added (SXTAB16), the weights as
+ * odl_int8_widen left them in `row`. */
+static int32_t dot_widened(const int8_t *x, const uint8_t *row, unsigned groups, int32_t zp)
+{
+    const uint32_t off = odl_pack16(-zp, -zp);
+    int32_t acc = 0;
+    for (unsigned q = 0; q < groups; ++q, x += 4, row += 8) {
+        uint32_t v, w02, w13;
+        memcpy(&v, x, 4u);
+        memcpy(&w02, row, 4u);
+        memcpy(&w13, row + 4, 4u);
+        acc = odl_smlad(odl_sxtab16(off, v), w02, acc);
+        acc = odl_smlad(odl_sxtab16_ror8(off, v), w13, acc);
+    }
+    return acc;
+}
+
+/* Output by output, sum w * (x - zp) with the zero point subtracted as the inputs are widened: 8-bit weights
+ * straight from the tensor (odl_dot_int8_zp), sub-byte ones widened into `row` first (odl_int8_widen, whole
+ * bytes at a time); the rounding in integers. */
 void odl_dense_forward_int8(const int8_t *x, unsigned n_in, const int8_t *w, unsigned bits, const int32_t *bias,
                             const double *real_scale, unsigned n_out, const odl_int8_io_t *io, int8_t *row,
                             int8_t *y)
 {
+    const unsigned groups = n_in / 4u;
     for (unsigned j = 0; j < n_out; ++j) {
-        int32_t wsum = 0;
-        const int8_t *wj = odl_int8_row(w, bits, (uint32_t)j * n_in, n_in, row, &wsum);
-        const int32_t acc = bias[j] + odl_dot_int8(x, wj, n_in) - io->in_zp * wsum;
+        const uint32_t first = (uint32_t)j * n_in;
+        int32_t acc = bias[j];
+        if (bits == 8u) {
+            acc += odl_dot_int8_zp(x, w + first, n_in, io->in_zp);
+        } else {
+            (void)odl_int8_widen(w, bits, first, groups, (uint8_t *)row, 8u);
+            acc += dot_widened(x, (const uint8_t *)row, groups, io->in_zp);
+            for (unsigned i = 4u * groups; i < n_in; ++i) {
+                acc += odl_int8_weight(w, bits, first + i) * ((int32_t)x[i] - io->in_zp);
+            }
+        }
         y[j] = saturate_rounded(odl_dense_round(acc, real_scale[j]), io);
     }
 }

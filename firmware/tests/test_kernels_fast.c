@@ -151,7 +151,8 @@ static void avgpool(test_rng_t *rng)
 
 /* int8: random int8 tensors, zero points and multipliers; weights of 8, 4 or 2 bits, packed. */
 static int8_t qx[MAX_N * MAX_C], qw[MAX_K * MAX_C * MAX_F], qfast[MAX_N * MAX_F], qref[MAX_N * MAX_F];
-static int8_t qrow[MAX_K * MAX_C];
+static uint32_t qrow_words[MAX_K * MAX_C]; /* ODL_INT8_CONV_ROW_BYTES(k * c), 4-byte aligned */
+#define qrow ((int8_t *)qrow_words)
 static int32_t qbias[MAX_F];
 static odl_qmult_t qmult[MAX_F];
 static double qreal[MAX_F];
@@ -223,7 +224,71 @@ static void dense_forward_int8(test_rng_t *rng)
         printf("int8 dense n_in=%u n_out=%u bits=%u differs\n", n_in, n_out, bits);
         test_expect(0, "int8 dense forward equals its reference");
     }
-    test_expect(odl_dot_int8(qx, qw, n_in) == odl_dot_int8_ref(qx, qw, n_in), "int8 dot equals its reference");
+    test_expect(odl_dot_int8_zp(qx, qw, n_in, io.in_zp) == odl_dot_int8_zp_ref(qx, qw, n_in, io.in_zp),
+                "int8 dot with a zero point equals its reference");
+}
+
+static void avgpool_forward_int8(test_rng_t *rng)
+{
+    const unsigned n = test_int(rng, 1, MAX_N), c = test_int(rng, 1, MAX_C), p = test_int(rng, 1, 4);
+    odl_window_t g = {test_int(rng, 1, 3), 1u, test_int(rng, 0, p - 1u)};
+    if (n + 2u * g.pad < p) {
+        return;
+    }
+    const unsigned m_out = (n + 2u * g.pad - p) / g.stride + 1u;
+    if (m_out * c > sizeof qfast) {
+        return;
+    }
+    fill_int8(rng, qx, n * c);
+    odl_int8_io_t io = random_io(rng);
+    io.act_max = test_int(rng, 0, 1) ? 127 : 100;
+    odl_avgpool1d_forward_int8(qx, n, c, p, &g, m_out, &io, qfast);
+    odl_avgpool1d_forward_int8_ref(qx, n, c, p, &g, m_out, &io, qref);
+    if (memcmp(qfast, qref, m_out * c) != 0) {
+        printf("int8 avgpool n=%u c=%u p=%u stride=%u pad=%u differs\n", n, c, p, g.stride, g.pad);
+        test_expect(0, "int8 avgpool forward equals its reference");
+    }
+}
+
+/* The input quantization against TFLite's QUANTIZE restated with roundf: random values and scales, values at
+ * and one ulp beside every half-way point of the int8 range. */
+static void quantize_input(test_rng_t *rng)
+{
+    unsigned failures = 0;
+    for (unsigned trial = 0; trial < 200000u; ++trial) {
+        odl_qparams_t p = {test_uniform(rng, 1e-3f, 2.0f), (int32_t)test_int(rng, 0, 255) - 128};
+        float xv = test_uniform(rng, -300.0f, 300.0f) * p.scale;
+        if (trial % 2u == 0u) { /* a tie: (h + 1/2) * scale, then perhaps one ulp beside */
+            xv = ((float)((int)test_int(rng, 0, 600) - 300) + 0.5f) * p.scale;
+            xv = trial % 4u == 0u ? nextafterf(xv, 0.0f) : xv;
+            p.scale = trial % 8u == 0u ? 1.0f : p.scale;
+        }
+        const float r = roundf(xv / p.scale) + (float)p.zero_point;
+        const int8_t want = (int8_t)(r <= -128.0f ? -128 : (r >= 127.0f ? 127 : (int32_t)r));
+        if (odl_int8_quantize_value(xv, p) != want && failures++ < 5u) {
+            printf("odl_int8_quantize_value(%.9g, scale %.9g, zp %ld) differs\n", xv, p.scale, (long)p.zero_point);
+            test_expect(0, "input quantization equals QUANTIZE's");
+        }
+    }
+}
+
+static int8_t gap_x[600u * MAX_C];
+
+static void gap_forward_int8(test_rng_t *rng)
+{
+    const unsigned n = test_int(rng, 0, 1) ? test_int(rng, 1, MAX_N) : test_int(rng, 250, 600), c = test_int(rng, 1, MAX_C);
+    fill_int8(rng, gap_x, n * c);
+    if (test_int(rng, 0, 3) == 0u) { /* every row at an extreme: the int16 partial sums' limits */
+        memset(gap_x, test_int(rng, 0, 1) ? 0x80 : 0x7F, n * c);
+    }
+    const odl_int8_io_t io = random_io(rng);
+    const odl_qmult_t m = odl_mean_multiplier(odl_quantize_multiplier(0.001 * (double)test_int(rng, 1, 3000)), n);
+    odl_gap1d_forward_int8(gap_x, n, c, m, &io, qfast);
+    odl_gap1d_forward_int8_ref(gap_x, n, c, m, &io, qref);
+    if (memcmp(qfast, qref, c) != 0) {
+        printf("int8 gap n=%u c=%u differs\n", n, c);
+        test_expect(0, "int8 global average pool equals its reference");
+    }
 }
 
 /* The reference Dense rounding, restated: the double product, rounded half away from zero, the magnitude held
@@ -302,7 +367,10 @@ int main(void)
         avgpool(&rng);
         conv1d_forward_int8(&rng);
         dense_forward_int8(&rng);
+        avgpool_forward_int8(&rng);
+        gap_forward_int8(&rng);
     }
     dense_round(&rng);
+    quantize_input(&rng);
     return (int)test_failures();
 }

@@ -95,6 +95,7 @@ static inline void dot_2x2(const int8_t *xa, const int8_t *xb, const uint8_t *ro
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if ODL_INT8_SIMD
+#define ODL_ASM_SPAN 65536u /* bytes an inline-assembly loop may read from one pointer, for the compiler */
     /* Two groups per pass (an odd one first): per group xa, xb and two weight words loaded side by side, four
      * SXTB16, four SMLAD, the other two weight words side by side, four SMLAD. */
     if (groups % 2u != 0u) {
@@ -131,14 +132,19 @@ static inline void dot_2x2(const int8_t *xa, const int8_t *xb, const uint8_t *ro
     "smlad %[a11], %[t2], %[w0], %[a11]\n\t"                                                                   \
     "smlad %[a10], %[t1], %[w1], %[a10]\n\t"                                                                   \
     "smlad %[a11], %[t3], %[w1], %[a11]\n\t"
+        /* The memory it reads, as operands (not a "memory" clobber, which would make the compiler write back
+         * and reload every variable whose address was taken): the two windows' inputs and the row. */
+        const uint8_t(*xa_span)[ODL_ASM_SPAN] = (const uint8_t(*)[ODL_ASM_SPAN])(const void *)xa;
+        const uint8_t(*xb_span)[ODL_ASM_SPAN] = (const uint8_t(*)[ODL_ASM_SPAN])(const void *)xb;
+        const uint8_t(*row_span)[ODL_ASM_SPAN] = (const uint8_t(*)[ODL_ASM_SPAN])(const void *)row;
         __asm__ volatile("1:\n\t" ODL_DOT_2X2_GROUP ODL_DOT_2X2_GROUP
                          "subs %[n], %[n], #1\n\t"
                          "bne 1b"
                          : [xa] "+r"(xa), [xb] "+r"(xb), [row] "+r"(row), [n] "+r"(pairs), [a00] "+r"(a00),
                            [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [t0] "=&r"(t0), [t1] "=&r"(t1),
                            [t2] "=&r"(t2), [t3] "=&r"(t3), [w0] "=&r"(w0), [w1] "=&r"(w1)
-                         :
-                         : "cc", "memory");
+                         : "m"(*xa_span), "m"(*xb_span), "m"(*row_span)
+                         : "cc");
 #undef ODL_DOT_2X2_GROUP
     }
 #else
@@ -193,8 +199,10 @@ static inline void dot_2x1(const int8_t *xa, const uint8_t *row, unsigned groups
 typedef struct {
     odl_requant_t r;
     int32_t out_zp, act_min, act_max;
-    int32_t half;  /* 2^(right - 1) */
-    uint32_t lim;  /* 2^30 when the short form applies (no left shift, right >= 1), else 0 */
+    int32_t half;  /* 2^(right - 1), 0 when right is 0 */
+    uint32_t lim;  /* 2^30 when the short form applies to |acc| < 2^30 (no left shift, right >= 1), else 0 */
+    int32_t up;    /* left + 1: the tiles' short form doubles acc << left */
+    int32_t neg;   /* 1 when right >= 1: the rounding's correction of a negative value */
 } channel_t;
 
 static channel_t channel_of(odl_qmult_t m, const odl_int8_io_t *io)
@@ -206,6 +214,8 @@ static channel_t channel_of(odl_qmult_t m, const odl_int8_io_t *io)
     ch.act_max = io->act_max;
     ch.half = ch.r.right > 0 ? (int32_t)(1u << (ch.r.right - 1)) : 0;
     ch.lim = ch.r.left == 0 && ch.r.right > 0 ? 1u << 30 : 0u;
+    ch.up = ch.r.left + 1;
+    ch.neg = ch.r.right > 0 ? 1 : 0;
     return ch;
 }
 
@@ -250,7 +260,43 @@ typedef struct {
     channel_t ch[2];
     int32_t base[2]; /* bias - zp sum w: a window wholly inside the input */
     int32_t bias[2];
+    int fast; /* the tiles' short form for both channels: 2 without a left shift, 1 with, 0 not (see below) */
 } pair_out_t;
+
+/* Two outputs of one channel by the short form without a left shift (the usual case), its parameters loaded
+ * once. */
+static inline void store_two_right(int32_t a, int32_t b, const channel_t *ch, int8_t *ya, int8_t *yb)
+{
+    const int32_t mult = ch->r.multiplier, half = ch->half, right = ch->r.right;
+    const int32_t zp = ch->out_zp, lo = ch->act_min, hi = ch->act_max;
+    const int32_t ha = smmulr((int32_t)((uint32_t)a << 1), mult), hb = smmulr((int32_t)((uint32_t)b << 1), mult);
+    int32_t va = ((ha + half - (int32_t)((uint32_t)ha >> 31)) >> right) + zp;
+    int32_t vb = ((hb + half - (int32_t)((uint32_t)hb >> 31)) >> right) + zp;
+    va = va < lo ? lo : va;
+    vb = vb < lo ? lo : vb;
+    va = va > hi ? hi : va;
+    vb = vb > hi ? hi : vb;
+    *ya = (int8_t)va;
+    *yb = (int8_t)vb;
+}
+
+/* Two outputs of one channel by the short form, its parameters loaded once: high = SMMULR((acc << left) * 2,
+ * m) when |acc << left| < 2^30 (the caller's bound), then the rounding shift (high + 2^(right-1) - [high < 0])
+ * >> right, nothing when right is 0 (as it is whenever left is not). */
+static inline void store_two_fast(int32_t a, int32_t b, const channel_t *ch, int8_t *ya, int8_t *yb)
+{
+    const int32_t mult = ch->r.multiplier, half = ch->half, right = ch->r.right, up = ch->up, neg = ch->neg;
+    const int32_t zp = ch->out_zp, lo = ch->act_min, hi = ch->act_max;
+    const int32_t ha = smmulr((int32_t)((uint32_t)a << up), mult), hb = smmulr((int32_t)((uint32_t)b << up), mult);
+    int32_t va = ((ha + half - ((int32_t)((uint32_t)ha >> 31) & neg)) >> right) + zp;
+    int32_t vb = ((hb + half - ((int32_t)((uint32_t)hb >> 31) & neg)) >> right) + zp;
+    va = va < lo ? lo : va;
+    vb = vb < lo ? lo : vb;
+    va = va > hi ? hi : va;
+    vb = vb > hi ? hi : vb;
+    *ya = (int8_t)va;
+    *yb = (int8_t)vb;
+}
 
 /* The windows [m0, m1) of one channel pair, each wholly inside the input with taps one row apart, two at a
  * time; xm is window m0's first input. */
@@ -263,7 +309,21 @@ static void inside_windows(const int8_t *xm, unsigned c, unsigned stride, unsign
     const int32_t base0 = o->base[0], base1 = o->base[1];
     int8_t *ym = o->y + m0 * f;
     unsigned m = m0;
-    if (o->both) {
+    if (o->both && o->fast == 2) {
+        for (; m + 1u < m1; m += 2u, xm += 2u * step, ym += 2u * f) {
+            int32_t acc[4] = {base0, base0, base1, base1};
+            dot_2x2(xm, xm + step, wide, groups, rem, acc);
+            store_two_right(acc[0], acc[1], &o->ch[0], ym, ym + f);
+            store_two_right(acc[2], acc[3], &o->ch[1], ym + 1, ym + f + 1u);
+        }
+    } else if (o->both && o->fast == 1) {
+        for (; m + 1u < m1; m += 2u, xm += 2u * step, ym += 2u * f) {
+            int32_t acc[4] = {base0, base0, base1, base1};
+            dot_2x2(xm, xm + step, wide, groups, rem, acc);
+            store_two_fast(acc[0], acc[1], &o->ch[0], ym, ym + f);
+            store_two_fast(acc[2], acc[3], &o->ch[1], ym + 1, ym + f + 1u);
+        }
+    } else if (o->both) {
         for (; m + 1u < m1; m += 2u, xm += 2u * step, ym += 2u * f) {
             int32_t acc[4] = {base0, base0, base1, base1};
             dot_2x2(xm, xm + step, wide, groups, rem, acc);
@@ -351,6 +411,15 @@ void odl_conv1d_forward_int8(const int8_t *x, unsigned n, unsigned c, const int8
             /* sum w (x - zp) = sum w x - zp sum w over a window wholly inside the input. */
             o.base[s] = bias[js] - io->in_zp * wsum[s];
         }
+        /* |sum w x| <= k c 2^14 over int8 inputs and weights: the tiles' short form applies to every inside
+         * window when |base| + k c 2^14 < 2^(30 - left) for both channels. */
+        const int64_t reach = (int64_t)taps << 14;
+        o.fast = 1;
+        for (unsigned s = 0; s < 2u; ++s) {
+            const int64_t b = o.base[s] < 0 ? -(int64_t)o.base[s] : (int64_t)o.base[s];
+            o.fast = o.fast && o.ch[s].r.left < 30 && b + reach < (1LL << (30 - o.ch[s].r.left));
+        }
+        o.fast = o.fast && o.ch[0].lim != 0u && o.ch[1].lim != 0u ? 2 : o.fast; /* no left shift, right >= 1 */
         for (unsigned m = 0; m < first; ++m) {
             edge_window(x, n, c, k, g, m, io->in_zp, wide, groups, &o);
         }

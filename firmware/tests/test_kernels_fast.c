@@ -194,9 +194,14 @@ static void conv1d_forward_int8(test_rng_t *rng)
     fill_int8(rng, qx, s.n * s.c);
     fill_int8(rng, qw, s.k * s.c * s.f); /* any bytes: packed sub-byte weights are any bit patterns */
     const odl_int8_io_t io = random_io(rng);
+    /* Multipliers below 1 (a right shift) and, one layer in four, up to 30 (a left shift); one in eight, biases
+     * near 2^30, beyond the tiles' short requantization. */
+    const double big_mult = test_int(rng, 0, 3) == 0u ? 100.0 : 1.0;
+    const int big_bias = test_int(rng, 0, 7) == 0u;
     for (unsigned j = 0; j < s.f; ++j) {
-        qbias[j] = (int32_t)test_int(rng, 0, 20000) - 10000;
-        qmult[j] = odl_quantize_multiplier(0.0001 * (double)test_int(rng, 1, 3000));
+        qbias[j] = big_bias ? (int32_t)(test_int(rng, 0, 1) ? 1 : -1) * (int32_t)((1u << 30) - test_int(rng, 0, 50000))
+                            : (int32_t)test_int(rng, 0, 20000) - 10000;
+        qmult[j] = odl_quantize_multiplier(0.0001 * big_mult * (double)test_int(rng, 1, 3000));
     }
     odl_conv1d_forward_int8(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qrow, qfast);
     odl_conv1d_forward_int8_ref(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qref);

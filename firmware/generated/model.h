@@ -11,7 +11,7 @@
  * dense_2: Dense(6) softmax (1, 50) -> (1, 6)
  * optimizer: sgd
  * parameter bound: +-10000 (a step or write beyond it is refused)
- * 10084 parameters; RAM 91672 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 296, .odl_scratch 6784, .odl_io 48, .odl_dataset 3872, .odl_int8 15344
+ * 10084 parameters; RAM 91672 bytes: .odl_params 40336, .odl_grads 40336, .odl_optim 0, .odl_saved 296, .odl_scratch 6784, .odl_io 48, .odl_dataset 3872, .odl_int8 15632
  */
 #ifndef ODL_MODEL_H
 #define ODL_MODEL_H
@@ -72,7 +72,7 @@
 #define ODL_INT8_PRE_WINDOW_MAX_SIZE 8u
 #define ODL_INT8_ACT_A_SIZE 1216u
 #define ODL_INT8_ACT_B_SIZE 1216u
-#define ODL_INT8_ROW_SIZE 96u
+#define ODL_INT8_ROW_SIZE 384u
 #define ODL_INT8_LOGITS_SIZE 8u
 #define ODL_INT8_PROBS_SIZE 8u
 #define ODL_L0_WEIGHTS 288u
@@ -92,7 +92,7 @@
 #define ODL_RAM_SCRATCH_BYTES 6784u
 #define ODL_RAM_IO_BYTES 48u
 #define ODL_RAM_DATASET_BYTES 3872u
-#define ODL_RAM_INT8_BYTES 15344u
+#define ODL_RAM_INT8_BYTES 15632u
 #define ODL_RAM_TOTAL_BYTES 91672u
 /* One persistence slot in flash bank 2 (two of them, A and B): header, state, whole 2 KB pages. */
 #define ODL_SLOT_BYTES 40960u

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "odl_int8.h"
 #include "odl_int8_layers.h"
@@ -48,116 +49,101 @@ int32_t odl_multiply_by_quantized_multiplier(int32_t x, odl_qmult_t m)
     return odl_mbqm(x, m);
 }
 
-const int8_t *odl_int8_row(const int8_t *w, unsigned bits, uint32_t first, unsigned n, int8_t *row, int32_t *sum)
+/* One group's two words stored at dst, their sum added to *sum. */
+static inline void put_group(uint32_t w02, uint32_t w13, uint8_t *dst, int32_t *sum)
 {
-    const int8_t *r = w + first;
-    if (bits != 8u) {
-        for (unsigned i = 0; i < n; ++i) {
-            row[i] = (int8_t)odl_int8_weight(w, bits, first + i);
-        }
-        r = row;
-    }
-    int32_t s = 0;
-    for (unsigned i = 0; i < n; ++i) {
-        s += r[i];
-    }
-    *sum = s;
-    return r;
+    memcpy(dst, &w02, 4u);
+    memcpy(dst + 4, &w13, 4u);
+    *sum = odl_smlad(w13, 0x00010001u, odl_smlad(w02, 0x00010001u, *sum));
 }
 
-int32_t odl_dot_int8_ref(const int8_t *x, const int8_t *w, unsigned n)
+/* Four 4-bit fields in the low 16 bits of v: fields 0 and 2 into the two halves' low bits, 1 and 3 likewise,
+ * sign-extended lane by lane ((v ^ 8) - 8). */
+static inline void put_nibbles(uint32_t v, uint8_t *dst, int32_t *sum)
+{
+    const uint32_t lo = (v & 0xFu) | ((v & 0xF00u) << 8), hi = ((v >> 4) & 0xFu) | ((v & 0xF000u) << 4);
+    put_group(odl_ssub16(lo ^ 0x00080008u, 0x00080008u), odl_ssub16(hi ^ 0x00080008u, 0x00080008u), dst, sum);
+}
+
+/* Four 2-bit fields in the low 8 bits of v, likewise ((v ^ 2) - 2). */
+static inline void put_crumbs(uint32_t v, uint8_t *dst, int32_t *sum)
+{
+    const uint32_t lo = (v & 0x3u) | ((v & 0x30u) << 12), hi = ((v >> 2) & 0x3u) | ((v & 0xC0u) << 10);
+    put_group(odl_ssub16(lo ^ 0x00020002u, 0x00020002u), odl_ssub16(hi ^ 0x00020002u, 0x00020002u), dst, sum);
+}
+
+int32_t odl_int8_widen(const int8_t *w, unsigned bits, uint32_t first, unsigned groups, uint8_t *dst,
+                       unsigned stride)
+{
+    int32_t sum = 0;
+    if (bits == 8u) {
+        const int8_t *p = w + first;
+        for (unsigned q = 0; q < groups; ++q, p += 4, dst += stride) {
+            uint32_t v;
+            memcpy(&v, p, 4u);
+            put_group(odl_sxtb16(v), odl_sxtb16_ror8(v), dst, &sum);
+        }
+        return sum;
+    }
+    /* A sub-byte run starts at a fixed bit of its first byte: every group of four fields (16 or 8 bits) then
+     * starts at that bit of its own first byte. */
+    const uint8_t *p = (const uint8_t *)w + first * bits / 8u;
+    const unsigned shift = first * bits % 8u;
+    if (bits == 4u) {
+        for (unsigned q = 0; q < groups; ++q, p += 2, dst += stride) {
+            uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+            if (shift != 0u) {
+                v = (v | ((uint32_t)p[2] << 16)) >> 4;
+            }
+            put_nibbles(v, dst, &sum);
+        }
+        return sum;
+    }
+    if (bits == 2u) {
+        for (unsigned q = 0; q < groups; ++q, ++p, dst += stride) {
+            uint32_t v = p[0];
+            if (shift != 0u) {
+                v = (v | ((uint32_t)p[1] << 8)) >> shift;
+            }
+            put_crumbs(v, dst, &sum);
+        }
+        return sum;
+    }
+    for (unsigned q = 0; q < groups; ++q, dst += stride) { /* another width: field by field */
+        const uint32_t i = first + 4u * q;
+        const int32_t a0 = odl_int8_weight(w, bits, i), a1 = odl_int8_weight(w, bits, i + 1u);
+        const int32_t a2 = odl_int8_weight(w, bits, i + 2u), a3 = odl_int8_weight(w, bits, i + 3u);
+        put_group(odl_pack16(a0, a2), odl_pack16(a1, a3), dst, &sum);
+    }
+    return sum;
+}
+
+int32_t odl_dot_int8_zp_ref(const int8_t *x, const int8_t *w, unsigned n, int32_t zp)
 {
     int32_t acc = 0;
     for (unsigned i = 0; i < n; ++i) {
-        acc += (int32_t)x[i] * (int32_t)w[i];
+        acc += (int32_t)w[i] * ((int32_t)x[i] - zp);
     }
     return acc;
 }
 
-#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
-#include <string.h>
-
-/* Bytes 0 and 2, and bytes 1 and 3 (SXTB16 with a rotation by 8, one instruction), of a word as two int16
- * halves each. */
-static inline uint32_t sxtb16(uint32_t v)
+/* sum w (x - zp), four products per word pair: the inputs widened with -zp added in both halves (SXTAB16),
+ * the weights widened (SXTB16), two SMLADs. */
+int32_t odl_dot_int8_zp(const int8_t *x, const int8_t *w, unsigned n, int32_t zp)
 {
-    uint32_t r;
-    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
-    return r;
-}
-
-static inline uint32_t sxtb16_ror8(uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-
-/* acc + lo(a) lo(b) + hi(a) hi(b) on int16 halves. */
-static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
-{
-    int32_t r;
-    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
-
-static inline uint32_t load_word(const int8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4u); /* the M4 loads unaligned words in one LDR */
-    return v;
-}
-
-/* Four products per word pair: both words widened to int16 pairs (bytes 0 and 2, then 1 and 3), two SMLADs.
- * Integer sums are exact in any order, so this equals the reference bit for bit. */
-int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n)
-{
+    const uint32_t off = odl_pack16(-zp, -zp);
     int32_t acc = 0;
     for (unsigned words = n / 4u; words > 0u; --words) {
-        const uint32_t xa = load_word(x), wa = load_word(w);
+        uint32_t xa, wa;
+        memcpy(&xa, x, 4u);
+        memcpy(&wa, w, 4u);
         x += 4;
         w += 4;
-        acc = smlad(sxtb16(xa), sxtb16(wa), acc);
-        acc = smlad(sxtb16_ror8(xa), sxtb16_ror8(wa), acc);
+        acc = odl_smlad(odl_sxtab16(off, xa), odl_sxtb16(wa), acc);
+        acc = odl_smlad(odl_sxtab16_ror8(off, xa), odl_sxtb16_ror8(wa), acc);
     }
     for (unsigned i = 0; i < n % 4u; ++i) {
-        acc += (int32_t)x[i] * (int32_t)w[i];
+        acc += (int32_t)w[i] * ((int32_t)x[i] - zp);
     }
     return acc;
 }
-
-/* Two inner products with the same weights (two output positions of a convolution): each weight word is
- * loaded and widened once for both. */
-void odl_dot2_int8(const int8_t *x0, const int8_t *x1, const int8_t *w, unsigned n, int32_t *acc0, int32_t *acc1)
-{
-    int32_t a0 = 0, a1 = 0;
-    for (unsigned words = n / 4u; words > 0u; --words) {
-        const uint32_t wa = load_word(w), x0a = load_word(x0), x1a = load_word(x1);
-        w += 4;
-        x0 += 4;
-        x1 += 4;
-        const uint32_t w02 = sxtb16(wa), w13 = sxtb16_ror8(wa);
-        a0 = smlad(sxtb16(x0a), w02, a0);
-        a0 = smlad(sxtb16_ror8(x0a), w13, a0);
-        a1 = smlad(sxtb16(x1a), w02, a1);
-        a1 = smlad(sxtb16_ror8(x1a), w13, a1);
-    }
-    for (unsigned i = 0; i < n % 4u; ++i) {
-        a0 += (int32_t)x0[i] * (int32_t)w[i];
-        a1 += (int32_t)x1[i] * (int32_t)w[i];
-    }
-    *acc0 = a0;
-    *acc1 = a1;
-}
-#else
-int32_t odl_dot_int8(const int8_t *x, const int8_t *w, unsigned n)
-{
-    return odl_dot_int8_ref(x, w, n);
-}
-
-void odl_dot2_int8(const int8_t *x0, const int8_t *x1, const int8_t *w, unsigned n, int32_t *acc0, int32_t *acc1)
-{
-    *acc0 = odl_dot_int8_ref(x0, w, n);
-    *acc1 = odl_dot_int8_ref(x1, w, n);
-}
-#endif

@@ -4,8 +4,9 @@
  *
  * After training, the device calibrates (one float forward pass per window, keeping each tensor's range),
  * then quantizes: weights symmetric per output channel (8, 4 or 2 bits, zero point 0), biases int32 at
- * in_scale * w_scale, activations asymmetric int8 per tensor. Inference then runs on integers only, except
- * the requantization of Dense outputs, which TFLite's reference kernel does in double precision.
+ * in_scale * w_scale, activations asymmetric int8 per tensor. Inference then runs on integers only: the
+ * requantization of Dense outputs, which TFLite's reference kernel does in double precision, gives the same
+ * results from integer multiplies of the double's mantissa (odl_dense_round).
  *
  * The float model stays untouched. The int8 copy lives in the gradient accumulators' RAM, which only a batch
  * uses: a batch's first training sample erases it (odl_int8_erase), and a new QUANTIZE makes another.

@@ -423,8 +423,17 @@ int8_t odl_int8_quantize_value(float x, odl_qparams_t p)
 {
     /* TFLite's QUANTIZE: float32 division, rounded half away from zero, plus the zero point, saturated
      * (a sum that is exact wherever it is not saturated anyway). */
-    const float v = roundf(x / p.scale) + (float)p.zero_point;
-    return (int8_t)(v <= -128.0f ? -128 : (v >= 127.0f ? 127 : (int32_t)v));
+    const float v = x / p.scale;
+    if (!(v < 512.0f) || !(v > -512.0f)) { /* saturated whatever the zero point (or not a number: as before) */
+        const float r = roundf(v) + (float)p.zero_point;
+        return (int8_t)(r <= -128.0f ? -128 : (r >= 127.0f ? 127 : (int32_t)r));
+    }
+    /* roundf without the call: v - trunc(v) is exact for |v| < 512, and so is the sum with the zero point. */
+    int32_t t = (int32_t)v;
+    const float frac = v - (float)t;
+    t += (frac >= 0.5f ? 1 : 0) - (frac <= -0.5f ? 1 : 0);
+    t += p.zero_point;
+    return (int8_t)(t < -128 ? -128 : (t > 127 ? 127 : t));
 }
 
 /* The image of odl_int8.h as a list of segments; copies the part of [offset, offset + count) each covers. */

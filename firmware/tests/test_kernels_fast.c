@@ -4,6 +4,7 @@
  * kernels keep each output's accumulator and summation order, so with -ffp-contract=off nothing may differ,
  * not even in the last bit; any difference fails.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -150,7 +151,8 @@ static void avgpool(test_rng_t *rng)
 
 /* int8: random int8 tensors, zero points and multipliers; weights of 8, 4 or 2 bits, packed. */
 static int8_t qx[MAX_N * MAX_C], qw[MAX_K * MAX_C * MAX_F], qfast[MAX_N * MAX_F], qref[MAX_N * MAX_F];
-static int8_t qrow[MAX_K * MAX_C];
+static uint32_t qrow_words[MAX_K * MAX_C]; /* ODL_INT8_CONV_ROW_BYTES(k * c), 4-byte aligned */
+#define qrow ((int8_t *)qrow_words)
 static int32_t qbias[MAX_F];
 static odl_qmult_t qmult[MAX_F];
 static double qreal[MAX_F];
@@ -192,9 +194,14 @@ static void conv1d_forward_int8(test_rng_t *rng)
     fill_int8(rng, qx, s.n * s.c);
     fill_int8(rng, qw, s.k * s.c * s.f); /* any bytes: packed sub-byte weights are any bit patterns */
     const odl_int8_io_t io = random_io(rng);
+    /* Multipliers below 1 (a right shift) and, one layer in four, up to 30 (a left shift); one in eight, biases
+     * near 2^30, beyond the tiles' short requantization. */
+    const double big_mult = test_int(rng, 0, 3) == 0u ? 100.0 : 1.0;
+    const int big_bias = test_int(rng, 0, 7) == 0u;
     for (unsigned j = 0; j < s.f; ++j) {
-        qbias[j] = (int32_t)test_int(rng, 0, 20000) - 10000;
-        qmult[j] = odl_quantize_multiplier(0.0001 * (double)test_int(rng, 1, 3000));
+        qbias[j] = big_bias ? (int32_t)(test_int(rng, 0, 1) ? 1 : -1) * (int32_t)((1u << 30) - test_int(rng, 0, 50000))
+                            : (int32_t)test_int(rng, 0, 20000) - 10000;
+        qmult[j] = odl_quantize_multiplier(0.0001 * big_mult * (double)test_int(rng, 1, 3000));
     }
     odl_conv1d_forward_int8(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qrow, qfast);
     odl_conv1d_forward_int8_ref(qx, s.n, s.c, qw, bits, qbias, qmult, s.k, s.f, &g, m_out, &io, qref);
@@ -222,7 +229,136 @@ static void dense_forward_int8(test_rng_t *rng)
         printf("int8 dense n_in=%u n_out=%u bits=%u differs\n", n_in, n_out, bits);
         test_expect(0, "int8 dense forward equals its reference");
     }
-    test_expect(odl_dot_int8(qx, qw, n_in) == odl_dot_int8_ref(qx, qw, n_in), "int8 dot equals its reference");
+    test_expect(odl_dot_int8_zp(qx, qw, n_in, io.in_zp) == odl_dot_int8_zp_ref(qx, qw, n_in, io.in_zp),
+                "int8 dot with a zero point equals its reference");
+}
+
+static void avgpool_forward_int8(test_rng_t *rng)
+{
+    const unsigned n = test_int(rng, 1, MAX_N), c = test_int(rng, 1, MAX_C), p = test_int(rng, 1, 4);
+    odl_window_t g = {test_int(rng, 1, 3), 1u, test_int(rng, 0, p - 1u)};
+    if (n + 2u * g.pad < p) {
+        return;
+    }
+    const unsigned m_out = (n + 2u * g.pad - p) / g.stride + 1u;
+    if (m_out * c > sizeof qfast) {
+        return;
+    }
+    fill_int8(rng, qx, n * c);
+    odl_int8_io_t io = random_io(rng);
+    io.act_max = test_int(rng, 0, 1) ? 127 : 100;
+    odl_avgpool1d_forward_int8(qx, n, c, p, &g, m_out, &io, qfast);
+    odl_avgpool1d_forward_int8_ref(qx, n, c, p, &g, m_out, &io, qref);
+    if (memcmp(qfast, qref, m_out * c) != 0) {
+        printf("int8 avgpool n=%u c=%u p=%u stride=%u pad=%u differs\n", n, c, p, g.stride, g.pad);
+        test_expect(0, "int8 avgpool forward equals its reference");
+    }
+}
+
+/* The input quantization against TFLite's QUANTIZE restated with roundf: random values and scales, values at
+ * and one ulp beside every half-way point of the int8 range. */
+static void quantize_input(test_rng_t *rng)
+{
+    unsigned failures = 0;
+    for (unsigned trial = 0; trial < 200000u; ++trial) {
+        odl_qparams_t p = {test_uniform(rng, 1e-3f, 2.0f), (int32_t)test_int(rng, 0, 255) - 128};
+        float xv = test_uniform(rng, -300.0f, 300.0f) * p.scale;
+        if (trial % 2u == 0u) { /* a tie: (h + 1/2) * scale, then perhaps one ulp beside */
+            xv = ((float)((int)test_int(rng, 0, 600) - 300) + 0.5f) * p.scale;
+            xv = trial % 4u == 0u ? nextafterf(xv, 0.0f) : xv;
+            p.scale = trial % 8u == 0u ? 1.0f : p.scale;
+        }
+        const float r = roundf(xv / p.scale) + (float)p.zero_point;
+        const int8_t want = (int8_t)(r <= -128.0f ? -128 : (r >= 127.0f ? 127 : (int32_t)r));
+        if (odl_int8_quantize_value(xv, p) != want && failures++ < 5u) {
+            printf("odl_int8_quantize_value(%.9g, scale %.9g, zp %ld) differs\n", xv, p.scale, (long)p.zero_point);
+            test_expect(0, "input quantization equals QUANTIZE's");
+        }
+    }
+}
+
+static int8_t gap_x[600u * MAX_C];
+
+static void gap_forward_int8(test_rng_t *rng)
+{
+    const unsigned n = test_int(rng, 0, 1) ? test_int(rng, 1, MAX_N) : test_int(rng, 250, 600), c = test_int(rng, 1, MAX_C);
+    fill_int8(rng, gap_x, n * c);
+    if (test_int(rng, 0, 3) == 0u) { /* every row at an extreme: the int16 partial sums' limits */
+        memset(gap_x, test_int(rng, 0, 1) ? 0x80 : 0x7F, n * c);
+    }
+    const odl_int8_io_t io = random_io(rng);
+    const odl_qmult_t m = odl_mean_multiplier(odl_quantize_multiplier(0.001 * (double)test_int(rng, 1, 3000)), n);
+    odl_gap1d_forward_int8(gap_x, n, c, m, &io, qfast);
+    odl_gap1d_forward_int8_ref(gap_x, n, c, m, &io, qref);
+    if (memcmp(qfast, qref, c) != 0) {
+        printf("int8 gap n=%u c=%u differs\n", n, c);
+        test_expect(0, "int8 global average pool equals its reference");
+    }
+}
+
+/* The reference Dense rounding, restated: the double product, rounded half away from zero, the magnitude held
+ * at 512 as odl_dense_round holds it. */
+static int32_t dense_round_expected(int32_t acc, double real_scale)
+{
+    const double v = (double)acc * real_scale;
+    if (v >= 512.0) {
+        return 512;
+    }
+    if (v <= -512.0) {
+        return -512;
+    }
+    double r = (double)(long long)v;
+    const double frac = v - r;
+    r += frac >= 0.5 ? 1.0 : (frac <= -0.5 ? -1.0 : 0.0);
+    return (int32_t)r;
+}
+
+static unsigned dense_round_failures;
+
+static void check_dense_round(int32_t acc, double real_scale)
+{
+    const int32_t got = odl_dense_round(acc, real_scale), want = dense_round_expected(acc, real_scale);
+    if (got != want && dense_round_failures++ < 5u) {
+        printf("odl_dense_round(%ld, %.17g) = %ld, the double product rounds to %ld\n", (long)acc, real_scale,
+               (long)got, (long)want);
+        test_expect(0, "odl_dense_round equals the double rounding");
+    }
+}
+
+/* The integer Dense requantization against the double one: random accumulators and scales; products exactly
+ * half-way (ties go away from zero); scales one ulp beside (h + 1/2) / acc, whose double product rounds onto
+ * or off the tie (the double's own rounding must be reproduced); the extremes. */
+static void dense_round(test_rng_t *rng)
+{
+    const int32_t extremes[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+    const double scales[] = {1.0, 0.5, 0.25, 1e-9, 3e-5, 0.999999, 1.5, 1048576.0, 3e7, 4.9e-324, 0.0};
+    for (unsigned i = 0; i < sizeof extremes / sizeof extremes[0]; ++i) {
+        for (unsigned j = 0; j < sizeof scales / sizeof scales[0]; ++j) {
+            check_dense_round(extremes[i], scales[j]);
+        }
+    }
+    for (unsigned trial = 0; trial < 200000u; ++trial) {
+        const int e = (int)test_int(rng, 0, 40);
+        const int32_t acc = (int32_t)(((uint32_t)test_int(rng, 0, 0xFFFFu) << 16) | test_int(rng, 0, 0xFFFFu)) >>
+                            test_int(rng, 0, 31);
+        const double mant = 1.0 + (double)test_int(rng, 0, 0x7FFFFFFFu) / 2147483648.0 +
+                            (double)test_int(rng, 0, 0x3FFFFFu) / 9007199254740992.0;
+        check_dense_round(acc, ldexp(mant, -e));
+        /* An exact tie: (2h + 1) 2^(e-1) * 2^-e = h + 1/2. */
+        const int32_t h = (int32_t)test_int(rng, 0, 300);
+        const int te = (int)test_int(rng, 1, 20);
+        const int32_t tie = (2 * h + 1) << (te - 1);
+        check_dense_round(tie, ldexp(1.0, -te));
+        check_dense_round(-tie, ldexp(1.0, -te));
+        /* One ulp beside a tie. */
+        const int32_t a = (int32_t)test_int(rng, 1, 0x7FFFFFFu);
+        const double target = ((double)h + 0.5) / (double)a;
+        check_dense_round(a, nextafter(target, 0.0));
+        check_dense_round(a, target);
+        check_dense_round(a, nextafter(target, 1.0));
+        check_dense_round(-a, nextafter(target, 0.0));
+        check_dense_round(-a, nextafter(target, 1.0));
+    }
 }
 
 int main(void)
@@ -236,6 +372,10 @@ int main(void)
         avgpool(&rng);
         conv1d_forward_int8(&rng);
         dense_forward_int8(&rng);
+        avgpool_forward_int8(&rng);
+        gap_forward_int8(&rng);
     }
+    dense_round(&rng);
+    quantize_input(&rng);
     return (int)test_failures();
 }

@@ -262,9 +262,11 @@ def int8_weight_count(layer: Layer) -> int:
 
 
 def int8_row_bytes(arch: Architecture) -> int:
-    """One output channel's weights, unpacked from sub-byte: Conv1D k * c_in, Dense n_in."""
-    rows = [layer.size * layer.in_ch for layer in arch.layers if layer.kind is Kind.CONV1D]
-    rows += [layer.in_size for layer in arch.layers if layer.kind is Kind.DENSE]
+    """The int8 kernels' weight row: Conv1D two output channels' weights widened to int16 (4 k c_in bytes,
+    ODL_INT8_CONV_ROW_BYTES), Dense one output's sub-byte weights widened to int16 (2 n_in,
+    ODL_INT8_DENSE_ROW_BYTES)."""
+    rows = [4 * layer.size * layer.in_ch for layer in arch.layers if layer.kind is Kind.CONV1D]
+    rows += [2 * layer.in_size for layer in arch.layers if layer.kind is Kind.DENSE]
     return max(rows, default=0)
 
 

@@ -8,7 +8,7 @@ copy would take (GET_QIMAGE's, whose per-layer headers aside).
 
 Instructions and cycles come from coefficients fitted by ``benchmarks/calibrate.py --int8`` on random
 architectures and widths (the per-feature costs of the kernels: an SMLAD inner product's MAC, a padded or
-dilated tap's, a requantization, a Dense output's double-precision rounding, ...).
+dilated tap's, a weight widened to int16, a requantization, a Dense output's integer rounding, ...).
 """
 
 from __future__ import annotations
@@ -28,44 +28,54 @@ FLOAT_BYTES = 4
 
 # Instructions per unit of each feature, fitted by benchmarks/calibrate.py --int8 (see INT8_FIT below).
 INT8_COEFFICIENTS: dict[str, float] = {
-    "window": 7736.978,  # per PREDICT_Q: dispatch, softmax set-up, argmax
-    "input": 36.673,  # an input value quantized (float division, rounding)
-    "conv_fast_mac": 1.905,  # a Conv1D MAC of a window inside the input (SMLAD on two windows at once)
-    "conv_slow_mac": 7.397,  # a MAC of a window reaching into the padding, or dilated (tap by tap)
-    "row_weight": 4.575,  # a weight summed once per output channel (the input zero point's correction)
-    "unpacked_weight": 10.571,  # a sub-byte weight unpacked into a row
-    "requant_output": 80.196,  # an output requantized by a fixed-point multiplier (Conv1D, depthwise, GAP)
-    "dw_mac": 26.308,  # a DepthwiseConv1D or BatchNorm MAC
-    "dw_subbyte_mac": 36.673,  # ... of sub-byte weights
-    "dense_mac": 1.950,
-    "dense_output": 792.991,  # a Dense output, requantized in double precision
-    "pool_read": 3.093,  # an AvgPool1D, MaxPool1D or GlobalMaxPool1D input read
-    "pool_output": 24.481,
-    "gap_read": 0.000,
-    "element": 4.968,  # a ReLU/ReLU6 clamp or a tanh/sigmoid/LeakyReLU table lookup
-    "class": 170.281,  # a class of the softmax
+    "window": 11769.392,  # per PREDICT_Q: dispatch, softmax set-up, argmax
+    "input": 58.145,  # an input value quantized (float division, rounding)
+    "conv_fast_mac": 1.061,  # a Conv1D MAC of a window inside the input (SMLAD, 2 channels x 2 windows)
+    "conv_tail_mac": 3.733,  # ... of the last k c % 4 taps (one by one)
+    "conv_tile": 0.000,  # a block of 2 channels x 2 windows
+    "conv_slow_mac": 15.660,  # a MAC of a window reaching into the padding, or dilated (tap by tap)
+    "row_weight": 4.645,  # a Conv1D weight widened to int16 (once per window and channel pair)
+    "unpacked_weight": 2.809,  # a sub-byte Conv1D weight unpacked as it is widened
+    "conv_output": 27.444,  # a Conv1D output requantized (SMMULR when |acc| < 2^30)
+    "requant_output": 79.624,  # another output requantized by a fixed-point multiplier (depthwise, GAP)
+    "dw_mac": 19.321,  # a DepthwiseConv1D or BatchNorm MAC
+    "dw_subbyte_mac": 25.282,  # ... of sub-byte weights
+    "dense_mac": 1.684,  # a Dense MAC of 8-bit weights (SXTAB16/SXTB16/SMLAD)
+    "dense_subbyte_mac": 7.629,  # ... of sub-byte weights, widened into a row first
+    "dense_output": 69.864,  # a Dense output, rounded in integers (odl_dense_round)
+    "avgpool_word": 93.815,  # four AvgPool1D outputs of two rows (SHADD8)
+    "pool_read": 14.394,  # another pool's input read
+    "pool_output": 14.344,  # another pool output
+    "gap_read": 0.000,  # a GlobalAveragePooling1D input read
+    "element": 6.066,  # a ReLU/ReLU6 clamp or a tanh/sigmoid/LeakyReLU table lookup
+    "class": 0.000,  # a class of the softmax
 }
 INT8_CYCLE_COEFFICIENTS: dict[str, float] = {
-    "window": 11654.835,
-    "input": 60.928,
-    "conv_fast_mac": 2.134,
-    "conv_slow_mac": 9.619,
-    "row_weight": 7.466,
-    "unpacked_weight": 12.544,
-    "requant_output": 112.705,
-    "dw_mac": 26.989,
-    "dw_subbyte_mac": 39.409,
-    "dense_mac": 1.734,
-    "dense_output": 1794.310,
-    "pool_read": 0.000,
-    "pool_output": 51.657,
+    "window": 21705.588,
+    "input": 100.676,
+    "conv_fast_mac": 1.040,
+    "conv_tail_mac": 4.309,
+    "conv_tile": 0.000,
+    "conv_slow_mac": 17.307,
+    "row_weight": 8.190,
+    "unpacked_weight": 3.573,
+    "conv_output": 36.369,
+    "requant_output": 91.128,
+    "dw_mac": 32.796,
+    "dw_subbyte_mac": 36.041,
+    "dense_mac": 1.473,
+    "dense_subbyte_mac": 8.471,
+    "dense_output": 54.157,
+    "avgpool_word": 176.718,
+    "pool_read": 28.305,
+    "pool_output": 0.000,
     "gap_read": 0.000,
-    "element": 9.014,
-    "class": 548.561,
+    "element": 8.053,
+    "class": 0.000,
 }
 # Worst relative error of the fits on their calibration set: `.venv/bin/python benchmarks/calibrate.py --int8
-# --random 20 --wide 20 --seed 200` (the paper's model at every T and 40 random architectures, 8-bit and mixed).
-INT8_FIT = {"instructions": 0.0852, "cycles": 0.0781}  # 90 points, mean errors 1.94% and 1.95%
+# --random 10 --wide 10 --seed 200` (the paper's model at every T and 20 random architectures, 8-bit and mixed).
+INT8_FIT = {"instructions": 0.0304, "cycles": 0.0579}  # 50 points, mean errors 0.95% and 1.57%
 
 
 def _interior(layer: Layer) -> int:
@@ -77,7 +87,10 @@ def _interior(layer: Layer) -> int:
 
 
 def int8_features(arch: Architecture, bits: list[int]) -> dict[str, float]:
-    """The int8 cost model's features for one window (PREDICT_Q) with weight widths ``bits``."""
+    """The int8 cost model's features for one window (PREDICT_Q) with weight widths ``bits``: the work of the
+    kernels in firmware/odl/*_int8.c (Conv1D: two output channels at a time, their weights widened to int16
+    once per window, two windows at a time, four taps per SMLAD pair; Dense: SXTAB16 inner products and the
+    integer rounding of odl_dense_round; AvgPool1D of two rows: four channels per SHADD8)."""
     f = dict.fromkeys(INT8_COEFFICIENTS, 0.0)
     f["window"] = 1.0
     f["input"] = arch.input_size
@@ -87,22 +100,30 @@ def int8_features(arch: Architecture, bits: list[int]) -> dict[str, float]:
         b = next(widths) if layer.has_params else 8
         if layer.kind is Kind.CONV1D:
             taps = layer.size * layer.in_ch
-            fast = _interior(layer) * layer.out_ch * taps
-            f["conv_fast_mac"] += fast
-            f["conv_slow_mac"] += window_rows(layer) * layer.in_ch * layer.out_ch - fast
-            f["row_weight"] += layer.out_ch * taps
-            f["unpacked_weight"] += layer.out_ch * taps if b < 8 else 0
-            f["requant_output"] += layer.out_size
+            inside = _interior(layer)
+            pairs = (layer.out_ch + 1) // 2  # an odd last channel fills both slots
+            f["conv_fast_mac"] += inside * 2 * pairs * (taps - taps % 4)
+            f["conv_tail_mac"] += inside * 2 * pairs * (taps % 4)
+            f["conv_tile"] += pairs * ((inside + 1) // 2)
+            f["conv_slow_mac"] += (window_rows(layer) * layer.in_ch * layer.out_ch
+                                   - inside * layer.out_ch * taps)
+            f["row_weight"] += 2 * pairs * taps
+            f["unpacked_weight"] += 2 * pairs * taps if b < 8 else 0
+            f["conv_output"] += layer.out_size
         elif layer.kind in (Kind.DEPTHWISE1D, Kind.BATCHNORM):
             macs = (window_rows(layer) if layer.kind is Kind.DEPTHWISE1D else layer.in_len) * layer.out_ch
             f["dw_subbyte_mac" if b < 8 else "dw_mac"] += macs
             f["requant_output"] += layer.out_size
         elif layer.kind is Kind.DENSE:
-            f["dense_mac"] += layer.in_size * layer.out_ch
-            f["row_weight"] += layer.in_size * layer.out_ch
-            f["unpacked_weight"] += layer.in_size * layer.out_ch if b < 8 else 0
+            f["dense_mac" if b == 8 else "dense_subbyte_mac"] += layer.in_size * layer.out_ch
             f["dense_output"] += layer.out_ch
-        elif layer.kind in (Kind.AVGPOOL1D, Kind.MAXPOOL1D):
+        elif layer.kind is Kind.AVGPOOL1D:
+            two = sum(1 for m in range(layer.out_len) if len(layer.rows_read(m)) == 2)
+            wide = layer.in_ch - layer.in_ch % 4
+            f["avgpool_word"] += two * wide // 4
+            f["pool_read"] += window_rows(layer) * layer.in_ch - 2 * two * wide
+            f["pool_output"] += layer.out_size - two * wide
+        elif layer.kind is Kind.MAXPOOL1D:
             f["pool_read"] += window_rows(layer) * layer.in_ch
             f["pool_output"] += layer.out_size
         elif layer.kind is Kind.GMP1D:

@@ -18,11 +18,20 @@ from pyodl.board.mailbox import MailboxTransport
 from pyodl.board.protocol import STATUS_CODES, CommandError
 from pyodl.board.uart import BoardUart, UartTransport
 from pyodl.board.unicorn import UnicornBoard
-from pyodl.model.architecture import Architecture, Kind, LayerSpec, Model, glorot_params, paper_model
+from pyodl.model.architecture import (
+    Architecture,
+    Kind,
+    LayerSpec,
+    Model,
+    glorot_params,
+    paper_model,
+    random_architecture,
+)
 from pyodl.model.quantized import parse_image
 from pyodl.network.board import BoardNetwork
 from pyodl.network.host import HostNetwork
 from pyodl.reference.tflite import TFLiteModel
+from pyodl.resources.estimate import estimate
 from pyodl.toolchain.firmware import Firmware, FirmwareBuilder
 from pyodl.toolchain.host_library import HostBuilder
 
@@ -210,3 +219,51 @@ def test_training_erases_the_int8_copy_that_shares_the_gradients_ram(board: Unic
     net.sgd_step(0.05)
     refused("ODL_ERR_NOT_QUANTIZED", net.int8_predict, x)
     refused("ODL_ERR_NO_SAMPLES", net.sgd_step, 0.05)  # a refused training command erases nothing more
+
+
+def _predict_like_tflite(net: BoardNetwork, arch: Architecture, xs: np.ndarray) -> None:
+    tfl = TFLiteModel(parse_image(arch, net.int8_image()))
+    for k, x in enumerate(xs):
+        _, logits, probs = net.int8_predict(x)
+        run = tfl.run(x)
+        np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}")
+        np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}")
+
+
+@pytest.mark.parametrize("length", [20, 60, 80, 100])
+def test_the_paper_model_at_every_length_matches_tflite(length: int, firmware_builder: FirmwareBuilder,
+                                                       tmp_path: Path) -> None:
+    """The Cortex-M4 kernels (SMLAD tiles of two channels by two windows, the integer Dense rounding, SHADD8
+    pools) at each window length the paper uses, with all-8-bit, all-4-bit and 8/4/2/8 weights."""
+    arch = paper_model(length, 0).arch
+    rng = np.random.default_rng(length)
+    model = Model(arch, [(w, (0.1 * rng.normal(size=b.shape)).astype(np.float32)) for w, b in glorot_params(arch, 1)])
+    fw = firmware_builder.export_and_build(model, tmp_path / "fw", dataset_windows=WINDOWS)
+    with UnicornBoard(fw.elf) as b:
+        net = BoardNetwork(MailboxTransport(b), arch)
+        xs = rng.normal(size=(14, length, 3)).astype(np.float32)
+        net.int8_calibrate(xs[:8], reset=True)
+        for bits in ([8, 8, 8, 8], [4, 4, 4, 4], [8, 4, 2, 8]):
+            net.int8_quantize(bits)
+            _predict_like_tflite(net, arch, xs[8:])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_architectures_on_the_board_match_tflite(seed: int, firmware_builder: FirmwareBuilder,
+                                                        tmp_path: Path) -> None:
+    """Shapes the paper's model does not have, through the Cortex-M4 kernels: odd channel counts, k c not a
+    multiple of 4 or of 8, padding, strides, dilation, every weight width."""
+    rng = np.random.default_rng(500 + seed)
+    arch = random_architecture(rng, f"b{seed}", wide=True)
+    while not estimate(arch).fits:
+        arch = random_architecture(rng, f"b{seed}", wide=True)
+    model = Model(arch, [(w, (0.1 * rng.normal(size=b.shape)).astype(np.float32))
+                         for w, b in glorot_params(arch, seed)])
+    fw = firmware_builder.export_and_build(model, tmp_path / "fw", dataset_windows=WINDOWS)
+    with UnicornBoard(fw.elf) as b:
+        net = BoardNetwork(MailboxTransport(b), arch)
+        xs = rng.normal(size=(14, arch.input_len, arch.input_ch)).astype(np.float32)
+        net.int8_calibrate(xs[:8], reset=True)
+        net.int8_quantize([8 if arch.layers[i].kind is Kind.BATCHNORM else int(rng.choice([8, 4, 2]))
+                           for i in arch.param_layers])
+        _predict_like_tflite(net, arch, xs[8:])

@@ -36,7 +36,8 @@ FIRMWARE_BSS_BYTES = 252
 # -0.01% to +0.02% off; GlobalMaxPool1D's kernels (float forward and backward, int8) and their dispatch add 568
 # bytes (the paper's model's ELF with and without them); the optimizer-state accessors with GET_OPTIM and
 # SET_OPTIM add 712 and the command files' shared helpers in records.c save 232 (measured the same way);
-# the Cortex-M4 int8 kernels (SMLAD tiles, the integer Dense rounding, SHADD8 pools) add 7,640 (the paper's model at T=20 to 100, Full and TL: 7,632 to 7,648);
+# the Cortex-M4 int8 kernels (SMLAD tiles, the integer Dense rounding, SHADD8 pools) add 7,640 (the paper's
+# model at T=20 to 100, Full and TL: 7,632 to 7,648);
 # tests/resources/test_estimate.py holds the flash total to 2%.
 CODE_FLASH_BYTES = 60_472
 LAYER_TABLE_ENTRY_BYTES = 80  # sizeof(odl_layer_t) on the Cortex-M4

@@ -54,7 +54,8 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
             progress(what, index + 1, len(jobs))
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, max(len(jobs), 1)), mp_context=context,
+                             initializer=_heed_interrupts) as pool:
         futures: list[Future[T]] = [pool.submit(fn, **job, progress=quiet) for job in jobs]
         try:
             pending = set(futures)
@@ -73,6 +74,13 @@ def run_each(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int,
                 f.cancel()
             _interrupt_workers(pool)
             raise
+
+
+def _heed_interrupts() -> None:
+    """A worker's first act: SIGINT raises KeyboardInterrupt, since the parent stops its workers with it. A run
+    started where SIGINT is ignored (in the background by a non-interactive shell, under nohup) would otherwise
+    hand that on to its workers, and they would run on for the grace period after the parent stopped."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _interrupt_workers(pool: ProcessPoolExecutor, grace_s: float = 20.0) -> None:

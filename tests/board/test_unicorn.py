@@ -350,6 +350,16 @@ def test_ctrl_c_stops_training_over_the_uart(paper_firmware: Firmware) -> None:
     board must then refuse to go on from a half-executed command. A step is mostly emulation, but the host
     also frames the batch between two commands; a Ctrl-C that lands there interrupts no command, so the
     attempt is made again on a fresh board (three in a row there would be a failure)."""
+    # As in a terminal: a test run started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and the board leaves an ignored signal alone.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _stop_training_with_ctrl_c(paper_firmware)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_training_with_ctrl_c(paper_firmware: Firmware) -> None:
     x = np.random.default_rng(0).normal(size=(8, 40, 3)).astype(np.float32)
     y = np.arange(8) % 6
     for _ in range(3):

@@ -32,7 +32,7 @@ def test_a_model_that_does_not_fit_fails_ram_with_the_overflow_in_bytes(tmp_path
     assert re.fullmatch(r"the model does not fit in the STM32L496's 320 KB of SRAM: the link overflows it by \d+ "
                         r"bytes \(.*\)", message), message
     log = (tmp_path / "log.html").read_text()
-    assert "estimated SRAM per item (bytes)" in log and "activation and error buffers" in log
+    assert "estimated SRAM per item (bytes)" in log and "activations and errors (arena)" in log
 
 
 def test_a_layer_the_device_lacks_fails_with_exports_message(tmp_path: Path, user_models: dict[str, Path]) -> None:

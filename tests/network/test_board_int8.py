@@ -160,12 +160,7 @@ def test_tabled_activations_on_the_board_match_tflite(pool: Kind, firmware_build
         xs = (2 * rng.normal(size=(24, 24, 3))).astype(np.float32)
         net.int8_calibrate(xs[:16], reset=True)
         net.int8_quantize([8, 8, 8, 8])
-        tfl = TFLiteModel(parse_image(arch, net.int8_image()))
-        for k, x in enumerate(xs):
-            _, logits, probs = net.int8_predict(x)
-            run = tfl.run(x)
-            np.testing.assert_array_equal(logits, run.logits, err_msg=f"window {k}")
-            np.testing.assert_array_equal(probs, run.probs, err_msg=f"window {k}")
+        _predict_like_tflite(net, arch, xs)
 
 
 def test_training_erases_the_int8_copy_that_shares_the_gradients_ram(board: UnicornBoard) -> None:
